@@ -1,0 +1,74 @@
+// Package alert holds the normalized Alert that every Darktrace record becomes, and the
+// converters from API records (FromBreach, FromAction, FromIncident).
+package alert
+
+import "time"
+
+// Kinds of alert; also the syslog MSGID.
+const (
+	KindBreach    = "modelbreach"
+	KindAntigena  = "antigena"
+	KindAIAnalyst = "aianalyst"
+)
+
+// Alert is one Darktrace record normalized for output. Zero values mean "absent": formatters
+// omit empty strings, zero times and a nil Action.
+type Alert struct {
+	Kind        string    // KindBreach | KindAntigena | KindAIAnalyst
+	ID          string    // pbid | codeid | incident event id
+	Appliance   string    // appliance label (DARKTRACE_NAME)
+	Time        time.Time // first activity (breach time, action start, event createdAt)
+	Created     time.Time // record creation (creationTime)
+	Name        string    // model name | action label | incident title
+	SignatureID string    // model pid | "antigena:<action>" | "aianalyst:<summariser>"
+	Score       float64   // 0..1
+	Severity    int       // 0..10 = round(score*10)
+	Category    string    // Critical | Suspicious | Compliance | Informational ...
+	Priority    int       // model priority 0..5
+	Model       Model
+	Device      Device
+	Dest        Endpoint
+	URL         string // breachUrl, or https://<appliance>/#modelbreach/<pbid> when absent
+	Message     string
+	Action      *Action
+	Raw         []byte // the record as received (darktrace-json)
+}
+
+// Model identifies the Darktrace model behind an alert.
+type Model struct {
+	PID   int64
+	UUID  string
+	Name  string
+	Tags  []string
+	MITRE []string // technique ids, e.g. T1041
+}
+
+// Device is the source device. IP and MAC hold only validated values; DID is -1 for system
+// breaches and 0 when unknown.
+type Device struct {
+	DID      int64
+	Hostname string
+	IP       string
+	MAC      string
+	Type     string
+	SID      int64
+}
+
+// Endpoint is the destination taken from a breach's triggered filters.
+type Endpoint struct {
+	IP       string
+	Host     string
+	Port     int
+	Protocol string
+}
+
+// Action describes an Antigena (RESPOND) action and its state.
+type Action struct {
+	Type      string // quarantine, connection, pol, ...
+	Label     string
+	State     string // pending | active | expired | cleared
+	Manual    bool
+	Expires   time.Time
+	Triggerer string
+	PBID      int64
+}

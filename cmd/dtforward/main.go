@@ -1,0 +1,101 @@
+// Command dtforward forwards Darktrace model breaches, Antigena actions and AI Analyst incident
+// events to a SIEM as CEF, LEEF or JSON syslog lines. Run "dtforward --help" for the commands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// Exit codes shared by every subcommand.
+const (
+	exitOK      = 0
+	exitFailure = 1 // runtime failure, e.g. an incomplete backfill
+	exitUsage   = 2 // usage or configuration error
+)
+
+// env is what a subcommand may touch of the process, so tests can run commands in-process.
+type env struct {
+	args    []string // arguments after the subcommand name
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+	getenv  func(string) string
+	environ func() []string
+}
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, e *env) int
+}
+
+// commands is the one table of subcommands; each lives in its own file.
+var commands = map[string]command{
+	"run":      {"poll the appliance forever and forward every alert (env-configured)", runRun},
+	"backfill": {"forward every record of a past time range once, resumably", runBackfill},
+	"format":   {"convert API JSON (file or stdin) to CEF, LEEF or JSON lines", runFormat},
+	"simulate": {"serve a fake Darktrace appliance API for tests and demos", runSimulate},
+	"demo":     {"simulator + run, printing CEF to stdout: no configuration needed", runDemo},
+	"check":    {"validate config, reach the appliance and the sink, print a sample line", runCheck},
+	"health":   {"exit 0 if the local /healthz answers (for container health checks)", runHealth},
+	"version":  {"print version, commit and Go version", runVersion},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := dispatch(ctx, os.Args[1:], &env{
+		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
+		getenv: os.Getenv, environ: os.Environ,
+	})
+	stop()
+	os.Exit(code)
+}
+
+func dispatch(ctx context.Context, args []string, e *env) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(e.stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args[0] = "version"
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(e.stderr, "dtforward: unknown command %q\n\n", args[0])
+		usage(e.stderr)
+		return exitUsage
+	}
+	e.args = args[1:]
+	return cmd.run(ctx, e)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `dtforward forwards Darktrace model breaches, Antigena actions and AI Analyst incident
+events to a SIEM as CEF, LEEF or JSON over syslog (UDP, TCP, TLS), stdout or a file.
+
+Usage: dtforward <command> [flags]
+
+Commands:
+`)
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprint(w, `
+Configuration comes from environment variables (see README.md, "Configuration").
+Run "dtforward <command> --help" for a command's flags.
+Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+`)
+}

@@ -1,0 +1,52 @@
+// Package config loads dtforward's configuration from the environment (12-factor), resolves
+// *_FILE secret variants and validates everything up front, reporting every problem at once.
+package config
+
+import "time"
+
+// Config is the whole environment configuration. The `desc` and `default` tags are the single
+// source of the README's configuration table (see TestREADMEConfigTable).
+type Config struct {
+	DarktraceURL                string        `envconfig:"DARKTRACE_URL" desc:"Appliance base URL, e.g. https://appliance.example (required for run, backfill, check)"`
+	DarktracePublicToken        Secret        `envconfig:"DARKTRACE_PUBLIC_TOKEN" desc:"API public token (or DARKTRACE_PUBLIC_TOKEN_FILE); never logged"`
+	DarktracePrivateToken       Secret        `envconfig:"DARKTRACE_PRIVATE_TOKEN" desc:"API private token (or DARKTRACE_PRIVATE_TOKEN_FILE); never logged"`
+	DarktraceCAFile             string        `envconfig:"DARKTRACE_CA_FILE" desc:"PEM CA bundle to trust for a self-signed appliance (default: system roots)"`
+	DarktraceServerName         string        `envconfig:"DARKTRACE_SERVER_NAME" desc:"TLS server name to verify instead of the URL host"`
+	DarktraceInsecureSkipVerify bool          `envconfig:"DARKTRACE_INSECURE_SKIP_VERIFY" default:"false" desc:"Skip TLS verification of the appliance (logs a warning; do not use in production)"`
+	DarktraceAllowHTTP          bool          `envconfig:"DARKTRACE_ALLOW_HTTP" default:"false" desc:"Allow a plain http:// URL (tests and the simulator only)"`
+	DarktraceTimeout            time.Duration `envconfig:"DARKTRACE_TIMEOUT" default:"60s" desc:"Per-request timeout"`
+	DarktraceName               string        `envconfig:"DARKTRACE_NAME" desc:"Appliance label in output, state file name and metrics (default: URL host)"`
+	DarktraceAppliancesFile     string        `envconfig:"DARKTRACE_APPLIANCES_FILE" desc:"JSON file listing several appliances (name, url, tokens or token files, CA) for one process"`
+
+	PollSources  []string      `envconfig:"POLL_SOURCES" default:"modelbreaches,antigena" desc:"Comma-separated sources: modelbreaches, antigena, aianalyst"`
+	PollInterval time.Duration `envconfig:"POLL_INTERVAL" default:"60s" desc:"Time between polls"`
+	PollStart    string        `envconfig:"POLL_START" default:"1h" desc:"How far back the very first run reaches: a duration or a timestamp"`
+	PollOverlap  time.Duration `envconfig:"POLL_OVERLAP" default:"10m" desc:"Each window re-reads this much for late records; dedupe removes repeats"`
+
+	FilterMinScore            float64 `envconfig:"FILTER_MIN_SCORE" default:"0" desc:"Drop alerts scoring below this (0-1); also sent as minscore"`
+	FilterIncludeAcknowledged bool    `envconfig:"FILTER_INCLUDE_ACKNOWLEDGED" default:"true" desc:"Forward acknowledged breaches"`
+	FilterIncludeSuppressed   bool    `envconfig:"FILTER_INCLUDE_SUPPRESSED" default:"false" desc:"Forward suppressed breaches"`
+	FilterModels              string  `envconfig:"FILTER_MODELS" desc:"Regular expression; only alerts whose model name matches are forwarded"`
+	FilterTags                string  `envconfig:"FILTER_TAGS" desc:"Regular expression; only alerts with a model tag that matches are forwarded"`
+
+	SIEMFormat                string        `envconfig:"SIEM_FORMAT" default:"cef" desc:"Output format: cef, leef, json, darktrace-json"`
+	SIEMLEEFVersion           string        `envconfig:"SIEM_LEEF_VERSION" default:"2.0" desc:"LEEF version: 2.0 (tab delimiter) or 1.0"`
+	SIEMTransport             string        `envconfig:"SIEM_TRANSPORT" default:"stdout" desc:"Transport: udp, tcp, tls, stdout, file"`
+	SIEMAddress               string        `envconfig:"SIEM_ADDRESS" desc:"host:port for udp/tcp/tls, a path for file"`
+	SIEMHeader                string        `envconfig:"SIEM_HEADER" default:"rfc5424" desc:"Syslog header: rfc5424, rfc3164, none"`
+	SIEMFraming               string        `envconfig:"SIEM_FRAMING" desc:"Stream framing: lf or octet-counting (default lf; octet-counting for tls)"`
+	SIEMFacility              string        `envconfig:"SIEM_FACILITY" default:"local4" desc:"Syslog facility name"`
+	SIEMTLSCAFile             string        `envconfig:"SIEM_TLS_CA_FILE" desc:"PEM CA bundle to verify the collector"`
+	SIEMTLSCertFile           string        `envconfig:"SIEM_TLS_CERT_FILE" desc:"Client certificate for mutual TLS"`
+	SIEMTLSKeyFile            string        `envconfig:"SIEM_TLS_KEY_FILE" desc:"Client key for mutual TLS"`
+	SIEMTLSServerName         string        `envconfig:"SIEM_TLS_SERVER_NAME" desc:"TLS server name to verify instead of the address host"`
+	SIEMTLSInsecureSkipVerify bool          `envconfig:"SIEM_TLS_INSECURE_SKIP_VERIFY" default:"false" desc:"Skip TLS verification of the collector (logs a warning)"`
+	SIEMMaxMessageBytes       int           `envconfig:"SIEM_MAX_MESSAGE_BYTES" default:"8192" desc:"Longest line sent; longer lines are trimmed field-wise (rsyslog's default limit)"`
+	SIEMTimeout               time.Duration `envconfig:"SIEM_TIMEOUT" default:"10s" desc:"Dial, handshake and write deadline"`
+
+	StateDir        string        `envconfig:"STATE_DIR" default:"./state" desc:"Directory for checkpoint files (container: /var/lib/dtforward)"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"How long SIGTERM waits for the in-flight batch"`
+	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn, error"`
+	LogFormat       string        `envconfig:"LOG_FORMAT" desc:"json or console (default: console on a TTY, else json)"`
+	HTTPAddress     string        `envconfig:"HTTP_ADDRESS" desc:"Listen address for /healthz, /readyz and /metrics, e.g. :9090 (off when empty)"`
+}

@@ -1,0 +1,13 @@
+// Package formatter turns an alert.Alert into exactly one line of CEF, LEEF, JSON or
+// Darktrace-native JSON.
+package formatter
+
+import "github.com/dtforward/dtforward/alert"
+
+// Formatter renders alerts. Implementations are safe for concurrent use.
+type Formatter interface {
+	// Append appends exactly one line for a to dst (no trailing newline, no raw CR or LF) and
+	// returns the extended buffer. An error means a cannot be rendered at all; the caller logs
+	// it with the alert id and skips the alert.
+	Append(dst []byte, a *alert.Alert) ([]byte, error)
+}

@@ -1,0 +1,114 @@
+// Package testtools locates the third-party daemons and parsers that tests run against
+// (rsyslog, syslog-ng, lognormalizer), as installed by scripts/install-test-deps.
+//
+// A test that needs a missing tool is skipped on a developer machine, and fails when
+// DTFORWARD_REQUIRE_TOOLS=1 (set by .ci/run), so CI can never pass by skipping.
+package testtools
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// Rsyslog is an rsyslogd binary and its module directory.
+type Rsyslog struct {
+	Bin    string
+	ModDir string
+}
+
+// SyslogNG is a syslog-ng binary; ModDir and LibDir are set when it was unpacked rather than
+// installed (then it needs --module-path and LD_LIBRARY_PATH).
+type SyslogNG struct {
+	Bin    string
+	ModDir string
+	LibDir string
+}
+
+func cacheRoot() string {
+	if d := os.Getenv("DTFORWARD_TOOLS_DIR"); d != "" {
+		return filepath.Join(d, "root")
+	}
+	base := os.Getenv("XDG_CACHE_HOME")
+	if base == "" {
+		home, _ := os.UserHomeDir()
+		base = filepath.Join(home, ".cache")
+	}
+	return filepath.Join(base, "dtforward-test-tools", "root")
+}
+
+func executable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// missing skips the test, or fails it when tools are required.
+func missing(t testing.TB, what string) {
+	t.Helper()
+	msg := what + " not found; run scripts/install-test-deps (as root) first"
+	if os.Getenv("DTFORWARD_REQUIRE_TOOLS") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// FindRsyslog returns rsyslogd, or skips/fails the test.
+func FindRsyslog(t testing.TB) Rsyslog {
+	t.Helper()
+	cands := []Rsyslog{
+		{os.Getenv("RSYSLOGD"), os.Getenv("RSYSLOG_MODDIR")},
+		{filepath.Join(cacheRoot(), "usr/sbin/rsyslogd"), filepath.Join(cacheRoot(), "usr/lib/x86_64-linux-gnu/rsyslog")},
+		{"/usr/sbin/rsyslogd", "/usr/lib/x86_64-linux-gnu/rsyslog"},
+	}
+	for _, c := range cands {
+		if c.Bin != "" && executable(c.Bin) {
+			return c
+		}
+	}
+	missing(t, "rsyslogd")
+	return Rsyslog{}
+}
+
+// FindSyslogNG returns syslog-ng, or skips/fails the test.
+func FindSyslogNG(t testing.TB) SyslogNG {
+	t.Helper()
+	root := cacheRoot()
+	cands := []SyslogNG{
+		{os.Getenv("SYSLOG_NG"), os.Getenv("SYSLOG_NG_MODDIR"), os.Getenv("SYSLOG_NG_LIBDIR")},
+		{"/usr/sbin/syslog-ng", "", ""},
+		{filepath.Join(root, "usr/sbin/syslog-ng"), filepath.Join(root, "usr/lib/syslog-ng/3.38"), filepath.Join(root, "usr/lib/syslog-ng")},
+	}
+	for _, c := range cands {
+		if c.Bin != "" && executable(c.Bin) {
+			return c
+		}
+	}
+	missing(t, "syslog-ng")
+	return SyslogNG{}
+}
+
+// Command returns an exec.Cmd running syslog-ng with args, set up for an unpacked install.
+func (s SyslogNG) Command(args ...string) *exec.Cmd {
+	if s.LibDir != "" {
+		args = append([]string{"--module-path", s.ModDir}, args...)
+	}
+	cmd := exec.Command(s.Bin, args...)
+	if s.LibDir != "" {
+		cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+s.LibDir)
+	}
+	return cmd
+}
+
+// FindLognormalizer returns the lognormalizer binary (liblognorm-utils), or skips/fails.
+func FindLognormalizer(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("LOGNORMALIZER"); p != "" && executable(p) {
+		return p
+	}
+	if p, err := exec.LookPath("lognormalizer"); err == nil {
+		return p
+	}
+	missing(t, "lognormalizer")
+	return ""
+}
