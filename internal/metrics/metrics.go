@@ -1,0 +1,226 @@
+// Package metrics holds dtforward's Prometheus series (on their own registry, so no library
+// defaults leak in) and the small HTTP server that serves /healthz, /readyz and /metrics on
+// HTTP_ADDRESS.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Outcomes of a record, the values of the outcome label of dtforward_records_total.
+const (
+	OutcomeFetched   = "fetched"   // received from the appliance
+	OutcomeSent      = "sent"      // accepted by the sink
+	OutcomeDeduped   = "deduped"   // already delivered earlier
+	OutcomeFiltered  = "filtered"  // dropped by FILTER_*
+	OutcomeMalformed = "malformed" // did not decode or normalize; skipped
+)
+
+// Lag is one source's checkpoint lag, reported by a LagFunc.
+type Lag struct {
+	Appliance, Source string
+	Lag               time.Duration
+}
+
+// Metrics is the set of dtforward series. All methods are safe for concurrent use and do
+// nothing on a nil *Metrics, so callers need no "metrics enabled?" branches.
+type Metrics struct {
+	reg            *prometheus.Registry
+	records        *prometheus.CounterVec
+	pollDuration   *prometheus.HistogramVec
+	apiErrors      *prometheus.CounterVec
+	sinkErrors     prometheus.Counter
+	sinkReconnects prometheus.Counter
+
+	mu   sync.Mutex
+	lags []func() []Lag
+}
+
+// New returns the series registered on a fresh registry, plus Go runtime and process metrics.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtforward_records_total",
+			Help: "Records by appliance, source and outcome (fetched, sent, deduped, filtered, malformed).",
+		}, []string{"appliance", "source", "outcome"}),
+		pollDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dtforward_poll_duration_seconds",
+			Help:    "Duration of one poll cycle (fetch, deliver, persist), including retries.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"appliance", "source"}),
+		apiErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtforward_api_errors_total",
+			Help: "Failed appliance requests by appliance and source.",
+		}, []string{"appliance", "source"}),
+		sinkErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dtforward_sink_errors_total",
+			Help: "Batches the sink failed to accept (each is retried whole).",
+		}),
+		sinkReconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dtforward_sink_reconnects_total",
+			Help: "Connections (re)established to the SIEM.",
+		}),
+	}
+	lagDesc := prometheus.NewDesc("dtforward_checkpoint_lag_seconds",
+		"Time between now and the end of the last window delivered, by appliance and source.",
+		[]string{"appliance", "source"}, nil)
+	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects,
+		&lagCollector{m: m, desc: lagDesc},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry returns the registry, e.g. for tests that gather.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// AddRecords counts n records with an outcome.
+func (m *Metrics) AddRecords(appliance, source, outcome string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.records.WithLabelValues(appliance, source, outcome).Add(float64(n))
+}
+
+// ObservePoll records one poll cycle's duration.
+func (m *Metrics) ObservePoll(appliance, source string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.pollDuration.WithLabelValues(appliance, source).Observe(d.Seconds())
+}
+
+// APIError counts one failed appliance request.
+func (m *Metrics) APIError(appliance, source string) {
+	if m == nil {
+		return
+	}
+	m.apiErrors.WithLabelValues(appliance, source).Inc()
+}
+
+// SinkError counts one batch the sink did not accept.
+func (m *Metrics) SinkError() {
+	if m == nil {
+		return
+	}
+	m.sinkErrors.Inc()
+}
+
+// SinkReconnect counts one (re)connection to the SIEM.
+func (m *Metrics) SinkReconnect() {
+	if m == nil {
+		return
+	}
+	m.sinkReconnects.Inc()
+}
+
+// AddLagFunc registers a function reporting checkpoint lags; it is called at every scrape, so
+// the gauge keeps growing while a source is stuck rather than freezing at its last success.
+func (m *Metrics) AddLagFunc(f func() []Lag) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.lags = append(m.lags, f)
+	m.mu.Unlock()
+}
+
+type lagCollector struct {
+	m    *Metrics
+	desc *prometheus.Desc
+}
+
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	fs := append([]func() []Lag(nil), c.m.lags...)
+	c.m.mu.Unlock()
+	for _, f := range fs {
+		for _, l := range f() {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, l.Lag.Seconds(), l.Appliance, l.Source)
+		}
+	}
+}
+
+// Server serves /healthz (the process is up), /readyz (ready() returns nil) and /metrics.
+type Server struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{}
+	err  error
+}
+
+// Handler returns the HTTP handler of a Server, for tests and for embedding.
+func Handler(m *Metrics, ready func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if ready != nil {
+			if err := ready(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintln(w, "not ready:", err)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	if m != nil {
+		mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
+	}
+	return mux
+}
+
+// Serve listens on addr and serves Handler(m, ready) until Close.
+func Serve(addr string, m *Metrics, ready func() error) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP_ADDRESS %s: %w", addr, err)
+	}
+	s := &Server{
+		srv: &http.Server{
+			Handler:           Handler(m, ready),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+		},
+		ln:   ln,
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.err = err
+		}
+	}()
+	return s, nil
+}
+
+// Addr returns the address actually listened on (useful with port 0).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Close stops the server, waiting up to a few seconds for in-flight scrapes.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	<-s.done
+	if err != nil {
+		return err
+	}
+	return s.err
+}
