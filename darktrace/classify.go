@@ -1,0 +1,460 @@
+package darktrace
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Class says what a caller should do about a failure. It is decided in one place (this file),
+// so the poller, backfill and `dtforward check` all react to a response the same way.
+type Class int
+
+const (
+	// ClassOK is no error.
+	ClassOK Class = iota
+	// ClassRetry is transient (5xx, 408, 429, timeouts, resets, truncated/invalid bodies):
+	// retry the same request with backoff, honouring RetryAfterOf.
+	ClassRetry
+	// ClassAuth is a credentials, clock or permission problem a person must fix; retrying
+	// slowly is fine, but each occurrence deserves an error log with Error.Msg.
+	ClassAuth
+	// ClassPermanent will fail the same way if repeated unchanged (bad parameters, an error
+	// body, an untrusted TLS certificate, or the caller's own cancellation).
+	ClassPermanent
+)
+
+// String returns ok, retry, auth or permanent (used in logs and metric labels).
+func (c Class) String() string {
+	switch c {
+	case ClassOK:
+		return "ok"
+	case ClassRetry:
+		return "retry"
+	case ClassAuth:
+		return "auth"
+	case ClassPermanent:
+		return "permanent"
+	}
+	return "class(" + strconv.Itoa(int(c)) + ")"
+}
+
+// Sentinel causes, for errors.Is on an *Error.
+var (
+	// ErrSignature: the appliance rejected the DTAPI signature or does not know the token.
+	ErrSignature = errors.New("API SIGNATURE ERROR")
+	// ErrClockSkew: the appliance rejected DTAPI-Date (more than 30 minutes off its clock).
+	ErrClockSkew = errors.New("API DATE ERROR")
+	// ErrPermission: the token is valid but may not read this endpoint (302 to /403).
+	ErrPermission = errors.New("redirected to /403")
+	// ErrNotAuthenticated: 302 to /login, 401/403, or a 200 HTML login page.
+	ErrNotAuthenticated = errors.New("not authenticated")
+	// ErrTimeout: no complete response within Config.Timeout.
+	ErrTimeout = errors.New("request timed out")
+)
+
+// errOurTimeout is the context cause of the per-request deadline, so a timeout of ours (retry)
+// is told apart from the caller's own deadline or cancellation.
+var errOurTimeout = errors.New("darktrace: per-request timeout")
+
+// Error is every failure the client returns (wrapping the cause). Msg is written for a person:
+// what happened and what to do. It never contains a token.
+type Error struct {
+	Class         Class
+	Endpoint      string        // path without query, e.g. /modelbreaches
+	StatusCode    int           // 0 when no response arrived
+	RetryAfter    time.Duration // from Retry-After on 429/503 (and 408), capped at MaxRetryAfter
+	ApplianceTime time.Time     // the response Date header, when the appliance sent one
+	Msg           string
+	Err           error
+}
+
+// Error returns "darktrace <endpoint>: <Msg>[: <cause>]".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("darktrace ")
+	if e.Endpoint != "" {
+		b.WriteString(e.Endpoint)
+	} else {
+		b.WriteString("request")
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	if e.Err != nil && !strings.Contains(e.Msg, e.Err.Error()) {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// GoString keeps %#v as readable (and token-free) as %v.
+func (e *Error) GoString() string {
+	return fmt.Sprintf("&darktrace.Error{Class:%s, Endpoint:%q, StatusCode:%d, Msg:%q}", e.Class, e.Endpoint, e.StatusCode, e.Error())
+}
+
+// MaxRetryAfter caps a Retry-After so a hostile or buggy value cannot stall polling for days.
+const MaxRetryAfter = 15 * time.Minute
+
+// ClassOf returns the class of err: nil → ClassOK; an *Error (anywhere in the chain) → its
+// Class. For other errors (e.g. returned by a Stream callback): net timeouts, connection resets,
+// refusals and EOFs → ClassRetry; JSON syntax errors → ClassRetry; context.Canceled or
+// context.DeadlineExceeded → ClassPermanent.
+//
+// The caller's own cancellation is ClassPermanent on purpose: repeating the request cannot
+// succeed under the same context, and a retry loop that sees ClassRetry would spin during
+// shutdown. Callers that need to tell shutdown from a real failure check ctx.Err() or
+// errors.Is(err, context.Canceled) — an *Error caused by cancellation wraps ctx.Err(). Our
+// per-request timeout is not a context error to the caller: it is ClassRetry wrapping ErrTimeout.
+func ClassOf(err error) Class {
+	if err == nil {
+		return ClassOK
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Class
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return ClassPermanent
+	}
+	if isRetryableNetError(err) || isDecodeError(err) {
+		return ClassRetry
+	}
+	return ClassPermanent
+}
+
+// RetryAfterOf returns the Retry-After the appliance asked for, or 0.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+func isRetryableNetError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE)
+}
+
+func isDecodeError(err error) bool {
+	var se *json.SyntaxError
+	return errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errTrailingData) ||
+		// json.Decoder reports a body that ends mid-value as a plain io.ErrUnexpectedEOF or,
+		// for a body that ends right after a delimiter, as io.EOF.
+		errors.Is(err, io.EOF)
+}
+
+// transportError classifies a failure to get (or finish reading) a response.
+func (c *Client) transportError(callerCtx, reqCtx context.Context, endpoint string, err error) *Error {
+	if callerCtx.Err() != nil {
+		return &Error{Class: ClassPermanent, Endpoint: endpoint, Msg: "request abandoned: the caller cancelled it", Err: callerCtx.Err()}
+	}
+	if errors.Is(context.Cause(reqCtx), errOurTimeout) {
+		return &Error{Class: ClassRetry, Endpoint: endpoint,
+			Msg: fmt.Sprintf("no complete response within %s; the appliance is slow or unreachable (raise DARKTRACE_TIMEOUT if large responses are expected); will retry", c.timeout),
+			Err: ErrTimeout}
+	}
+	var (
+		unknownCA *x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verifyErr *tls.CertificateVerificationError
+		recordErr tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &unknownCA):
+		return &Error{Class: ClassPermanent, Endpoint: endpoint,
+			Msg: "TLS: the appliance certificate is not signed by a trusted CA; set DARKTRACE_CA_FILE to the appliance's CA certificate (PEM)",
+			Err: err}
+	case errors.As(err, &hostErr):
+		return &Error{Class: ClassPermanent, Endpoint: endpoint,
+			Msg: "TLS: the appliance certificate does not name " + c.base.Hostname() + "; use the name in the certificate in DARKTRACE_URL or set the TLS server name override",
+			Err: err}
+	case errors.As(err, &invalid), errors.As(err, &verifyErr):
+		return &Error{Class: ClassPermanent, Endpoint: endpoint,
+			Msg: "TLS: the appliance certificate is not valid (expired or not for server use)",
+			Err: err}
+	case errors.As(err, &recordErr):
+		return &Error{Class: ClassPermanent, Endpoint: endpoint,
+			Msg: "TLS handshake failed: the server does not speak TLS on this port (try http:// with DARKTRACE_ALLOW_HTTP=true, or check the port)",
+			Err: err}
+	}
+	return &Error{Class: ClassRetry, Endpoint: endpoint,
+		Msg: "connection to the appliance failed; will retry", Err: err}
+}
+
+// response is everything classify looks at; a plain struct so the table test can build one
+// without a server.
+type response struct {
+	Endpoint   string
+	StatusCode int
+	Header     http.Header
+	Body       []byte              // a bounded prefix, or the whole single object for a 200 '{'
+	Now        time.Time           // our clock (the one DTAPI-Date was made from)
+	scrub      func([]byte) []byte // removes tokens; nil in tests that have none
+}
+
+// classify maps one HTTP response to nil (ok) or an *Error. It is the only place that decides
+// ok/retry/auth/permanent for a response.
+func classify(r response) *Error {
+	body := r.Body
+	if r.scrub != nil {
+		body = r.scrub(body)
+	}
+	e := &Error{Endpoint: r.Endpoint, StatusCode: r.StatusCode}
+	if d, err := http.ParseTime(r.Header.Get("Date")); err == nil {
+		e.ApplianceTime = d.UTC()
+	}
+	html := isHTML(r.Header, body)
+	status := r.StatusCode
+
+	switch {
+	case status >= 300 && status < 400:
+		loc := locationPath(r.Header.Get("Location"))
+		switch {
+		case loc == "/403" || strings.HasPrefix(loc, "/403/"):
+			e.Class, e.Err = ClassAuth, ErrPermission
+			e.Msg = "token lacks permission for " + r.Endpoint + "; grant the API token access to it on the appliance (System Config > API tokens)"
+		case loc == "/login" || strings.HasPrefix(loc, "/login/"):
+			e.Class, e.Err = ClassAuth, ErrNotAuthenticated
+			e.Msg = "not authenticated or unknown endpoint (redirected to /login); check the tokens and that DARKTRACE_URL points at the appliance API"
+		default:
+			e.Class = ClassPermanent
+			e.Msg = fmt.Sprintf("unexpected HTTP %d redirect to %s; check DARKTRACE_URL (scheme, host, proxy)", status, quoteSnippet([]byte(r.Header.Get("Location"))))
+		}
+		return e
+
+	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
+		e.Class = ClassRetry
+		e.RetryAfter = retryAfter(r.Header, e.ApplianceTime, r.Now)
+		what := "appliance server error"
+		switch status {
+		case http.StatusRequestTimeout:
+			what = "appliance timed out the request"
+		case http.StatusTooManyRequests:
+			what = "appliance is rate limiting"
+		}
+		e.Msg = fmt.Sprintf("HTTP %d: %s (%s); will retry", status, what, describeBody(body, html))
+		if e.RetryAfter > 0 {
+			e.Msg += " after " + e.RetryAfter.String()
+		}
+		return e
+
+	case status == http.StatusBadRequest:
+		switch apiErr := apiErrorValue(body); {
+		case apiErr == "API SIGNATURE ERROR":
+			e.Class, e.Err = ClassAuth, ErrSignature
+			e.Msg = "signature rejected: check DARKTRACE_PUBLIC_TOKEN/DARKTRACE_PRIVATE_TOKEN (a pair from the same token, no stray whitespace)"
+		case apiErr == "API DATE ERROR":
+			e.Class, e.Err = ClassAuth, ErrClockSkew
+			ours := r.Now.UTC()
+			if !e.ApplianceTime.IsZero() {
+				off := ours.Sub(e.ApplianceTime)
+				if off < 0 {
+					off = -off
+				}
+				e.Msg = fmt.Sprintf("clock skew: appliance time is %s while ours is %s (off by %s); fix NTP",
+					e.ApplianceTime.Format(time.RFC3339), ours.Format(time.RFC3339), off.Round(time.Second))
+			} else {
+				e.Msg = fmt.Sprintf("clock skew: the appliance rejected our DTAPI-Date (ours is %s, it accepts ±30m of its clock) and sent no Date header to compare; fix NTP",
+					ours.Format(time.RFC3339))
+			}
+		default:
+			e.Class = ClassPermanent
+			e.Msg = fmt.Sprintf("HTTP 400: appliance rejected the request (%s); check the query parameters", describeBody(body, html))
+		}
+		return e
+
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		e.Class, e.Err = ClassAuth, ErrNotAuthenticated
+		e.Msg = fmt.Sprintf("HTTP %d: the appliance (or a proxy in front of it) refused the request (%s); check the tokens and their permissions", status, describeBody(body, html))
+		return e
+
+	case status >= 400:
+		e.Class = ClassPermanent
+		e.Msg = fmt.Sprintf("HTTP %d (%s)", status, describeBody(body, html))
+		return e
+
+	case status < 200:
+		e.Class = ClassRetry
+		e.Msg = fmt.Sprintf("unexpected HTTP %d; will retry", status)
+		return e
+	}
+
+	// 2xx.
+	if html {
+		if isLoginPage(body) {
+			e.Class, e.Err = ClassAuth, ErrNotAuthenticated
+			e.Msg = "the appliance answered with its HTML login page instead of JSON: not authenticated (a proxy may be following its redirect, or DARKTRACE_URL points at the web UI)"
+		} else {
+			e.Class = ClassPermanent
+			e.Msg = "expected JSON, got an HTML page (" + describeBody(body, true) + "); check DARKTRACE_URL and any proxy in between"
+		}
+		return e
+	}
+	if v, ok := errorObject(body); ok {
+		switch v {
+		case "API SIGNATURE ERROR", "API DATE ERROR":
+			// Same meaning as the 400 form; keep one wording.
+			r.StatusCode = http.StatusBadRequest
+			e2 := classify(r)
+			e2.StatusCode = status
+			return e2
+		}
+		e.Class = ClassPermanent
+		e.Msg = "appliance returned an error: " + quoteSnippet([]byte(v)) + "; check the query parameters"
+		return e
+	}
+	return nil
+}
+
+// apiErrorValue returns the error text of a Darktrace error body: the string value in a small
+// object whose key is the path segment ({"modelbreaches": "API SIGNATURE ERROR"}), or "error".
+// Matching is on the value, normalized, because the key varies by endpoint.
+func apiErrorValue(body []byte) string {
+	v, _ := errorObject(body)
+	return v
+}
+
+// errorObject recognises an error body: a JSON object of at most three keys holding "error",
+// or a string value that is one of the API's error words. Records have many keys and no such
+// values, so a real single-record response is never mistaken for an error.
+func errorObject(body []byte) (string, bool) {
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 || b[0] != '{' || len(b) > snippetLimit {
+		return "", false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil || len(m) == 0 || len(m) > 3 {
+		return "", false
+	}
+	for _, raw := range m {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			continue
+		}
+		switch w := strings.ToUpper(strings.TrimSpace(s)); w {
+		case "API SIGNATURE ERROR", "API DATE ERROR", "ERROR":
+			return w, true
+		}
+	}
+	if raw, ok := m["error"]; ok {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s, true
+		}
+		return string(raw), true
+	}
+	return "", false
+}
+
+// retryAfter parses Retry-After as delay-seconds or an HTTP-date. A date is measured against
+// the response's own Date header when there is one (both are the server's clock), else ours.
+func retryAfter(h http.Header, serverNow, ourNow time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		if n > int64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter
+		}
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		ref := serverNow
+		if ref.IsZero() {
+			ref = ourNow
+		}
+		d = t.Sub(ref)
+	}
+	if d < 0 {
+		return 0
+	}
+	return min(d, MaxRetryAfter)
+}
+
+// locationPath returns the path of a Location header (absolute or relative).
+func locationPath(loc string) string {
+	u, err := url.Parse(strings.TrimSpace(loc))
+	if err != nil {
+		return ""
+	}
+	return u.Path
+}
+
+func isHTML(h http.Header, body []byte) bool {
+	if strings.HasPrefix(strings.ToLower(h.Get("Content-Type")), "text/html") {
+		return true
+	}
+	b := bytes.TrimSpace(body)
+	return len(b) > 0 && b[0] == '<'
+}
+
+func isLoginPage(body []byte) bool {
+	low := bytes.ToLower(body)
+	return bytes.Contains(low, []byte("login")) || bytes.Contains(low, []byte("log in")) || bytes.Contains(low, []byte("sign in"))
+}
+
+// describeBody summarizes a body for an error message: the title of an HTML page, the error
+// value of a JSON error, or a short quoted prefix. Never the whole body.
+func describeBody(body []byte, html bool) string {
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 {
+		return "empty body"
+	}
+	if html {
+		low := bytes.ToLower(b)
+		if i := bytes.Index(low, []byte("<title>")); i >= 0 {
+			rest := b[i+len("<title>"):]
+			if j := bytes.Index(bytes.ToLower(rest), []byte("</title>")); j >= 0 {
+				return "HTML page " + quoteSnippet(bytes.TrimSpace(rest[:j]))
+			}
+		}
+		return "HTML page"
+	}
+	if v, ok := errorObject(b); ok {
+		return "error " + quoteSnippet([]byte(v))
+	}
+	return "body " + quoteSnippet(b)
+}
+
+// quoteSnippet renders at most 200 bytes of untrusted text as a Go-quoted string: control
+// characters and invalid UTF-8 are escaped, so it cannot break or forge a log line.
+func quoteSnippet(b []byte) string {
+	const max = 200
+	cut := len(b) > max
+	if cut {
+		b = b[:max]
+	}
+	s := strconv.QuoteToGraphic(string(b))
+	if cut {
+		s += "…"
+	}
+	return s
+}

@@ -1,0 +1,426 @@
+package darktrace
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/dtforward/dtforward/internal/tlsconfig"
+)
+
+// DefaultTimeout bounds one request, response body included, when Config.Timeout is 0.
+const DefaultTimeout = 60 * time.Second
+
+// DefaultUserAgent is sent when Config.UserAgent is empty.
+const DefaultUserAgent = "dtforward/dev"
+
+// Config configures a Client. Tokens are plain strings here; the config package keeps them as
+// config.Secret until this point, and the Client never puts them in an error.
+type Config struct {
+	URL          string        // base URL, e.g. https://appliance.example (no trailing path needed)
+	PublicToken  string        // sent as DTAPI-Token
+	PrivateToken string        // HMAC key; never sent
+	AllowHTTP    bool          // plain http:// only when true (tests, simulator); otherwise New errors
+	Timeout      time.Duration // per request, whole body included; 0 = DefaultTimeout
+	TLS          tlsconfig.Options
+	UserAgent    string           // default DefaultUserAgent
+	Now          func() time.Time // clock for DTAPI-Date; nil = time.Now (tests skew it)
+}
+
+// Client is a signed HTTP(S) client for one appliance. It is safe for concurrent use, although
+// dtforward keeps one request in flight per appliance (the API documents no rate limit, and
+// appliances are not sized for parallel pollers).
+type Client struct {
+	base    url.URL
+	signer  *Signer
+	http    *http.Client
+	timeout time.Duration
+	ua      string
+	now     func() time.Time
+	// secrets are scrubbed from any text that reaches an error, in case an appliance or proxy
+	// echoes a request header back in a body.
+	secrets []string
+}
+
+// New checks cfg and returns a Client. It does no network I/O.
+func New(cfg Config) (*Client, error) {
+	var problems []error
+	u, err := url.Parse(strings.TrimSpace(cfg.URL))
+	switch {
+	case cfg.URL == "":
+		problems = append(problems, errors.New("darktrace: URL is empty; set DARKTRACE_URL to https://<appliance>"))
+	case err != nil:
+		problems = append(problems, fmt.Errorf("darktrace: URL %q does not parse: %v", cfg.URL, errors.Unwrap(err)))
+	case u.Scheme != "https" && u.Scheme != "http":
+		problems = append(problems, fmt.Errorf("darktrace: URL %q must start with https:// (or http:// with DARKTRACE_ALLOW_HTTP=true)", cfg.URL))
+	case u.Scheme == "http" && !cfg.AllowHTTP:
+		problems = append(problems, fmt.Errorf("darktrace: URL %q is plain http; use https:// or set DARKTRACE_ALLOW_HTTP=true (tokens and alerts would cross the network unencrypted)", cfg.URL))
+	case u.Host == "":
+		problems = append(problems, fmt.Errorf("darktrace: URL %q has no host", cfg.URL))
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "":
+		// A base path would change what the appliance signs; the API lives at the root.
+		problems = append(problems, fmt.Errorf("darktrace: URL %q must be just scheme://host[:port]; the API paths are added by dtforward", cfg.URL))
+	}
+	if cfg.PublicToken == "" {
+		problems = append(problems, errors.New("darktrace: public token is empty; set DARKTRACE_PUBLIC_TOKEN"))
+	}
+	if cfg.PrivateToken == "" {
+		problems = append(problems, errors.New("darktrace: private token is empty; set DARKTRACE_PRIVATE_TOKEN"))
+	}
+	if cfg.Timeout < 0 {
+		problems = append(problems, fmt.Errorf("darktrace: timeout %s is negative", cfg.Timeout))
+	}
+	tlsCfg, err := tlsconfig.Client(cfg.TLS)
+	if err != nil {
+		problems = append(problems, fmt.Errorf("darktrace: TLS: %w", err))
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	tr.MaxIdleConnsPerHost = 2
+	c := &Client{
+		base:    url.URL{Scheme: u.Scheme, Host: u.Host},
+		signer:  NewSigner(cfg.PublicToken, cfg.PrivateToken),
+		timeout: cfg.Timeout,
+		ua:      cfg.UserAgent,
+		now:     cfg.Now,
+		secrets: []string{cfg.PublicToken, cfg.PrivateToken},
+	}
+	if c.timeout == 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.ua == "" {
+		c.ua = DefaultUserAgent
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	c.http = &http.Client{
+		Transport: tr,
+		// A 302 is the appliance's answer (to /403 or /login), not a hop to take: following it
+		// would turn "token lacks permission" into an unhelpful HTML login page.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		// No http.Client.Timeout: the per-request context deadline covers headers and body, and
+		// lets us tell our timeout apart from the caller's cancellation.
+	}
+	return c, nil
+}
+
+// Host returns the host[:port] of the appliance URL, for the default appliance name and for
+// building breach URLs when the appliance sends none.
+func (c *Client) Host() string { return c.base.Host }
+
+// CloseIdleConnections closes kept-alive connections; call it when done with the Client so no
+// connection goroutines outlive it.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
+// Status fetches GET /status?includechildren=false&fast=true, the cheap health probe.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var s Status
+	if err := c.GetJSON(ctx, "/status?includechildren=false&fast=true", &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// GetJSON fetches a single-object endpoint (e.g. /antigena/summary) and decodes it into v.
+// Errors are *Error.
+func (c *Client) GetJSON(ctx context.Context, pathAndQuery string, v any) error {
+	endpoint := endpointOf(pathAndQuery)
+	n := 0
+	return c.Stream(ctx, pathAndQuery, func(raw []byte) error {
+		n++
+		if n > 1 {
+			return &Error{Class: ClassPermanent, Endpoint: endpoint, StatusCode: http.StatusOK,
+				Msg: "expected one JSON object, got an array of several; use Stream/Records for list endpoints"}
+		}
+		if err := json.Unmarshal(raw, v); err != nil {
+			return &Error{Class: ClassPermanent, Endpoint: endpoint, StatusCode: http.StatusOK,
+				Msg: "response does not match the expected shape", Err: err}
+		}
+		return nil
+	})
+}
+
+// Stream GETs pathAndQuery (path + "?" + query exactly as to be sent AND signed; the caller
+// fixes the order) and calls fn for each element of the returned JSON array (a single top-level
+// object counts as one element), with the raw bytes of that element (valid only during the
+// call). Streaming: the body is never held whole. A truncated/invalid body is an error of the
+// whole request (class retry). An error from fn stops and is returned as is.
+//
+// Every other failure is an *Error. Elements already passed to fn before a body error stay
+// passed: callers treat the request as failed and must not move their checkpoint.
+func (c *Client) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
+	endpoint := endpointOf(pathAndQuery)
+	reqCtx, cancel := context.WithTimeoutCause(ctx, c.timeout, errOurTimeout)
+	defer cancel()
+
+	req, err := c.newRequest(reqCtx, pathAndQuery)
+	if err != nil {
+		return &Error{Class: ClassPermanent, Endpoint: endpoint, Msg: "cannot build request", Err: err}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.transportError(ctx, reqCtx, endpoint, err)
+	}
+	defer resp.Body.Close()
+
+	if resp.StatusCode != http.StatusOK {
+		body, rerr := readSnippet(resp.Body)
+		if e := classify(c.response(endpoint, resp, body)); e != nil {
+			return e
+		}
+		// A 2xx other than 200 (e.g. 204) with no usable body: nothing to stream.
+		if rerr != nil {
+			return c.transportError(ctx, reqCtx, endpoint, rerr)
+		}
+		return nil
+	}
+
+	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	first, err := firstByte(br)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: resp.StatusCode,
+				Msg: "empty response body; will retry", Err: io.ErrUnexpectedEOF}
+		}
+		return c.transportError(ctx, reqCtx, endpoint, err)
+	}
+	if first != '[' && first != '{' {
+		// Not JSON we can stream: an HTML page, a plain-text redirect notice, garbage. Classify
+		// on a bounded prefix.
+		body, _ := readSnippet(br)
+		r := c.response(endpoint, resp, body)
+		if e := classify(r); e != nil {
+			return e
+		}
+		return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: resp.StatusCode,
+			Msg: "response is not JSON (" + quoteSnippet(c.scrub(body)) + "); will retry"}
+	}
+
+	dec := json.NewDecoder(br)
+	bodyErr := func(n int, err error) error {
+		if ctx.Err() != nil || reqCtx.Err() != nil || !isDecodeError(err) {
+			return c.transportError(ctx, reqCtx, endpoint, err)
+		}
+		return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: resp.StatusCode,
+			Msg: fmt.Sprintf("response body is truncated or not valid JSON (near byte %d, after %d records); will retry", dec.InputOffset(), n),
+			Err: err}
+	}
+
+	var raw json.RawMessage // reused: RawMessage.UnmarshalJSON appends into the same array
+	if first == '{' {
+		if err := dec.Decode(&raw); err != nil {
+			return bodyErr(0, err)
+		}
+		if err := expectEOF(dec); err != nil {
+			return bodyErr(1, err)
+		}
+		// A 200 can still carry {"error": ...} or {"response": "ERROR"}; a real record cannot
+		// look like that (see errorObject).
+		r := c.response(endpoint, resp, raw)
+		if e := classify(r); e != nil {
+			return e
+		}
+		return fn(raw)
+	}
+
+	if _, err := dec.Token(); err != nil { // '['
+		return bodyErr(0, err)
+	}
+	n := 0
+	for dec.More() {
+		if err := dec.Decode(&raw); err != nil {
+			return bodyErr(n, err)
+		}
+		if err := fn(raw); err != nil {
+			return err
+		}
+		n++
+	}
+	if _, err := dec.Token(); err != nil { // ']'
+		return bodyErr(n, err)
+	}
+	if err := expectEOF(dec); err != nil {
+		return bodyErr(n, err)
+	}
+	return nil
+}
+
+// BadRecord describes an array element that did not decode into the record type; it was
+// skipped. ID is the record's pbid/codeid/id when one could be read (sanitized for logs).
+type BadRecord struct {
+	Index int
+	ID    string
+	Err   error
+}
+
+// Records is Stream + json.Unmarshal into T: fn gets each decoded record (rec is a fresh value
+// the caller may keep; raw is valid only during the call, copy it to keep it). An element that
+// does not decode into T is passed to bad (may be nil) and skipped, so one malformed record does
+// not hold back the rest of the batch.
+func Records[T any](ctx context.Context, c *Client, pathAndQuery string, fn func(rec *T, raw []byte) error, bad func(BadRecord)) error {
+	i := 0
+	return c.Stream(ctx, pathAndQuery, func(raw []byte) error {
+		idx := i
+		i++
+		rec := new(T)
+		if err := json.Unmarshal(raw, rec); err != nil {
+			if bad != nil {
+				bad(BadRecord{Index: idx, ID: recordID(raw), Err: err})
+			}
+			return nil
+		}
+		return fn(rec, raw)
+	})
+}
+
+func (c *Client) newRequest(ctx context.Context, pathAndQuery string) (*http.Request, error) {
+	if !strings.HasPrefix(pathAndQuery, "/") {
+		return nil, fmt.Errorf("path %q must start with /", pathAndQuery)
+	}
+	u := c.base
+	path, query, hasQuery := strings.Cut(pathAndQuery, "?")
+	u.Path = path
+	// RawQuery verbatim: url.Values would sort the parameters and the signature covers the
+	// order as sent.
+	u.RawQuery = query
+	u.ForceQuery = hasQuery && query == ""
+	if got := u.RequestURI(); got != pathAndQuery {
+		// The signature covers the text as sent; if Go would encode anything, the appliance
+		// would verify a different string. dtforward only sends identity-encoded values.
+		return nil, fmt.Errorf("path %q would be sent as %q; only characters that need no URL encoding are supported", pathAndQuery, got)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	date := FormatDate(c.now())
+	req.Header.Set("DTAPI-Token", c.signer.Public())
+	req.Header.Set("DTAPI-Date", date)
+	req.Header.Set("DTAPI-Signature", c.signer.Sign(pathAndQuery, date))
+	req.Header.Set("User-Agent", c.ua)
+	req.Header.Set("Accept", "application/json")
+	return req, nil
+}
+
+// response gathers what classify needs, with the clock the signature used.
+func (c *Client) response(endpoint string, resp *http.Response, body []byte) response {
+	return response{
+		Endpoint:   endpoint,
+		StatusCode: resp.StatusCode,
+		Header:     resp.Header,
+		Body:       body,
+		Now:        c.now(),
+		scrub:      c.scrub,
+	}
+}
+
+// scrub removes the tokens from text that may end up in an error.
+func (c *Client) scrub(b []byte) []byte {
+	for _, s := range c.secrets {
+		if len(s) >= 4 && bytes.Contains(b, []byte(s)) {
+			b = bytes.ReplaceAll(b, []byte(s), []byte("<redacted>"))
+		}
+	}
+	return b
+}
+
+// endpointOf returns the path part, which is what errors and metrics name.
+func endpointOf(pathAndQuery string) string {
+	p, _, _ := strings.Cut(pathAndQuery, "?")
+	return p
+}
+
+// firstByte skips JSON whitespace and returns the next byte without consuming it.
+func firstByte(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			return 0, err
+		}
+		switch b[0] {
+		case ' ', '\t', '\r', '\n':
+			_, _ = br.ReadByte()
+		default:
+			return b[0], nil
+		}
+	}
+}
+
+// expectEOF fails when anything but whitespace follows the top-level value.
+func expectEOF(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("unexpected %v after the top-level value: %w", tok, errTrailingData)
+}
+
+var errTrailingData = errors.New("trailing data")
+
+// snippetLimit bounds what is read of a non-streamed (error) body.
+const snippetLimit = 16 << 10
+
+// readSnippet reads at most snippetLimit bytes, then drains a little more so the connection can
+// be reused; a huge error body is not worth reading.
+func readSnippet(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, snippetLimit))
+	_, _ = io.CopyN(io.Discard, r, 64<<10)
+	return b, err
+}
+
+// recordID reads pbid, codeid or id from an element that failed to decode, for the log line.
+func recordID(raw []byte) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return ""
+	}
+	for _, k := range []string{"pbid", "codeid", "id"} {
+		v, ok := m[k]
+		if !ok {
+			continue
+		}
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			return sanitizeID(s)
+		}
+		var n json.Number
+		if json.Unmarshal(v, &n) == nil {
+			return sanitizeID(n.String())
+		}
+	}
+	return ""
+}
+
+// sanitizeID keeps an attacker-controlled id short and printable, so it cannot break a log line.
+func sanitizeID(s string) string {
+	const max = 64
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= max {
+			b.WriteString("…")
+			break
+		}
+		if r < 0x20 || r == 0x7f || r == 0xfffd || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 {
+			b.WriteByte('?')
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
