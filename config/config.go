@@ -16,12 +16,12 @@ type Config struct {
 	DarktraceAllowHTTP          bool          `envconfig:"DARKTRACE_ALLOW_HTTP" default:"false" desc:"Allow a plain http:// URL (tests and the simulator only)"`
 	DarktraceTimeout            time.Duration `envconfig:"DARKTRACE_TIMEOUT" default:"60s" desc:"Per-request timeout"`
 	DarktraceName               string        `envconfig:"DARKTRACE_NAME" desc:"Appliance label in output, state file name and metrics (default: URL host)"`
-	DarktraceAppliancesFile     string        `envconfig:"DARKTRACE_APPLIANCES_FILE" desc:"JSON file listing several appliances (name, url, tokens or token files, CA) for one process"`
+	DarktraceAppliancesFile     string        `envconfig:"DARKTRACE_APPLIANCES_FILE" desc:"JSON or YAML file listing several appliances (name, url, tokens or token files, CA, labels) for one process; replaces DARKTRACE_URL and the token variables"`
 
 	PollSources  []string      `envconfig:"POLL_SOURCES" default:"modelbreaches,antigena" desc:"Comma-separated sources: modelbreaches, antigena, aianalyst"`
 	PollInterval time.Duration `envconfig:"POLL_INTERVAL" default:"60s" desc:"Time between polls"`
-	PollStart    string        `envconfig:"POLL_START" default:"1h" desc:"How far back the very first run reaches: a duration or a timestamp"`
-	PollOverlap  time.Duration `envconfig:"POLL_OVERLAP" default:"10m" desc:"Each window re-reads this much for late records; dedupe removes repeats"`
+	PollStart    string        `envconfig:"POLL_START" default:"1h" desc:"How far back the very first run reaches: a duration (1h, 7d) or a timestamp (RFC 3339, YYYY-MM-DD, epoch ms)"`
+	PollOverlap  time.Duration `envconfig:"POLL_OVERLAP" default:"10m" desc:"Each window re-reads this much for late records; dedupe removes repeats (0 to 24h)"`
 
 	FilterMinScore            float64 `envconfig:"FILTER_MIN_SCORE" default:"0" desc:"Drop alerts scoring below this (0-1); also sent as minscore"`
 	FilterIncludeAcknowledged bool    `envconfig:"FILTER_INCLUDE_ACKNOWLEDGED" default:"true" desc:"Forward acknowledged breaches"`
@@ -41,12 +41,12 @@ type Config struct {
 	SIEMTLSKeyFile            string        `envconfig:"SIEM_TLS_KEY_FILE" desc:"Client key for mutual TLS"`
 	SIEMTLSServerName         string        `envconfig:"SIEM_TLS_SERVER_NAME" desc:"TLS server name to verify instead of the address host"`
 	SIEMTLSInsecureSkipVerify bool          `envconfig:"SIEM_TLS_INSECURE_SKIP_VERIFY" default:"false" desc:"Skip TLS verification of the collector (logs a warning)"`
-	SIEMMaxMessageBytes       int           `envconfig:"SIEM_MAX_MESSAGE_BYTES" default:"8192" desc:"Longest line sent; longer lines are trimmed field-wise (rsyslog's default limit)"`
+	SIEMMaxMessageBytes       int           `envconfig:"SIEM_MAX_MESSAGE_BYTES" default:"8192" desc:"Longest line sent, at least 480; longer lines are trimmed field-wise (8192 is rsyslog's default limit)"`
 	SIEMTimeout               time.Duration `envconfig:"SIEM_TIMEOUT" default:"10s" desc:"Dial, handshake and write deadline"`
 
 	StateDir        string        `envconfig:"STATE_DIR" default:"./state" desc:"Directory for checkpoint files (container: /var/lib/dtforward)"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"How long SIGTERM waits for the in-flight batch"`
-	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn, error"`
+	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn, error"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" desc:"json or console (default: console on a TTY, else json)"`
 	HTTPAddress     string        `envconfig:"HTTP_ADDRESS" desc:"Listen address for /healthz, /readyz and /metrics, e.g. :9090 (off when empty)"`
 }

@@ -1,0 +1,450 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Mode is the command a configuration is validated for: the commands need different variables
+// (run needs an appliance, demo needs none).
+type Mode int
+
+// The modes Validate knows. ModeAny checks every value that is set but requires nothing.
+const (
+	ModeAny      Mode = iota // value syntax and consistency only; no variable is required
+	ModeRun                  // dtforward run: appliance and tokens required
+	ModeBackfill             // dtforward backfill: appliance and tokens required
+	ModeCheck                // dtforward check: appliance and tokens required
+	ModeDemo                 // dtforward demo: the built-in simulator is the appliance
+	ModeFormat               // dtforward format: no appliance, no sink
+	ModeSimulate             // dtforward simulate: serves the API, reads tokens if set
+)
+
+var modeNames = map[Mode]string{
+	ModeAny: "any", ModeRun: "run", ModeBackfill: "backfill", ModeCheck: "check",
+	ModeDemo: "demo", ModeFormat: "format", ModeSimulate: "simulate",
+}
+
+// String returns the command name of m.
+func (m Mode) String() string {
+	if n, ok := modeNames[m]; ok {
+		return n
+	}
+	return "Mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// needsAppliance reports whether m talks to a real appliance.
+func (m Mode) needsAppliance() bool { return m == ModeRun || m == ModeBackfill || m == ModeCheck }
+
+// VarError is one configuration problem, tied to the variable (or variables) it is about.
+type VarError struct {
+	Var string // the variable's name, e.g. SIEM_FRAMING
+	Msg string // what is wrong and what is expected; never contains a secret
+}
+
+// Error returns "VAR: message".
+func (e *VarError) Error() string { return e.Var + ": " + e.Msg }
+
+// Error is every problem found in a configuration. The CLI prints one line per problem and
+// exits with status 2.
+type Error struct {
+	Problems []error
+}
+
+// Error returns the problems, one per line.
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap gives errors.Is and errors.As access to each problem.
+func (e *Error) Unwrap() []error { return e.Problems }
+
+// problems collects VarErrors in the order they are found.
+type problems []error
+
+func (p *problems) add(name, format string, args ...any) {
+	*p = append(*p, &VarError{Var: name, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return &Error{Problems: p}
+}
+
+// Load reads the configuration from the environment with no prefix, resolves the *_FILE
+// secret variants, applies defaults and rejects unknown variables under dtforward's prefixes,
+// then checks every value with Validate(ModeAny). Commands that need an appliance call LoadFor
+// (or Validate with their mode) so that missing variables are reported too.
+//
+// getenv returns a variable's value (os.Getenv in production; an empty value counts as unset,
+// so the default applies). environ lists "NAME=value" pairs (os.Environ()) and is used to find
+// unknown variables; when getenv is nil, values are taken from environ. Any problem is returned
+// as *Error, with every problem at once.
+func Load(getenv func(string) string, environ []string) (*Config, error) {
+	return LoadFor(ModeAny, getenv, environ)
+}
+
+// LoadFor is Load followed by the checks of mode, so a command reports missing and malformed
+// variables in one go.
+func LoadFor(mode Mode, getenv func(string) string, environ []string) (*Config, error) {
+	if getenv == nil {
+		m := make(map[string]string, len(environ))
+		for _, kv := range environ {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				m[k] = v
+			}
+		}
+		getenv = func(k string) string { return m[k] }
+	}
+	c := &Config{}
+	var probs problems
+	probs = append(probs, unknownVars(environ, getenv)...)
+	probs = append(probs, c.decode(getenv)...)
+	probs = append(probs, c.resolveSecrets(getenv)...)
+	// A variable that did not parse keeps its default (or stays empty), so Validate may
+	// complain about it again ("required"); one problem per variable is clearer.
+	reported := map[string]bool{}
+	for _, e := range probs {
+		var ve *VarError
+		if errors.As(e, &ve) {
+			reported[strings.TrimSuffix(ve.Var, "_FILE")] = true
+		}
+	}
+	if err := c.Validate(mode); err != nil {
+		for _, e := range unjoin(err) {
+			var ve *VarError
+			if errors.As(e, &ve) && reported[ve.Var] {
+				continue
+			}
+			probs = append(probs, e)
+		}
+	}
+	if err := probs.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// field is one struct field and its tags.
+type field struct {
+	index    int
+	name     string // environment variable
+	def      string
+	desc     string
+	isSecret bool
+}
+
+// fields lists Config's variables in declaration order. It reads the same `envconfig` and
+// `default` tags as github.com/kelseyhightower/envconfig (TestLoadMatchesEnvconfig holds the two
+// to the same result); envconfig itself is not called because it only reads the process
+// environment and stops at the first error, and dtforward must report every problem from an
+// injected environment.
+func fields() []field {
+	t := reflect.TypeFor[Config]()
+	out := make([]field, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("envconfig")
+		if name == "" || f.Tag.Get("ignored") == "true" {
+			continue
+		}
+		out = append(out, field{
+			index: i, name: name, def: f.Tag.Get("default"), desc: f.Tag.Get("desc"),
+			isSecret: f.Type == reflect.TypeFor[Secret](),
+		})
+	}
+	return out
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// decode fills c from getenv and the defaults. A value that does not parse leaves the default
+// in place, so Validate does not report the same variable a second time.
+func (c *Config) decode(getenv func(string) string) problems {
+	var probs problems
+	v := reflect.ValueOf(c).Elem()
+	for _, f := range fields() {
+		fv := v.Field(f.index)
+		if f.def != "" {
+			if err := setField(fv, f.def); err != nil {
+				panic(fmt.Sprintf("config: bad default for %s: %v", f.name, err)) // a programming error
+			}
+		}
+		raw := getenv(f.name)
+		if raw == "" || f.isSecret { // secrets are resolved with their _FILE variant
+			continue
+		}
+		if err := setField(fv, raw); err != nil {
+			probs.add(f.name, "%q is not %s", raw, typeHint(fv.Type()))
+		}
+	}
+	return probs
+}
+
+// setField parses s into fv the way envconfig does for the kinds Config uses; strings in
+// lists are trimmed so that "modelbreaches, antigena" works.
+func setField(fv reflect.Value, s string) error {
+	switch {
+	case fv.Type() == durationType:
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return err
+		}
+		fv.SetInt(int64(d))
+		return nil
+	}
+	switch fv.Kind() {
+	case reflect.String:
+		fv.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return err
+		}
+		fv.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 0, 64)
+		if err != nil {
+			return err
+		}
+		fv.SetInt(n)
+	case reflect.Float64:
+		x, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return err
+		}
+		fv.SetFloat(x)
+	case reflect.Slice:
+		var items []string
+		for _, it := range strings.Split(s, ",") {
+			if it = strings.TrimSpace(it); it != "" {
+				items = append(items, it)
+			}
+		}
+		fv.Set(reflect.ValueOf(items))
+	default:
+		return fmt.Errorf("unsupported kind %s", fv.Kind())
+	}
+	return nil
+}
+
+// typeHint completes `"x" is not …` for a field's type.
+func typeHint(t reflect.Type) string {
+	if t == durationType {
+		return "a duration (e.g. 60s, 5m)"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "a boolean (true or false)"
+	case reflect.Int, reflect.Int64:
+		return "an integer"
+	case reflect.Float64:
+		return "a number"
+	}
+	return "valid"
+}
+
+// secretVars are the variables with a *_FILE variant.
+func secretVars() []field {
+	var out []field
+	for _, f := range fields() {
+		if f.isSecret {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// resolveSecrets sets each Secret from X or X_FILE (mutually exclusive). A file's trailing
+// newline is dropped because `echo token > file` and Docker/Kubernetes secrets usually end
+// with one. Errors name the variable and the path, never the content.
+func (c *Config) resolveSecrets(getenv func(string) string) problems {
+	var probs problems
+	v := reflect.ValueOf(c).Elem()
+	for _, f := range secretVars() {
+		direct, path := getenv(f.name), getenv(f.name+"_FILE")
+		switch {
+		case direct != "" && path != "":
+			probs.add(f.name, "set both %s and %s_FILE; set only one", f.name, f.name)
+			continue
+		case path != "":
+			s, err := readSecretFile(path)
+			if err != nil {
+				probs.add(f.name+"_FILE", "%v", err)
+				continue
+			}
+			direct = s
+		}
+		if direct != "" && !tokenLike(direct) {
+			probs.add(f.name, "contains whitespace or control characters (value not shown)")
+			continue
+		}
+		v.Field(f.index).SetString(direct)
+	}
+	return probs
+}
+
+// readSecretFile reads a token file. The error mentions the path and the cause only.
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return "", fmt.Errorf("cannot read %s: %v", path, pe.Err)
+		}
+		return "", fmt.Errorf("cannot read %s", path)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}
+
+// tokenLike rejects values that would break or forge an HTTP header line.
+func tokenLike(s string) bool {
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// prefixes are dtforward's variable namespaces; exactNames are its variables outside them.
+var (
+	prefixes   = []string{"DARKTRACE_", "POLL_", "FILTER_", "SIEM_"}
+	exactNames = []string{"STATE_DIR", "LOG_LEVEL", "LOG_FORMAT", "HTTP_ADDRESS", "SHUTDOWN_TIMEOUT"}
+)
+
+// kubeServiceLink matches the variables Kubernetes (enableServiceLinks, on by default) and
+// Docker links inject for a service named e.g. "siem" or "darktrace": SIEM_SERVICE_HOST,
+// SIEM_PORT_514_TCP_ADDR, ... They share our prefixes but are not ours to reject.
+var kubeServiceLink = regexp.MustCompile(`^[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)$`)
+
+// serviceLinkPort matches the value of Kubernetes' NAME_PORT variable (tcp://10.0.0.11:514):
+// only with such a value is SIEM_PORT a service link rather than a mistaken setting.
+var serviceLinkPort = regexp.MustCompile(`^(tcp|udp|sctp)://`)
+
+// hints are guesses people make that no edit distance finds.
+var hints = map[string]string{
+	"SIEM_HOST":                "SIEM_ADDRESS",
+	"SIEM_PORT":                "SIEM_ADDRESS",
+	"SIEM_PROTOCOL":            "SIEM_TRANSPORT",
+	"DARKTRACE_HOST":           "DARKTRACE_URL",
+	"DARKTRACE_TOKEN":          "DARKTRACE_PUBLIC_TOKEN",
+	"DARKTRACE_SECRET":         "DARKTRACE_PRIVATE_TOKEN",
+	"DARKTRACE_VERIFY_TLS":     "DARKTRACE_INSECURE_SKIP_VERIFY",
+	"DARKTRACE_VERIFY_SSL":     "DARKTRACE_INSECURE_SKIP_VERIFY",
+	"DARKTRACE_SKIP_VERIFY":    "DARKTRACE_INSECURE_SKIP_VERIFY",
+	"SIEM_TLS_SKIP_VERIFY":     "SIEM_TLS_INSECURE_SKIP_VERIFY",
+	"POLL_SOURCE":              "POLL_SOURCES",
+	"FILTER_MODEL":             "FILTER_MODELS",
+	"FILTER_TAG":               "FILTER_TAGS",
+	"DARKTRACE_APPLIANCE_FILE": "DARKTRACE_APPLIANCES_FILE",
+}
+
+// knownNames is every variable dtforward reads.
+func knownNames() []string {
+	var names []string
+	for _, f := range fields() {
+		names = append(names, f.name)
+		if f.isSecret {
+			names = append(names, f.name+"_FILE")
+		}
+	}
+	return names
+}
+
+// unknownVars reports variables under our prefixes that dtforward does not read, which are
+// almost always typos that would otherwise be silently ignored.
+func unknownVars(environ []string, getenv func(string) string) problems {
+	known := map[string]bool{}
+	names := knownNames()
+	for _, n := range names {
+		known[n] = true
+	}
+	var probs problems
+	seen := map[string]bool{}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if known[name] || seen[name] || !ours(name) {
+			continue
+		}
+		seen[name] = true
+		if kubeServiceLink.MatchString(name) {
+			continue
+		}
+		if strings.HasSuffix(name, "_PORT") && serviceLinkPort.MatchString(getenv(name)) {
+			continue
+		}
+		if s := hints[name]; s != "" {
+			probs.add(name, "unknown variable; did you mean %s?", s)
+		} else if s := suggest(name, names); s != "" {
+			probs.add(name, "unknown variable; did you mean %s?", s)
+		} else {
+			probs.add(name, "unknown variable (see the configuration reference in README.md)")
+		}
+	}
+	return probs
+}
+
+func ours(name string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	for _, n := range exactNames {
+		if name == n {
+			return true
+		}
+	}
+	return false
+}
+
+// suggest returns the known name closest to name, if it is close enough to be a typo.
+func suggest(name string, known []string) string {
+	best, bestD := "", 1<<30
+	for _, k := range known {
+		if d := levenshtein(name, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if bestD <= max(2, len(name)/5) {
+		return best
+	}
+	return ""
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
