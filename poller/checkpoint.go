@@ -1,0 +1,188 @@
+package poller
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// StateVersion is the checkpoint file format version written by this build. A file with another
+// version is refused rather than guessed at.
+const StateVersion = 1
+
+// State is the content of one appliance's checkpoint file.
+type State struct {
+	Version   int                     `json:"version"`
+	Appliance string                  `json:"appliance"`
+	Sources   map[string]*SourceState `json:"sources"`
+}
+
+// SourceState is one source's progress.
+type SourceState struct {
+	// Cursor is the end (epoch ms) of the last window whose records were all delivered. The next
+	// window starts at Cursor − overlap.
+	Cursor int64 `json:"cursor"`
+	// Seen holds the keys already delivered that can still come back in a future window, with
+	// the record version that was delivered (so a changed record is sent again).
+	Seen map[string]Seen `json:"seen,omitempty"`
+}
+
+// Seen is one delivered record.
+type Seen struct {
+	// Version is the delivered version of the record: empty for breaches, the state for
+	// Antigena actions and AI Analyst events, which change under the same id.
+	Version string `json:"v,omitempty"`
+	// Time is the record's creation (or update) time in epoch ms; it decides when the key has
+	// fallen out of the overlap and can be forgotten.
+	Time int64 `json:"t"`
+}
+
+// StateError reports a checkpoint file that exists but cannot be used. dtforward never silently
+// restarts from scratch over such a file: that would re-send or skip a window of alerts.
+type StateError struct {
+	Path string
+	Err  error
+}
+
+// Error implements error.
+func (e *StateError) Error() string {
+	return fmt.Sprintf("checkpoint %s is unusable: %v (fix it, or remove it to start again at POLL_START)", e.Path, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *StateError) Unwrap() error { return e.Err }
+
+// Store is an appliance's checkpoint file. It is safe for concurrent use by the appliance's
+// source goroutines; every Commit rewrites the whole file atomically.
+type Store struct {
+	path string
+	mu   sync.Mutex
+	st   State
+}
+
+// FileName returns the checkpoint file name for an appliance label: the label with every
+// character outside [A-Za-z0-9._-] replaced by '_', plus ".json".
+func FileName(appliance string) string {
+	var b strings.Builder
+	for _, r := range appliance {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() == 0 || strings.Trim(b.String(), ".") == "" {
+		return "appliance.json"
+	}
+	return b.String() + ".json"
+}
+
+// OpenStore reads the checkpoint of appliance in dir, creating dir if needed. A missing file is
+// an empty state (every source starts at POLL_START); an unreadable, corrupt or foreign-version
+// file is a *StateError naming the file.
+func OpenStore(dir, appliance string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating STATE_DIR %s: %w", dir, err)
+	}
+	s := &Store{
+		path: filepath.Join(dir, FileName(appliance)),
+		st:   State{Version: StateVersion, Appliance: appliance, Sources: map[string]*SourceState{}},
+	}
+	b, err := os.ReadFile(s.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return s, nil
+	case err != nil:
+		return nil, &StateError{Path: s.path, Err: err}
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, &StateError{Path: s.path, Err: fmt.Errorf("not valid JSON: %w", err)}
+	}
+	if st.Version != StateVersion {
+		return nil, &StateError{Path: s.path, Err: fmt.Errorf("format version %d, this build reads version %d", st.Version, StateVersion)}
+	}
+	if st.Appliance != appliance {
+		return nil, &StateError{Path: s.path, Err: fmt.Errorf("belongs to appliance %q, not %q", st.Appliance, appliance)}
+	}
+	if st.Sources == nil {
+		st.Sources = map[string]*SourceState{}
+	}
+	for name, ss := range st.Sources {
+		if ss == nil || ss.Cursor < 0 {
+			return nil, &StateError{Path: s.path, Err: fmt.Errorf("source %q has no valid cursor", name)}
+		}
+	}
+	s.st = st
+	return s, nil
+}
+
+// Path returns the checkpoint file path.
+func (s *Store) Path() string { return s.path }
+
+// Source returns a copy of a source's state; ok is false when the source has never committed.
+func (s *Store) Source(name string) (ss SourceState, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.st.Sources[name]
+	if !ok {
+		return SourceState{}, false
+	}
+	return SourceState{Cursor: cur.Cursor, Seen: maps.Clone(cur.Seen)}, true
+}
+
+// Commit records a source's new state and rewrites the file atomically (temp file, fsync,
+// rename, fsync of the directory), so a crash leaves either the old or the new checkpoint. The
+// store keeps its own copy of ss.Seen. On error the in-memory state is still updated, so the next
+// Commit retries the write with the newest state.
+func (s *Store) Commit(name string, ss SourceState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.Sources[name] = &SourceState{Cursor: ss.Cursor, Seen: maps.Clone(ss.Seen)}
+	b, err := json.Marshal(&s.st)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(s.path, b)
+}
+
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing checkpoint: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+			err = fmt.Errorf("writing checkpoint %s: %w", path, err)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	// The rename is durable only once the directory entry is.
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
