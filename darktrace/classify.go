@@ -219,15 +219,15 @@ type response struct {
 // classify maps one HTTP response to nil (ok) or an *Error. It is the only place that decides
 // ok/retry/auth/permanent for a response.
 func classify(r response) *Error {
-	body := r.Body
+	html := isHTML(r.Header, r.Body)
+	body, location := r.Body, []byte(r.Header.Get("Location"))
 	if r.scrub != nil {
-		body = r.scrub(body)
+		body, location = r.scrub(body), r.scrub(location)
 	}
 	e := &Error{Endpoint: r.Endpoint, StatusCode: r.StatusCode}
 	if d, err := http.ParseTime(r.Header.Get("Date")); err == nil {
 		e.ApplianceTime = d.UTC()
 	}
-	html := isHTML(r.Header, body)
 	status := r.StatusCode
 
 	switch {
@@ -242,7 +242,7 @@ func classify(r response) *Error {
 			e.Msg = "not authenticated or unknown endpoint (redirected to /login); check the tokens and that DARKTRACE_URL points at the appliance API"
 		default:
 			e.Class = ClassPermanent
-			e.Msg = fmt.Sprintf("unexpected HTTP %d redirect to %s; check DARKTRACE_URL (scheme, host, proxy)", status, quoteSnippet([]byte(r.Header.Get("Location"))))
+			e.Msg = fmt.Sprintf("unexpected HTTP %d redirect to %s; check DARKTRACE_URL (scheme, host, proxy)", status, quoteSnippet(location))
 		}
 		return e
 

@@ -290,6 +290,11 @@ func (c *Client) newRequest(ctx context.Context, pathAndQuery string) (*http.Req
 	if !strings.HasPrefix(pathAndQuery, "/") {
 		return nil, fmt.Errorf("path %q must start with /", pathAndQuery)
 	}
+	for i := 0; i < len(pathAndQuery); i++ {
+		if b := pathAndQuery[i]; b <= ' ' || b >= 0x7f || b == '#' {
+			return nil, fmt.Errorf("path %q: byte %q would need URL encoding; only identity-encoded values can be signed as sent", pathAndQuery, b)
+		}
+	}
 	u := c.base
 	path, query, hasQuery := strings.Cut(pathAndQuery, "?")
 	u.Path = path
@@ -305,6 +310,9 @@ func (c *Client) newRequest(ctx context.Context, pathAndQuery string) (*http.Req
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+	if got := req.URL.RequestURI(); got != pathAndQuery {
+		return nil, fmt.Errorf("path %q would be sent as %q; only characters that need no URL encoding are supported", pathAndQuery, got)
 	}
 	date := FormatDate(c.now())
 	req.Header.Set("DTAPI-Token", c.signer.Public())
@@ -331,7 +339,7 @@ func (c *Client) response(endpoint string, resp *http.Response, body []byte) res
 func (c *Client) scrub(b []byte) []byte {
 	for _, s := range c.secrets {
 		if len(s) >= 4 && bytes.Contains(b, []byte(s)) {
-			b = bytes.ReplaceAll(b, []byte(s), []byte("<redacted>"))
+			b = bytes.ReplaceAll(b, []byte(s), []byte("[redacted]"))
 		}
 	}
 	return b
