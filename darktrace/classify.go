@@ -177,7 +177,7 @@ func (c *Client) transportError(callerCtx, reqCtx context.Context, endpoint stri
 			Err: ErrTimeout}
 	}
 	var (
-		unknownCA *x509.UnknownAuthorityError
+		unknownCA x509.UnknownAuthorityError
 		hostErr   x509.HostnameError
 		invalid   x509.CertificateInvalidError
 		verifyErr *tls.CertificateVerificationError
@@ -196,7 +196,9 @@ func (c *Client) transportError(callerCtx, reqCtx context.Context, endpoint stri
 		return &Error{Class: ClassPermanent, Endpoint: endpoint,
 			Msg: "TLS: the appliance certificate is not valid (expired or not for server use)",
 			Err: err}
-	case errors.As(err, &recordErr):
+	case errors.As(err, &recordErr),
+		// net/http turns a RecordHeaderError that starts with "HTTP/" into this plain error.
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return &Error{Class: ClassPermanent, Endpoint: endpoint,
 			Msg: "TLS handshake failed: the server does not speak TLS on this port (try http:// with DARKTRACE_ALLOW_HTTP=true, or check the port)",
 			Err: err}
