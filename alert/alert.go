@@ -59,7 +59,8 @@ type Endpoint struct {
 	IP       string
 	Host     string
 	Port     int
-	Protocol string
+	Protocol string // transport protocol name: TCP, UDP, ICMP, ...
+	App      string // application protocol (the "Application protocol" filter), e.g. HTTPS
 }
 
 // Action describes an Antigena (RESPOND) action and its state.

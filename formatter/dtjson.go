@@ -1,0 +1,289 @@
+package formatter
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/dtforward/dtforward/alert"
+)
+
+// dtJSONFormatter writes the API record as received (Darktrace's own "Syslog JSON" shape),
+// compacted, with the record's URL added when it lacks one.
+type dtJSONFormatter struct{ max int }
+
+func newDarktraceJSON(o Options) (Formatter, error) { return &dtJSONFormatter{max: o.MaxBytes}, nil }
+
+// Append implements Formatter. It fails when the alert carries no raw record or the record is
+// not a JSON object.
+func (d *dtJSONFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
+	raw := a.Raw
+	if len(raw) == 0 {
+		return dst, errors.New("darktrace-json: alert has no raw record")
+	}
+	if !utf8.Valid(raw) {
+		raw = bytes.ToValidUTF8(raw, []byte("\uFFFD"))
+	}
+	start := len(dst)
+	buf := bytes.NewBuffer(dst)
+	if err := json.Compact(buf, raw); err != nil {
+		return dst[:start], fmt.Errorf("darktrace-json: record is not valid JSON: %w", err)
+	}
+	dst = buf.Bytes()
+	obj := dst[start:]
+	if len(obj) < 2 || obj[0] != '{' {
+		return dst[:start], errors.New("darktrace-json: record is not a JSON object")
+	}
+	urlKey := "breachUrl"
+	switch a.Kind {
+	case alert.KindAIAnalyst:
+		urlKey = "incidentEventUrl"
+	case alert.KindAntigena:
+		urlKey = "" // Darktrace's Antigena records have no URL member
+	}
+	if urlKey != "" && a.URL != "" && !hasTopKey(obj, urlKey) {
+		dst = dst[:len(dst)-1] // drop '}'
+		if len(obj) > 2 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = append(dst, urlKey...)
+		dst = append(dst, `":`...)
+		dst = appendJSONString(dst, a.URL)
+		dst = append(dst, '}')
+	}
+	// json.Compact keeps U+2028/U+2029 raw; escape them like every other format does.
+	dst = escapeLineSeparators(dst, start)
+	if d.max > 0 && len(dst)-start > d.max {
+		return trimRawJSON(dst, start, d.max, a.Kind)
+	}
+	return dst, nil
+}
+
+// escapeLineSeparators rewrites raw U+2028/U+2029 in dst[start:] as \u2028/\u2029 (they can
+// only occur inside strings of valid JSON).
+func escapeLineSeparators(dst []byte, start int) []byte {
+	if !bytes.Contains(dst[start:], []byte("\xe2\x80\xa8")) && !bytes.Contains(dst[start:], []byte("\xe2\x80\xa9")) {
+		return dst
+	}
+	out := make([]byte, 0, len(dst)+16)
+	out = append(out, dst[:start]...)
+	for i := start; i < len(dst); i++ {
+		if dst[i] == 0xe2 && i+2 < len(dst) && dst[i+1] == 0x80 && (dst[i+2] == 0xa8 || dst[i+2] == 0xa9) {
+			out = append(out, `\u202`...)
+			out = append(out, '8'+dst[i+2]-0xa8)
+			i += 2
+			continue
+		}
+		out = append(out, dst[i])
+	}
+	return out
+}
+
+// member is one "key":value pair of a compact JSON object; key is unquoted raw (still escaped).
+type member struct {
+	key, val []byte
+}
+
+// members splits a compact JSON object into its members. obj must be valid compact JSON.
+func members(obj []byte) []member {
+	var out []member
+	i := 1 // after '{'
+	for i < len(obj)-1 {
+		ks := i
+		ke := skipValue(obj, i)
+		key := obj[ks+1 : ke-1]
+		vs := ke + 1 // after ':'
+		ve := skipValue(obj, vs)
+		out = append(out, member{key: key, val: obj[vs:ve]})
+		i = ve
+		if i < len(obj) && obj[i] == ',' {
+			i++
+		}
+	}
+	return out
+}
+
+// elements splits a compact JSON array into its elements.
+func elements(arr []byte) [][]byte {
+	var out [][]byte
+	i := 1
+	for i < len(arr)-1 {
+		e := skipValue(arr, i)
+		out = append(out, arr[i:e])
+		i = e
+		if i < len(arr) && arr[i] == ',' {
+			i++
+		}
+	}
+	return out
+}
+
+// skipValue returns the index just past the compact JSON value starting at i.
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		for j := i + 1; j < len(b); j++ {
+			switch b[j] {
+			case '\\':
+				j++
+			case '"':
+				return j + 1
+			}
+		}
+		return len(b)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = skipValue(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	default:
+		j := i
+		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' {
+			j++
+		}
+		return j
+	}
+}
+
+func hasTopKey(obj []byte, key string) bool {
+	for _, m := range members(obj) {
+		if string(m.key) == key {
+			return true
+		}
+	}
+	return false
+}
+
+// trimRawJSON shortens the compact record in dst[start:] to max bytes: it removes the logic
+// trees (triggeredComponents[].logic, then model.logic), then shortens the free text
+// (model.description, summary, detail, message), then drops the bulky arrays
+// (triggeredComponents, device.ips, details), and marks the record "trimmed": true.
+func trimRawJSON(dst []byte, start, max int, kind string) ([]byte, error) {
+	obj := append([]byte(nil), dst[start:]...)
+	steps := []func([]byte, int) []byte{
+		func(o []byte, _ int) []byte { return editArrayMembers(o, "triggeredComponents", "logic") },
+		func(o []byte, _ int) []byte {
+			return editMember(o, "model", func(v []byte) []byte { return dropMember(v, "logic") })
+		},
+		func(o []byte, over int) []byte {
+			return editMember(o, "model", func(v []byte) []byte { return shortenMember(v, "description", over) })
+		},
+		func(o []byte, over int) []byte { return shortenMember(o, "summary", over) },
+		func(o []byte, over int) []byte { return shortenMember(o, "detail", over) },
+		func(o []byte, over int) []byte { return shortenMember(o, "message", over) },
+		func(o []byte, _ int) []byte {
+			return editMember(o, "model", func(v []byte) []byte { return dropMember(v, "actions") })
+		},
+		func(o []byte, _ int) []byte { return dropMember(o, "triggeredComponents") },
+		func(o []byte, _ int) []byte {
+			return editMember(o, "device", func(v []byte) []byte { return dropMember(v, "ips") })
+		},
+		func(o []byte, _ int) []byte { return dropMember(o, "details") },
+		func(o []byte, _ int) []byte { return dropMember(o, "history") },
+	}
+	const mark = `,"trimmed":true`
+	for _, step := range steps {
+		obj = step(obj, len(obj)+len(mark)-max)
+		if len(obj)+len(mark) <= max {
+			break
+		}
+	}
+	obj = append(obj[:len(obj)-1], mark+"}"...)
+	dst = append(dst[:start], obj...)
+	if len(obj) > max {
+		return dst[:start], fmt.Errorf("darktrace-json %s record: %w: %d > %d bytes", kind, ErrTooLong, len(obj), max)
+	}
+	return dst, nil
+}
+
+// rebuild writes an object from members.
+func rebuild(ms []member) []byte {
+	out := []byte{'{'}
+	for i, m := range ms {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = append(out, m.key...)
+		out = append(out, `":`...)
+		out = append(out, m.val...)
+	}
+	return append(out, '}')
+}
+
+func dropMember(obj []byte, key string) []byte {
+	if len(obj) == 0 || obj[0] != '{' {
+		return obj
+	}
+	ms := members(obj)
+	out := ms[:0]
+	for _, m := range ms {
+		if string(m.key) != key {
+			out = append(out, m)
+		}
+	}
+	return rebuild(out)
+}
+
+func editMember(obj []byte, key string, fn func([]byte) []byte) []byte {
+	if len(obj) == 0 || obj[0] != '{' {
+		return obj
+	}
+	ms := members(obj)
+	for i := range ms {
+		if string(ms[i].key) == key {
+			ms[i].val = fn(ms[i].val)
+		}
+	}
+	return rebuild(ms)
+}
+
+// editArrayMembers drops key from every object element of the array obj[arrKey].
+func editArrayMembers(obj []byte, arrKey, key string) []byte {
+	return editMember(obj, arrKey, func(arr []byte) []byte {
+		if len(arr) == 0 || arr[0] != '[' {
+			return arr
+		}
+		out := []byte{'['}
+		for i, e := range elements(arr) {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, dropMember(e, key)...)
+		}
+		return append(out, ']')
+	})
+}
+
+// shortenMember cuts the string obj[key] by at least over bytes, at a rune boundary outside
+// any escape sequence.
+func shortenMember(obj []byte, key string, over int) []byte {
+	return editMember(obj, key, func(v []byte) []byte {
+		if len(v) < 2 || v[0] != '"' || over <= 0 {
+			return v
+		}
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			return v
+		}
+		keep := len(v) - 2 - over
+		if keep <= 0 {
+			return []byte(`""`)
+		}
+		return appendJSONString(nil, cutEsc(s, keep, jsonEsc))
+	})
+}

@@ -1,0 +1,173 @@
+package formatter
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// kind is how a field's value is stored and rendered.
+type kind uint8
+
+const (
+	kStr   kind = iota // s
+	kInt               // n
+	kFloat             // f
+	kTime              // t
+	kList              // l (comma-joined in CEF/LEEF, an array in JSON)
+	kBool              // n != 0
+)
+
+// field is one output key of a record. Formatters fill a fixed array of them per alert (no
+// allocation) and render it; trimming shortens or drops fields and renders again.
+type field struct {
+	key   string // output key
+	label string // CEF custom-field label (csN/cnN/cfpN), written as <key>Label=<label>
+	group string // JSON sub-object the key lives in ("" = top level)
+	kind  kind
+	s     string
+	n     int64
+	f     float64
+	t     time.Time
+	l     []string
+	// trim is the field's place in the trimming order, 1 = trimmed first; 0 = never trimmed.
+	trim    int8
+	trimmed bool
+}
+
+// empty reports whether the field is omitted from the output.
+func (f *field) empty() bool {
+	switch f.kind {
+	case kStr:
+		return f.s == ""
+	case kTime:
+		return f.t.IsZero()
+	case kList:
+		for _, s := range f.l {
+			if strings.TrimSpace(s) != "" {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+const maxFields = 40
+
+// record is the field list of one alert plus the header values that are not key=value pairs.
+type record struct {
+	f [maxFields]field
+	n int
+}
+
+func (r *record) add(f field) *field {
+	r.f[r.n] = f
+	r.n++
+	return &r.f[r.n-1]
+}
+
+func (r *record) str(key, s string, trim int8) {
+	if s != "" {
+		r.add(field{key: key, kind: kStr, s: s, trim: trim})
+	}
+}
+
+func (r *record) fields() []field { return r.f[:r.n] }
+
+// trimmedKeys returns the keys of trimmed fields in trimming order, comma-joined.
+func (r *record) trimmedKeys(dst []byte) []byte {
+	first := true
+	for rank := int8(1); rank < maxFields; rank++ {
+		for i := range r.fields() {
+			f := &r.f[i]
+			if f.trim == rank && f.trimmed {
+				if !first {
+					dst = append(dst, ',')
+				}
+				first = false
+				dst = append(dst, f.key...)
+			}
+		}
+	}
+	return dst
+}
+
+func (r *record) anyTrimmed() bool {
+	for i := range r.fields() {
+		if r.f[i].trimmed {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrTooLong is returned (wrapped) when an alert does not fit Options.MaxBytes even with every
+// trimmable field removed; only an unreasonably small limit gets there.
+var ErrTooLong = errors.New("line longer than the size limit after trimming")
+
+// renderer is implemented by each line format over a record.
+type renderer interface {
+	render(dst []byte, r *record) []byte
+	// valueLen is the rendered width of a string value, cut the longest prefix of it whose
+	// rendered width fits budget (never splitting a rune or an escape sequence).
+	valueLen(s string) int
+	cut(s string, budget int) string
+}
+
+// fit renders r, then, while the line is longer than max bytes, trims fields in their trim
+// order: a string field is shortened by the excess (or dropped when that leaves nothing), a
+// list is dropped whole. Trimmed fields are marked so the renderer can flag the line.
+func fit(dst []byte, r *record, max int, rn renderer) ([]byte, error) {
+	start := len(dst)
+	out := rn.render(dst, r)
+	if max <= 0 || len(out)-start <= max {
+		return out, nil
+	}
+	for rank := int8(1); rank < maxFields; {
+		f := r.byRank(rank)
+		if f == nil || f.empty() {
+			rank++
+			continue
+		}
+		over := len(out) - start - max
+		f.trimmed = true
+		if f.kind == kStr {
+			if keep := rn.valueLen(f.s) - over; keep > 0 {
+				f.s = rn.cut(f.s, keep)
+			} else {
+				f.s = ""
+			}
+		} else {
+			f.l = nil
+		}
+		out = rn.render(dst[:start], r)
+		if len(out)-start <= max {
+			return out, nil
+		}
+	}
+	return dst[:start], fmt.Errorf("%w: %d > %d bytes", ErrTooLong, len(out)-start, max)
+}
+
+func (r *record) byRank(rank int8) *field {
+	for i := range r.fields() {
+		if r.f[i].trim == rank {
+			return &r.f[i]
+		}
+	}
+	return nil
+}
+
+// trimSpace removes leading and trailing spaces and tabs (and, for LEEF, line breaks, which
+// become spaces there): parsers disagree on whether they belong to a value.
+func trimSpace(s string, cutset string) string { return strings.Trim(s, cutset) }
+
+// finite maps NaN and ±Inf (which JSON cannot carry) to 0.
+func finite(f float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return f
+}

@@ -1,0 +1,195 @@
+package formatter
+
+import (
+	"strconv"
+
+	"github.com/dtforward/dtforward/alert"
+)
+
+// JSONSchemaVersion is the "schemaVersion" of the json format. It changes only when a field is
+// renamed or removed or changes type; new fields may appear within a version.
+const JSONSchemaVersion = 1
+
+// jsonTimeLayout is RFC 3339 in UTC with milliseconds.
+const jsonTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// jsonFormatter writes the flat, versioned dtforward JSON schema (see README, "JSON schema").
+type jsonFormatter struct {
+	version string
+	max     int
+}
+
+func newJSON(o Options) (Formatter, error) {
+	return &jsonFormatter{version: o.Version, max: o.MaxBytes}, nil
+}
+
+// Append implements Formatter.
+func (j *jsonFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
+	var r record
+	jsonFields(&r, a, j.version)
+	return fit(dst, &r, j.max, jsonRenderer{})
+}
+
+func jsonFields(r *record, a *alert.Alert, version string) {
+	r.add(field{key: "schemaVersion", kind: kInt, n: JSONSchemaVersion})
+	r.str("kind", a.Kind, 0)
+	r.str("id", a.ID, 0)
+	r.str("appliance", a.Appliance, 8)
+	if !a.Time.IsZero() {
+		r.add(field{key: "time", kind: kTime, t: a.Time})
+	}
+	if !a.Created.IsZero() {
+		r.add(field{key: "created", kind: kTime, t: a.Created})
+	}
+	r.str("name", a.Name, 11)
+	r.str("signatureId", a.SignatureID, 0)
+	r.str("modelName", a.Model.Name, 12)
+	if a.Model.PID != 0 {
+		r.add(field{key: "pid", kind: kInt, n: a.Model.PID})
+	}
+	r.str("modelUuid", a.Model.UUID, 7)
+	r.add(field{key: "score", kind: kFloat, f: a.Score})
+	r.add(field{key: "severity", kind: kInt, n: int64(a.Severity)})
+	r.str("category", a.Category, 10)
+	if a.Kind == alert.KindBreach {
+		r.add(field{key: "priority", kind: kInt, n: int64(a.Priority)})
+	}
+	if len(a.Model.Tags) > 0 {
+		r.add(field{key: "tags", kind: kList, l: a.Model.Tags, trim: 2})
+	}
+	if len(a.Model.MITRE) > 0 {
+		r.add(field{key: "mitreTechniques", kind: kList, l: a.Model.MITRE, trim: 3})
+	}
+	d := &a.Device
+	if d.DID != 0 {
+		r.add(field{key: "did", group: "device", kind: kInt, n: d.DID})
+	}
+	r.add(field{key: "hostname", group: "device", kind: kStr, s: d.Hostname, trim: 6})
+	r.add(field{key: "ip", group: "device", kind: kStr, s: d.IP})
+	r.add(field{key: "mac", group: "device", kind: kStr, s: d.MAC})
+	r.add(field{key: "type", group: "device", kind: kStr, s: d.Type, trim: 9})
+	e := &a.Dest
+	r.add(field{key: "ip", group: "destination", kind: kStr, s: e.IP})
+	r.add(field{key: "host", group: "destination", kind: kStr, s: e.Host, trim: 5})
+	if e.Port > 0 {
+		r.add(field{key: "port", group: "destination", kind: kInt, n: int64(e.Port)})
+	}
+	r.add(field{key: "protocol", group: "destination", kind: kStr, s: e.Protocol})
+	r.add(field{key: "app", group: "destination", kind: kStr, s: e.App})
+	r.str("breachUrl", a.URL, 4)
+	if ac := a.Action; ac != nil {
+		r.add(field{key: "type", group: "action", kind: kStr, s: ac.Type})
+		r.add(field{key: "label", group: "action", kind: kStr, s: ac.Label, trim: 13})
+		r.add(field{key: "state", group: "action", kind: kStr, s: ac.State})
+		r.add(field{key: "manual", group: "action", kind: kBool, n: int64(b2i(ac.Manual))})
+		if !ac.Expires.IsZero() {
+			r.add(field{key: "expires", group: "action", kind: kTime, t: ac.Expires})
+		}
+		r.add(field{key: "triggerer", group: "action", kind: kStr, s: ac.Triggerer})
+		if ac.PBID > 0 {
+			r.add(field{key: "pbid", group: "action", kind: kInt, n: ac.PBID})
+		}
+	}
+	r.str("message", a.Message, 1)
+	r.str("dtforwardVersion", version, 0)
+}
+
+type jsonRenderer struct{}
+
+func (jsonRenderer) valueLen(s string) int { return escLen(s, jsonEsc) }
+
+func (jsonRenderer) cut(s string, budget int) string { return cutEsc(s, budget, jsonEsc) }
+
+func (jsonRenderer) render(dst []byte, r *record) []byte {
+	dst = append(dst, '{')
+	fs := r.fields()
+	sep := false
+	for i := 0; i < len(fs); {
+		f := &fs[i]
+		if f.group == "" {
+			if !f.empty() {
+				dst = appendJSONMember(dst, f, sep)
+				sep = true
+			}
+			i++
+			continue
+		}
+		// A sub-object: its fields are contiguous; omit it when all are empty.
+		g := f.group
+		j := i
+		open := false
+		for ; j < len(fs) && fs[j].group == g; j++ {
+			if fs[j].empty() {
+				continue
+			}
+			if !open {
+				if sep {
+					dst = append(dst, ',')
+				}
+				dst = append(dst, '"')
+				dst = append(dst, g...)
+				dst = append(dst, `":{`...)
+				open = true
+			}
+			dst = appendJSONMember(dst, &fs[j], dst[len(dst)-1] != '{')
+		}
+		if open {
+			dst = append(dst, '}')
+			sep = true
+		}
+		i = j
+	}
+	if r.anyTrimmed() {
+		if sep {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `"trimmed":true,"trimmedFields":"`...)
+		dst = r.trimmedKeys(dst)
+		dst = append(dst, '"')
+	}
+	return append(dst, '}')
+}
+
+func appendJSONMember(dst []byte, f *field, sep bool) []byte {
+	if sep {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, '"')
+	dst = append(dst, f.key...)
+	dst = append(dst, `":`...)
+	switch f.kind {
+	case kStr:
+		dst = appendJSONString(dst, f.s)
+	case kInt:
+		dst = strconv.AppendInt(dst, f.n, 10)
+	case kFloat:
+		dst = strconv.AppendFloat(dst, finite(f.f), 'f', -1, 64)
+	case kBool:
+		dst = strconv.AppendBool(dst, f.n != 0)
+	case kTime:
+		dst = append(dst, '"')
+		dst = f.t.UTC().AppendFormat(dst, jsonTimeLayout)
+		dst = append(dst, '"')
+	case kList:
+		dst = append(dst, '[')
+		n := 0
+		for _, s := range f.l {
+			if s == "" {
+				continue
+			}
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			n++
+			dst = appendJSONString(dst, s)
+		}
+		dst = append(dst, ']')
+	}
+	return dst
+}
+
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	dst = appendEsc(dst, s, jsonEsc)
+	return append(dst, '"')
+}

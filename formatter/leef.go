@@ -1,0 +1,227 @@
+package formatter
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/dtforward/dtforward/alert"
+)
+
+// leefTimeFormat is sent as devTimeFormat (Java SimpleDateFormat) with every devTime.
+const (
+	leefTimeFormat   = "yyyy-MM-dd'T'HH:mm:ss.SSSZ"
+	leefTimeLayout   = "2006-01-02T15:04:05.000-0700"
+	leefSpace        = " \t\r\n"
+	leefDelimiter    = '\t'
+	leefDelimiterHex = "x09"
+)
+
+// leefFormatter writes IBM QRadar LEEF 2.0 (TAB-delimited, declared as x09) or LEEF 1.0 lines.
+type leefFormatter struct {
+	header string // "LEEF:2.0|Darktrace|DCIP|<version>|"
+	v2     bool
+	max    int
+}
+
+func newLEEF(o Options) (Formatter, error) {
+	f := &leefFormatter{max: o.MaxBytes}
+	switch o.LEEFVersion {
+	case "", "2.0", "2":
+		f.v2 = true
+	case "1.0", "1":
+	default:
+		return nil, errBadOption("LEEFVersion", o.LEEFVersion, "2.0, 1.0")
+	}
+	h := "LEEF:1.0|Darktrace|DCIP|"
+	if f.v2 {
+		h = "LEEF:2.0|Darktrace|DCIP|"
+	}
+	f.header = string(appendEsc([]byte(h), strings.TrimSpace(o.Version), leefHdrEsc)) + "|"
+	return f, nil
+}
+
+// Append implements Formatter.
+func (l *leefFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
+	var r record
+	leefFields(&r, a)
+	return fit(dst, &r, l.max, leefRenderer{l, a})
+}
+
+func leefFields(r *record, a *alert.Alert) {
+	ts := func(s string) string { return trimSpace(s, leefSpace) }
+	t := a.Time
+	if t.IsZero() {
+		t = a.Created
+	}
+	if !t.IsZero() {
+		r.add(field{key: "devTime", kind: kTime, t: t})
+		r.add(field{key: "devTimeFormat", kind: kStr, s: leefTimeFormat})
+	}
+	// LEEF sev is 1..10.
+	r.add(field{key: "sev", kind: kInt, n: int64(clampSeverity(a.Severity, 1))})
+	r.str("cat", ts(a.Category), 10)
+	r.str("src", a.Device.IP, 0)
+	r.str("srcMAC", a.Device.MAC, 0)
+	r.str("dst", a.Dest.IP, 0)
+	if a.Dest.Port > 0 {
+		r.add(field{key: "dstPort", kind: kInt, n: int64(a.Dest.Port)})
+	}
+	r.str("proto", ts(a.Dest.Protocol), 0)
+	r.str("url", ts(a.URL), 4)
+	r.str("kind", a.Kind, 0)
+	r.str("id", ts(a.ID), 0)
+	r.str("name", ts(a.Name), 11)
+	r.str("modelName", ts(a.Model.Name), 12)
+	if a.Model.PID != 0 {
+		r.add(field{key: "modelPid", kind: kInt, n: a.Model.PID})
+	}
+	r.str("modelUuid", ts(a.Model.UUID), 7)
+	switch {
+	case a.Kind == alert.KindBreach:
+		r.str("pbid", ts(a.ID), 0)
+	case a.Action != nil && a.Action.PBID > 0:
+		r.add(field{key: "pbid", kind: kInt, n: a.Action.PBID})
+	}
+	if a.Device.DID != 0 {
+		r.add(field{key: "did", kind: kInt, n: a.Device.DID})
+	}
+	r.str("hostname", ts(a.Device.Hostname), 6)
+	r.str("dstHost", ts(a.Dest.Host), 5)
+	r.add(field{key: "score", kind: kFloat, f: a.Score})
+	if a.Kind == alert.KindBreach {
+		r.add(field{key: "priority", kind: kInt, n: int64(a.Priority)})
+	}
+	if len(a.Model.Tags) > 0 {
+		r.add(field{key: "tags", kind: kList, l: a.Model.Tags, trim: 2})
+	}
+	if len(a.Model.MITRE) > 0 {
+		r.add(field{key: "mitreTechniques", kind: kList, l: a.Model.MITRE, trim: 3})
+	}
+	r.str("appliance", ts(a.Appliance), 8)
+	if a.Action != nil {
+		r.str("action", ts(a.Action.Type), 0)
+		r.str("actionState", ts(a.Action.State), 0)
+		r.str("usrName", ts(a.Action.Triggerer), 0)
+	}
+	r.str("msg", ts(a.Message), 1)
+}
+
+type leefRenderer struct {
+	l *leefFormatter
+	a *alert.Alert
+}
+
+func (lr leefRenderer) valueLen(s string) int {
+	n := escLen(s, leefValEsc)
+	if s != "" && (s[0] == '"' || s[0] == '\'') {
+		n += 2 // the typographic quote is 3 bytes
+	}
+	return n
+}
+
+func (lr leefRenderer) cut(s string, budget int) string {
+	if s != "" && (s[0] == '"' || s[0] == '\'') {
+		budget -= 2
+		if budget < 3 {
+			return ""
+		}
+	}
+	return strings.TrimRight(cutEsc(s, budget, leefValEsc), leefSpace)
+}
+
+func (lr leefRenderer) render(dst []byte, r *record) []byte {
+	dst = append(dst, lr.l.header...)
+	dst = appendEsc(dst, trimSpace(lr.a.SignatureID, leefSpace), leefHdrEsc)
+	dst = append(dst, '|')
+	if lr.l.v2 {
+		dst = append(dst, leefDelimiterHex...)
+		dst = append(dst, '|')
+	}
+	sep := false
+	for i, fs := 0, r.fields(); i < len(fs); i++ {
+		f := &fs[i]
+		if f.key == "msg" && r.anyTrimmed() {
+			dst = lr.marker(dst, r, sep)
+			sep = true
+		}
+		if f.empty() {
+			continue
+		}
+		if sep {
+			dst = append(dst, leefDelimiter)
+		}
+		sep = true
+		dst = append(dst, f.key...)
+		dst = append(dst, '=')
+		switch f.kind {
+		case kStr:
+			dst = appendLEEFValue(dst, f.s)
+		case kInt:
+			dst = strconv.AppendInt(dst, f.n, 10)
+		case kFloat:
+			dst = strconv.AppendFloat(dst, finite(f.f), 'f', -1, 64)
+		case kTime:
+			dst = f.t.UTC().AppendFormat(dst, leefTimeLayout)
+		case kList:
+			start := len(dst)
+			dst = appendList(dst, f.l, leefValEsc, leefSpace)
+			dst = fixLEEFValue(dst, start)
+		}
+	}
+	if r.anyTrimmed() && r.f[r.n-1].key != "msg" {
+		dst = lr.marker(dst, r, sep)
+	}
+	return dst
+}
+
+func (lr leefRenderer) marker(dst []byte, r *record, sep bool) []byte {
+	if sep {
+		dst = append(dst, leefDelimiter)
+	}
+	dst = append(dst, "trimmed="...)
+	return r.trimmedKeys(dst)
+}
+
+// appendLEEFValue writes s as a LEEF value. LEEF has no escapes, so besides the table
+// (delimiter and line breaks to spaces) two things that key=value parsers such as syslog-ng's
+// kv-parser misread are neutralised: a value starting with a quote (the parser strips it, or
+// runs to the next quote and swallows the following attributes) gets a typographic quote
+// instead, and an '=' that ends a space-preceded key-like word (" dst=x" inside a value would
+// forge a dst attribute) is written as ':'.
+func appendLEEFValue(dst []byte, s string) []byte {
+	start := len(dst)
+	dst = appendEsc(dst, s, leefValEsc)
+	return fixLEEFValue(dst, start)
+}
+
+// fixLEEFValue applies appendLEEFValue's quote and '=' rules to the value in dst[start:].
+func fixLEEFValue(dst []byte, start int) []byte {
+	if start < len(dst) && (dst[start] == '"' || dst[start] == '\'') {
+		q := "\u201c" // “
+		if dst[start] == '\'' {
+			q = "\u2018" // ‘
+		}
+		dst = append(dst, 0, 0)
+		copy(dst[start+3:], dst[start+1:len(dst)-2])
+		copy(dst[start:], q)
+	}
+	v := dst[start:]
+	for i := 1; i < len(v); i++ {
+		if v[i] != '=' {
+			continue
+		}
+		j := i
+		for j > 0 && isLEEFKeyByte(v[j-1]) {
+			j--
+		}
+		if j < i && j > 0 && v[j-1] == ' ' {
+			v[i] = ':'
+		}
+	}
+	return dst
+}
+
+// isLEEFKeyByte reports the bytes syslog-ng's kv-parser accepts in a key.
+func isLEEFKeyByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+}
