@@ -167,3 +167,22 @@ func breach(pbid int64, timeMS, createdMS int64) darktrace.Breach {
 	b.Device = darktrace.Device{DID: 7, IP: "10.0.0.7", Hostname: "ws-7"}
 	return b
 }
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
+}
