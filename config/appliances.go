@@ -30,9 +30,9 @@ type Appliance struct {
 
 // safeName is what an appliance name may look like: it becomes part of a file name in
 // STATE_DIR and a metric label, so no path separators, no dot-only names, nothing odd.
-var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+var safeName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,62}$`)
 
-const safeNameRule = "use 1–63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+const safeNameRule = "use 1–63 letters, digits, '.', '_' or '-', starting with a letter, digit or '_'"
 
 var yamlQuoted = regexp.MustCompile("`[^`]*`")
 

@@ -253,7 +253,7 @@ func TestLoadProblems(t *testing.T) {
 		{"url with password", with("DARKTRACE_URL", "https://u:hunter2@dt.example"), ModeRun,
 			[]string{`DARKTRACE_URL: "https://xxxxx@dt.example" contains user info; tokens go in their own variables`}},
 		{"unsafe name", with("DARKTRACE_NAME", "../etc"), ModeRun,
-			[]string{`DARKTRACE_NAME: "../etc" is not a safe name: use 1–63 letters, digits, '.', '_' or '-', starting with a letter or digit`}},
+			[]string{`DARKTRACE_NAME: "../etc" is not a safe name: use 1–63 letters, digits, '.', '_' or '-', starting with a letter, digit or '_'`}},
 		{"state dir empty", with("STATE_DIR", ""), ModeRun, nil}, // empty means unset: the default applies
 		{"unknown SIEM variable", with("SIEM_ADRESS", "siem:514"), ModeRun,
 			[]string{`SIEM_ADRESS: unknown variable; did you mean SIEM_ADDRESS?`}},
