@@ -2,11 +2,199 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
+	"flag"
 	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/config"
+	"github.com/dtforward/dtforward/darktrace"
+	"github.com/dtforward/dtforward/internal/tlsconfig"
+	"github.com/dtforward/dtforward/poller"
 )
 
-// runCheck is not built yet; it is owned by the issue that delivers the "check" command.
-func runCheck(_ context.Context, e *env) int {
-	fmt.Fprintln(e.stderr, "dtforward check: not implemented yet")
-	return exitFailure
+// skewWarning is the clock difference "check" warns about. The appliance rejects requests
+// beyond ±30 minutes; well before that, a clock that runs behind ours by more than POLL_OVERLAP
+// risks windows that end in the appliance's future.
+const skewWarning = 5 * time.Minute
+
+// runCheck is "dtforward check": validate the configuration, reach every appliance (/status
+// and each configured source), reach the sink, and print one sample line in the configured
+// format. Exit 0 when everything works, 1 when something is unreachable, 2 for configuration
+// errors.
+func runCheck(ctx context.Context, e *env) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	timeout := fs.Duration("timeout", 30*time.Second, "give up on each network step after this long")
+	if err := fs.Parse(e.args); err != nil {
+		if err == flag.ErrHelp {
+			return exitOK
+		}
+		return exitUsage
+	}
+	cfg, err := config.LoadFor(config.ModeCheck, e.getenv, e.environ())
+	if err != nil {
+		return printConfigError(e.stderr, "check", err)
+	}
+	apps, err := cfg.Appliances()
+	if err != nil {
+		return printConfigError(e.stderr, "check", err)
+	}
+	out := e.stdout
+	fmt.Fprintln(out, "configuration: ok")
+	failed := false
+	fail := func(format string, args ...any) {
+		failed = true
+		fmt.Fprintf(out, "FAIL "+format+"\n", args...)
+	}
+
+	for _, app := range apps {
+		c, err := newClient(app, cfg, nil)
+		if err != nil {
+			return printConfigError(e.stderr, "check", fmt.Errorf("appliance %s: %w", app.Name, err))
+		}
+		sctx, cancel := context.WithTimeout(ctx, *timeout)
+		st, err := c.Status(sctx)
+		cancel()
+		if err != nil {
+			fail("appliance %s (%s): %v", app.Name, app.URL, err)
+			c.CloseIdleConnections()
+			continue
+		}
+		fmt.Fprintf(out, "appliance %s (%s): reachable, version %q, hostname %q\n", app.Name, app.URL, st.Version, st.Hostname)
+		if at, err := parseApplianceTime(st.Time); err == nil {
+			skew := at.Sub(time.Now())
+			switch {
+			case skew.Abs() > 30*time.Minute:
+				fail("appliance %s: clock skew %s: appliance time is %s; it rejects requests more than 30m off, fix NTP", app.Name, skew.Round(time.Second), at.Format(time.RFC3339))
+			case skew.Abs() > skewWarning:
+				fmt.Fprintf(out, "WARN appliance %s: clock skew %s (appliance time %s); keep it under POLL_OVERLAP (%s) and fix NTP\n",
+					app.Name, skew.Round(time.Second), at.Format(time.RFC3339), cfg.PollOverlap)
+			default:
+				fmt.Fprintf(out, "appliance %s: clock skew %s: ok\n", app.Name, skew.Round(time.Second))
+			}
+		}
+		// Each source once, over an empty window: proves the token may read it.
+		p := poller.NewPipeline(c, app.Name, c.Host(), poller.Filter{IncludeAcknowledged: true}, newLogger(cfg, e.stderr))
+		for _, name := range cfg.PollSources {
+			src, err := p.Source(name)
+			if err != nil {
+				return printConfigError(e.stderr, "check", err)
+			}
+			now := time.Now()
+			sctx, cancel := context.WithTimeout(ctx, *timeout)
+			_, st, err := src.FetchWindow(sctx, now.Add(-time.Minute), now)
+			cancel()
+			if err != nil {
+				fail("appliance %s: %s: %v", app.Name, name, err)
+				continue
+			}
+			fmt.Fprintf(out, "appliance %s: %s: ok (%d records in the last minute)\n", app.Name, name, st.Fetched)
+		}
+		c.CloseIdleConnections()
+	}
+
+	if err := reachSink(ctx, cfg, *timeout); err != nil {
+		fail("sink %s %s: %v", cfg.SIEMTransport, cfg.SIEMAddress, err)
+	} else {
+		fmt.Fprintf(out, "sink %s %s: reachable\n", cfg.SIEMTransport, cfg.SIEMAddress)
+	}
+
+	line, err := sampleLine(cfg, e)
+	if err != nil {
+		fail("sample %s line: %v", cfg.SIEMFormat, err)
+	} else {
+		fmt.Fprintf(out, "sample %s line:\n%s\n", cfg.SIEMFormat, line)
+	}
+	if failed {
+		return exitFailure
+	}
+	return exitOK
+}
+
+// parseApplianceTime reads /status "time" ("2006-01-02 15:04:05" UTC on real appliances;
+// RFC 3339 accepted too).
+func parseApplianceTime(s string) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02 15:04:05", time.RFC3339Nano, "20060102T150405"} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("unrecognized time %q", s)
+}
+
+// reachSink proves the SIEM side is reachable without sending a message: a TCP connect, a
+// TLS handshake with the configured trust, a UDP socket, or opening the file for append.
+func reachSink(ctx context.Context, cfg *config.Config, timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
+	switch cfg.SIEMTransport {
+	case "stdout":
+		return nil
+	case "file":
+		f, err := os.OpenFile(cfg.SIEMAddress, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	case "udp", "tcp":
+		conn, err := d.DialContext(ctx, cfg.SIEMTransport, cfg.SIEMAddress)
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	case "tls":
+		tc, err := tlsconfig.Client(tlsconfig.Options{
+			CAFile: cfg.SIEMTLSCAFile, CertFile: cfg.SIEMTLSCertFile, KeyFile: cfg.SIEMTLSKeyFile,
+			ServerName: cfg.SIEMTLSServerName, InsecureSkipVerify: cfg.SIEMTLSInsecureSkipVerify,
+		})
+		if err != nil {
+			return err
+		}
+		if tc.ServerName == "" {
+			host, _, _ := net.SplitHostPort(cfg.SIEMAddress)
+			tc.ServerName = host
+		}
+		td := tls.Dialer{NetDialer: &d, Config: tc}
+		conn, err := td.DialContext(ctx, "tcp", cfg.SIEMAddress)
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	}
+	return fmt.Errorf("unknown transport %q", cfg.SIEMTransport)
+}
+
+// sampleBreach is a typical model breach as the API returns it, for the sample line.
+const sampleBreach = `{"pbid":95,"time":1597688304000,"creationTime":1597688310000,"commentCount":0,"acknowledged":false,"score":0.674,` +
+	`"breachUrl":"https://dt.example.com/#modelbreach/95","model":{"name":"Anomalous Connection::Data Sent to Rare Domain","pid":762,` +
+	`"phid":1450,"uuid":"80b0ff4c-5e85-4fdb-8d4d-9c2b1e5f3b2a","tags":["AP: Egress"],"priority":4,"category":"Suspicious",` +
+	`"description":"A device has sent data to a rare external endpoint.\n\nAction: review the connection.","mitre":{"techniques":["T1041"]}},` +
+	`"device":{"did":7,"ip":"10.0.0.7","sid":1,"hostname":"ws-7","macaddress":"aa:bb:cc:dd:ee:07","typelabel":"Desktop"},` +
+	`"triggeredComponents":[{"time":1597688304000,"triggeredFilters":[{"filterType":"Destination IP","trigger":{"value":"81.2.69.144"}},` +
+	`{"filterType":"Destination port","trigger":{"value":443}}]}]}`
+
+// sampleLine formats sampleBreach exactly as "run" would.
+func sampleLine(cfg *config.Config, e *env) (string, error) {
+	var b darktrace.Breach
+	if err := json.Unmarshal([]byte(sampleBreach), &b); err != nil {
+		return "", err
+	}
+	name := "sample"
+	if apps, err := cfg.Appliances(); err == nil && len(apps) > 0 {
+		name = apps[0].Name
+	}
+	a, err := alert.FromBreach(&b, []byte(sampleBreach), name, "dt.example.com")
+	if err != nil {
+		return "", err
+	}
+	f, err := newFormatter(cfg, sinkHeader(cfg, e.getenv))
+	if err != nil {
+		return "", err
+	}
+	line, err := f.Append(nil, a)
+	return string(line), err
 }

@@ -2,11 +2,78 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
 )
 
-// runHealth is not built yet; it is owned by the issue that delivers the "health" command.
-func runHealth(_ context.Context, e *env) int {
-	fmt.Fprintln(e.stderr, "dtforward health: not implemented yet")
-	return exitFailure
+// runHealth is "dtforward health": GET http://<HTTP_ADDRESS>/healthz (or /readyz with --ready)
+// and exit 0 on 200, 1 otherwise. It is the container HEALTHCHECK. There is deliberately no
+// default address: with HTTP_ADDRESS unset the daemon serves nothing, and a guessed default
+// would report "unhealthy" for a healthy process. A wildcard listen address (":9090",
+// "0.0.0.0:9090", "[::]:9090") is probed on loopback.
+func runHealth(ctx context.Context, e *env) int {
+	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	addr := fs.String("address", e.getenv("HTTP_ADDRESS"), "host:port the daemon serves on (default $HTTP_ADDRESS)")
+	ready := fs.Bool("ready", false, "probe /readyz (delivering and caught up) instead of /healthz (process up)")
+	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
+	if err := fs.Parse(e.args); err != nil {
+		if err == flag.ErrHelp {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if *addr == "" {
+		fmt.Fprintln(e.stderr, "dtforward health: HTTP_ADDRESS is not set (or pass --address host:port); the daemon serves /healthz only when HTTP_ADDRESS is set")
+		return exitUsage
+	}
+	target, err := probeAddress(*addr)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "dtforward health: HTTP_ADDRESS %q: %v\n", *addr, err)
+		return exitUsage
+	}
+	path := "/healthz"
+	if *ready {
+		path = "/readyz"
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+target+path, nil)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "dtforward health: %v\n", err)
+		return exitUsage
+	}
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "dtforward health: %v\n", err)
+		return exitFailure
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(e.stderr, "dtforward health: %s: HTTP %d: %s", path, resp.StatusCode, body)
+		return exitFailure
+	}
+	fmt.Fprintf(e.stdout, "%s", body)
+	return exitOK
+}
+
+// probeAddress turns a listen address into one to connect to.
+func probeAddress(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return net.JoinHostPort(host, port), nil
 }
