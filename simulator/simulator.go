@@ -1,8 +1,20 @@
 package simulator
 
 import (
+	"cmp"
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math"
+	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dtforward/dtforward/darktrace"
@@ -50,85 +62,453 @@ type Options struct {
 }
 
 // Simulator is a fake appliance. It is an http.Handler and is safe for concurrent use.
-type Simulator struct{}
+type Simulator struct {
+	opts    Options
+	realNow func() time.Time
+	offset  atomic.Int64 // clock offset in ns
 
-// New validates o and generates the start-up history.
-func New(o Options) (*Simulator, error) { return nil, errors.New("not implemented") }
+	models  []modelDef
+	devices []deviceDef
 
-// ServeHTTP serves the appliance API.
-func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {}
+	mu         sync.RWMutex
+	breaches   []breachRec // in pbid (= creation) order
+	nextPBID   int64
+	liveRand   *rand.Rand
+	actions    []*actionRec
+	nextCodeID int64
+	actionRand *rand.Rand
+	actionLog  []ActionState
+	incidents  []*incidentRec
+	incRand    *rand.Rand
+	tokens     map[string]*token
+
+	faultMu   sync.Mutex
+	faults    []Fault
+	faultRand *rand.Rand
+
+	reqMu    sync.Mutex
+	reqs     []Request
+	reqTotal int
+
+	done      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+	srv       *http.Server
+	url       string
+	tmpDir    string
+	caFile    string
+}
+
+// token is one API token pair and the endpoints it may call (nil = all).
+type token struct {
+	private string
+	allowed []string
+}
+
+// maxRequestLog bounds the request log of a long-running simulator.
+const maxRequestLog = 100_000
+
+// New validates o, fills in defaults, generates the start-up history and starts live
+// generation when o.Rate > 0. Call Close to stop it.
+func New(o Options) (*Simulator, error) {
+	var errs []error
+	if o.PublicToken == "" || o.PrivateToken == "" {
+		errs = append(errs, errors.New("simulator: PublicToken and PrivateToken are required"))
+	}
+	for name, f := range map[string]float64{"LateFraction": o.LateFraction, "HostileFraction": o.HostileFraction,
+		"SystemFraction": o.SystemFraction, "AckFraction": o.AckFraction, "MissingCreationFraction": o.MissingCreationFraction} {
+		if f > 1 || math.IsNaN(f) {
+			errs = append(errs, fmt.Errorf("simulator: %s %v is not between 0 and 1", name, f))
+		}
+	}
+	if o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0) {
+		errs = append(errs, fmt.Errorf("simulator: Rate %v is not a number of breaches per second >= 0", o.Rate))
+	}
+	if o.History < 0 {
+		errs = append(errs, fmt.Errorf("simulator: History %v is negative", o.History))
+	}
+	if o.LateDelay != 0 && o.LateDelay < time.Minute {
+		errs = append(errs, fmt.Errorf("simulator: LateDelay %v is shorter than the 1m minimum lateness", o.LateDelay))
+	}
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		errs = append(errs, errors.New("simulator: CertFile and KeyFile must be given together"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if o.History == 0 {
+		o.History = 24 * time.Hour
+	}
+	switch {
+	case o.HistoryCount == 0:
+		o.HistoryCount = 5000
+	case o.HistoryCount < 0:
+		o.HistoryCount = 0
+	}
+	if o.LateDelay == 0 {
+		o.LateDelay = time.Hour
+	}
+	switch {
+	case o.AckFraction == 0:
+		o.AckFraction = 0.1
+	case o.AckFraction < 0:
+		o.AckFraction = 0
+	}
+	if o.Hostname == "" {
+		o.Hostname = "dt.example.com"
+	}
+	s := &Simulator{
+		opts:       o,
+		realNow:    o.Now,
+		liveRand:   newRand(o.Seed, streamLive),
+		actionRand: newRand(o.Seed, streamActions),
+		incRand:    newRand(o.Seed, streamIncidents),
+		faultRand:  newRand(o.Seed, streamFaults),
+		tokens:     map[string]*token{o.PublicToken: {private: o.PrivateToken}},
+		done:       make(chan struct{}),
+		nextPBID:   1,
+	}
+	if s.realNow == nil {
+		s.realNow = time.Now
+	}
+	s.offset.Store(int64(o.ClockOffset))
+	now := s.Now()
+	s.models = buildModels(o.Seed)
+	s.devices = buildDevices(o.Seed, now.UnixMilli())
+	s.generateHistory(now)
+	if o.Rate > 0 {
+		s.wg.Add(1)
+		go s.live()
+	}
+	return s, nil
+}
+
+// generateHistory spreads HistoryCount breaches over [now-History, now) with increasing
+// creation times, plus a few actions and incident events so every endpoint has data.
+func (s *Simulator) generateHistory(now time.Time) {
+	r := newRand(s.opts.Seed, streamHistory)
+	end := now.UnixMilli()
+	span := int64(s.opts.History / time.Millisecond)
+	created := make([]int64, s.opts.HistoryCount)
+	for i := range created {
+		created[i] = end - 1 - r.Int64N(max(span, 1))
+	}
+	slices.Sort(created)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.breaches = make([]breachRec, 0, len(created))
+	for _, c := range created {
+		s.breaches = append(s.breaches, s.newBreachRec(r, s.nextPBID, c))
+		s.nextPBID++
+	}
+	// Actions and events at start: one per 100 breaches, between 3 and 200, in time order.
+	n := min(max(len(created)/100, 3), 200)
+	if len(created) == 0 {
+		return
+	}
+	for i := 0; i < n; i++ {
+		at := created[i*len(created)/n]
+		s.newActionLocked(at)
+		s.newIncidentLocked(at)
+	}
+	for i, a := range s.actions {
+		for step := 0; step < i%4; step++ {
+			s.advanceLocked(a, min(a.Updated.Int64()+int64(time.Minute/time.Millisecond), end))
+		}
+	}
+}
+
+// live adds breaches at Rate per second, with an occasional new or advancing action and a new
+// or rising incident event, until Close.
+func (s *Simulator) live() {
+	defer s.wg.Done()
+	const tick = 100 * time.Millisecond
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	owed := 0.0
+	made := 0
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		owed += s.opts.Rate * tick.Seconds()
+		n := int(owed)
+		if n == 0 {
+			continue
+		}
+		owed -= float64(n)
+		s.AddBreaches(n)
+		for i := 0; i < n; i++ {
+			made++
+			switch {
+			case made%20 == 0:
+				s.AddActions(1)
+			case made%7 == 0:
+				s.advanceOne()
+			case made%50 == 25:
+				s.AddIncidentEvents(1)
+			case made%30 == 15:
+				s.raiseOne()
+			}
+		}
+	}
+}
+
+func (s *Simulator) advanceOne() {
+	now := s.Now().UnixMilli()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.actions) == 0 {
+		return
+	}
+	start := s.actionRand.IntN(len(s.actions))
+	for i := range s.actions {
+		if s.advanceLocked(s.actions[(start+i)%len(s.actions)], now) {
+			return
+		}
+	}
+}
+
+func (s *Simulator) raiseOne() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.incidents) == 0 {
+		return
+	}
+	start := s.incRand.IntN(len(s.incidents))
+	for i := range s.incidents {
+		if s.raiseLocked(s.incidents[(start+i)%len(s.incidents)]) {
+			return
+		}
+	}
+}
+
+// Now returns the appliance clock: the real clock (Options.Now) plus the clock offset.
+func (s *Simulator) Now() time.Time {
+	return s.realNow().Add(time.Duration(s.offset.Load()))
+}
+
+// SetClockOffset changes how far the appliance clock is from the real one.
+func (s *Simulator) SetClockOffset(d time.Duration) { s.offset.Store(int64(d)) }
+
+// AddToken registers another token pair allowed the given endpoints (nil = all), e.g. to test
+// a restricted token next to a full one.
+func (s *Simulator) AddToken(public, private string, endpoints []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens[public] = &token{private: private, allowed: slices.Clone(endpoints)}
+}
+
+// SetPermissions restricts a known token to the given endpoints (nil = all); the others answer
+// 302 /403 as on an appliance whose API token lacks the permission. Endpoints are named as in
+// Fault.Endpoint ("antigena" covers /antigena and /antigena/summary). Unknown tokens are
+// ignored.
+func (s *Simulator) SetPermissions(publicToken string, endpoints []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.tokens[publicToken]; ok {
+		t.allowed = slices.Clone(endpoints)
+		if endpoints != nil && t.allowed == nil {
+			t.allowed = []string{}
+		}
+	}
+}
+
+// AddBreaches creates n breaches now (appliance clock) and returns their pbids, increasing.
+// Their activity time precedes creation as for live breaches (late ones by 1m..LateDelay).
+func (s *Simulator) AddBreaches(n int) []int64 {
+	created := s.Now().UnixMilli()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]int64, 0, n)
+	for i := 0; i < n; i++ {
+		b := s.newBreachRec(s.liveRand, s.nextPBID, created)
+		s.nextPBID++
+		s.breaches = append(s.breaches, b)
+		ids = append(ids, b.pbid)
+	}
+	return ids
+}
+
+// findLocked returns the stored breach with pbid, or nil. pbids are stored in increasing order.
+func (s *Simulator) findLocked(pbid int64) *breachRec {
+	i, ok := slices.BinarySearchFunc(s.breaches, pbid, func(b breachRec, id int64) int { return cmp.Compare(b.pbid, id) })
+	if !ok {
+		return nil
+	}
+	return &s.breaches[i]
+}
+
+// AcknowledgeBreach marks a breach acknowledged, hiding it from queries without
+// includeacknowledged=true; false if pbid is unknown.
+func (s *Simulator) AcknowledgeBreach(pbid int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.findLocked(pbid)
+	if b != nil {
+		b.flags |= flagAck
+	}
+	return b != nil
+}
+
+// Breaches returns every breach created so far in pbid order, fully expanded as the API renders
+// it with minimal=false, deviceattop=true, historicmodelonly=true and includebreachurl=true
+// (CreationTime is 0 for records that hide it). It costs a few KB per record; for large stores
+// prefer BreachInfos.
+func (s *Simulator) Breaches() []darktrace.Breach {
+	recs := s.snapshot()
+	out := make([]darktrace.Breach, len(recs))
+	for i := range recs {
+		out[i] = s.breach(&recs[i])
+	}
+	return out
+}
+
+// BreachInfo is the compact oracle view of one stored breach.
+type BreachInfo struct {
+	PBID         int64
+	Time         int64 // activity, epoch ms
+	CreationTime int64 // as rendered: 0 when the record hides it
+	Created      int64 // when the breach was really created (what creationtime windows use)
+	Score        float64
+	ModelName    string
+	DID          int64
+	Acknowledged bool
+	Suppressed   bool // hidden unless includesuppressed=true
+	Hostile      bool
+	System       bool
+	Late         bool // created more than a minute after its activity
+}
+
+// BreachInfos returns a compact view of every breach created so far, in pbid order.
+func (s *Simulator) BreachInfos() []BreachInfo {
+	recs := s.snapshot()
+	out := make([]BreachInfo, len(recs))
+	for i := range recs {
+		b := &recs[i]
+		out[i] = BreachInfo{
+			PBID: b.pbid, Time: b.time, CreationTime: b.created, Created: b.windowCreated(),
+			Score: float64(b.score) / 1000, ModelName: s.models[b.model].Name, DID: -1,
+			Acknowledged: b.flags&flagAck != 0, Suppressed: b.flags&flagSuppressed != 0,
+			Hostile: b.flags&flagHostile != 0, System: b.flags&flagSystem != 0,
+			Late: b.created-b.time >= 60_000,
+		}
+		if b.flags&flagNoCreation != 0 {
+			out[i].CreationTime = 0
+		}
+		if b.dev >= 0 {
+			out[i].DID = s.devices[b.dev].DID
+		}
+	}
+	return out
+}
+
+func (s *Simulator) snapshot() []breachRec {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.breaches)
+}
+
+// Requests returns the log of requests served so far (the most recent 100,000).
+func (s *Simulator) Requests() []Request {
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
+	return slices.Clone(s.reqs)
+}
+
+// RequestCount returns how many requests were served so far.
+func (s *Simulator) RequestCount() int {
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
+	return s.reqTotal
+}
+
+func (s *Simulator) logRequest(r *http.Request, at time.Time, outcome string) {
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
+	s.reqTotal++
+	if len(s.reqs) >= maxRequestLog {
+		s.reqs = slices.Delete(s.reqs, 0, maxRequestLog/10)
+	}
+	s.reqs = append(s.reqs, Request{Time: at, Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Outcome: outcome})
+}
 
 // Start listens on addr (e.g. "127.0.0.1:0") and serves until Close. With useTLS it serves
-// HTTPS (HTTP/1.1) with Options.CertFile/KeyFile or a generated self-signed certificate for
-// 127.0.0.1, ::1 and localhost, whose PEM is at CAFile. It returns the base URL.
-func (s *Simulator) Start(addr string, useTLS bool) (url string, err error) {
-	return "", errors.New("not implemented")
+// HTTPS (HTTP/1.1 only, like the appliance's front end) with Options.CertFile/KeyFile or a
+// generated self-signed certificate for 127.0.0.1, ::1 and localhost, whose PEM is at CAFile.
+// It returns the base URL, e.g. "https://127.0.0.1:40123".
+func (s *Simulator) Start(addr string, useTLS bool) (string, error) {
+	if s.srv != nil {
+		return "", errors.New("simulator: already started")
+	}
+	var tlsCfg *tls.Config
+	if useTLS {
+		var cert tls.Certificate
+		var err error
+		if s.opts.CertFile != "" {
+			cert, err = tls.LoadX509KeyPair(s.opts.CertFile, s.opts.KeyFile)
+			if err != nil {
+				return "", fmt.Errorf("simulator: loading certificate %s / key %s: %w", s.opts.CertFile, s.opts.KeyFile, err)
+			}
+		} else {
+			if cert, err = s.selfSigned(); err != nil {
+				return "", err
+			}
+		}
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("simulator: %w", err)
+	}
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 30 * time.Second,
+		// A client that distrusts the certificate makes the server log a handshake error per
+		// connection; that is the client's failure to report, not noise for our stderr.
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	s.url = scheme + "://" + ln.Addr().String()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = s.srv.Serve(ln) // returns http.ErrServerClosed after Close
+	}()
+	return s.url, nil
 }
 
 // URL returns the base URL after Start, "" before.
-func (s *Simulator) URL() string { return "" }
+func (s *Simulator) URL() string { return s.url }
 
-// CAFile returns the path of the generated self-signed certificate (TLS only), "" otherwise.
-func (s *Simulator) CAFile() string { return "" }
+// CAFile returns the PEM path of the generated self-signed certificate after Start with TLS,
+// "" otherwise (including when Options.CertFile was used).
+func (s *Simulator) CAFile() string { return s.caFile }
 
-// Close stops the listener, hanging fault handlers and live generation, and removes temp files.
-func (s *Simulator) Close() error { return nil }
-
-// Now returns the appliance clock (real clock plus the clock offset).
-func (s *Simulator) Now() time.Time { return time.Time{} }
-
-// AddBreaches creates n breaches now and returns their pbids (increasing).
-func (s *Simulator) AddBreaches(n int) []int64 { return nil }
-
-// AcknowledgeBreach marks a breach acknowledged; false if pbid is unknown.
-func (s *Simulator) AcknowledgeBreach(pbid int64) bool { return false }
-
-// AddActions creates n Antigena actions (some pending, some active at once, some manual) and
-// returns their codeids.
-func (s *Simulator) AddActions(n int) []int64 { return nil }
-
-// AdvanceActions moves every action that is not cleared one lifecycle step
-// (pending → active → extended → cleared) and returns the transitions it made.
-func (s *Simulator) AdvanceActions() []ActionState { return nil }
-
-// AddIncidentEvents creates n AI Analyst incident events and returns their ids.
-func (s *Simulator) AddIncidentEvents(n int) []string { return nil }
-
-// RaiseIncidentScores raises the group score of every incident event below 100 (some move to a
-// new group, as merges do) and returns the ids that changed.
-func (s *Simulator) RaiseIncidentScores() []string { return nil }
-
-// ParseFaults parses a fault spec; see the package documentation.
-func ParseFaults(spec string) ([]Fault, error) { return nil, errors.New("not implemented") }
-
-// SetFaults replaces the active faults.
-func (s *Simulator) SetFaults(f []Fault) {}
-
-// AddToken registers another token pair allowed the given endpoints (nil = all).
-func (s *Simulator) AddToken(public, private string, endpoints []string) {}
-
-// SetPermissions restricts a token to the given endpoints (nil = all); other endpoints answer
-// 302 /403.
-func (s *Simulator) SetPermissions(publicToken string, endpoints []string) {}
-
-// SetClockOffset changes the appliance clock offset.
-func (s *Simulator) SetClockOffset(d time.Duration) {}
-
-// Breaches returns every breach created so far, in pbid order, as the API would render it with
-// minimal=false, deviceattop=true, historicmodelonly=true, includebreachurl=true.
-func (s *Simulator) Breaches() []darktrace.Breach { return nil }
-
-// Actions returns the current state of every Antigena action, in codeid order.
-func (s *Simulator) Actions() []darktrace.Action { return nil }
-
-// ActionStates returns every action state emitted so far (creation and each transition).
-func (s *Simulator) ActionStates() []ActionState { return nil }
-
-// IncidentEvents returns the current state of every incident event, in creation order.
-func (s *Simulator) IncidentEvents() []darktrace.IncidentEvent { return nil }
-
-// Requests returns the log of requests served so far.
-func (s *Simulator) Requests() []Request { return nil }
+// Close stops the listener, ends hanging and trickling fault responses, stops live generation
+// and removes the temporary files. It is safe to call more than once.
+func (s *Simulator) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.done)
+		if s.srv != nil {
+			err = s.srv.Close()
+		}
+		s.wg.Wait()
+		if s.tmpDir != "" {
+			if rmErr := os.RemoveAll(s.tmpDir); rmErr != nil && err == nil {
+				err = rmErr
+			}
+		}
+	})
+	return err
+}
 
 // ActionState is one state an Antigena action went through.
 type ActionState struct {
@@ -147,16 +527,4 @@ type Request struct {
 	Path     string
 	RawQuery string
 	Outcome  string // "ok", "auth:<reason>", "fault:<kind>", "notfound"
-}
-
-// FaultKind names a failure mode.
-type FaultKind string
-
-// Fault injects one failure mode into matching requests.
-type Fault struct {
-	Endpoint    string    // "modelbreaches", "antigena", "antigena/summary", "aianalyst", "status"; "" = all
-	Kind        FaultKind // one of the Fault* constants
-	Probability float64   // chance per matching request (1 = always)
-	Count       int       // 0 = unlimited; n = at most n injections
-	Param       string    // kind-specific: Retry-After / trickle delay / extra record count
 }

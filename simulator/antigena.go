@@ -1,0 +1,226 @@
+package simulator
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/dtforward/dtforward/darktrace"
+)
+
+// actionRec is one Antigena action and its mutable lifecycle state.
+type actionRec struct {
+	darktrace.Action
+	state string // pending, active, extended, cleared
+}
+
+var actionKinds = [][3]string{
+	{"quarantine", "Quarantine device", "Quarantine the device from all network traffic"},
+	{"connection", "Block matching connections", "Block connections to %s on port %s"},
+	{"pol", "Enforce pattern of life", "Enforce the device's normal pattern of life"},
+	{"gpol", "Enforce group pattern of life", "Enforce the group's pattern of life"},
+	{"quarantineOutgoing", "Block all outgoing traffic", "Block all outgoing traffic from the device"},
+	{"quarantineIncoming", "Block all incoming traffic", "Block all incoming traffic to the device"},
+}
+
+var usernames = []string{"alice.admin", "bob@corp.example", "soc-analyst", "CORP\\carol"}
+
+// newActionLocked creates one action at now (epoch ms). s.mu must be held for writing.
+func (s *Simulator) newActionLocked(now int64) *actionRec {
+	r := s.actionRand
+	s.nextCodeID++
+	k := actionKinds[r.IntN(len(actionKinds))]
+	a := &actionRec{}
+	a.CodeID = s.nextCodeID
+	devIdx := r.IntN(normalDevices + hostileDevices)
+	d := &s.devices[devIdx].Device
+	a.DID, a.IP = d.DID, d.IP
+	a.Action.Action, a.Label = k[0], k[1]
+	a.Detail = k[2]
+	if k[0] == "connection" {
+		a.Detail = "Block connections to " + rareDomains[r.IntN(len(rareDomains))] + " on port " + appProtos[r.IntN(len(appProtos))][0]
+	}
+	a.Start = now
+	a.Expires = now + int64(time.Duration(1+r.IntN(24))*time.Hour/time.Millisecond)
+	a.AGEmail = r.IntN(5) == 0
+	hostileRec := r.Float64() < s.opts.HostileFraction
+	if r.IntN(4) == 0 {
+		// Manual actions: no model, score 0, and a person who started them.
+		a.Manual = true
+		user := usernames[r.IntN(len(usernames))]
+		reason := "Containing a suspected compromise"
+		if hostileRec {
+			user = hostile(r, user)
+			reason = hostile(r, reason)
+		}
+		a.Triggerer = &darktrace.Triggerer{Username: user, Reason: reason}
+	} else {
+		a.Score = darktrace.FlexFloat(float64(300+r.IntN(701)) / 1000)
+		// Antigena answers a recent device breach (never a System::System one).
+		var b *breachRec
+		for try := 0; try < 8 && b == nil && len(s.breaches) > 0; try++ {
+			n := len(s.breaches)
+			if c := &s.breaches[n-1-r.IntN(min(n, 50))]; c.dev >= 0 {
+				b = c
+			}
+		}
+		if b != nil {
+			a.PBID = b.pbid
+			m := &s.models[b.model]
+			a.Model, a.ModelUUID = m.Name, m.UUID
+			d = &s.devices[b.dev].Device
+			a.DID, a.IP = d.DID, d.IP
+		} else {
+			m := &s.models[1+r.IntN(len(modelSeeds))]
+			a.Model, a.ModelUUID = m.Name, m.UUID
+		}
+	}
+	if hostileRec {
+		a.AGHost = hostile(r, "host")
+	}
+	user := ""
+	if a.Triggerer != nil {
+		user = a.Triggerer.Username
+	}
+	if !a.Manual && r.IntN(3) == 0 {
+		// Human confirmation mode: the action waits until someone approves it.
+		a.state = "pending"
+		a.History = []darktrace.ActionHistory{{Family: "ANTIGENA", Action: "created (requires confirmation)", Time: now}}
+	} else {
+		a.state = "active"
+		a.Active = true
+		a.Blocked = a.Action.Action != "pol"
+		a.History = []darktrace.ActionHistory{{Family: "ANTIGENA", Username: user, Action: "created", Time: now}}
+	}
+	a.Updated = darktrace.FlexInt(now)
+	s.actions = append(s.actions, a)
+	s.logActionLocked(a)
+	return a
+}
+
+// advanceLocked moves a one lifecycle step at now; false when it is already cleared.
+func (s *Simulator) advanceLocked(a *actionRec, now int64) bool {
+	if now <= a.Updated.Int64() {
+		now = a.Updated.Int64() + 1 // every transition gets a distinct "updated"
+	}
+	user := usernames[s.actionRand.IntN(len(usernames))]
+	switch a.state {
+	case "pending":
+		a.state, a.Active, a.Blocked = "active", true, a.Action.Action != "pol"
+		a.History = append(a.History, darktrace.ActionHistory{Family: "ANTIGENA", Username: user, Action: "created", Reason: "confirmed", Time: now})
+	case "active":
+		a.state = "extended"
+		a.Expires += int64(2 * time.Hour / time.Millisecond)
+		a.History = append(a.History, darktrace.ActionHistory{Family: "ANTIGENA", Username: user, Action: "extended", Reason: "still suspicious", Time: now})
+	case "extended":
+		a.state, a.Active, a.Cleared, a.Blocked = "cleared", false, true, false
+		a.History = append(a.History, darktrace.ActionHistory{Family: "ANTIGENA", Username: user, Action: "cleared", Reason: "false positive", Time: now})
+	default:
+		return false
+	}
+	a.Updated = darktrace.FlexInt(now)
+	s.logActionLocked(a)
+	return true
+}
+
+func (s *Simulator) logActionLocked(a *actionRec) {
+	s.actionLog = append(s.actionLog, ActionState{
+		CodeID: a.CodeID, State: a.state, Updated: a.Updated.Int64(),
+		Active: a.Active, Cleared: a.Cleared, Expires: a.Expires,
+	})
+}
+
+// AddActions creates n Antigena actions now (some awaiting confirmation, some active at once,
+// some manual) and returns their codeids.
+func (s *Simulator) AddActions(n int) []int64 {
+	now := s.Now().UnixMilli()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]int64, 0, n)
+	for i := 0; i < n; i++ {
+		ids = append(ids, s.newActionLocked(now).CodeID)
+	}
+	return ids
+}
+
+// AdvanceActions moves every action that is not cleared one lifecycle step
+// (pending → active → extended → cleared), each with a new "updated", and returns the states
+// it produced.
+func (s *Simulator) AdvanceActions() []ActionState {
+	now := s.Now().UnixMilli()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ActionState
+	for _, a := range s.actions {
+		if s.advanceLocked(a, now) {
+			out = append(out, s.actionLog[len(s.actionLog)-1])
+		}
+	}
+	return out
+}
+
+// Actions returns the current state of every action, in codeid order.
+func (s *Simulator) Actions() []darktrace.Action {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]darktrace.Action, len(s.actions))
+	for i, a := range s.actions {
+		out[i] = a.Action
+		out[i].History = append([]darktrace.ActionHistory(nil), a.History...)
+	}
+	return out
+}
+
+// ActionStates returns every state emitted so far: each action's creation and every
+// transition, in the order they happened.
+func (s *Simulator) ActionStates() []ActionState {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]ActionState(nil), s.actionLog...)
+}
+
+func appendAction(w *jw, a *darktrace.Action, history bool) {
+	w.obj()
+	w.kInt("codeid", a.CodeID)
+	w.kInt("did", a.DID)
+	w.kStr("ip", a.IP)
+	w.kStr("action", a.Action)
+	w.kStr("label", a.Label)
+	w.kStr("detail", a.Detail)
+	w.kBool("manual", a.Manual)
+	w.key("triggerer")
+	if a.Triggerer == nil {
+		w.null()
+	} else {
+		w.obj()
+		w.kStr("username", a.Triggerer.Username)
+		w.kStr("reason", a.Triggerer.Reason)
+		w.endObj()
+	}
+	w.kFloat("score", float64(a.Score))
+	w.kInt("pbid", a.PBID)
+	w.kStr("model", a.Model)
+	w.kStr("modeluuid", a.ModelUUID)
+	w.kInt("start", a.Start)
+	w.kInt("expires", a.Expires)
+	w.kStr("updated", strconv.FormatInt(a.Updated.Int64(), 10)) // a string on real appliances
+	w.kBool("blocked", a.Blocked)
+	w.kBool("active", a.Active)
+	w.kBool("cleared", a.Cleared)
+	w.kBool("agemail", a.AGEmail)
+	w.kStr("aghost", a.AGHost)
+	if history {
+		w.key("history")
+		w.arr()
+		for _, h := range a.History {
+			w.obj()
+			w.kStr("family", h.Family)
+			w.kStr("username", h.Username)
+			w.kStr("action", h.Action)
+			w.kStr("reason", h.Reason)
+			w.kInt("time", h.Time)
+			w.endObj()
+		}
+		w.endArr()
+	}
+	w.endObj()
+}
