@@ -58,10 +58,10 @@ func cefFields(r *record, a *alert.Alert) {
 		r.add(field{key: "cs1", label: "modelUuid", kind: kStr, s: s, trim: 7})
 	}
 	if len(a.Model.Tags) > 0 {
-		r.add(field{key: "cs2", label: "modelTags", kind: kList, l: a.Model.Tags, trim: 2})
+		r.add(field{key: "cs2", label: "modelTags", kind: kList, l: a.Model.Tags, cut: cefSpace, trim: 2})
 	}
 	if len(a.Model.MITRE) > 0 {
-		r.add(field{key: "cs3", label: "mitreTechniques", kind: kList, l: a.Model.MITRE, trim: 3})
+		r.add(field{key: "cs3", label: "mitreTechniques", kind: kList, l: a.Model.MITRE, cut: cefSpace, trim: 3})
 	}
 	if s := ts(a.Appliance); s != "" {
 		r.add(field{key: "cs4", label: "appliance", kind: kStr, s: s, trim: 8})

@@ -15,9 +15,11 @@
 //     strip quotes or read to the next quote; an '=' closing a key-like word that follows a
 //     space ("x dst=1.2.3.4") is written ':' so that no parser can see a second attribute.
 //     '|' in header fields becomes a space.
-//   - json, darktrace-json: standard JSON escaping, compact, U+2028/U+2029 escaped.
+//   - json, darktrace-json: standard JSON escaping, compact, U+2028/U+2029 escaped. The json
+//     format also writes NUL as U+FFFD (syslog-ng's json-parser cuts strings at \u0000);
+//     darktrace-json keeps the record's bytes.
 //
-// In every format other C0 control characters and DEL (which have no escape in CEF or LEEF)
+// In CEF and LEEF other C0 control characters and DEL (which have no escape in CEF or LEEF)
 // and invalid UTF-8 bytes become U+FFFD, so each line is valid UTF-8.
 //
 // # Size limit

@@ -50,7 +50,11 @@ func jsonTable() *escTable {
 	for c := 0; c < 0x20; c++ {
 		t[c] = `\u00` + string(hex[c>>4]) + string(hex[c&0xf])
 	}
-	return t.set(`"`, `\"`, `\`, `\\`, "\n", `\n`, "\r", `\r`, "\t", `\t`, "\b", `\b`, "\f", `\f`)
+	t.set(`"`, `\"`, `\`, `\\`, "\n", `\n`, "\r", `\r`, "\t", `\t`, "\b", `\b`, "\f", `\f`)
+	// \u0000 is valid JSON, but C-based collectors (syslog-ng's json-parser, SC4S) cut the
+	// string there; NUL has no meaning in Darktrace text, so it becomes U+FFFD like in CEF.
+	t[0] = replacementChar
+	return t
 }
 
 // appendEsc appends s to dst with t applied and invalid UTF-8 replaced.

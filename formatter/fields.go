@@ -32,6 +32,7 @@ type field struct {
 	f     float64
 	t     time.Time
 	l     []string
+	cut   string // list items are trimmed of these characters; all-empty lists are omitted
 	// trim is the field's place in the trimming order, 1 = trimmed first; 0 = never trimmed.
 	trim    int8
 	trimmed bool
@@ -46,7 +47,7 @@ func (f *field) empty() bool {
 		return f.t.IsZero()
 	case kList:
 		for _, s := range f.l {
-			if strings.TrimSpace(s) != "" {
+			if strings.Trim(s, f.cut) != "" {
 				return false
 			}
 		}

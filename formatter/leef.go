@@ -92,10 +92,10 @@ func leefFields(r *record, a *alert.Alert) {
 		r.add(field{key: "priority", kind: kInt, n: int64(a.Priority)})
 	}
 	if len(a.Model.Tags) > 0 {
-		r.add(field{key: "tags", kind: kList, l: a.Model.Tags, trim: 2})
+		r.add(field{key: "tags", kind: kList, l: a.Model.Tags, cut: leefSpace, trim: 2})
 	}
 	if len(a.Model.MITRE) > 0 {
-		r.add(field{key: "mitreTechniques", kind: kList, l: a.Model.MITRE, trim: 3})
+		r.add(field{key: "mitreTechniques", kind: kList, l: a.Model.MITRE, cut: leefSpace, trim: 3})
 	}
 	r.str("appliance", ts(a.Appliance), 8)
 	if a.Action != nil {
@@ -186,8 +186,8 @@ func (lr leefRenderer) marker(dst []byte, r *record, sep bool) []byte {
 // (delimiter and line breaks to spaces) two things that key=value parsers such as syslog-ng's
 // kv-parser misread are neutralised: a value starting with a quote (the parser strips it, or
 // runs to the next quote and swallows the following attributes) gets a typographic quote
-// instead, and an '=' that ends a space-preceded key-like word (" dst=x" inside a value would
-// forge a dst attribute) is written as ':'.
+// instead, and an '=' that ends a space-preceded key-like word, optionally followed by spaces
+// (" dst=x" or " dst = x" inside a value would forge a dst attribute), is written as ':'.
 func appendLEEFValue(dst []byte, s string) []byte {
 	start := len(dst)
 	dst = appendEsc(dst, s, leefValEsc)
@@ -210,11 +210,15 @@ func fixLEEFValue(dst []byte, start int) []byte {
 		if v[i] != '=' {
 			continue
 		}
-		j := i
+		k := i
+		for k > 0 && v[k-1] == ' ' {
+			k--
+		}
+		j := k
 		for j > 0 && isLEEFKeyByte(v[j-1]) {
 			j--
 		}
-		if j < i && j > 0 && v[j-1] == ' ' {
+		if j < k && j > 0 && v[j-1] == ' ' {
 			v[i] = ':'
 		}
 	}
