@@ -175,6 +175,7 @@ type daemon struct {
 	sink       sink.Sink
 	appliances []*poller.Appliance
 	clients    []*darktrace.Client
+	clocks     []*applianceClock // nil entries when daemonOptions.now overrides the clock
 	http       *metrics.Server
 }
 
@@ -194,9 +195,6 @@ func (e *configError) Unwrap() error { return e.err }
 
 // newDaemon composes the daemon. Configuration and state-file problems are *configError.
 func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) (*daemon, error) {
-	if o.now == nil {
-		o.now = time.Now
-	}
 	d := &daemon{log: log, cfg: cfg, metrics: metrics.New()}
 	ok := false
 	defer func() {
@@ -220,7 +218,7 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		log.Warn().Msg("SIEM_TLS_INSECURE_SKIP_VERIFY=true: the collector's certificate is not verified")
 	}
 	del := &delivery{f: f, s: d.sink, log: log}
-	start, err := cfg.StartTime(o.now())
+	start, err := cfg.StartTime(time.Now())
 	if err != nil {
 		return nil, &configError{fmt.Errorf("POLL_START: %w", err)}
 	}
@@ -240,6 +238,13 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		if app.InsecureSkipVerify {
 			log.Warn().Str("appliance", app.Name).Msg("TLS verification of the appliance is off (DARKTRACE_INSECURE_SKIP_VERIFY)")
 		}
+		now := o.now
+		var clock *applianceClock
+		if now == nil {
+			clock = &applianceClock{}
+			now = clock.Now
+		}
+		d.clocks = append(d.clocks, clock)
 		store, err := poller.OpenStore(cfg.StateDir, app.Name)
 		if err != nil {
 			return nil, &configError{err}
@@ -256,7 +261,7 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 			RetryMax:        o.retryMax,
 			RetryAfter:      darktrace.RetryAfterOf,
 			ShutdownTimeout: cfg.ShutdownTimeout,
-			Now:             o.now,
+			Now:             now,
 			Logger:          log,
 			Metrics:         d.metrics,
 		})
@@ -304,8 +309,16 @@ func (d *daemon) run(ctx context.Context) {
 		Str("format", d.cfg.SIEMFormat).Str("transport", d.cfg.SIEMTransport).Msg("dtforward started")
 
 	var wg sync.WaitGroup
-	for _, a := range d.appliances {
-		wg.Go(func() { _ = a.Run(ctx) })
+	for i, a := range d.appliances {
+		wg.Go(func() {
+			if c := d.clocks[i]; c != nil {
+				// Windows must follow the appliance clock from the very first poll.
+				log := d.log.With().Str("appliance", a.Name()).Logger()
+				c.sync(ctx, d.clients[i], log)
+				wg.Go(func() { c.run(ctx, d.clients[i], log) })
+			}
+			_ = a.Run(ctx)
+		})
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
