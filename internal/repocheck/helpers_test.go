@@ -1,0 +1,109 @@
+package repocheck
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/dtforward/dtforward/config"
+)
+
+// root is the repository root, relative to this package.
+const root = "../.."
+
+func read(t *testing.T, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// yamlDocs parses every document of a (multi-document) YAML file.
+func yamlDocs(t *testing.T, rel string) []map[string]any {
+	t.Helper()
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(read(t, rel))))
+	var docs []map[string]any
+	for {
+		var d map[string]any
+		err := dec.Decode(&d)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", rel, err)
+		}
+		if d != nil {
+			docs = append(docs, d)
+		}
+	}
+	if len(docs) == 0 {
+		t.Fatalf("%s holds no YAML document", rel)
+	}
+	return docs
+}
+
+// dig walks nested maps and lists: dig(doc, "spec", "template", "spec", "containers", 0).
+func dig(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil
+			}
+			v = m[k]
+		case int:
+			l, ok := v.([]any)
+			if !ok || k >= len(l) {
+				return nil
+			}
+			v = l[k]
+		}
+	}
+	return v
+}
+
+func str(v any, path ...any) string {
+	s, _ := dig(v, path...).(string)
+	return s
+}
+
+// validateEnv loads env with dtforward's own configuration loader for "run", after moving
+// every path under one of the remapped prefixes (a secret mount, a credentials directory) to a
+// file that exists here, and reports every problem.
+func validateEnv(t *testing.T, what string, env map[string]string, remap map[string]string) {
+	t.Helper()
+	tmp := t.TempDir()
+	vals := map[string]string{}
+	for k, v := range env {
+		for prefix, to := range remap {
+			if strings.HasPrefix(v, prefix) {
+				if to == "" {
+					to = filepath.Join(tmp, strings.ReplaceAll(strings.TrimPrefix(v, prefix), "/", "_"))
+					if err := os.WriteFile(to, []byte("token0123\n"), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					to = filepath.Join(to, strings.TrimPrefix(v, prefix))
+				}
+				v = to
+			}
+		}
+		vals[k] = v
+	}
+	var environ []string
+	for k, v := range vals {
+		environ = append(environ, k+"="+v)
+	}
+	if _, err := config.LoadFor(config.ModeRun, func(k string) string { return vals[k] }, environ); err != nil {
+		t.Errorf("%s is not a valid dtforward run configuration:\n%v", what, err)
+	}
+}
