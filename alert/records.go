@@ -20,13 +20,24 @@ func SplitRecords(data []byte) ([]json.RawMessage, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	var out []json.RawMessage
+	last := 0 // offset just past the last record decoded successfully
 	fail := func(err error) error {
-		off := skipped + int(dec.InputOffset())
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			off = skipped + int(se.Offset)
+		// json.Decoder's SyntaxError offsets are relative to internal buffers; re-scan the
+		// failing part with json.Unmarshal, whose offsets are exact (bad byte + 1).
+		base := last
+		if trimmed[0] == '[' {
+			base = 0
 		}
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		off := skipped + int(dec.InputOffset())
+		var v any
+		uerr := json.Unmarshal(trimmed[base:], &v)
+		var se *json.SyntaxError
+		switch {
+		case errors.As(uerr, &se) && se.Offset > 0 && uerr.Error() != "unexpected end of JSON input":
+			off = skipped + base + int(se.Offset) - 1
+			err = uerr
+		case uerr != nil && uerr.Error() == "unexpected end of JSON input",
+			errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 			off = len(data)
 			err = errors.New("unexpected end of input")
 		}
@@ -68,6 +79,7 @@ func SplitRecords(data []byte) ([]json.RawMessage, error) {
 			return nil, fail(fmt.Errorf("expected a JSON object or array, found %.20s", m))
 		}
 		out = append(out, m)
+		last = int(dec.InputOffset())
 	}
 }
 

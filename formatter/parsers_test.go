@@ -414,7 +414,9 @@ func TestJSONParses(t *testing.T) {
 		if m["schemaVersion"] != float64(1) || m["kind"] != a.Kind || m["id"] != a.ID {
 			t.Errorf("%s: schemaVersion/kind/id wrong", what)
 		}
-		v := func(s string) string { return sanitize(s, "\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f") }
+		v := func(s string) string {
+			return sanitize(s, "\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f")
+		}
 		str("name", v(a.Name))
 		str("message", v(a.Message))
 		str("modelName", v(a.Model.Name))

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runFormatCmd(t *testing.T, stdin string, getenv map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := &env{
+		stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb,
+		getenv:  func(k string) string { return getenv[k] },
+		environ: func() []string { return nil },
+	}
+	code = dispatch(context.Background(), append([]string{"format"}, args...), e)
+	return code, out.String(), errb.String()
+}
+
+func TestFormatCommand(t *testing.T) {
+	golden := filepath.Join("..", "..", "testdata", "golden")
+	breach := `{"pbid": 95, "time": 1700000000000, "score": 0.5, "model": {"name": "M|x", "pid": 7}, "device": {"did": 3, "ip": "10.0.0.3"}}`
+	tests := []struct {
+		name      string
+		args      []string
+		stdin     string
+		env       map[string]string
+		wantCode  int
+		wantLines int
+		wantOut   []string // substrings of stdout
+		wantErr   []string // substrings of stderr
+	}{
+		{name: "single object cef", args: []string{"--format", "cef", "-"}, stdin: breach, wantLines: 1,
+			wantOut: []string{`CEF:0|Darktrace|DCIP|dev|7|M\|x|5|`, "externalId=95"}},
+		{name: "array json", args: []string{"--format", "json"}, stdin: "[" + breach + "," + breach + "]", wantLines: 2,
+			wantOut: []string{`"schemaVersion":1`, `"id":"95"`}},
+		{name: "json lines leef", args: []string{"--format", "leef"}, stdin: breach + "\n" + breach + "\n", wantLines: 2,
+			wantOut: []string{"LEEF:2.0|Darktrace|DCIP|dev|7|x09|"}},
+		{name: "empty input", args: []string{"--format", "cef"}, stdin: "  \n", wantLines: 0},
+		{name: "appliance and URL from env", args: []string{"--format", "cef"}, stdin: breach, wantLines: 1,
+			env:     map[string]string{"DARKTRACE_NAME": "lab-1", "DARKTRACE_URL": "https://dt.lab.example:8443/"},
+			wantOut: []string{"cs4=lab-1", "darktraceUrl=https://dt.lab.example:8443/#modelbreach/95"}},
+		{name: "darktrace-json adds breachUrl", args: []string{"--format", "darktrace-json", "--host", "h.example"}, stdin: breach, wantLines: 1,
+			wantOut: []string{`"breachUrl":"https://h.example/#modelbreach/95"}`}},
+		{name: "file argument", args: []string{"--format", "cef", filepath.Join(golden, "antigena-states", "input.json")}, wantLines: 6,
+			wantOut: []string{"cs5=pending", "cs5=extended", "cs5=cleared", "suser=analyst.jane"}},
+		{name: "forced source", args: []string{"--format", "json", "--source", "aianalyst", filepath.Join(golden, "aianalyst-string-groupscore-null-device", "input.json")}, wantLines: 1,
+			wantOut: []string{`"kind":"aianalyst"`, `"score":0.875`}},
+		{name: "bad records skipped, rest printed", args: []string{"--format", "cef", filepath.Join(golden, "unconvertible-records", "input.json")},
+			wantCode: exitFailure, wantLines: 1, wantOut: []string{"externalId=96"},
+			wantErr: []string{"record 1 (id 0) skipped", "record 3 (id 97) skipped", "2 of 3 records skipped"}},
+		{name: "bad JSON gives position", args: []string{"--format", "cef"}, stdin: "[\n" + breach + ",\n{\"pbid\": x}]",
+			wantCode: exitFailure, wantErr: []string{"line 3, column 10"}},
+		{name: "truncated JSON", args: []string{"--format", "cef"}, stdin: `[{"pbid": 1,`, wantCode: exitFailure, wantErr: []string{"unexpected end of input"}},
+		{name: "missing file", args: []string{"--format", "cef", "/nonexistent/x.json"}, wantCode: exitFailure, wantErr: []string{"no such file"}},
+		{name: "unknown format", args: []string{"--format", "xml"}, wantCode: exitUsage, wantErr: []string{`unknown format "xml"`, "cef, darktrace-json, json, leef"}},
+		{name: "unknown flag", args: []string{"--formt", "cef"}, wantCode: exitUsage, wantErr: []string{"flag provided but not defined"}},
+		{name: "unknown source", args: []string{"--source", "x"}, wantCode: exitUsage, wantErr: []string{"--source"}},
+		{name: "max-bytes too small", args: []string{"--max-bytes", "10"}, wantCode: exitUsage, wantErr: []string{"MaxBytes"}},
+		{name: "two files", args: []string{"a", "b"}, wantCode: exitUsage, wantErr: []string{"at most one input file"}},
+		{name: "help", args: []string{"--help"}, wantCode: exitOK, wantErr: []string{"Usage: dtforward format"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := runFormatCmd(t, tc.stdin, tc.env, tc.args...)
+			if code != tc.wantCode {
+				t.Errorf("exit code %d, want %d; stderr: %s", code, tc.wantCode, errs)
+			}
+			if n := strings.Count(out, "\n"); n != tc.wantLines {
+				t.Errorf("%d lines, want %d:\n%s", n, tc.wantLines, out)
+			}
+			for _, w := range tc.wantOut {
+				if !strings.Contains(out, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errs)
+				}
+			}
+		})
+	}
+}
+
+// TestFormatCommandMatchesGolden checks that the command prints what the golden files hold
+// for every case (same version string aside).
+func TestFormatCommandMatchesGolden(t *testing.T) {
+	dirs, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "golden", "*"))
+	defer func(v string) { version = v }(version)
+	version = "0.0.0-golden"
+	for _, dir := range dirs {
+		for _, format := range []string{"cef", "json"} {
+			want, err := os.ReadFile(filepath.Join(dir, "expected."+format))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, out, _ := runFormatCmd(t, "", nil, "--format", format, "--appliance", "dt-lab", "--host", "dt.example.com",
+				"--max-bytes", "8192", filepath.Join(dir, "input.json"))
+			if out != string(want) {
+				t.Errorf("%s %s: output differs from golden\n got: %.500s\nwant: %.500s", filepath.Base(dir), format, out, want)
+			}
+		}
+	}
+}
