@@ -176,16 +176,13 @@ func (c *Client) Stream(ctx context.Context, pathAndQuery string, fn func(raw []
 	}
 	defer resp.Body.Close()
 
-	if resp.StatusCode != http.StatusOK {
-		body, rerr := readSnippet(resp.Body)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		body, _ := readSnippet(resp.Body)
 		if e := classify(c.response(endpoint, resp, body)); e != nil {
 			return e
 		}
-		// A 2xx other than 200 (e.g. 204) with no usable body: nothing to stream.
-		if rerr != nil {
-			return c.transportError(ctx, reqCtx, endpoint, rerr)
-		}
-		return nil
+		// Unreachable: classify has a class for every non-2xx status.
+		return &Error{Class: ClassPermanent, Endpoint: endpoint, StatusCode: resp.StatusCode, Msg: "unexpected HTTP status"}
 	}
 
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
@@ -209,81 +206,30 @@ func (c *Client) Stream(ctx context.Context, pathAndQuery string, fn func(raw []
 			Msg: "response is not JSON (" + quoteSnippet(c.scrub(body)) + "); will retry"}
 	}
 
-	dec := json.NewDecoder(br)
-	bodyErr := func(n int, err error) error {
-		if ctx.Err() != nil || reqCtx.Err() != nil || !isDecodeError(err) {
-			return c.transportError(ctx, reqCtx, endpoint, err)
-		}
-		return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: resp.StatusCode,
-			Msg: fmt.Sprintf("response body is truncated or not valid JSON (near byte %d, after %d records); will retry", dec.InputOffset(), n),
-			Err: err}
-	}
-
-	var raw json.RawMessage // reused: RawMessage.UnmarshalJSON appends into the same array
 	if first == '{' {
-		if err := dec.Decode(&raw); err != nil {
-			return bodyErr(0, err)
-		}
-		if err := expectEOF(dec); err != nil {
-			return bodyErr(1, err)
-		}
 		// A 200 can still carry {"error": ...} or {"response": "ERROR"}; a real record cannot
-		// look like that (see errorObject).
-		r := c.response(endpoint, resp, raw)
-		if e := classify(r); e != nil {
-			return e
-		}
-		return fn(raw)
-	}
-
-	if _, err := dec.Token(); err != nil { // '['
-		return bodyErr(0, err)
-	}
-	n := 0
-	for dec.More() {
-		if err := dec.Decode(&raw); err != nil {
-			return bodyErr(n, err)
-		}
-		if err := fn(raw); err != nil {
-			return err
-		}
-		n++
-	}
-	if _, err := dec.Token(); err != nil { // ']'
-		return bodyErr(n, err)
-	}
-	if err := expectEOF(dec); err != nil {
-		return bodyErr(n, err)
-	}
-	return nil
-}
-
-// BadRecord describes an array element that did not decode into the record type; it was
-// skipped. ID is the record's pbid/codeid/id when one could be read (sanitized for logs).
-type BadRecord struct {
-	Index int
-	ID    string
-	Err   error
-}
-
-// Records is Stream + json.Unmarshal into T: fn gets each decoded record (rec is a fresh value
-// the caller may keep; raw is valid only during the call, copy it to keep it). An element that
-// does not decode into T is passed to bad (may be nil) and skipped, so one malformed record does
-// not hold back the rest of the batch.
-func Records[T any](ctx context.Context, c *Client, pathAndQuery string, fn func(rec *T, raw []byte) error, bad func(BadRecord)) error {
-	i := 0
-	return c.Stream(ctx, pathAndQuery, func(raw []byte) error {
-		idx := i
-		i++
-		rec := new(T)
-		if err := json.Unmarshal(raw, rec); err != nil {
-			if bad != nil {
-				bad(BadRecord{Index: idx, ID: recordID(raw), Err: err})
+		// look like that (see errorObject), so check the single object before handing it on.
+		inner := fn
+		fn = func(raw []byte) error {
+			if e := classify(c.response(endpoint, resp, raw)); e != nil {
+				return e
 			}
-			return nil
+			return inner(raw)
 		}
-		return fn(rec, raw)
-	})
+	}
+	n, offset, err := decodeElements(br, fn)
+	var cbErr callbackError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &cbErr):
+		return cbErr.err
+	case ctx.Err() != nil || reqCtx.Err() != nil || !isDecodeError(err):
+		return c.transportError(ctx, reqCtx, endpoint, err)
+	}
+	return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: resp.StatusCode,
+		Msg: fmt.Sprintf("response body is truncated or not valid JSON (near byte %d, after %d records); will retry", offset, n),
+		Err: err}
 }
 
 func (c *Client) newRequest(ctx context.Context, pathAndQuery string) (*http.Request, error) {
@@ -351,36 +297,6 @@ func endpointOf(pathAndQuery string) string {
 	return p
 }
 
-// firstByte skips JSON whitespace and returns the next byte without consuming it.
-func firstByte(br *bufio.Reader) (byte, error) {
-	for {
-		b, err := br.Peek(1)
-		if err != nil {
-			return 0, err
-		}
-		switch b[0] {
-		case ' ', '\t', '\r', '\n':
-			_, _ = br.ReadByte()
-		default:
-			return b[0], nil
-		}
-	}
-}
-
-// expectEOF fails when anything but whitespace follows the top-level value.
-func expectEOF(dec *json.Decoder) error {
-	tok, err := dec.Token()
-	if errors.Is(err, io.EOF) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return fmt.Errorf("unexpected %v after the top-level value: %w", tok, errTrailingData)
-}
-
-var errTrailingData = errors.New("trailing data")
-
 // snippetLimit bounds what is read of a non-streamed (error) body.
 const snippetLimit = 16 << 10
 
@@ -390,45 +306,4 @@ func readSnippet(r io.Reader) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r, snippetLimit))
 	_, _ = io.CopyN(io.Discard, r, 64<<10)
 	return b, err
-}
-
-// recordID reads pbid, codeid or id from an element that failed to decode, for the log line.
-func recordID(raw []byte) string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return ""
-	}
-	for _, k := range []string{"pbid", "codeid", "id"} {
-		v, ok := m[k]
-		if !ok {
-			continue
-		}
-		var s string
-		if json.Unmarshal(v, &s) == nil {
-			return sanitizeID(s)
-		}
-		var n json.Number
-		if json.Unmarshal(v, &n) == nil {
-			return sanitizeID(n.String())
-		}
-	}
-	return ""
-}
-
-// sanitizeID keeps an attacker-controlled id short and printable, so it cannot break a log line.
-func sanitizeID(s string) string {
-	const max = 64
-	var b strings.Builder
-	for _, r := range s {
-		if b.Len() >= max {
-			b.WriteString("…")
-			break
-		}
-		if r < 0x20 || r == 0x7f || r == 0xfffd || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 {
-			b.WriteByte('?')
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
