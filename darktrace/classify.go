@@ -271,7 +271,9 @@ func classify(r response) *Error {
 			e.Msg = "signature rejected: check DARKTRACE_PUBLIC_TOKEN/DARKTRACE_PRIVATE_TOKEN (a pair from the same token, no stray whitespace)"
 		case apiErr == "API DATE ERROR":
 			e.Class, e.Err = ClassAuth, ErrClockSkew
-			ours := r.Now.UTC()
+			// The Date header has second resolution: compare at that resolution so an exact
+			// one-hour offset reads "1h0m0s", not "59m59s".
+			ours := r.Now.UTC().Truncate(time.Second)
 			if !e.ApplianceTime.IsZero() {
 				off := ours.Sub(e.ApplianceTime)
 				if off < 0 {
