@@ -48,8 +48,14 @@ type VarError struct {
 	Msg string // what is wrong and what is expected; never contains a secret
 }
 
-// Error returns "VAR: message".
-func (e *VarError) Error() string { return e.Var + ": " + e.Msg }
+// Error returns "VAR: message", or just the message when it already starts with the variable
+// ("SIEM_TLS_CERT_FILE and SIEM_TLS_KEY_FILE must be set together").
+func (e *VarError) Error() string {
+	if strings.HasPrefix(e.Msg, e.Var+" ") {
+		return e.Msg
+	}
+	return e.Var + ": " + e.Msg
+}
 
 // Error is every problem found in a configuration. The CLI prints one line per problem and
 // exits with status 2.
@@ -277,7 +283,7 @@ func (c *Config) resolveSecrets(getenv func(string) string) problems {
 		direct, path := getenv(f.name), getenv(f.name+"_FILE")
 		switch {
 		case direct != "" && path != "":
-			probs.add(f.name, "set both %s and %s_FILE; set only one", f.name, f.name)
+			probs.add(f.name, "%s and %s_FILE are mutually exclusive; set only one", f.name, f.name)
 			continue
 		case path != "":
 			s, err := readSecretFile(path)
@@ -390,7 +396,9 @@ func unknownVars(environ []string, getenv func(string) string) problems {
 		if strings.HasSuffix(name, "_PORT") && serviceLinkPort.MatchString(getenv(name)) {
 			continue
 		}
-		if s := hints[name]; s != "" {
+		if base, ok := strings.CutSuffix(name, "_FILE"); ok && known[base] {
+			probs.add(name, "unknown variable; only the tokens have a _FILE variant: set %s itself", base)
+		} else if s := hints[name]; s != "" {
 			probs.add(name, "unknown variable; did you mean %s?", s)
 		} else if s := suggest(name, names); s != "" {
 			probs.add(name, "unknown variable; did you mean %s?", s)

@@ -230,7 +230,9 @@ func TestLoadProblems(t *testing.T) {
 		{"address with stdout", with("SIEM_ADDRESS", "siem.example:514"), ModeRun,
 			[]string{`SIEM_ADDRESS: "siem.example:514" is set but SIEM_TRANSPORT is stdout; set SIEM_TRANSPORT to udp, tcp, tls or file`}},
 		{"cert without key", with("SIEM_TRANSPORT", "tls", "SIEM_ADDRESS", "siem:6514", "SIEM_TLS_CERT_FILE", "/dev/null"), ModeRun,
-			[]string{`SIEM_TLS_CERT_FILE: SIEM_TLS_CERT_FILE and SIEM_TLS_KEY_FILE must be set together`}},
+			[]string{`SIEM_TLS_CERT_FILE and SIEM_TLS_KEY_FILE must be set together`}},
+		{"key without cert", with("SIEM_TRANSPORT", "tls", "SIEM_ADDRESS", "siem:6514", "SIEM_TLS_KEY_FILE", "/dev/null"), ModeRun,
+			[]string{`SIEM_TLS_CERT_FILE and SIEM_TLS_KEY_FILE must be set together`}},
 		{"tls option without tls", with("SIEM_TRANSPORT", "tcp", "SIEM_ADDRESS", "siem:514", "SIEM_TLS_SERVER_NAME", "siem"), ModeRun,
 			[]string{`SIEM_TLS_SERVER_NAME: only applies to SIEM_TRANSPORT=tls (it is tcp)`}},
 		{"tls CA missing", with("SIEM_TRANSPORT", "tls", "SIEM_ADDRESS", "siem:6514", "SIEM_TLS_CA_FILE", missing), ModeRun,
@@ -258,7 +260,9 @@ func TestLoadProblems(t *testing.T) {
 		{"unknown SIEM variable", with("SIEM_ADRESS", "siem:514"), ModeRun,
 			[]string{`SIEM_ADRESS: unknown variable; did you mean SIEM_ADDRESS?`}},
 		{"unknown _FILE variant", with("DARKTRACE_URL_FILE", "/x"), ModeRun,
-			[]string{`DARKTRACE_URL_FILE: unknown variable; did you mean DARKTRACE_CA_FILE?`}},
+			[]string{`DARKTRACE_URL_FILE: unknown variable; only the tokens have a _FILE variant: set DARKTRACE_URL itself`}},
+		{"misspelt _FILE variant", with("DARKTRACE_PRIVATE_TOKEN_FIEL", "/x"), ModeRun,
+			[]string{`DARKTRACE_PRIVATE_TOKEN_FIEL: unknown variable; did you mean DARKTRACE_PRIVATE_TOKEN_FILE?`}},
 		{"unknown far from any", with("POLL_EVERYTHING_AT_ONCE", "1"), ModeRun,
 			[]string{`POLL_EVERYTHING_AT_ONCE: unknown variable (see the configuration reference in README.md)`}},
 		{"exact name misspelt", with("LOG_LEVL", "debug"), ModeRun, nil}, // not under a prefix: not ours
@@ -366,7 +370,7 @@ func TestSecretFiles(t *testing.T) {
 		want []string
 	}{
 		{"both variable and file", with("DARKTRACE_PUBLIC_TOKEN_FILE", pub),
-			[]string{"DARKTRACE_PUBLIC_TOKEN: set both DARKTRACE_PUBLIC_TOKEN and DARKTRACE_PUBLIC_TOKEN_FILE; set only one"}},
+			[]string{"DARKTRACE_PUBLIC_TOKEN and DARKTRACE_PUBLIC_TOKEN_FILE are mutually exclusive; set only one"}},
 		{"unreadable file", with("DARKTRACE_PRIVATE_TOKEN", "<unset>", "DARKTRACE_PRIVATE_TOKEN_FILE", missing),
 			[]string{"DARKTRACE_PRIVATE_TOKEN_FILE: cannot read " + missing + ": no such file or directory"}},
 		{"file is a directory", with("DARKTRACE_PRIVATE_TOKEN", "<unset>", "DARKTRACE_PRIVATE_TOKEN_FILE", t.TempDir()),
