@@ -101,7 +101,7 @@ func TestActionSummaryAndFilters(t *testing.T) {
 	}
 	target := all[len(all)-1]
 	var byPBID []darktrace.Action
-	c.get("/antigena?includecleared=true&pbid=" + strconv.FormatInt(target.PBID, 10)).ok(t, &byPBID)
+	c.get("/antigena?includecleared=true&pbid="+strconv.FormatInt(target.PBID, 10)).ok(t, &byPBID)
 	if len(byPBID) == 0 || slices.ContainsFunc(byPBID, func(a darktrace.Action) bool { return a.PBID != target.PBID }) {
 		t.Errorf("pbid filter returned %d actions", len(byPBID))
 	}

@@ -40,7 +40,7 @@ func TestBreachesHappyPath(t *testing.T) {
 	clk := &fixedClock{t: base}
 	s, c := start(t, Options{Seed: 7, HistoryCount: 150, LateFraction: 0.3, LateDelay: 2 * time.Hour, Now: clk.now})
 	var got []darktrace.Breach
-	c.get("/modelbreaches?" + window(base.Add(-48*time.Hour), base) + "&includeacknowledged=true&includesuppressed=true").ok(t, &got)
+	c.get("/modelbreaches?"+window(base.Add(-48*time.Hour), base)+"&includeacknowledged=true&includesuppressed=true").ok(t, &got)
 	want := expect(s, func(BreachInfo) bool { return true })
 	if !slices.Equal(pbids(got), want) {
 		t.Fatalf("got %d breaches, want all %d", len(got), len(want))
@@ -75,7 +75,7 @@ func TestBreachWindowOnCreationTime(t *testing.T) {
 	q := "/modelbreaches?includeacknowledged=true&includesuppressed=true&" + window(base.Add(-30*time.Second), base)
 	var byTime, byCreation []darktrace.Breach
 	c.get(q).ok(t, &byTime)
-	c.get(q + "&creationtime=true").ok(t, &byCreation)
+	c.get(q+"&creationtime=true").ok(t, &byCreation)
 	if len(byTime) != 0 {
 		t.Errorf("time window caught %d late breaches; their activity is over a minute old", len(byTime))
 	}
@@ -269,7 +269,7 @@ func TestMissingCreationTime(t *testing.T) {
 	clk := &fixedClock{t: base}
 	s, c := start(t, Options{Seed: 5, HistoryCount: 50, MissingCreationFraction: 1, Now: clk.now})
 	var got []map[string]json.RawMessage
-	c.get("/modelbreaches?creationtime=true&" + window(base.Add(-25*time.Hour), base)).ok(t, &got)
+	c.get("/modelbreaches?creationtime=true&"+window(base.Add(-25*time.Hour), base)).ok(t, &got)
 	if len(got) != len(expect(s, func(b BreachInfo) bool { return !b.Acknowledged && !b.Suppressed })) {
 		t.Fatalf("creationtime window on records without creationTime returned %d", len(got))
 	}
