@@ -163,7 +163,9 @@ func sanitizeTag(s string) string {
 // anything. Lines from the formatter never hold either; this is the last line of defence
 // against a message that would split (LF framing) or forge a second message downstream.
 func cleanLine(line []byte) ([]byte, bool) {
-	if bytes.IndexAny(line, "\r\n") < 0 {
+	// Two IndexByte scans (vectorised) are several times faster than IndexAny on the
+	// common path, where the line is clean.
+	if bytes.IndexByte(line, '\n') < 0 && bytes.IndexByte(line, '\r') < 0 {
 		return line, false
 	}
 	out := bytes.Clone(line)

@@ -26,7 +26,8 @@ import (
 //     HOSTNAME/APP-NAME/MSGID, MSGID = Message.Kind, UTC timestamps with microseconds, no BOM)
 //     and our own Framer (LF, octet counting, or nothing for UDP datagrams).
 //   - srslog appends "\n" to every message before formatting, so it would sit inside an
-//     octet-counted frame or a datagram. Our Formatter strips it; the Framer alone decides.
+//     octet-counted frame or a datagram. Our Formatter strips it there and keeps it as the
+//     trailer of LF frames; our Framer adds the octet count.
 //   - srslog has no deadlines: net.Dial without timeout and Write without deadline hang on a
 //     dead or stalled collector. We dial through srslog.DialWithCustomDialer (network
 //     "custom", which is what makes srslog call our DialFunc), with ctx and Timeout on dial
@@ -256,25 +257,26 @@ func probeRejected(tc *tls.Conn, wait time.Duration) error {
 	return err
 }
 
-// format is the srslog Formatter: our header, then the line without srslog's "\n".
+// format is the srslog Formatter: our header, then the line. srslog has appended "\n" to
+// the line; with LF framing that is exactly the frame trailer we want, so it stays (saving a
+// copy per message); otherwise it is removed and frame adds the framing.
 func (s *syslogSink) format(p srslog.Priority, _, _, content string) string {
-	content = strings.TrimSuffix(content, "\n")
+	if s.hdr.framing != FramingLF {
+		content = strings.TrimSuffix(content, "\n")
+	}
 	b := s.hdr.appendHeader(s.fbuf[:0], int(p), s.kind)
 	b = append(b, content...)
 	s.fbuf = b
 	return string(b)
 }
 
-// frame is the srslog Framer.
+// frame is the srslog Framer: the octet-count prefix (RFC 6587 3.4.1 / RFC 5425); LF frames
+// got their trailer from format, datagrams need none.
 func (s *syslogSink) frame(in string) string {
-	switch s.hdr.framing {
-	case FramingOctet:
+	if s.hdr.framing == FramingOctet {
 		return strconv.Itoa(len(in)) + " " + in
-	case FramingLF:
-		return in + "\n"
-	default:
-		return in
 	}
+	return in
 }
 
 func (s *syslogSink) drop() {
