@@ -2,11 +2,254 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dtforward/dtforward/simulator"
 )
 
-// runSimulate is not built yet; it is owned by the issue that delivers the "simulate" command.
-func runSimulate(_ context.Context, e *env) int {
-	fmt.Fprintln(e.stderr, "dtforward simulate: not implemented yet")
-	return exitFailure
+const simulateHelp = `NAME
+    dtforward simulate - serve a fake Darktrace appliance API
+
+SYNOPSIS
+    dtforward simulate [--listen ADDR] [--tls | --cert FILE --key FILE] [--seed N]
+                       [--history DURATION] [--history-count N] [--rate R]
+                       [--late-fraction F] [--late-delay DURATION] [--hostile-fraction F]
+                       [--system-fraction F] [--ack-fraction F] [--clock-offset DURATION]
+                       [--hostname FQDN] [--faults SPEC]
+                       [--public-token T --private-token T]
+
+DESCRIPTION
+    Serves /modelbreaches, /antigena, /antigena/summary, /aianalyst/incidentevents and
+    /status the way a Darktrace appliance does: every request must carry DTAPI-Token,
+    DTAPI-Date (within 30 minutes of the appliance clock) and a valid DTAPI-Signature, or it
+    gets the appliance's own error (400 "API SIGNATURE ERROR" / "API DATE ERROR", or a 302 to
+    /login). Records are generated from --seed, so the same flags give the same records.
+
+    On start it prints, on stdout, the variables dtforward needs to reach it:
+        DARKTRACE_URL=https://127.0.0.1:8443
+        DARKTRACE_CA_FILE=/tmp/dtforward-simulator-.../ca.pem    (with --tls only)
+    It serves until interrupted (SIGINT/SIGTERM) and then removes its temporary files.
+
+OPTIONS
+    --listen ADDR            address to listen on (default 127.0.0.1:8443; port 0 picks one)
+    --tls                    serve HTTPS with a generated self-signed certificate for
+                             127.0.0.1, ::1 and localhost; its PEM path is printed
+    --cert FILE, --key FILE  serve HTTPS with this certificate and key instead (implies --tls)
+    --seed N                 seed for every generated record (default 1)
+    --history DURATION       how far back the start-up breaches reach (default 24h)
+    --history-count N        breaches spread over --history at start (default 5000)
+    --rate R                 new breaches per second while running, e.g. 5, 5/s, 300/m,
+                             0.5/s (default 0: none). New Antigena actions, action state
+                             changes and AI Analyst events come along with them.
+    --late-fraction F        share of breaches created 1m..--late-delay after their
+                             activity time (default 0.05); the rest lag by 1-30 s
+    --late-delay DURATION    longest creation lag of a late breach (default 1h)
+    --hostile-fraction F     share of records whose hostnames, model names, descriptions and
+                             usernames carry hostile strings: pipes, '=', backslashes, CR/LF,
+                             tabs, NUL, invalid UTF-8, forged syslog/CEF headers, 10 KB values
+                             (default 0)
+    --system-fraction F      share of System::System breaches with device {"did": -1}
+                             (default 0.01)
+    --ack-fraction F         share of acknowledged breaches and events, hidden unless a query
+                             sends includeacknowledged=true (default 0.1)
+    --clock-offset DURATION  run the appliance clock this far from the real one, e.g. -45m,
+                             to exercise DTAPI-Date errors (default 0)
+    --hostname FQDN          appliance name used in breachUrl and incidentEventUrl
+                             (default dt.example.com)
+    --faults SPEC            inject faults into authenticated requests (see FAULTS)
+    --public-token T, --private-token T
+                             the API token pair (default: the environment, see ENVIRONMENT)
+
+FAULTS
+    SPEC is groups separated by ";", each "[ENDPOINT:]ITEM[,ITEM...]" where ENDPOINT is one of
+    modelbreaches, antigena, antigena/summary, aianalyst, status (default: all) and ITEM is
+    KIND[@PARAM][=PROBABILITY][*COUNT]. PROBABILITY defaults to 1; COUNT limits how many
+    requests get the fault. KIND is one of:
+        500            500 with a JSON body          500html, 502, 503   HTML error pages
+        429[@SECS]     429 with Retry-After          hang|timeout[@DUR]  no answer (or late)
+        slow[@DUR]     body trickled, DUR per 512 B  truncated           connection cut mid-JSON
+        invalid        200 with broken JSON          loginpage           200 HTML login page
+        signature      400 API SIGNATURE ERROR       date                400 API DATE ERROR
+        forbidden      302 to /403                   login               302 to /login
+        reset          TCP reset                     large[@N]           N (10000) extra records
+    Example: "modelbreaches:500=0.1,timeout=0.05;antigena:429*3"
+
+ENVIRONMENT
+    DARKTRACE_PUBLIC_TOKEN, DARKTRACE_PRIVATE_TOKEN
+        the token pair when the flags are not given (or DARKTRACE_PUBLIC_TOKEN_FILE and
+        DARKTRACE_PRIVATE_TOKEN_FILE naming files that hold them)
+
+EXIT STATUS
+    0 after an interrupt, 1 when it cannot listen, 2 on a usage error.
+
+EXAMPLES
+    DARKTRACE_PUBLIC_TOKEN=pub DARKTRACE_PRIVATE_TOKEN=priv \
+        dtforward simulate --tls --rate 2/s --late-fraction 0.1 --faults 'modelbreaches:503=0.05'
+`
+
+// runSimulate is "dtforward simulate": the simulator package served until ctx is cancelled.
+func runSimulate(ctx context.Context, e *env) int {
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {} // errors get a one-line hint; --help prints the full page to stdout
+	listen := fs.String("listen", "127.0.0.1:8443", "")
+	useTLS := fs.Bool("tls", false, "")
+	cert := fs.String("cert", "", "")
+	key := fs.String("key", "", "")
+	seed := fs.Int64("seed", 1, "")
+	history := fs.Duration("history", 24*time.Hour, "")
+	historyCount := fs.Int("history-count", 5000, "")
+	rate := fs.String("rate", "0", "")
+	late := fs.Float64("late-fraction", 0.05, "")
+	lateDelay := fs.Duration("late-delay", time.Hour, "")
+	hostile := fs.Float64("hostile-fraction", 0, "")
+	system := fs.Float64("system-fraction", 0.01, "")
+	ack := fs.Float64("ack-fraction", 0.1, "")
+	offset := fs.Duration("clock-offset", 0, "")
+	hostname := fs.String("hostname", "dt.example.com", "")
+	faultSpec := fs.String("faults", "", "")
+	pub := fs.String("public-token", "", "")
+	priv := fs.String("private-token", "", "")
+	if err := fs.Parse(e.args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(e.stdout, simulateHelp)
+			return exitOK
+		}
+		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for the flags.`)
+		return exitUsage
+	}
+	var problems []string
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	perSecond, err := parseRate(*rate)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"--late-fraction", *late}, {"--hostile-fraction", *hostile}, {"--system-fraction", *system}, {"--ack-fraction", *ack}} {
+		if f.v < 0 || f.v > 1 {
+			problems = append(problems, fmt.Sprintf("%s %v: want a share from 0 to 1", f.name, f.v))
+		}
+	}
+	if *history <= 0 {
+		problems = append(problems, fmt.Sprintf("--history %v: want a positive duration such as 24h", *history))
+	}
+	if *historyCount < 0 {
+		problems = append(problems, fmt.Sprintf("--history-count %d: want 0 or more", *historyCount))
+	}
+	if *lateDelay < time.Minute {
+		problems = append(problems, fmt.Sprintf("--late-delay %v: want at least 1m", *lateDelay))
+	}
+	if (*cert == "") != (*key == "") {
+		problems = append(problems, "--cert and --key must be given together")
+	}
+	faults, err := simulator.ParseFaults(*faultSpec)
+	if err != nil {
+		problems = append(problems, "--faults: "+strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	publicToken := tokenFrom(e, *pub, "DARKTRACE_PUBLIC_TOKEN", &problems)
+	privateToken := tokenFrom(e, *priv, "DARKTRACE_PRIVATE_TOKEN", &problems)
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintf(e.stderr, "dtforward simulate: %s\n", p)
+		}
+		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for the flags.`)
+		return exitUsage
+	}
+	count := *historyCount
+	if count == 0 {
+		count = -1 // the package reads 0 as "default"; the flag's 0 means none
+	}
+	ackFraction := *ack
+	if ackFraction == 0 {
+		ackFraction = -1
+	}
+	sim, err := simulator.New(simulator.Options{
+		PublicToken: publicToken, PrivateToken: privateToken,
+		Seed: *seed, History: *history, HistoryCount: count, Rate: perSecond,
+		LateFraction: *late, LateDelay: *lateDelay, HostileFraction: *hostile,
+		SystemFraction: *system, AckFraction: ackFraction, ClockOffset: *offset,
+		Hostname: *hostname, CertFile: *cert, KeyFile: *key,
+	})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)
+		return exitUsage
+	}
+	defer sim.Close()
+	sim.SetFaults(faults)
+	url, err := sim.Start(*listen, *useTLS || *cert != "")
+	if err != nil {
+		fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(e.stdout, "DARKTRACE_URL=%s\n", url)
+	if ca := sim.CAFile(); ca != "" {
+		fmt.Fprintf(e.stdout, "DARKTRACE_CA_FILE=%s\n", ca)
+	}
+	fmt.Fprintf(e.stderr, "dtforward simulate: serving a simulated appliance at %s (seed %d, %d breaches of history, %g new/s); Ctrl-C to stop\n",
+		url, *seed, *historyCount, perSecond)
+	<-ctx.Done()
+	if err := sim.Close(); err != nil {
+		fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)
+	}
+	return exitOK
+}
+
+// parseRate reads "5", "5/s", "300/m" or "2/h" as breaches per second.
+func parseRate(s string) (float64, error) {
+	num, unit, hasUnit := strings.Cut(strings.TrimSpace(s), "/")
+	v, err := strconv.ParseFloat(num, 64)
+	per := time.Second
+	if hasUnit {
+		switch unit {
+		case "s":
+		case "m", "min":
+			per = time.Minute
+		case "h":
+			per = time.Hour
+		default:
+			err = errors.New("bad unit")
+		}
+	}
+	if err != nil || v < 0 || v != v || v > 1e6 {
+		return 0, fmt.Errorf("--rate %q: want breaches per second such as 5, 5/s, 300/m or 0", s)
+	}
+	return v / per.Seconds(), nil
+}
+
+// tokenFrom returns the flag value, else the environment variable, else the file named by
+// NAME_FILE; a missing token adds a problem that names both ways to give it.
+func tokenFrom(e *env, flagValue, name string, problems *[]string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if v := e.getenv(name); v != "" {
+		return v
+	}
+	if path := e.getenv(name + "_FILE"); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			*problems = append(*problems, fmt.Sprintf("%s_FILE: %v", name, err))
+			return ""
+		}
+		if v := strings.TrimSpace(string(b)); v != "" {
+			return v
+		}
+		*problems = append(*problems, fmt.Sprintf("%s_FILE: %s is empty", name, path))
+		return ""
+	}
+	flagName := "--" + strings.ToLower(strings.TrimPrefix(name, "DARKTRACE_"))
+	flagName = strings.ReplaceAll(flagName, "_", "-")
+	*problems = append(*problems, fmt.Sprintf("%s is not set: give the token in %s (or %s_FILE) or with %s", name, name, name, flagName))
+	return ""
 }
