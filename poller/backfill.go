@@ -1,0 +1,611 @@
+package poller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/darktrace"
+)
+
+// Defaults for the zero fields of BackfillConfig.
+const (
+	DefaultBackfillChunk      = time.Hour
+	DefaultBackfillMinChunk   = time.Minute
+	DefaultBackfillMaxRecords = 10_000
+	DefaultBackfillAttempts   = 3
+	// backfillBatch bounds one Deliver call, so a large window is formatted and sent in slices
+	// and a sink failure repeats at most one slice.
+	backfillBatch = 1000
+)
+
+// BackfillStateVersion is the backfill state file format written by this build.
+const BackfillStateVersion = 1
+
+// BackfillConfig configures one appliance's backfill.
+type BackfillConfig struct {
+	// Pipeline is the appliance's fetch path, built exactly as for run (NewPipeline). Backfill
+	// uses its fetcher, filter and labels through a private copy that also counts records per
+	// response, so it never shares the live poller's request slot.
+	Pipeline  *Pipeline
+	Sources   []string // modelbreaches, antigena, aianalyst
+	Deliverer Deliverer
+
+	// From and To bound the range [From, To) on record creation (breaches), createdAt (AI
+	// Analyst) and action start (Antigena). Millisecond precision.
+	From, To time.Time
+	// Chunk is the window walked per request (default 1h); a window that keeps failing with a
+	// retryable error or holds more than MaxRecords records is halved, down to MinChunk
+	// (default 1m).
+	Chunk, MinChunk time.Duration
+	// MaxRecords is the most records one response may carry before the window is split
+	// (default 10,000): it bounds the memory one window takes, as the API does not paginate.
+	MaxRecords int
+	// Attempts is how many times a window is requested on retryable errors before it is split
+	// (default 3).
+	Attempts int
+	// RetryMin and RetryMax bound the backoff between attempts (defaults 1s and 60s).
+	RetryMin, RetryMax time.Duration
+
+	// StateDir holds the backfill state file. DryRun neither reads nor writes it.
+	StateDir string
+	// DryRun fetches, counts and hands records to the Deliverer (which the caller makes a
+	// formatter without a transport) but keeps no state: a later real run starts from scratch.
+	DryRun bool
+
+	// Progress, when set, is called from the backfill goroutine after every delivered window.
+	Progress func(BackfillProgress)
+	Logger   zerolog.Logger
+}
+
+// BackfillProgress is a snapshot for progress bars and log lines.
+type BackfillProgress struct {
+	Records     int // records delivered so far in this run
+	ChunksDone  int // (source, chunk) pairs finished, including those done before a resume
+	ChunksTotal int
+	Window      Window // the window just delivered
+}
+
+// Window is a half-open time range [Start, End) of one source.
+type Window struct {
+	Source     string
+	Start, End time.Time
+}
+
+// String returns "source [start, end)" in RFC 3339, the form error messages name chunks in.
+func (w Window) String() string {
+	return fmt.Sprintf("%s [%s, %s)", w.Source, w.Start.UTC().Format(time.RFC3339Nano), w.End.UTC().Format(time.RFC3339Nano))
+}
+
+// BackfillSourceSummary counts one source's records over this run.
+type BackfillSourceSummary struct {
+	Fetched   int `json:"fetched"`
+	Sent      int `json:"sent"`
+	Deduped   int `json:"deduped"`
+	Filtered  int `json:"filtered"`
+	Malformed int `json:"malformed"`
+}
+
+// BackfillSummary is the outcome of Backfill.
+type BackfillSummary struct {
+	Appliance string
+	StatePath string // "" on a dry run
+	Resumed   bool   // the state file already had progress
+	Sources   map[string]*BackfillSourceSummary
+	// Errors counts failed requests and failed deliveries (each retry counts).
+	Errors int
+	// Splits counts windows halved because they failed or were too large.
+	Splits      int
+	ChunksDone  int
+	ChunksTotal int
+	// Failed lists the windows that could not be delivered, earliest first; they are retried
+	// first by the next run with the same arguments.
+	Failed   []Window
+	Duration time.Duration
+}
+
+// Complete reports whether every chunk of the range was delivered.
+func (s *BackfillSummary) Complete() bool {
+	return len(s.Failed) == 0 && s.ChunksDone == s.ChunksTotal
+}
+
+// Records returns the records delivered over all sources.
+func (s *BackfillSummary) Records() int {
+	n := 0
+	for _, ss := range s.Sources {
+		n += ss.Sent
+	}
+	return n
+}
+
+// BackfillError is why a backfill stopped before the end of its range: the window it stopped
+// at and the cause. Everything before Window (and not in Summary.Failed) was delivered.
+type BackfillError struct {
+	Window Window
+	Err    error
+}
+
+// Error implements error.
+func (e *BackfillError) Error() string {
+	return fmt.Sprintf("backfill stopped at %s: %v", e.Window, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *BackfillError) Unwrap() error { return e.Err }
+
+// errTooLarge aborts a response that carries more than MaxRecords records.
+var errTooLarge = errors.New("response holds more records than the per-window cap")
+
+// backfillState is the state file: per source, the cursor up to which everything was delivered
+// and the windows before it that failed.
+type backfillState struct {
+	Version   int                        `json:"version"`
+	Appliance string                     `json:"appliance"`
+	From      int64                      `json:"from"`
+	To        int64                      `json:"to"`
+	Sources   []string                   `json:"sources"`
+	Progress  map[string]*backfillCursor `json:"progress"`
+}
+
+type backfillCursor struct {
+	Cursor int64      `json:"cursor"`
+	Failed [][2]int64 `json:"failed,omitempty"`
+}
+
+// BackfillStatePath returns the state file of a backfill of appliance over [from, to) for
+// sources: "backfill-<appliance>-<hash>.json" in dir, the hash covering the range and the
+// sorted source list, so the same command finds its own file and a different range never
+// resumes another's progress.
+func BackfillStatePath(dir, appliance string, from, to time.Time, sources []string) string {
+	srcs := slices.Clone(sources)
+	slices.Sort(srcs)
+	srcs = slices.Compact(srcs)
+	h := sha256.Sum256([]byte(appliance + "\x00" + strconv.FormatInt(from.UnixMilli(), 10) + "\x00" +
+		strconv.FormatInt(to.UnixMilli(), 10) + "\x00" + strings.Join(srcs, ",")))
+	name := strings.TrimSuffix(FileName(appliance), ".json")
+	return filepath.Join(dir, "backfill-"+name+"-"+hex.EncodeToString(h[:6])+".json")
+}
+
+// Backfill forwards every record of [From, To) once: it walks the range in Chunk windows in
+// time order (each source's window of a chunk before the next chunk), through the same fetch →
+// normalize → filter path as run, drops records already delivered by the previous or current
+// chunk, hands the rest to the Deliverer and records the delivered position in its own state
+// file after every window. Started again with the same range and sources it resumes at the
+// first undelivered window, retrying earlier failed windows first.
+//
+// A window whose request keeps failing with a retryable error, or whose response holds more
+// than MaxRecords records, is split in half down to MinChunk; a window that still fails is
+// recorded in Summary.Failed and the walk goes on. Authentication problems, a Deliverer that
+// keeps failing and cancellation stop the walk with a *BackfillError (the summary is returned
+// too). The returned summary is never nil.
+func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillSummary, error) {
+	started := time.Now()
+	if cfg.Pipeline == nil || cfg.Deliverer == nil {
+		return nil, errors.New("backfill: Pipeline and Deliverer are required")
+	}
+	if cfg.Chunk <= 0 {
+		cfg.Chunk = DefaultBackfillChunk
+	}
+	if cfg.MinChunk <= 0 {
+		cfg.MinChunk = DefaultBackfillMinChunk
+	}
+	cfg.MinChunk = max(min(cfg.MinChunk, cfg.Chunk), time.Millisecond)
+	if cfg.MaxRecords <= 0 {
+		cfg.MaxRecords = DefaultBackfillMaxRecords
+	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = DefaultBackfillAttempts
+	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = DefaultRetryMin
+	}
+	if cfg.RetryMax < cfg.RetryMin {
+		cfg.RetryMax = max(DefaultRetryMax, cfg.RetryMin)
+	}
+	from, to := cfg.From.UnixMilli(), cfg.To.UnixMilli()
+	if to <= from {
+		return nil, fmt.Errorf("backfill: the range end %s is not after its start %s", cfg.To.UTC().Format(time.RFC3339), cfg.From.UTC().Format(time.RFC3339))
+	}
+
+	// A private pipeline: the same fetcher, filter and labels, wrapped to cap the records per
+	// response, with its own request slot.
+	p := *cfg.Pipeline
+	p.fetcher = cappedFetcher{f: cfg.Pipeline.fetcher, max: cfg.MaxRecords}
+	p.inflight = make(chan struct{}, 1)
+	p.log = cfg.Logger.With().Str("appliance", p.appliance).Logger()
+
+	var sources []*Source
+	var names []string
+	for _, name := range cfg.Sources {
+		if slices.Contains(names, name) {
+			continue
+		}
+		src, err := p.Source(name)
+		if err != nil {
+			return nil, fmt.Errorf("backfill: %w", err)
+		}
+		sources = append(sources, rangeSource(src))
+		names = append(names, name)
+	}
+	if len(sources) == 0 {
+		return nil, errors.New("backfill: no sources")
+	}
+
+	b := &backfiller{
+		cfg: cfg, log: p.log, from: from, to: to, chunk: cfg.Chunk.Milliseconds(),
+		sum:    &BackfillSummary{Appliance: p.appliance, Sources: map[string]*BackfillSourceSummary{}},
+		dedupe: map[string]*dedupe{},
+	}
+	b.chunk = max(b.chunk, 1)
+	for _, n := range names {
+		b.sum.Sources[n] = &BackfillSourceSummary{}
+		b.dedupe[n] = &dedupe{}
+	}
+	defer func() { b.sum.Duration = time.Since(started) }()
+
+	b.st = &backfillState{Version: BackfillStateVersion, Appliance: p.appliance, From: from, To: to,
+		Sources: names, Progress: map[string]*backfillCursor{}}
+	if !cfg.DryRun {
+		b.path = BackfillStatePath(cfg.StateDir, p.appliance, cfg.From, cfg.To, names)
+		b.sum.StatePath = b.path
+		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+			return b.sum, fmt.Errorf("creating STATE_DIR %s: %w", cfg.StateDir, err)
+		}
+		if err := b.load(); err != nil {
+			return b.sum, err
+		}
+	}
+	for _, n := range names {
+		if b.st.Progress[n] == nil {
+			b.st.Progress[n] = &backfillCursor{Cursor: from}
+		} else {
+			b.sum.Resumed = true
+		}
+	}
+
+	perSource := int((to - from + b.chunk - 1) / b.chunk)
+	b.sum.ChunksTotal = perSource * len(names)
+	for _, n := range names {
+		c := b.st.Progress[n]
+		b.sum.ChunksDone += int((c.Cursor - from) / b.chunk)
+		if c.Cursor >= to {
+			b.sum.ChunksDone += perSource - int((c.Cursor-from)/b.chunk)
+		}
+	}
+
+	err := b.walk(ctx, sources)
+	b.collectFailed(names)
+	if err != nil {
+		return b.sum, err
+	}
+	return b.sum, nil
+}
+
+// backfiller is one Backfill call's state.
+type backfiller struct {
+	cfg   BackfillConfig
+	log   zerolog.Logger
+	from  int64
+	to    int64
+	chunk int64
+	path  string
+	st    *backfillState
+	sum   *BackfillSummary
+	// dedupe remembers, per source, what the previous and the current chunk delivered: a record
+	// listed again across a chunk boundary is dropped, and memory stays bounded by two chunks.
+	dedupe  map[string]*dedupe
+	records int
+}
+
+type dedupe struct{ prev, cur map[string]string }
+
+func (d *dedupe) rotate() { d.prev, d.cur = d.cur, map[string]string{} }
+
+func (d *dedupe) seen(key, version string) bool {
+	if v, ok := d.cur[key]; ok && v == version {
+		return true
+	}
+	v, ok := d.prev[key]
+	return ok && v == version
+}
+
+func (b *backfiller) load() error {
+	data, err := os.ReadFile(b.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return &StateError{Path: b.path, Err: err}
+	}
+	var st backfillState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return &StateError{Path: b.path, Err: fmt.Errorf("not valid JSON: %w", err)}
+	}
+	switch {
+	case st.Version != BackfillStateVersion:
+		return &StateError{Path: b.path, Err: fmt.Errorf("format version %d, this build reads version %d", st.Version, BackfillStateVersion)}
+	case st.Appliance != b.st.Appliance || st.From != b.from || st.To != b.to:
+		return &StateError{Path: b.path, Err: errors.New("belongs to another appliance or range")}
+	}
+	for name, c := range st.Progress {
+		if c == nil || c.Cursor < b.from || c.Cursor > b.to {
+			return &StateError{Path: b.path, Err: fmt.Errorf("source %q has a cursor outside the range", name)}
+		}
+		for _, w := range c.Failed {
+			if w[0] < b.from || w[1] > b.to || w[0] >= w[1] {
+				return &StateError{Path: b.path, Err: fmt.Errorf("source %q has an invalid failed window", name)}
+			}
+		}
+	}
+	if st.Progress == nil {
+		st.Progress = map[string]*backfillCursor{}
+	}
+	b.st.Progress = st.Progress
+	return nil
+}
+
+func (b *backfiller) save() error {
+	if b.cfg.DryRun {
+		return nil
+	}
+	data, err := json.Marshal(b.st)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(b.path, data)
+}
+
+// walk retries earlier failed windows, then goes chunk by chunk from the earliest cursor.
+func (b *backfiller) walk(ctx context.Context, sources []*Source) error {
+	for _, src := range sources {
+		c := b.st.Progress[src.Name()]
+		for _, w := range slices.Clone(c.Failed) {
+			// Failed windows of one source are disjoint, so their end identifies them.
+			at := func() int { return slices.IndexFunc(c.Failed, func(x [2]int64) bool { return x[1] == w[1] }) }
+			b.dedupe[src.Name()].rotate()
+			err := b.window(ctx, src, w[0], w[1], func(end int64) error {
+				if i := at(); end >= w[1] {
+					c.Failed = slices.Delete(c.Failed, i, i+1)
+				} else {
+					c.Failed[i][0] = end
+				}
+				return b.save()
+			})
+			var we *windowError
+			switch {
+			case errors.As(err, &we):
+				// Still failing: keep the rest of it for the next run and go on.
+				c.Failed[at()][0] = we.start
+				b.log.Error().Str("source", src.Name()).Str("window", we.window(src.Name()).String()).Str("error", we.err.Error()).
+					Msg("previously failed window still fails; kept for the next run")
+				if err := b.save(); err != nil {
+					return b.stop(src, we.start, w[1], err)
+				}
+			case err != nil:
+				return err
+			}
+		}
+	}
+
+	for cs := b.from; cs < b.to; cs += b.chunk {
+		ce := min(cs+b.chunk, b.to)
+		for _, src := range sources {
+			name := src.Name()
+			c := b.st.Progress[name]
+			if c.Cursor >= ce {
+				continue
+			}
+			d := b.dedupe[name]
+			d.rotate()
+			err := b.window(ctx, src, max(c.Cursor, cs), ce, func(end int64) error {
+				c.Cursor = end
+				return b.save()
+			})
+			var we *windowError
+			switch {
+			case errors.As(err, &we):
+				b.log.Error().Str("source", name).Str("window", we.window(name).String()).Str("error", we.err.Error()).
+					Msg("window could not be fetched; recorded as failed, continuing")
+				c.Failed = append(c.Failed, [2]int64{we.start, ce})
+				c.Cursor = ce
+				if err := b.save(); err != nil {
+					return b.stop(src, we.start, ce, err)
+				}
+			case err != nil:
+				return err
+			}
+			b.sum.ChunksDone++
+			if b.cfg.Progress != nil {
+				b.cfg.Progress(BackfillProgress{Records: b.records, ChunksDone: b.sum.ChunksDone,
+					ChunksTotal: b.sum.ChunksTotal, Window: Window{Source: name, Start: time.UnixMilli(cs).UTC(), End: time.UnixMilli(ce).UTC()}})
+			}
+		}
+	}
+	return nil
+}
+
+func (b *backfiller) collectFailed(names []string) {
+	b.sum.Failed = nil
+	for _, n := range names {
+		for _, w := range b.st.Progress[n].Failed {
+			b.sum.Failed = append(b.sum.Failed, Window{Source: n, Start: time.UnixMilli(w[0]).UTC(), End: time.UnixMilli(w[1]).UTC()})
+		}
+	}
+	slices.SortStableFunc(b.sum.Failed, func(x, y Window) int { return x.Start.Compare(y.Start) })
+}
+
+// windowError is a window that could not be fetched even at the minimum size: the walk records
+// [start, end of its chunk) as failed and goes on.
+type windowError struct {
+	start, end int64
+	err        error
+}
+
+func (e *windowError) Error() string { return e.err.Error() }
+
+func (e *windowError) window(src string) Window {
+	return Window{Source: src, Start: time.UnixMilli(e.start).UTC(), End: time.UnixMilli(e.end).UTC()}
+}
+
+func (b *backfiller) stop(src *Source, start, end int64, err error) error {
+	return &BackfillError{Window: Window{Source: src.Name(), Start: time.UnixMilli(start).UTC(), End: time.UnixMilli(end).UTC()}, Err: err}
+}
+
+// window delivers [start, end) of src, halving it on retryable or too-large responses; done is
+// called with the end of every piece delivered, in order.
+func (b *backfiller) window(ctx context.Context, src *Source, start, end int64, done func(end int64) error) error {
+	batch, err := b.fetch(ctx, src, start, end)
+	if err != nil {
+		if ctx.Err() != nil {
+			return b.stop(src, start, end, context.Cause(ctx))
+		}
+		class := darktrace.ClassOf(err)
+		if class == darktrace.ClassAuth {
+			// Every other window would fail the same way: stop and let a person fix it.
+			return b.stop(src, start, end, err)
+		}
+		splittable := errors.Is(err, errTooLarge) || class == darktrace.ClassRetry
+		if splittable && end-start > b.cfg.MinChunk.Milliseconds() && end-start >= 2 {
+			mid := start + (end-start)/2
+			b.sum.Splits++
+			b.log.Warn().Str("source", src.Name()).Str("window", Window{Source: src.Name(), Start: time.UnixMilli(start), End: time.UnixMilli(end)}.String()).
+				Str("error", err.Error()).Msg("splitting the window in half")
+			if err := b.window(ctx, src, start, mid, done); err != nil {
+				return err
+			}
+			return b.window(ctx, src, mid, end, done)
+		}
+		return &windowError{start: start, end: end, err: err}
+	}
+
+	sum := b.sum.Sources[src.Name()]
+	sum.Fetched += batch.Stats.Fetched
+	sum.Filtered += batch.Stats.Filtered
+	sum.Malformed += batch.Stats.Malformed
+	sum.Deduped += batch.Stats.Deduped
+	d := b.dedupe[src.Name()]
+	fresh := make([]*alert.Alert, 0, len(batch.Items))
+	for _, it := range batch.Items {
+		if d.seen(it.Key, it.Version) {
+			sum.Deduped++
+			continue
+		}
+		fresh = append(fresh, it.Alert)
+	}
+	for len(fresh) > 0 {
+		n := min(len(fresh), backfillBatch)
+		if err := b.deliver(ctx, fresh[:n]); err != nil {
+			return b.stop(src, start, end, err)
+		}
+		sum.Sent += n
+		b.records += n
+		fresh = fresh[n:]
+	}
+	for _, it := range batch.Items {
+		d.cur[it.Key] = it.Version
+	}
+	if err := done(end); err != nil {
+		return b.stop(src, start, end, fmt.Errorf("saving backfill state: %w", err))
+	}
+	return nil
+}
+
+// fetch requests [start, end) (the API's windows include both ends, so end−1 ms), retrying
+// retryable failures up to Attempts times. A too-large response is not retried: only a
+// smaller window helps.
+func (b *backfiller) fetch(ctx context.Context, src *Source, start, end int64) (*Batch, error) {
+	bo := Backoff{Min: b.cfg.RetryMin, Max: b.cfg.RetryMax}
+	for attempt := 1; ; attempt++ {
+		batch, err := src.Fetch(ctx, time.UnixMilli(start), time.UnixMilli(end-1))
+		if err == nil {
+			return batch, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		b.sum.Errors++
+		if errors.Is(err, errTooLarge) || darktrace.ClassOf(err) != darktrace.ClassRetry || attempt >= b.cfg.Attempts {
+			return nil, err
+		}
+		delay := bo.Next()
+		if ra := darktrace.RetryAfterOf(err); ra > delay {
+			delay = min(ra, 10*b.cfg.RetryMax)
+		}
+		b.log.Warn().Str("source", src.Name()).Int("attempt", attempt).Str("error", err.Error()).Dur("retry_in", delay).
+			Msg("backfill request failed; retrying")
+		if !sleep(ctx, delay) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// deliver hands alerts to the Deliverer, retrying with backoff up to Attempts times. A sink that
+// keeps failing stops the backfill: every later window would fail the same way.
+func (b *backfiller) deliver(ctx context.Context, alerts []*alert.Alert) error {
+	bo := Backoff{Min: b.cfg.RetryMin, Max: b.cfg.RetryMax}
+	for attempt := 1; ; attempt++ {
+		err := b.cfg.Deliverer.Deliver(ctx, alerts)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		b.sum.Errors++
+		if attempt >= b.cfg.Attempts {
+			return fmt.Errorf("delivery failed %d times: %w", attempt, err)
+		}
+		delay := bo.Next()
+		b.log.Warn().Int("attempt", attempt).Str("error", err.Error()).Dur("retry_in", delay).
+			Msg("sink did not accept the batch; retrying")
+		if !sleep(ctx, delay) {
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// cappedFetcher aborts a response once it carries more than max records.
+type cappedFetcher struct {
+	f   Fetcher
+	max int
+}
+
+// Stream implements Fetcher.
+func (c cappedFetcher) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
+	n := 0
+	return c.f.Stream(ctx, pathAndQuery, func(raw []byte) error {
+		if n++; n > c.max {
+			return fmt.Errorf("%w (%d)", errTooLarge, c.max)
+		}
+		return fn(raw)
+	})
+}
+
+// rangeSource returns src for a time range. Breaches and AI Analyst events are windowed
+// already; /antigena is polled live without a window, so for a backfill its query gains
+// starttime/endtime (the appliance filters them on the action's start).
+func rangeSource(src *Source) *Source {
+	if src.kind.windowed {
+		return src
+	}
+	k := *src.kind
+	live := src.kind.query
+	k.query = func(p *Pipeline, start, end int64) string {
+		return live(p, start, end) + "&starttime=" + strconv.FormatInt(start, 10) + "&endtime=" + strconv.FormatInt(end, 10)
+	}
+	k.windowed = true
+	return &Source{kind: &k, p: src.p}
+}
