@@ -67,7 +67,7 @@ func runCheck(ctx context.Context, e *env) int {
 		}
 		fmt.Fprintf(out, "appliance %s (%s): reachable, version %q, hostname %q\n", app.Name, app.URL, st.Version, st.Hostname)
 		if at, err := parseApplianceTime(st.Time); err == nil {
-			skew := at.Sub(time.Now())
+			skew := at.Sub(time.Now().Truncate(time.Second)) // /status has whole seconds
 			switch {
 			case skew.Abs() > 30*time.Minute:
 				fail("appliance %s: clock skew %s: appliance time is %s; it rejects requests more than 30m off, fix NTP", app.Name, skew.Round(time.Second), at.Format(time.RFC3339))

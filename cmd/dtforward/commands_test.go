@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dtforward/dtforward/simulator"
+)
+
+func TestHealthCommand(t *testing.T) {
+	_, url := startSim(t, simulator.Options{HistoryCount: 10})
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	vars := baseVars(url, filepath.Join(dir, "out"), filepath.Join(dir, "state"))
+	vars["HTTP_ADDRESS"] = addr
+	b := startRun(t, vars, testInterval)
+	waitUntil(t, 10*time.Second, "/healthz", func() bool { code, _ := httpGet("http://" + addr + "/healthz"); return code == http.StatusOK })
+
+	tests := []struct {
+		name string
+		vars map[string]string
+		args []string
+		want int
+	}{
+		{"healthz via HTTP_ADDRESS", map[string]string{"HTTP_ADDRESS": addr}, nil, exitOK},
+		{"readyz via flag", nil, []string{"--ready", "--address", addr}, exitOK},
+		{"wildcard address probed on loopback", map[string]string{"HTTP_ADDRESS": ":" + addr[strings.LastIndexByte(addr, ':')+1:]}, nil, exitOK},
+		{"nothing listening", map[string]string{"HTTP_ADDRESS": freeAddr(t)}, nil, exitFailure},
+		{"HTTP_ADDRESS unset", nil, nil, exitUsage},
+		{"malformed address", map[string]string{"HTTP_ADDRESS": "nonsense"}, nil, exitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var code int
+			var stderr string
+			// /readyz turns green after the first cycle; allow a moment.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				code, _, stderr = runCmd(t, context.Background(), tt.vars, append([]string{"health"}, tt.args...)...)
+				if code == tt.want || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if code != tt.want {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tt.want, stderr)
+			}
+		})
+	}
+	b.stop(t)
+	if code, _, _ := runCmd(t, context.Background(), map[string]string{"HTTP_ADDRESS": addr}, "health"); code != exitFailure {
+		t.Fatalf("health after the daemon stopped: exit %d, want %d", code, exitFailure)
+	}
+}
+
+func TestCheckCommand(t *testing.T) {
+	sim, url := startSim(t, simulator.Options{HistoryCount: 10})
+	dir := t.TempDir()
+	vars := baseVars(url, filepath.Join(dir, "out"), filepath.Join(dir, "state"))
+	vars["SIEM_FORMAT"] = "cef"
+	vars["POLL_SOURCES"] = "modelbreaches,antigena,aianalyst"
+
+	t.Run("everything reachable", func(t *testing.T) {
+		code, out, stderr := runCmd(t, context.Background(), vars, "check")
+		if code != exitOK {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
+		}
+		for _, w := range []string{"appliance sim", "modelbreaches: ok", "antigena: ok", "aianalyst: ok", "sink file", "\nCEF:0|Darktrace|DCIP|"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("output lacks %q:\n%s", w, out)
+			}
+		}
+	})
+	t.Run("clock skew warned", func(t *testing.T) {
+		sim.SetClockOffset(10 * time.Minute)
+		defer sim.SetClockOffset(0)
+		code, out, _ := runCmd(t, context.Background(), vars, "check")
+		if code != exitOK || !strings.Contains(out, "WARN appliance sim: clock skew 10m") {
+			t.Fatalf("exit %d, want 0 with a skew warning:\n%s", code, out)
+		}
+	})
+	t.Run("sink unreachable", func(t *testing.T) {
+		v := map[string]string{}
+		for k, x := range vars {
+			v[k] = x
+		}
+		v["SIEM_TRANSPORT"], v["SIEM_ADDRESS"] = "tcp", freeAddr(t)
+		code, out, _ := runCmd(t, context.Background(), v, "check")
+		if code != exitFailure || !strings.Contains(out, "FAIL sink tcp") {
+			t.Fatalf("exit %d, want 1 naming the sink:\n%s", code, out)
+		}
+	})
+	t.Run("permission missing", func(t *testing.T) {
+		sim.SetPermissions("pub-0123456789abcdef", []string{"modelbreaches", "status"})
+		defer sim.SetPermissions("pub-0123456789abcdef", nil)
+		code, out, _ := runCmd(t, context.Background(), vars, "check")
+		if code != exitFailure || !strings.Contains(out, "FAIL appliance sim: antigena") {
+			t.Fatalf("exit %d, want 1 naming antigena:\n%s", code, out)
+		}
+	})
+	t.Run("config error", func(t *testing.T) {
+		code, _, stderr := runCmd(t, context.Background(), map[string]string{"SIEM_FORMAT": "ceff"}, "check")
+		if code != exitUsage || !strings.Contains(stderr, "DARKTRACE_URL") || !strings.Contains(stderr, "SIEM_FORMAT") {
+			t.Fatalf("exit %d, want 2 naming DARKTRACE_URL and SIEM_FORMAT:\n%s", code, stderr)
+		}
+	})
+}
+
+func TestDemoPrintsCEF(t *testing.T) {
+	b := startCmd(t, map[string]string{"LOG_LEVEL": "warn"}, "demo", "--interval", "1s")
+	waitUntil(t, 15*time.Second, "CEF lines", func() bool { return strings.Count(b.stdout.String(), "\n") >= 50 })
+	if code := b.stop(t); code != exitOK {
+		t.Fatalf("demo exit %d; stderr:\n%s", code, tail(b.stderr.String(), 2000))
+	}
+	for i, l := range strings.Split(strings.TrimSuffix(b.stdout.String(), "\n"), "\n") {
+		if !strings.HasPrefix(l, "CEF:0|Darktrace|DCIP|") {
+			t.Fatalf("line %d is not a bare CEF line: %q", i, l)
+		}
+	}
+}
