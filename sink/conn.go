@@ -118,6 +118,16 @@ func (c *deadlineConn) writeNow(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the connection. After a failed write it closes the socket directly: a TLS
+// close_notify would be written with crypto/tls's own 5 s deadline into a connection that is
+// already known to be stuck or broken.
+func (c *deadlineConn) Close() error {
+	if c.err != nil && c.tcp != nil {
+		return c.tcp.Close()
+	}
+	return c.Conn.Close()
+}
+
 // takeWritten returns the bytes written since begin.
 func (c *deadlineConn) takeWritten() int {
 	n := c.written

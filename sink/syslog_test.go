@@ -3,6 +3,7 @@ package sink_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -350,7 +351,7 @@ func TestReceiverDownAndRestarted(t *testing.T) {
 
 // stalledListener accepts connections and never reads from them, like a collector whose
 // disk is full, and returns its address.
-func stalledListener(t *testing.T) string {
+func stalledListener(t *testing.T, tlsCfg *tls.Config) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -366,6 +367,12 @@ func stalledListener(t *testing.T) string {
 			c, err := l.Accept()
 			if err != nil {
 				return
+			}
+			if tlsCfg != nil {
+				tc := tls.Server(c, tlsCfg)
+				_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+				_ = tc.Handshake() // then never read again
+				c = tc
 			}
 			mu.Lock()
 			conns = append(conns, c)
@@ -392,22 +399,36 @@ func TestStalledReceiver(t *testing.T) {
 	for i := range big {
 		big[i] = sink.Message{Kind: "modelbreach", Line: line}
 	}
+	ca := syslogd.NewCA(t)
+	cert, err := tls.LoadX509KeyPair(ca.ServerCert, ca.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTLS := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	tests := []struct {
-		name     string
-		timeout  time.Duration
-		cancelIn time.Duration
-		wantErr  string
-		wantIs   error
-		maxTime  time.Duration
+		name      string
+		transport string
+		timeout   time.Duration
+		cancelIn  time.Duration
+		wantErr   string
+		wantIs    error
+		maxTime   time.Duration
 	}{
-		{"write deadline", 300 * time.Millisecond, 0, "timed out", nil, 5 * time.Second},
-		{"ctx cancelled", time.Minute, 300 * time.Millisecond, "abandoned", context.Canceled, 5 * time.Second},
+		{"tcp write deadline", "tcp", 300 * time.Millisecond, 0, "timed out", nil, 5 * time.Second},
+		{"tcp ctx cancelled", "tcp", time.Minute, 300 * time.Millisecond, "abandoned", context.Canceled, 5 * time.Second},
+		{"tls write deadline", "tls", 300 * time.Millisecond, 0, "timed out", nil, 5 * time.Second},
+		{"tls ctx cancelled", "tls", time.Minute, 300 * time.Millisecond, "abandoned", context.Canceled, 5 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := stalledListener(t)
+			var lcfg *tls.Config
+			if tc.transport == "tls" {
+				lcfg = srvTLS
+			}
+			addr := stalledListener(t, lcfg)
 			var c counters
-			s := newSink(t, sink.Config{Transport: "tcp", Address: addr, Timeout: tc.timeout, Hooks: c.hooks()})
+			s := newSink(t, sink.Config{Transport: tc.transport, Address: addr, Timeout: tc.timeout, Hooks: c.hooks(),
+				TLS: tlsconfig.Options{CAFile: ca.CAFile}})
 			ctx := context.Background()
 			if tc.cancelIn > 0 {
 				var cancel context.CancelFunc
@@ -431,6 +452,10 @@ func TestStalledReceiver(t *testing.T) {
 			t.Logf("Send failed after %v: %v", elapsed, err)
 			if c.errs != 1 {
 				t.Errorf("Error hook called %d times", c.errs)
+			}
+			start = time.Now()
+			if err := s.Close(); err != nil || time.Since(start) > time.Second {
+				t.Errorf("Close after a stalled write: %v after %v", err, time.Since(start))
 			}
 		})
 	}
