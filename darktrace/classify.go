@@ -265,11 +265,11 @@ func classify(r response) *Error {
 		return e
 
 	case status == http.StatusBadRequest:
-		switch apiErr := apiErrorValue(body); {
-		case apiErr == "API SIGNATURE ERROR":
+		switch apiErrorValue(body) {
+		case "API SIGNATURE ERROR":
 			e.Class, e.Err = ClassAuth, ErrSignature
 			e.Msg = "signature rejected: check DARKTRACE_PUBLIC_TOKEN/DARKTRACE_PRIVATE_TOKEN (a pair from the same token, no stray whitespace)"
-		case apiErr == "API DATE ERROR":
+		case "API DATE ERROR":
 			e.Class, e.Err = ClassAuth, ErrClockSkew
 			// The Date header has second resolution: compare at that resolution so an exact
 			// one-hour offset reads "1h0m0s", not "59m59s".
