@@ -57,7 +57,7 @@ func (s *Simulator) newIncidentLocked(now int64) *incidentRec {
 	}
 	e.BreachDevices = []darktrace.BreachDevice{{DID: dev.DID, SID: dev.SID, Hostname: dev.Hostname, IP: ip,
 		MAC: dev.MACAddress, Subnet: dev.subnet, Identifier: dev.Hostname}}
-	if n := len(s.breaches); n > 0 {
+	if n := s.createdBy(now); n > 0 {
 		b := &s.breaches[r.IntN(n)]
 		e.RelatedBreaches = []darktrace.RelatedBreach{{ModelName: s.models[b.model].Name, PBID: b.pbid,
 			ThreatScore: darktrace.FlexFloat(float64(b.score) / 10), Timestamp: b.time}}

@@ -57,8 +57,8 @@ func (s *Simulator) newActionLocked(now int64) *actionRec {
 		a.Score = darktrace.FlexFloat(float64(300+r.IntN(701)) / 1000)
 		// Antigena answers a recent device breach (never a System::System one).
 		var b *breachRec
-		for try := 0; try < 8 && b == nil && len(s.breaches) > 0; try++ {
-			n := len(s.breaches)
+		n := s.createdBy(now)
+		for try := 0; try < 8 && b == nil && n > 0; try++ {
 			if c := &s.breaches[n-1-r.IntN(min(n, 50))]; c.dev >= 0 {
 				b = c
 			}

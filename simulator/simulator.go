@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -330,6 +331,12 @@ func (s *Simulator) AddBreaches(n int) []int64 {
 		ids = append(ids, b.pbid)
 	}
 	return ids
+}
+
+// createdBy returns how many stored breaches were created at or before at (epoch ms), so
+// actions and incident events only refer to breaches that already existed. s.mu must be held.
+func (s *Simulator) createdBy(at int64) int {
+	return sort.Search(len(s.breaches), func(i int) bool { return s.breaches[i].created > at })
 }
 
 // findLocked returns the stored breach with pbid, or nil. pbids are stored in increasing order.
