@@ -2,11 +2,356 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/dtforward/dtforward/config"
+	"github.com/dtforward/dtforward/poller"
+	"github.com/dtforward/dtforward/sink"
 )
 
-// runBackfill is not built yet; it is owned by the issue that delivers the "backfill" command.
-func runBackfill(_ context.Context, e *env) int {
-	fmt.Fprintln(e.stderr, "dtforward backfill: not implemented yet")
-	return exitFailure
+// backfillFlags are the parsed and checked flags of "dtforward backfill".
+type backfillFlags struct {
+	from, to        time.Time
+	sources         []string // nil: POLL_SOURCES
+	chunk, minChunk time.Duration
+	maxRecords      int
+	dryRun          bool
+	appliance       string
+	progressEvery   time.Duration
 }
+
+// runBackfill is "dtforward backfill": forward every record of [--from, --to) once, through the
+// same fetch → normalize → filter → format → sink path as run, resumably. Flag and
+// configuration problems exit 2; an incomplete backfill exits 1 naming the first failing chunk.
+func runBackfill(ctx context.Context, e *env) int {
+	fl, code := parseBackfillFlags(e, time.Now())
+	if code >= 0 {
+		return code
+	}
+	cfg, err := config.LoadFor(config.ModeBackfill, e.getenv, e.environ())
+	if err != nil {
+		return printConfigError(e.stderr, "backfill", err)
+	}
+	if fl.sources == nil {
+		fl.sources = cfg.PollSources
+	}
+	apps, err := cfg.Appliances()
+	if err != nil {
+		return printConfigError(e.stderr, "backfill", err)
+	}
+	if fl.appliance != "" {
+		apps = slices.DeleteFunc(apps, func(a config.Appliance) bool { return a.Name != fl.appliance })
+		if len(apps) == 0 {
+			fmt.Fprintf(e.stderr, "dtforward backfill: --appliance: no configured appliance is named %q\n", fl.appliance)
+			return exitUsage
+		}
+	}
+	log := newLogger(cfg, e.stderr)
+
+	header := sinkHeader(cfg, e.getenv)
+	f, err := newFormatter(cfg, header)
+	if err != nil {
+		return printConfigError(e.stderr, "backfill", fmt.Errorf("SIEM_FORMAT: %w", err))
+	}
+	var s sink.Sink
+	dry := &discardSink{}
+	if fl.dryRun {
+		s = dry
+	} else if s, err = newSink(cfg, header, e.stdout, nil, &log); err != nil {
+		return printConfigError(e.stderr, "backfill", err)
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			log.Warn().Err(err).Msg("closing the sink")
+		}
+	}()
+	// The same composition of formatter and sink as run: one Deliverer.
+	del := &delivery{f: f, s: s, log: log}
+	filter := poller.Filter{
+		MinScore:            cfg.FilterMinScore,
+		IncludeAcknowledged: cfg.FilterIncludeAcknowledged,
+		IncludeSuppressed:   cfg.FilterIncludeSuppressed,
+		Models:              cfg.ModelsRegexp(),
+		Tags:                cfg.TagsRegexp(),
+	}
+
+	code = exitOK
+	for _, app := range apps {
+		c, err := newClient(app, cfg, nil)
+		if err != nil {
+			return printConfigError(e.stderr, "backfill", fmt.Errorf("appliance %s: %w", app.Name, err))
+		}
+		prog := newBackfillProgress(e.stderr, log.With().Str("appliance", app.Name).Logger(), fl)
+		sum, err := poller.Backfill(ctx, poller.BackfillConfig{
+			Pipeline:   poller.NewPipeline(c, app.Name, c.Host(), filter, log),
+			Sources:    fl.sources,
+			Deliverer:  del,
+			From:       fl.from,
+			To:         fl.to,
+			Chunk:      fl.chunk,
+			MinChunk:   fl.minChunk,
+			MaxRecords: fl.maxRecords,
+			StateDir:   cfg.StateDir,
+			DryRun:     fl.dryRun,
+			Progress:   prog.update,
+			Logger:     log,
+		})
+		prog.finish()
+		c.CloseIdleConnections()
+		var se *poller.StateError
+		if errors.As(err, &se) {
+			fmt.Fprintf(e.stderr, "dtforward backfill: %v\n", err)
+			return exitUsage
+		}
+		if sum == nil {
+			fmt.Fprintf(e.stderr, "dtforward backfill: %v\n", err)
+			return exitFailure
+		}
+		printBackfillSummary(e.stderr, log, sum, fl, dry, err)
+		if err != nil || !sum.Complete() {
+			code = exitFailure
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return code
+}
+
+// parseBackfillFlags parses and checks the flags; code is -1 to go on, else the exit code.
+func parseBackfillFlags(e *env, now time.Time) (fl backfillFlags, code int) {
+	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	from := fs.String("from", "", "start of the range, inclusive: RFC 3339, YYYY-MM-DD, epoch ms or a duration back from now (7d)")
+	to := fs.String("to", "", "end of the range, exclusive (same forms as --from); not in the future")
+	sources := fs.String("sources", "", "comma-separated sources: modelbreaches, antigena, aianalyst (default POLL_SOURCES)")
+	fs.DurationVar(&fl.chunk, "chunk", poller.DefaultBackfillChunk, "window per request")
+	fs.DurationVar(&fl.minChunk, "min-chunk", poller.DefaultBackfillMinChunk, "smallest window a slow or too-large chunk is split into")
+	fs.IntVar(&fl.maxRecords, "max-records", poller.DefaultBackfillMaxRecords, "records per response above which the window is split")
+	fs.BoolVar(&fl.dryRun, "dry-run", false, "fetch, count and format, but send nothing and keep no state")
+	fs.StringVar(&fl.appliance, "appliance", "", "backfill only this appliance (default: every configured one)")
+	fs.DurationVar(&fl.progressEvery, "progress-interval", 10*time.Second, "time between progress log lines when stderr is not a terminal")
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, "Usage: dtforward backfill --from T --to T [--sources modelbreaches,antigena,aianalyst] [--chunk 1h] [--dry-run]\n\n"+
+			"Forwards every record of [from, to) once, resumably (state in STATE_DIR); configured like run.\n"+
+			"Exit codes: 0 every chunk delivered, 1 incomplete (run the same command again to resume), 2 usage.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(e.args); err != nil {
+		if err == flag.ErrHelp {
+			return fl, exitOK
+		}
+		return fl, exitUsage
+	}
+	fail := func(format string, args ...any) (backfillFlags, int) {
+		fmt.Fprintf(e.stderr, "dtforward backfill: "+format+"\n", args...)
+		return fl, exitUsage
+	}
+	if fs.NArg() > 0 {
+		return fail("unexpected argument %q (use --from and --to)", fs.Arg(0))
+	}
+	var err error
+	for _, t := range []struct {
+		name string
+		in   string
+		out  *time.Time
+	}{{"--from", *from, &fl.from}, {"--to", *to, &fl.to}} {
+		if t.in == "" {
+			return fail("%s is required (RFC 3339, YYYY-MM-DD, epoch milliseconds or a duration back from now)", t.name)
+		}
+		if *t.out, err = config.ParseTime(t.in, now); err != nil {
+			return fail("%s: %v", t.name, err)
+		}
+	}
+	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+	switch {
+	case fl.from.After(now):
+		return fail("--from %s is in the future (now is %s); backfill covers the past, run forwards new alerts", stamp(fl.from), stamp(now))
+	case fl.to.After(now):
+		return fail("--to %s is in the future (now is %s); give a time up to now", stamp(fl.to), stamp(now))
+	case !fl.to.After(fl.from):
+		return fail("--to %s must be after --from %s", stamp(fl.to), stamp(fl.from))
+	case fl.chunk < time.Millisecond:
+		return fail("--chunk %s must be positive (e.g. 1h)", fl.chunk)
+	case fl.minChunk < time.Millisecond || fl.minChunk > fl.chunk:
+		return fail("--min-chunk %s must be positive and at most --chunk %s", fl.minChunk, fl.chunk)
+	case fl.maxRecords < 1:
+		return fail("--max-records %d must be at least 1", fl.maxRecords)
+	case fl.progressEvery <= 0:
+		return fail("--progress-interval %s must be positive", fl.progressEvery)
+	}
+	if *sources != "" {
+		for _, s := range strings.Split(*sources, ",") {
+			s = strings.TrimSpace(s)
+			if !slices.Contains(poller.SourceNames, s) {
+				return fail("--sources: %q is not one of %s", s, strings.Join(poller.SourceNames, ", "))
+			}
+			if !slices.Contains(fl.sources, s) {
+				fl.sources = append(fl.sources, s)
+			}
+		}
+	}
+	return fl, -1
+}
+
+// backfillProgress shows progress: a bar when stderr is a terminal, else a log line every
+// progressEvery.
+type backfillProgress struct {
+	log     zerolog.Logger
+	w       io.Writer
+	bar     *progressbar.ProgressBar
+	every   time.Duration
+	start   time.Time
+	lastLog time.Time
+	last    poller.BackfillProgress
+	base    int // chunks already done when this run started (resume)
+	started bool
+}
+
+func newBackfillProgress(w io.Writer, log zerolog.Logger, fl backfillFlags) *backfillProgress {
+	p := &backfillProgress{log: log, w: w, every: fl.progressEvery, start: time.Now()}
+	p.lastLog = p.start
+	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		p.bar = progressbar.NewOptions(1,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetDescription("backfill"),
+			progressbar.OptionSetItsString("chunks"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionFullWidth(),
+		)
+	}
+	return p
+}
+
+// update is the poller.BackfillConfig.Progress callback.
+func (p *backfillProgress) update(pr poller.BackfillProgress) {
+	if !p.started {
+		// The first callback tells how much a resumed run had already done, so the rate and
+		// ETA count only this run's work.
+		p.started = true
+		p.base = pr.ChunksDone - 1
+		if p.bar != nil {
+			p.bar.ChangeMax(pr.ChunksTotal)
+		}
+	}
+	p.last = pr
+	elapsed := time.Since(p.start)
+	rate := float64(pr.Records) / max(elapsed.Seconds(), 1e-3)
+	if p.bar != nil {
+		p.bar.Describe(fmt.Sprintf("%s %d records %.0f/s", pr.Window.Source, pr.Records, rate))
+		_ = p.bar.Set(pr.ChunksDone)
+		return
+	}
+	if time.Since(p.lastLog) < p.every {
+		return
+	}
+	p.lastLog = time.Now()
+	ev := p.log.Info().Int("records", pr.Records).Float64("records_per_second", round1(rate)).
+		Int("chunks_done", pr.ChunksDone).Int("chunks_total", pr.ChunksTotal).Time("window_end", pr.Window.End)
+	if done := pr.ChunksDone - p.base; done > 0 {
+		eta := time.Duration(float64(elapsed) / float64(done) * float64(pr.ChunksTotal-pr.ChunksDone))
+		ev = ev.Dur("eta", eta.Round(time.Second))
+	}
+	ev.Msg("backfill progress")
+}
+
+func (p *backfillProgress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		fmt.Fprintln(p.w)
+	}
+}
+
+func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
+
+// printBackfillSummary writes the human summary to w and the same numbers as one log line.
+func printBackfillSummary(w io.Writer, log zerolog.Logger, sum *poller.BackfillSummary, fl backfillFlags, dry *discardSink, err error) {
+	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	state := "complete"
+	if !sum.Complete() || err != nil {
+		state = "INCOMPLETE"
+	}
+	fmt.Fprintf(w, "backfill %s [%s, %s): %s in %s\n", sum.Appliance, stamp(fl.from), stamp(fl.to), state, sum.Duration.Round(time.Millisecond))
+	ev := log.Info().Str("appliance", sum.Appliance).Time("from", fl.from).Time("to", fl.to).Bool("complete", state == "complete").
+		Bool("resumed", sum.Resumed).Bool("dry_run", fl.dryRun)
+	names := make([]string, 0, len(sum.Sources))
+	for n := range sum.Sources {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		return slices.Index(poller.SourceNames, a) - slices.Index(poller.SourceNames, b)
+	})
+	dup, malformed := 0, 0
+	for _, n := range names {
+		s := sum.Sources[n]
+		fmt.Fprintf(w, "  %-14s %8d sent (%d fetched, %d duplicates dropped, %d filtered, %d malformed skipped)\n",
+			n, s.Sent, s.Fetched, s.Deduped, s.Filtered, s.Malformed)
+		ev = ev.Interface(n, s)
+		dup += s.Deduped
+		malformed += s.Malformed
+	}
+	rate := float64(sum.Records()) / max(sum.Duration.Seconds(), 1e-3)
+	fmt.Fprintf(w, "  total %d records (%.0f/s), %d duplicates dropped, %d malformed skipped, %d errors, %d windows split, chunks %d/%d\n",
+		sum.Records(), rate, dup, malformed, sum.Errors, sum.Splits, sum.ChunksDone, sum.ChunksTotal)
+	ev = ev.Int("records", sum.Records()).Int("duplicates", dup).Int("malformed", malformed).Int("errors", sum.Errors).
+		Int("splits", sum.Splits).Int("chunks_done", sum.ChunksDone).Int("chunks_total", sum.ChunksTotal).
+		Float64("records_per_second", round1(rate)).Dur("duration", sum.Duration)
+	if fl.dryRun {
+		fmt.Fprintf(w, "  dry run: %d lines formatted (%d bytes), nothing sent, no state kept\n", dry.lines.Load(), dry.bytes.Load())
+	} else {
+		fmt.Fprintf(w, "  state: %s\n", sum.StatePath)
+	}
+	var first string
+	var be *poller.BackfillError
+	switch {
+	case errors.As(err, &be):
+		first = be.Window.String()
+		fmt.Fprintf(w, "  stopped at %s: %v\n", first, be.Err)
+	case err != nil:
+		fmt.Fprintf(w, "  stopped: %v\n", err)
+	}
+	if len(sum.Failed) > 0 {
+		if first == "" || sum.Failed[0].Start.Before(be.Window.Start) {
+			first = sum.Failed[0].String()
+		}
+		fmt.Fprintf(w, "  %d windows failed; first: %s\n", len(sum.Failed), sum.Failed[0])
+	}
+	if state != "complete" {
+		fmt.Fprintf(w, "  first failing chunk: %s\n  run the same command again to resume there\n", first)
+		ev = ev.Str("first_failing_chunk", first)
+		if err != nil {
+			ev = ev.Str("error", err.Error())
+		}
+	}
+	ev.Msg("backfill finished")
+}
+
+// discardSink is the dry run's sink: it counts what it would have sent.
+type discardSink struct{ lines, bytes atomic.Int64 }
+
+// Send implements sink.Sink.
+func (d *discardSink) Send(_ context.Context, msgs []sink.Message) error {
+	for _, m := range msgs {
+		d.lines.Add(1)
+		d.bytes.Add(int64(len(m.Line)))
+	}
+	return nil
+}
+
+// Close implements sink.Sink.
+func (d *discardSink) Close() error { return nil }
