@@ -47,9 +47,12 @@ func (c *deadlineConn) begin(ctx context.Context) {
 	c.written = 0
 	c.stop = context.AfterFunc(ctx, func() {
 		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.ctx != ctx {
+			return // fired late, for a batch that is over
+		}
 		c.cancelled = true
 		_ = c.Conn.SetWriteDeadline(time.Unix(1, 0))
-		c.mu.Unlock()
 	})
 }
 
@@ -58,6 +61,9 @@ func (c *deadlineConn) end() {
 		c.stop()
 		c.stop = nil
 	}
+	c.mu.Lock()
+	c.ctx = context.Background() // a callback that fires late must not touch the next batch
+	c.mu.Unlock()
 }
 
 // Write buffers p (streams) or sends it as one datagram (UDP).
