@@ -412,12 +412,13 @@ func locationPath(loc string) string {
 	return u.Path
 }
 
+// isHTML trusts the body over the Content-Type header: proxies label JSON as text/html and
+// HTML as application/json often enough.
 func isHTML(h http.Header, body []byte) bool {
-	if strings.HasPrefix(strings.ToLower(h.Get("Content-Type")), "text/html") {
-		return true
+	if b := bytes.TrimSpace(body); len(b) > 0 {
+		return b[0] == '<'
 	}
-	b := bytes.TrimSpace(body)
-	return len(b) > 0 && b[0] == '<'
+	return strings.HasPrefix(strings.ToLower(h.Get("Content-Type")), "text/html")
 }
 
 func isLoginPage(body []byte) bool {

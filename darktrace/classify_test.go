@@ -68,6 +68,7 @@ var responseCases = []responseCase{
 	{name: "301 elsewhere", status: 301, header: http.Header{"Location": {"https://other.example/"}}, class: ClassPermanent, msg: []string{"HTTP 301", "other.example", "DARKTRACE_URL"}},
 	{name: "200 HTML login page", status: 200, header: http.Header{"Content-Type": {"text/html; charset=utf-8"}}, body: "<!DOCTYPE html><html><head><title>Darktrace | Login</title></head><body><form action=/login></form></body></html>", class: ClassAuth, is: ErrNotAuthenticated,
 		msg: []string{"HTML login page"}},
+	{name: "200 JSON labelled text/html", status: 200, header: http.Header{"Content-Type": {"text/html"}}, body: `{"pbid":1,"time":2,"model":{"name":"login"},"device":{"did":1}}`, class: ClassOK},
 	{name: "200 HTML other page", status: 200, body: "<html><title>Welcome to nginx!</title></html>", class: ClassPermanent, msg: []string{"expected JSON", "Welcome to nginx!"}},
 	{name: "401", status: 401, class: ClassAuth, is: ErrNotAuthenticated, msg: []string{"HTTP 401"}},
 
