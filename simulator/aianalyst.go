@@ -50,7 +50,10 @@ func (s *Simulator) newIncidentLocked(now int64) *incidentRec {
 	e.MitreTactics = []string{"command-and-control"}
 	e.AttackPhases = []int{1 + r.IntN(6)}
 	e.Periods = []darktrace.Period{{Start: now - int64(r.IntN(3600_000)), End: now}}
-	dev := &s.devices[r.IntN(normalDevices+hostileDevices)]
+	dev := &s.devices[r.IntN(normalDevices)]
+	if hostileRec {
+		dev = &s.devices[normalDevices+r.IntN(hostileDevices)]
+	}
 	ip := dev.IP
 	if r.IntN(3) == 0 {
 		ip = dev.subnet // AI Analyst reports whole subnets as "10.1.2.0/24"

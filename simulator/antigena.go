@@ -10,7 +10,8 @@ import (
 // actionRec is one Antigena action and its mutable lifecycle state.
 type actionRec struct {
 	darktrace.Action
-	state string // pending, active, extended, cleared
+	state   string // pending, active, extended, cleared
+	hostile bool   // usernames in its history carry hostile strings too
 }
 
 var actionKinds = [][3]string{
@@ -31,7 +32,11 @@ func (s *Simulator) newActionLocked(now int64) *actionRec {
 	k := actionKinds[r.IntN(len(actionKinds))]
 	a := &actionRec{}
 	a.CodeID = s.nextCodeID
-	devIdx := r.IntN(normalDevices + hostileDevices)
+	hostileRec := r.Float64() < s.opts.HostileFraction
+	devIdx := r.IntN(normalDevices)
+	if hostileRec {
+		devIdx = normalDevices + r.IntN(hostileDevices)
+	}
 	d := &s.devices[devIdx].Device
 	a.DID, a.IP = d.DID, d.IP
 	a.Action.Action, a.Label = k[0], k[1]
@@ -42,7 +47,6 @@ func (s *Simulator) newActionLocked(now int64) *actionRec {
 	a.Start = now
 	a.Expires = now + int64(time.Duration(1+r.IntN(24))*time.Hour/time.Millisecond)
 	a.AGEmail = r.IntN(5) == 0
-	hostileRec := r.Float64() < s.opts.HostileFraction
 	if r.IntN(4) == 0 {
 		// Manual actions: no model, score 0, and a person who started them.
 		a.Manual = true
@@ -75,6 +79,7 @@ func (s *Simulator) newActionLocked(now int64) *actionRec {
 		}
 	}
 	if hostileRec {
+		a.hostile = true
 		a.AGHost = hostile(r, "host")
 	}
 	user := ""
@@ -103,6 +108,9 @@ func (s *Simulator) advanceLocked(a *actionRec, now int64) bool {
 		now = a.Updated.Int64() + 1 // every transition gets a distinct "updated"
 	}
 	user := usernames[s.actionRand.IntN(len(usernames))]
+	if a.hostile {
+		user = hostile(s.actionRand, user)
+	}
 	switch a.state {
 	case "pending":
 		a.state, a.Active, a.Blocked = "active", true, a.Action.Action != "pol"

@@ -316,3 +316,23 @@ func TestHostileStrings(t *testing.T) {
 		t.Error("no very long hostile value")
 	}
 }
+
+// TestNoHostileStringsByDefault: with HostileFraction 0 no endpoint may carry hostile values
+// ("dtforward demo" promises clean records).
+func TestNoHostileStringsByDefault(t *testing.T) {
+	clk := &fixedClock{t: base}
+	s, c := start(t, Options{Seed: 9, HistoryCount: 300, Now: clk.now})
+	s.AddActions(60)
+	s.AdvanceActions()
+	s.AdvanceActions()
+	s.AddIncidentEvents(60)
+	for _, p := range []string{"/modelbreaches?includeacknowledged=true&includesuppressed=true", "/antigena?includecleared=true&includehistory=true",
+		"/aianalyst/incidentevents?includeacknowledged=true"} {
+		body := c.get(p).body
+		for _, bad := range []string{"|CEF:0|", `\r`, `\u0000`, "\xff", "${jndi", "LEEF:", "A|=\\"} {
+			if bytes.Contains(body, []byte(bad)) {
+				t.Errorf("%s: hostile %q with HostileFraction 0", p, bad)
+			}
+		}
+	}
+}
