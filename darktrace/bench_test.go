@@ -190,9 +190,11 @@ func BenchmarkDecodeModelBreaches(b *testing.B) {
 	cases := []struct {
 		name    string
 		n, huge int
+		raw     bool // Stream only: the element splitting without json.Unmarshal into Breach
 	}{
 		{name: "records=10000", n: 10000},
 		{name: "records=10000/huge-record=8MB", n: 10000, huge: 8 << 20},
+		{name: "records=10000/stream-only", n: 10000, raw: true},
 	}
 	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) {
@@ -214,8 +216,13 @@ func BenchmarkDecodeModelBreaches(b *testing.B) {
 			start := time.Now()
 			for range b.N {
 				n := 0
-				err := Records(ctx, c, "/modelbreaches?starttime=1&endtime=2", func(*Breach, []byte) error { n++; return nil },
-					func(br BadRecord) { b.Fatalf("bad record %+v", br) })
+				var err error
+				if bc.raw {
+					err = c.Stream(ctx, "/modelbreaches?starttime=1&endtime=2", func([]byte) error { n++; return nil })
+				} else {
+					err = Records(ctx, c, "/modelbreaches?starttime=1&endtime=2", func(*Breach, []byte) error { n++; return nil },
+						func(br BadRecord) { b.Fatalf("bad record %+v", br) })
+				}
 				if err != nil {
 					b.Fatal(err)
 				}
