@@ -25,7 +25,7 @@ const (
 	FaultRateLimit     FaultKind = "429"       // 429 with Retry-After: Param seconds (default 1)
 	FaultHang          FaultKind = "hang"      // no answer until the client gives up or Close; Param bounds the wait, then answers normally
 	FaultSlow          FaultKind = "slow"      // the normal body trickled in 512-byte pieces, Param apart (default 50ms)
-	FaultTruncated     FaultKind = "truncated" // status 200, then the connection is cut half-way through the JSON
+	FaultTruncated     FaultKind = "truncated" // status 200, then the connection is cut half-way through the JSON (panics with http.ErrAbortHandler, net/http's abort)
 	FaultInvalidJSON   FaultKind = "invalid"   // status 200 with a well-framed body that is not valid JSON
 	FaultLoginPage     FaultKind = "loginpage" // status 200 with the HTML login page (what a redirect-following client sees)
 	FaultSignature     FaultKind = "signature" // 400 API SIGNATURE ERROR although the request was signed correctly
