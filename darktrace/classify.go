@@ -207,6 +207,18 @@ func (c *Client) transportError(callerCtx, reqCtx context.Context, endpoint stri
 		Msg: "connection to the appliance failed; will retry", Err: err}
 }
 
+// bodyError classifies a failure while reading a 2xx body after n elements: the caller's
+// cancellation, our timeout or a broken connection as transportError does, otherwise a
+// truncated or invalid body (retry: the next answer is usually whole).
+func (c *Client) bodyError(callerCtx, reqCtx context.Context, endpoint string, status, n int, offset int64, err error) *Error {
+	if callerCtx.Err() != nil || reqCtx.Err() != nil || !isDecodeError(err) {
+		return c.transportError(callerCtx, reqCtx, endpoint, err)
+	}
+	return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: status,
+		Msg: fmt.Sprintf("response body is truncated or not valid JSON (near byte %d, after %d records); will retry", offset, n),
+		Err: err}
+}
+
 // response is everything classify looks at; a plain struct so the table test can build one
 // without a server.
 type response struct {

@@ -224,12 +224,8 @@ func (c *Client) Stream(ctx context.Context, pathAndQuery string, fn func(raw []
 		return nil
 	case errors.As(err, &cbErr):
 		return cbErr.err
-	case ctx.Err() != nil || reqCtx.Err() != nil || !isDecodeError(err):
-		return c.transportError(ctx, reqCtx, endpoint, err)
 	}
-	return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: resp.StatusCode,
-		Msg: fmt.Sprintf("response body is truncated or not valid JSON (near byte %d, after %d records); will retry", offset, n),
-		Err: err}
+	return c.bodyError(ctx, reqCtx, endpoint, resp.StatusCode, n, offset, err)
 }
 
 func (c *Client) newRequest(ctx context.Context, pathAndQuery string) (*http.Request, error) {
