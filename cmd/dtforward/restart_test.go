@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,18 +18,34 @@ import (
 	"github.com/dtforward/dtforward/simulator"
 )
 
-// buildBinary compiles dtforward once into a temp dir.
+var (
+	binOnce sync.Once
+	binDir  string // removed by TestMain
+	binPath string
+	binErr  error
+)
+
+// buildBinary compiles dtforward once per test run, for the tests that need a real process
+// (SIGKILL, SIGTERM, SIGHUP).
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary; skipped with -short")
 	}
-	bin := filepath.Join(t.TempDir(), "dtforward")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "dtforward-test-bin-"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "dtforward")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
 	}
-	return bin
+	return binPath
 }
 
 // TestRunSurvivesSIGKILL kills the real binary at random moments 20 times while the simulator
@@ -152,4 +170,63 @@ func TestRunSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 	t.Logf("%d kills, %d breaches, %d duplicate lines in total", kills, len(seen), totalDup)
+}
+
+// TestRunReopensFileOnSIGHUP: after logrotate renames the output file, SIGHUP makes the daemon
+// write to a new file at the configured path, and nothing is lost across the rotation.
+func TestRunReopensFileOnSIGHUP(t *testing.T) {
+	bin := buildBinary(t)
+	sim, url := startSim(t, simulator.Options{Seed: 9, History: time.Hour, HistoryCount: 30})
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	vars := baseVars(url, out, filepath.Join(dir, "state"))
+	vars["POLL_SOURCES"] = "modelbreaches"
+	cmd := exec.Command(bin, "run")
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	waitUntil(t, 10*time.Second, "first lines", func() bool { return len(delivered(t, out)["modelbreach"]) > 0 })
+	rotated := out + ".1"
+	if err := os.Rename(out, rotated); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	sim.AddBreaches(5)
+	var want []string
+	for _, b := range sim.BreachInfos() {
+		if !b.Suppressed {
+			want = append(want, strconv.FormatInt(b.PBID, 10))
+		}
+	}
+	waitUntil(t, 10*time.Second, "lines in the new file", func() bool { return len(delivered(t, out)["modelbreach"]) > 0 })
+	waitUntil(t, 10*time.Second, "every breach in one of the two files", func() bool {
+		got := map[string]bool{}
+		for _, f := range []string{rotated, out} {
+			for _, id := range delivered(t, f)["modelbreach"] {
+				got[id] = true
+			}
+		}
+		for _, id := range want {
+			if !got[id] {
+				return false
+			}
+		}
+		return true
+	})
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, tail(stderr.String(), 2000))
+	}
+	if !bytes.Contains(stderr.Bytes(), []byte("output file reopened")) {
+		t.Fatalf("SIGHUP not logged:\n%s", tail(stderr.String(), 2000))
+	}
 }
