@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,7 +209,13 @@ func TestPermissions(t *testing.T) {
 
 func TestRequestLog(t *testing.T) {
 	clk := &fixedClock{t: base}
-	s, c := start(t, Options{Seed: 1, HistoryCount: 10, Now: clk.now})
+	var mu sync.Mutex
+	var hooked []string
+	s, c := start(t, Options{Seed: 1, HistoryCount: 10, Now: clk.now, OnRequest: func(r Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		hooked = append(hooked, r.Path+" "+r.Outcome)
+	}})
 	c.get("/status")
 	c.do("/status", nil)
 	c.get("/nope")
@@ -219,6 +226,11 @@ func TestRequestLog(t *testing.T) {
 	if got, want := strings.Join(outcomes, ","), "/status ok,/status auth:missing,/nope notfound"; got != want {
 		t.Errorf("log %q, want %q", got, want)
 	}
+	mu.Lock()
+	if got := strings.Join(hooked, ","); got != strings.Join(outcomes, ",") {
+		t.Errorf("OnRequest saw %q, log %q", got, outcomes)
+	}
+	mu.Unlock()
 	if s.RequestCount() != 3 {
 		t.Errorf("RequestCount %d, want 3", s.RequestCount())
 	}

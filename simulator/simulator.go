@@ -60,6 +60,10 @@ type Options struct {
 	CertFile, KeyFile string
 
 	Now func() time.Time // real clock for tests (default time.Now); ClockOffset is added
+
+	// OnRequest, when set, is called after each request is logged (from the serving
+	// goroutine; it must not block). "dtforward simulate --verbose" prints with it.
+	OnRequest func(Request)
 }
 
 // Simulator is a fake appliance. It is an http.Handler and is safe for concurrent use.
@@ -433,13 +437,17 @@ func (s *Simulator) RequestCount() int {
 }
 
 func (s *Simulator) logRequest(r *http.Request, at time.Time, outcome string) {
+	req := Request{Time: at, Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Outcome: outcome}
 	s.reqMu.Lock()
-	defer s.reqMu.Unlock()
 	s.reqTotal++
 	if len(s.reqs) >= maxRequestLog {
 		s.reqs = slices.Delete(s.reqs, 0, maxRequestLog/10)
 	}
-	s.reqs = append(s.reqs, Request{Time: at, Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Outcome: outcome})
+	s.reqs = append(s.reqs, req)
+	s.reqMu.Unlock()
+	if s.opts.OnRequest != nil {
+		s.opts.OnRequest(req)
+	}
 }
 
 // Start listens on addr (e.g. "127.0.0.1:0") and serves until Close. With useTLS it serves

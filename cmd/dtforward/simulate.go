@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dtforward/dtforward/simulator"
@@ -22,7 +23,7 @@ SYNOPSIS
                        [--history DURATION] [--history-count N] [--rate R]
                        [--late-fraction F] [--late-delay DURATION] [--hostile-fraction F]
                        [--system-fraction F] [--ack-fraction F] [--clock-offset DURATION]
-                       [--hostname FQDN] [--faults SPEC]
+                       [--hostname FQDN] [--faults SPEC] [--verbose]
                        [--public-token T --private-token T]
 
 DESCRIPTION
@@ -64,6 +65,8 @@ OPTIONS
     --hostname FQDN          appliance name used in breachUrl and incidentEventUrl
                              (default dt.example.com)
     --faults SPEC            inject faults into authenticated requests (see FAULTS)
+    --verbose                log every request (path, query, outcome such as ok,
+                             auth:signature, auth:date, fault:503) to stderr
     --public-token T, --private-token T
                              the API token pair (default: the environment, see ENVIRONMENT)
 
@@ -115,6 +118,7 @@ func runSimulate(ctx context.Context, e *env) int {
 	offset := fs.Duration("clock-offset", 0, "")
 	hostname := fs.String("hostname", "dt.example.com", "")
 	faultSpec := fs.String("faults", "", "")
+	verbose := fs.Bool("verbose", false, "")
 	pub := fs.String("public-token", "", "")
 	priv := fs.String("private-token", "", "")
 	if err := fs.Parse(e.args); err != nil {
@@ -180,6 +184,7 @@ func runSimulate(ctx context.Context, e *env) int {
 		LateFraction: *late, LateDelay: *lateDelay, HostileFraction: *hostile,
 		SystemFraction: *system, AckFraction: ackFraction, ClockOffset: *offset,
 		Hostname: *hostname, CertFile: *cert, KeyFile: *key,
+		OnRequest: requestLogger(e.stderr, *verbose),
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)
@@ -203,6 +208,24 @@ func runSimulate(ctx context.Context, e *env) int {
 		fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)
 	}
 	return exitOK
+}
+
+// requestLogger prints one line per request to w when on (nil otherwise). Lines carry the
+// path, query and outcome, never the DTAPI headers.
+func requestLogger(w io.Writer, on bool) func(simulator.Request) {
+	if !on {
+		return nil
+	}
+	var mu sync.Mutex
+	return func(r simulator.Request) {
+		q := ""
+		if r.RawQuery != "" {
+			q = "?" + r.RawQuery
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, "%s %s %s%s -> %s\n", r.Time.UTC().Format(time.RFC3339), r.Method, r.Path, q, r.Outcome)
+	}
 }
 
 // parseRate reads "5", "5/s", "300/m" or "2/h" as breaches per second.

@@ -63,7 +63,7 @@ func TestSimulateHelp(t *testing.T) {
 	for _, w := range []string{"SYNOPSIS", "DESCRIPTION", "FAULTS", "ENVIRONMENT", "EXIT STATUS", "EXAMPLES",
 		"--listen", "--tls", "--cert", "--key", "--seed", "--history", "--history-count", "--rate", "--late-fraction",
 		"--late-delay", "--hostile-fraction", "--system-fraction", "--ack-fraction", "--clock-offset", "--hostname",
-		"--faults", "--public-token", "--private-token", "DARKTRACE_PUBLIC_TOKEN"} {
+		"--faults", "--verbose", "--public-token", "--private-token", "DARKTRACE_PUBLIC_TOKEN"} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("help does not mention %s", w)
 		}
@@ -100,7 +100,7 @@ func TestSimulateServes(t *testing.T) {
 	}
 	vars := map[string]string{"DARKTRACE_PUBLIC_TOKEN": "simpub", "DARKTRACE_PRIVATE_TOKEN_FILE": tokenFile}
 	bg := startCmd(t, vars, "simulate", "--listen", "127.0.0.1:0", "--tls", "--seed", "5",
-		"--history", "2h", "--history-count", "30", "--ack-fraction", "0", "--faults", "status:503*1")
+		"--history", "2h", "--history-count", "30", "--ack-fraction", "0", "--faults", "status:503*1", "--verbose")
 	var url, ca string
 	waitUntil(t, 10*time.Second, "the URL and CA lines on stdout", func() bool {
 		for _, line := range strings.Split(bg.stdout.String(), "\n") {
@@ -150,6 +150,11 @@ func TestSimulateServes(t *testing.T) {
 	}
 	if _, err := os.Stat(ca); !os.IsNotExist(err) {
 		t.Errorf("CA file left behind: %v", err)
+	}
+	for _, w := range []string{"GET /status -> fault:503", "GET /status -> ok", "GET /modelbreaches?includesuppressed=true -> ok"} {
+		if !strings.Contains(bg.stderr.String(), w) {
+			t.Errorf("--verbose log lacks %q:\n%s", w, bg.stderr.String())
+		}
 	}
 	if strings.Contains(bg.stderr.String(), "simpriv") || strings.Contains(bg.stdout.String(), "simpriv") {
 		t.Error("private token printed")
