@@ -336,3 +336,19 @@ func TestNoHostileStringsByDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestNewestFirst(t *testing.T) {
+	clk := &fixedClock{t: base}
+	s, c := start(t, Options{Seed: 7, HistoryCount: 40, NewestFirst: true, Now: clk.now})
+	s.AddIncidentEvents(5)
+	var got []darktrace.Breach
+	c.get("/modelbreaches?minimal=true").ok(t, &got)
+	if len(got) < 20 || !slices.IsSortedFunc(got, func(a, b darktrace.Breach) int { return int(b.Time - a.Time) }) {
+		t.Errorf("%d breaches not sorted newest first", len(got))
+	}
+	var ev []darktrace.IncidentEvent
+	c.get("/aianalyst/incidentevents?includeallpinned=false").ok(t, &ev)
+	if len(ev) < 2 || !slices.IsSortedFunc(ev, func(a, b darktrace.IncidentEvent) int { return int(b.CreatedAt - a.CreatedAt) }) {
+		t.Errorf("%d events not sorted newest first", len(ev))
+	}
+}

@@ -34,11 +34,16 @@ const (
 	FaultLoginRedirect FaultKind = "login"     // 302 to /login
 	FaultReset         FaultKind = "reset"     // the TCP connection is reset before any answer
 	FaultLarge         FaultKind = "large"     // Param (default 10000) synthetic records added to the response
+	// FaultError200 and FaultResponseError answer 200 with an error object where records were
+	// expected, as appliances sometimes do for bad parameters or internal trouble: a client
+	// that reads them as "no records" and moves on loses data.
+	FaultError200      FaultKind = "error200"      // 200 {"error": "…"}
+	FaultResponseError FaultKind = "responseerror" // 200 {"response": "ERROR"}
 )
 
 var faultKinds = []FaultKind{FaultJSON500, FaultHTML500, FaultBadGateway, FaultUnavailable, FaultRateLimit,
 	FaultHang, FaultSlow, FaultTruncated, FaultInvalidJSON, FaultLoginPage, FaultSignature, FaultDate,
-	FaultForbidden, FaultLoginRedirect, FaultReset, FaultLarge}
+	FaultForbidden, FaultLoginRedirect, FaultReset, FaultLarge, FaultError200, FaultResponseError}
 
 // faultAliases are extra spec names: "timeout" is what a client sees of a hang.
 var faultAliases = map[string]FaultKind{"timeout": FaultHang}
@@ -318,6 +323,10 @@ func (s *Simulator) serveFault(w http.ResponseWriter, r *http.Request, now time.
 		redirect(w, "/login")
 	case FaultReset:
 		resetConn(w)
+	case FaultError200:
+		writeJSONError(w, http.StatusOK, "error", "Unable to process request")
+	case FaultResponseError:
+		writeJSONError(w, http.StatusOK, "response", "ERROR")
 	case FaultLarge:
 		n := 10_000
 		if f.Param != "" {

@@ -148,6 +148,8 @@ func TestFaultKinds(t *testing.T) {
 				t.Error("request succeeded through a connection reset")
 			}
 		}, ""},
+		{"error200", 200, isJSONValue("Unable to process request"), ""},
+		{"responseerror", 200, isJSONValue("ERROR"), ""},
 		{"slow@2ms", 200, func(t *testing.T, r reply, err error) {
 			var got []darktrace.Breach
 			if err != nil || json.Unmarshal(r.body, &got) != nil || len(got) != 5 {
@@ -174,6 +176,16 @@ func TestFaultKinds(t *testing.T) {
 				t.Errorf("%d records, %d synthetic; want 5 + 10000", len(got), synthetic)
 			}
 		}, q + "&minimal=true"},
+	}
+	covered := map[FaultKind]bool{}
+	for _, tt := range tests {
+		f := mustFaults(t, tt.spec)
+		covered[f[0].Kind] = true
+	}
+	for _, k := range FaultKinds() {
+		if !covered[k] {
+			t.Errorf("fault kind %s has no case here", k)
+		}
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {

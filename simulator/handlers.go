@@ -267,6 +267,9 @@ func (s *Simulator) serveBreaches(w http.ResponseWriter, r *http.Request, now ti
 	// Sorted by activity time, as the appliance does: clients wanting creation order must
 	// sort for themselves.
 	slices.SortStableFunc(sel, func(a, b breachRec) int { return cmp.Compare(a.time, b.time) })
+	if s.opts.NewestFirst {
+		slices.Reverse(sel)
+	}
 	st := newStream(w, r)
 	st.j.arr()
 	for i := range sel {
@@ -446,6 +449,9 @@ func (s *Simulator) serveIncidents(w http.ResponseWriter, r *http.Request, now t
 		sel = append(sel, s.largeIncident(i, start, end))
 	}
 	slices.SortStableFunc(sel, func(a, b incidentRec) int { return cmp.Compare(a.CreatedAt, b.CreatedAt) })
+	if s.opts.NewestFirst {
+		slices.Reverse(sel)
+	}
 	st := newStream(w, r)
 	st.j.arr()
 	for i := range sel {

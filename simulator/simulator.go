@@ -48,6 +48,10 @@ type Options struct {
 	// appliance builds (default 0). Their creation time counts as time for windows.
 	MissingCreationFraction float64
 
+	// NewestFirst sorts list responses by time descending. The API guide only says
+	// "time-sorted"; the default is ascending, and clients must not depend on either.
+	NewestFirst bool
+
 	// ClockOffset shifts the appliance clock from the real one: it moves the ±30 min
 	// DTAPI-Date check, the Date header and /status time.
 	ClockOffset time.Duration

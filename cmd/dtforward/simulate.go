@@ -23,7 +23,7 @@ SYNOPSIS
                        [--history DURATION] [--history-count N] [--rate R]
                        [--late-fraction F] [--late-delay DURATION] [--hostile-fraction F]
                        [--system-fraction F] [--ack-fraction F] [--clock-offset DURATION]
-                       [--hostname FQDN] [--faults SPEC] [--verbose]
+                       [--hostname FQDN] [--faults SPEC] [--newest-first] [--verbose]
                        [--public-token T --private-token T]
 
 DESCRIPTION
@@ -65,6 +65,8 @@ OPTIONS
     --hostname FQDN          appliance name used in breachUrl and incidentEventUrl
                              (default dt.example.com)
     --faults SPEC            inject faults into authenticated requests (see FAULTS)
+    --newest-first           sort list responses newest first (the API guide only promises
+                             "time-sorted"; the default is oldest first)
     --verbose                log every request (path, query, outcome such as ok,
                              auth:signature, auth:date, fault:503) to stderr
     --public-token T, --private-token T
@@ -82,6 +84,7 @@ FAULTS
         signature      400 API SIGNATURE ERROR       date                400 API DATE ERROR
         forbidden      302 to /403                   login               302 to /login
         reset          TCP reset                     large[@N]           N (10000) extra records
+        error200       200 {"error": "..."}          responseerror       200 {"response": "ERROR"}
     Example: "modelbreaches:500=0.1,timeout=0.05;antigena:429*3"
 
 ENVIRONMENT
@@ -119,6 +122,7 @@ func runSimulate(ctx context.Context, e *env) int {
 	hostname := fs.String("hostname", "dt.example.com", "")
 	faultSpec := fs.String("faults", "", "")
 	verbose := fs.Bool("verbose", false, "")
+	newestFirst := fs.Bool("newest-first", false, "")
 	pub := fs.String("public-token", "", "")
 	priv := fs.String("private-token", "", "")
 	if err := fs.Parse(e.args); err != nil {
@@ -184,7 +188,7 @@ func runSimulate(ctx context.Context, e *env) int {
 		LateFraction: *late, LateDelay: *lateDelay, HostileFraction: *hostile,
 		SystemFraction: *system, AckFraction: ackFraction, ClockOffset: *offset,
 		Hostname: *hostname, CertFile: *cert, KeyFile: *key,
-		OnRequest: requestLogger(e.stderr, *verbose),
+		OnRequest: requestLogger(e.stderr, *verbose), NewestFirst: *newestFirst,
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)

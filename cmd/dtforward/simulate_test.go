@@ -13,6 +13,7 @@ import (
 
 	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
+	"github.com/dtforward/dtforward/simulator"
 )
 
 var simTokens = map[string]string{"DARKTRACE_PUBLIC_TOKEN": "simpub", "DARKTRACE_PRIVATE_TOKEN": "simpriv"}
@@ -63,9 +64,14 @@ func TestSimulateHelp(t *testing.T) {
 	for _, w := range []string{"SYNOPSIS", "DESCRIPTION", "FAULTS", "ENVIRONMENT", "EXIT STATUS", "EXAMPLES",
 		"--listen", "--tls", "--cert", "--key", "--seed", "--history", "--history-count", "--rate", "--late-fraction",
 		"--late-delay", "--hostile-fraction", "--system-fraction", "--ack-fraction", "--clock-offset", "--hostname",
-		"--faults", "--verbose", "--public-token", "--private-token", "DARKTRACE_PUBLIC_TOKEN"} {
+		"--faults", "--newest-first", "--verbose", "--public-token", "--private-token", "DARKTRACE_PUBLIC_TOKEN"} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("help does not mention %s", w)
+		}
+	}
+	for _, k := range simulator.FaultKinds() {
+		if !strings.Contains(stdout, " "+string(k)) {
+			t.Errorf("help does not list fault kind %s", k)
 		}
 	}
 }
