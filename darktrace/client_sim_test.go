@@ -231,6 +231,8 @@ func TestSimFaults(t *testing.T) {
 		simulator.FaultLoginRedirect: {class: darktrace.ClassAuth, is: darktrace.ErrNotAuthenticated},
 		simulator.FaultReset:         {class: darktrace.ClassRetry},
 		simulator.FaultLarge:         {spec: "modelbreaches:large@300*1", class: darktrace.ClassOK, extra: 300},
+		simulator.FaultError200:      {class: darktrace.ClassPermanent},
+		simulator.FaultResponseError: {class: darktrace.ClassPermanent},
 	}
 	for _, kind := range simulator.FaultKinds() {
 		t.Run(string(kind), func(t *testing.T) {
