@@ -10,7 +10,7 @@ import (
 // actionRec is one Antigena action and its mutable lifecycle state.
 type actionRec struct {
 	darktrace.Action
-	state   string // pending, active, extended, cleared
+	state   string // pending, active, extended, expired, cleared
 	hostile bool   // usernames in its history carry hostile strings too
 }
 
@@ -122,6 +122,10 @@ func (s *Simulator) advanceLocked(a *actionRec, now int64) bool {
 	case "extended":
 		a.state, a.Active, a.Cleared, a.Blocked = "cleared", false, true, false
 		a.History = append(a.History, darktrace.ActionHistory{Family: "ANTIGENA", Username: user, Action: "cleared", Reason: "false positive", Time: now})
+	case "expired":
+		a.state, a.Blocked = "active", a.Action.Action != "pol"
+		a.Expires = now + int64(time.Hour/time.Millisecond)
+		a.History = append(a.History, darktrace.ActionHistory{Family: "ANTIGENA", Username: user, Action: "reactivated (expired)", Reason: "activity resumed", Time: now})
 	default:
 		return false
 	}
@@ -151,8 +155,8 @@ func (s *Simulator) AddActions(n int) []int64 {
 }
 
 // AdvanceActions moves every action that is not cleared one lifecycle step
-// (pending → active → extended → cleared), each with a new "updated", and returns the states
-// it produced.
+// (pending → active → extended → cleared; expired → active), each with a new "updated", and
+// returns the states it produced.
 func (s *Simulator) AdvanceActions() []ActionState {
 	now := s.Now().UnixMilli()
 	s.mu.Lock()
@@ -162,6 +166,30 @@ func (s *Simulator) AdvanceActions() []ActionState {
 		if s.advanceLocked(a, now) {
 			out = append(out, s.actionLog[len(s.actionLog)-1])
 		}
+	}
+	return out
+}
+
+// ExpireActions lets every active or extended action run out: its expiry moves into the past
+// and "updated" past it, while it stays active and not cleared, as on the appliance. The next
+// AdvanceActions reactivates it ("reactivated (expired)") for another hour. It returns the
+// states it produced, with State "expired".
+func (s *Simulator) ExpireActions() []ActionState {
+	now := s.Now().UnixMilli()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ActionState
+	for _, a := range s.actions {
+		if a.state != "active" && a.state != "extended" {
+			continue
+		}
+		at := max(now, a.Updated.Int64()+2)
+		a.state = "expired"
+		a.Expires = at - 1
+		a.Blocked = false
+		a.Updated = darktrace.FlexInt(at)
+		s.logActionLocked(a)
+		out = append(out, s.actionLog[len(s.actionLog)-1])
 	}
 	return out
 }

@@ -259,3 +259,40 @@ func TestLiveGeneration(t *testing.T) {
 		}
 	}
 }
+
+func TestActionExpiry(t *testing.T) {
+	clk := &fixedClock{t: base}
+	s, c := start(t, Options{Seed: 23, HistoryCount: -1, Now: clk.now})
+	s.AddBreaches(10)
+	s.AddActions(12)
+	clk.t = clk.t.Add(time.Minute)
+	expired := s.ExpireActions()
+	if len(expired) == 0 {
+		t.Fatal("no active action to expire")
+	}
+	byID := func() map[int64]darktrace.Action {
+		var got []darktrace.Action
+		c.get("/antigena?includehistory=true").ok(t, &got)
+		m := map[int64]darktrace.Action{}
+		for _, a := range got {
+			m[a.CodeID] = a
+		}
+		return m
+	}
+	got := byID()
+	for _, st := range expired {
+		a, ok := got[st.CodeID]
+		if !ok || a.State() != "expired" || !a.Active || a.Cleared || st.State != "expired" {
+			t.Errorf("codeid %d after expiry: %+v (state %q), log %+v", st.CodeID, a, a.State(), st)
+		}
+	}
+	clk.t = clk.t.Add(time.Minute)
+	s.AdvanceActions()
+	got = byID()
+	for _, st := range expired {
+		a := got[st.CodeID]
+		if a.State() != "active" || a.History[len(a.History)-1].Action != "reactivated (expired)" {
+			t.Errorf("codeid %d after AdvanceActions: state %q, last history %+v", st.CodeID, a.State(), a.History[len(a.History)-1])
+		}
+	}
+}

@@ -532,7 +532,7 @@ func (s *Simulator) Close() error {
 // ActionState is one state an Antigena action went through.
 type ActionState struct {
 	CodeID  int64
-	State   string // "pending", "active", "extended", "cleared"
+	State   string // "pending", "active", "extended", "expired", "cleared"
 	Updated int64  // epoch ms, as rendered in "updated"
 	Active  bool
 	Cleared bool
