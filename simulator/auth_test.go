@@ -235,3 +235,30 @@ func TestRequestLog(t *testing.T) {
 		t.Errorf("RequestCount %d, want 3", s.RequestCount())
 	}
 }
+
+func TestNewValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		o    Options
+		want []string
+	}{
+		{"no tokens", Options{}, []string{"PublicToken and PrivateToken are required"}},
+		{"everything wrong at once", Options{PublicToken: "p", PrivateToken: "k", LateFraction: 2, HostileFraction: 1.5,
+			Rate: -1, History: -time.Hour, LateDelay: time.Second, CertFile: "c.pem"},
+			[]string{"LateFraction 2", "HostileFraction 1.5", "Rate -1", "History -1h0m0s", "LateDelay 1s", "CertFile and KeyFile"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := New(tt.o)
+			if err == nil {
+				s.Close()
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -124,10 +124,13 @@ func New(o Options) (*Simulator, error) {
 	if o.PublicToken == "" || o.PrivateToken == "" {
 		errs = append(errs, errors.New("simulator: PublicToken and PrivateToken are required"))
 	}
-	for name, f := range map[string]float64{"LateFraction": o.LateFraction, "HostileFraction": o.HostileFraction,
-		"SystemFraction": o.SystemFraction, "AckFraction": o.AckFraction, "MissingCreationFraction": o.MissingCreationFraction} {
-		if f > 1 || math.IsNaN(f) {
-			errs = append(errs, fmt.Errorf("simulator: %s %v is not between 0 and 1", name, f))
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"LateFraction", o.LateFraction}, {"HostileFraction", o.HostileFraction}, {"SystemFraction", o.SystemFraction},
+		{"AckFraction", o.AckFraction}, {"MissingCreationFraction", o.MissingCreationFraction}} {
+		if f.v > 1 || math.IsNaN(f.v) {
+			errs = append(errs, fmt.Errorf("simulator: %s %v is not between 0 and 1", f.name, f.v))
 		}
 	}
 	if o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0) {
