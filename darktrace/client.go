@@ -160,7 +160,9 @@ func (c *Client) GetJSON(ctx context.Context, pathAndQuery string, v any) error 
 // whole request (class retry). An error from fn stops and is returned as is.
 //
 // Every other failure is an *Error. Elements already passed to fn before a body error stay
-// passed: callers treat the request as failed and must not move their checkpoint.
+// passed: callers treat the request as failed and must not move their checkpoint. The body is
+// read while fn runs, so Config.Timeout covers fn's time too: keep fn quick (decode, collect),
+// and deliver after Stream returns.
 func (c *Client) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
 	endpoint := endpointOf(pathAndQuery)
 	reqCtx, cancel := context.WithTimeoutCause(ctx, c.timeout, errOurTimeout)

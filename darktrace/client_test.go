@@ -409,10 +409,13 @@ func TestStatusAndGetJSON(t *testing.T) {
 	}
 }
 
-func TestHost(t *testing.T) {
+func TestHostAndDefaults(t *testing.T) {
 	c := newTestClient(t, Config{URL: "https://dt.example.com:8443/", PublicToken: "p", PrivateToken: "q"})
 	if c.Host() != "dt.example.com:8443" {
 		t.Errorf("Host = %q", c.Host())
+	}
+	if c.timeout != DefaultTimeout || c.ua != DefaultUserAgent || c.now == nil {
+		t.Errorf("defaults: timeout %s, user agent %q, clock set %v", c.timeout, c.ua, c.now != nil)
 	}
 }
 
