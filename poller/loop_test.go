@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -397,4 +398,52 @@ func countLines(s, substr string) int {
 		}
 	}
 	return n
+}
+
+// TestLoopCatchesUpInBoundedWindows: a checkpoint far behind is caught up in MaxWindow-sized
+// requests back to back (no interval wait between them), then polling settles.
+func TestLoopCatchesUpInBoundedWindows(t *testing.T) {
+	api := &fakeAPI{}
+	now := time.Now()
+	for h := int64(1); h <= 30; h++ {
+		at := now.Add(-time.Duration(h) * time.Hour).UnixMilli()
+		api.addBreach(breach(h, at, at))
+	}
+	rec := &recorder{}
+	a := newTestAppliance(t, api, rec, loopOpts{start: now.Add(-31 * time.Hour), interval: time.Hour})
+	run(t, a)
+	waitFor(t, "30 breaches", func() bool { return len(rec.ids()) == 30 })
+	waitFor(t, "the 6th, caught-up request", func() bool { return api.queryCount() >= 6 })
+	time.Sleep(50 * time.Millisecond)
+	api.mu.Lock()
+	queries := slices.Clone(api.queries)
+	api.mu.Unlock()
+	if len(queries) != 6 {
+		t.Fatalf("%d requests for 31 hours with a 6h MaxWindow and a 1h interval, want 6 (5 full windows back to back, then now)", len(queries))
+	}
+	for _, q := range queries {
+		s, e := windowOf(t, q)
+		if d := e.Sub(s); d > DefaultMaxWindow+time.Minute {
+			t.Fatalf("window %s longer than MaxWindow+overlap: %s", d, q)
+		}
+	}
+	if got := rec.ids(); got[0] != "30" || got[29] != "1" {
+		t.Fatalf("not delivered oldest first: %v", got)
+	}
+}
+
+func windowOf(t *testing.T, q string) (time.Time, time.Time) {
+	t.Helper()
+	var s, e int64
+	for _, kv := range strings.Split(q[strings.IndexByte(q, '?')+1:], "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch k {
+		case "starttime":
+			s = n
+		case "endtime":
+			e = n
+		}
+	}
+	return time.UnixMilli(s), time.UnixMilli(e)
 }
