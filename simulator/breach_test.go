@@ -352,3 +352,14 @@ func TestNewestFirst(t *testing.T) {
 		t.Errorf("%d events not sorted newest first", len(ev))
 	}
 }
+
+func TestNoURLs(t *testing.T) {
+	clk := &fixedClock{t: base}
+	s, c := start(t, Options{Seed: 7, HistoryCount: 20, NoURLs: true, Now: clk.now})
+	s.AddIncidentEvents(3)
+	for _, p := range []string{"/modelbreaches?includebreachurl=true", "/aianalyst/incidentevents?includeincidenteventurl=true"} {
+		if body := c.get(p).body; bytes.Contains(body, []byte("Url")) || len(body) < 100 {
+			t.Errorf("%s: URL sent by an appliance without an FQDN (%d bytes)", p, len(body))
+		}
+	}
+}

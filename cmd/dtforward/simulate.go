@@ -22,8 +22,9 @@ SYNOPSIS
     dtforward simulate [--listen ADDR] [--tls | --cert FILE --key FILE] [--seed N]
                        [--history DURATION] [--history-count N] [--rate R]
                        [--late-fraction F] [--late-delay DURATION] [--hostile-fraction F]
-                       [--system-fraction F] [--ack-fraction F] [--clock-offset DURATION]
-                       [--hostname FQDN] [--faults SPEC] [--newest-first] [--verbose]
+                       [--system-fraction F] [--ack-fraction F] [--missing-creation-fraction F]
+                       [--clock-offset DURATION] [--hostname FQDN] [--no-urls] [--faults SPEC]
+                       [--newest-first] [--verbose]
                        [--public-token T --private-token T]
 
 DESCRIPTION
@@ -64,6 +65,11 @@ OPTIONS
                              to exercise DTAPI-Date errors (default 0)
     --hostname FQDN          appliance name used in breachUrl and incidentEventUrl
                              (default dt.example.com)
+    --no-urls                behave like an appliance without a configured FQDN: no
+                             breachUrl or incidentEventUrl at all
+    --missing-creation-fraction F
+                             share of breaches without creationTime, as older appliance
+                             builds send them (default 0)
     --faults SPEC            inject faults into authenticated requests (see FAULTS)
     --newest-first           sort list responses newest first (the API guide only promises
                              "time-sorted"; the default is oldest first)
@@ -123,6 +129,8 @@ func runSimulate(ctx context.Context, e *env) int {
 	faultSpec := fs.String("faults", "", "")
 	verbose := fs.Bool("verbose", false, "")
 	newestFirst := fs.Bool("newest-first", false, "")
+	missingCreation := fs.Float64("missing-creation-fraction", 0, "")
+	noURLs := fs.Bool("no-urls", false, "")
 	pub := fs.String("public-token", "", "")
 	priv := fs.String("private-token", "", "")
 	if err := fs.Parse(e.args); err != nil {
@@ -144,7 +152,8 @@ func runSimulate(ctx context.Context, e *env) int {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"--late-fraction", *late}, {"--hostile-fraction", *hostile}, {"--system-fraction", *system}, {"--ack-fraction", *ack}} {
+	}{{"--late-fraction", *late}, {"--hostile-fraction", *hostile}, {"--system-fraction", *system}, {"--ack-fraction", *ack},
+		{"--missing-creation-fraction", *missingCreation}} {
 		if f.v < 0 || f.v > 1 {
 			problems = append(problems, fmt.Sprintf("%s %v: want a share from 0 to 1", f.name, f.v))
 		}
@@ -189,6 +198,7 @@ func runSimulate(ctx context.Context, e *env) int {
 		SystemFraction: *system, AckFraction: ackFraction, ClockOffset: *offset,
 		Hostname: *hostname, CertFile: *cert, KeyFile: *key,
 		OnRequest: requestLogger(e.stderr, *verbose), NewestFirst: *newestFirst,
+		MissingCreationFraction: *missingCreation, NoURLs: *noURLs,
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)
