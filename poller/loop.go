@@ -211,6 +211,9 @@ func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
 	}
 	m := a.cfg.Metrics
 	for ctx.Err() == nil {
+		// Windows use cfg.Now (the appliance's clock in production); waiting uses the local
+		// monotonic clock, which an offset appliance clock must not stretch or shrink.
+		wallStart := time.Now()
 		cycleStart := a.cfg.Now()
 		r.mu.Lock()
 		cursor := r.cursor
@@ -294,7 +297,7 @@ func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
 			Int("filtered", b.Stats.Filtered).Int("malformed", b.Stats.Malformed).
 			Dur("duration", d).Msg("poll")
 
-		if caughtUp && !sleep(ctx, time.Until(cycleStart.Add(a.cfg.Interval))) {
+		if caughtUp && !sleep(ctx, time.Until(wallStart.Add(a.cfg.Interval))) {
 			return
 		}
 	}

@@ -447,3 +447,29 @@ func windowOf(t *testing.T, q string) (time.Time, time.Time) {
 	}
 	return time.UnixMilli(s), time.UnixMilli(e)
 }
+
+// TestLoopIntervalIgnoresClockOffset: windows follow Config.Now (an appliance clock 20 minutes
+// ahead here) but the wait between polls is the real interval.
+func TestLoopIntervalIgnoresClockOffset(t *testing.T) {
+	api := &fakeAPI{}
+	st, err := OpenStore(t.TempDir(), "dt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahead := func() time.Time { return time.Now().Add(20 * time.Minute) }
+	a, err := NewAppliance(Config{
+		Pipeline: NewPipeline(api, "dt", "", Filter{}, zerolog.Nop()), Sources: []string{SourceBreaches},
+		Store: st, Deliverer: &recorder{}, Interval: 20 * time.Millisecond, Overlap: time.Minute,
+		Now: ahead, Logger: zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, a)
+	waitFor(t, "several polls", func() bool { return api.queryCount() >= 5 })
+	stop()
+	_, end := windowOf(t, api.queries[0])
+	if d := end.Sub(time.Now()); d < 19*time.Minute {
+		t.Fatalf("window ends %s from now, want the appliance clock (+20m)", d)
+	}
+}
