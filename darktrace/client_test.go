@@ -551,3 +551,36 @@ func TestManyRequestsReuseConnection(t *testing.T) {
 		t.Errorf("%d connections for 10 sequential requests, want 1", n)
 	}
 }
+
+// TestConcurrentUse: one Client shared by several goroutines (e.g. sources of one appliance,
+// or check running next to the poller) under the race detector.
+func TestConcurrentUse(t *testing.T) {
+	_, c := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("i") == "3" {
+			w.WriteHeader(503)
+			return
+		}
+		_, _ = io.WriteString(w, `[{"pbid":1},{"pbid":2}]`)
+	}))
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	counts := make([]int, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			errs[i] = Records(context.Background(), c, "/modelbreaches?i="+strconv.Itoa(i), func(*Breach, []byte) error {
+				counts[i]++
+				return nil
+			}, nil)
+		})
+	}
+	wg.Wait()
+	for i := range 8 {
+		wantClass, wantCount := ClassOK, 2
+		if i == 3 {
+			wantClass, wantCount = ClassRetry, 0
+		}
+		if ClassOf(errs[i]) != wantClass || counts[i] != wantCount {
+			t.Errorf("goroutine %d: %d records, err %v", i, counts[i], errs[i])
+		}
+	}
+}
