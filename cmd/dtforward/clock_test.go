@@ -1,0 +1,79 @@
+package main
+
+import (
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dtforward/dtforward/simulator"
+)
+
+// TestRunFollowsASlowApplianceClock: an appliance clock 20 minutes behind ours is accepted by
+// the appliance (±30 min) but is more than POLL_OVERLAP (10 min). Windows ending at our "now"
+// would reach 20 minutes into the appliance's future and the next window would start after
+// records created in between; following the appliance clock, every breach arrives.
+func TestRunFollowsASlowApplianceClock(t *testing.T) {
+	sim, url := startSim(t, simulator.Options{Seed: 31, History: time.Hour, HistoryCount: 30, Rate: 20, ClockOffset: -20 * time.Minute})
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	vars := baseVars(url, out, filepath.Join(dir, "state"))
+	vars["POLL_SOURCES"] = "modelbreaches"
+	b := startRun(t, vars, testInterval)
+	time.Sleep(2 * time.Second)
+	var want []string
+	for _, br := range sim.BreachInfos() {
+		if !br.Suppressed {
+			want = append(want, strconv.FormatInt(br.PBID, 10))
+		}
+	}
+	missing := func() []string {
+		got := map[string]bool{}
+		for _, id := range delivered(t, out)["modelbreach"] {
+			got[id] = true
+		}
+		var m []string
+		for _, id := range want {
+			if !got[id] {
+				m = append(m, id)
+			}
+		}
+		return m
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(missing()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d breaches never delivered: %v", len(missing()), len(want), missing()[:min(5, len(missing()))])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.stop(t)
+	if !strings.Contains(b.stderr.String(), "appliance clock differs from ours") {
+		t.Fatalf("the offset was not logged:\n%s", tail(b.stderr.String(), 1500))
+	}
+	// Every window ended at the appliance's time, not ours.
+	for _, r := range sim.Requests() {
+		if r.Path != "/modelbreaches" {
+			continue
+		}
+		_, end := parseWindow(r.RawQuery)
+		if d := end.Sub(r.Time); d > 2*time.Second {
+			t.Fatalf("window ends %s after the appliance's clock: %s", d, r.RawQuery)
+		}
+	}
+}
+
+func parseWindow(q string) (start, end time.Time) {
+	for _, kv := range strings.Split(q, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch k {
+		case "starttime":
+			start = time.UnixMilli(n)
+		case "endtime":
+			end = time.UnixMilli(n)
+		}
+	}
+	return start, end
+}
