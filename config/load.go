@@ -345,7 +345,7 @@ var kubeServiceLink = regexp.MustCompile(`^[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT
 var serviceLinkPort = regexp.MustCompile(`^(tcp|udp|sctp)://`)
 
 // hints are guesses people make that no edit distance finds.
-var hints = map[string]string{
+var hints = map[string]string{ //nolint:gosec // G101: variable names, not credentials
 	"SIEM_HOST":                "SIEM_ADDRESS",
 	"SIEM_PORT":                "SIEM_ADDRESS",
 	"SIEM_PROTOCOL":            "SIEM_TRANSPORT",
