@@ -153,22 +153,26 @@ func TestBackfillDeliversEveryRecordOnce(t *testing.T) {
 
 func TestBackfillSplitsWindows(t *testing.T) {
 	tests := []struct {
-		name   string
-		faults string
-		cfg    BackfillConfig
+		name    string
+		faults  string
+		cfg     BackfillConfig
+		timeout time.Duration // client timeout; default 10s
 	}{
 		// The next response carries 1,000 extra records: over the cap, so it is split.
 		{name: "too large", faults: "modelbreaches:large@1000*1", cfg: BackfillConfig{MaxRecords: 300}},
 		// Two failures in a row exhaust the attempts: split, and the halves succeed.
 		{name: "server errors", faults: "modelbreaches:500*2", cfg: BackfillConfig{Attempts: 2}},
 		// The appliance does not answer within the client timeout, twice.
-		{name: "timeouts", faults: "modelbreaches:hang@5s*2", cfg: BackfillConfig{Attempts: 2}},
+		{name: "timeouts", faults: "modelbreaches:hang@5s*2", cfg: BackfillConfig{Attempts: 2}, timeout: time.Second},
 		// A connection cut mid-body is a retryable decode error.
 		{name: "truncated", faults: "modelbreaches:truncated*2", cfg: BackfillConfig{Attempts: 2}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sim, p := backfillSim(t, simulator.Options{Seed: 5, History: 12 * time.Hour, HistoryCount: 150}, 300*time.Millisecond)
+			if tc.timeout == 0 {
+				tc.timeout = 10 * time.Second
+			}
+			sim, p := backfillSim(t, simulator.Options{Seed: 5, History: 12 * time.Hour, HistoryCount: 150}, tc.timeout)
 			to := sim.Now().Truncate(time.Millisecond)
 			from := to.Add(-12 * time.Hour)
 			faults, err := simulator.ParseFaults(tc.faults)

@@ -134,7 +134,7 @@ func runBackfill(ctx context.Context, e *env) int {
 func parseBackfillFlags(e *env, now time.Time) (fl backfillFlags, code int) {
 	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	from := fs.String("from", "", "start of the range, inclusive: RFC 3339, YYYY-MM-DD, epoch ms or a duration back from now (7d)")
+	from := fs.String("from", "", "start of the range, inclusive: RFC 3339, YYYY-MM-DD or epoch milliseconds")
 	to := fs.String("to", "", "end of the range, exclusive (same forms as --from); not in the future")
 	sources := fs.String("sources", "", "comma-separated sources: modelbreaches, antigena, aianalyst (default POLL_SOURCES)")
 	fs.DurationVar(&fl.chunk, "chunk", poller.DefaultBackfillChunk, "window per request")
@@ -169,10 +169,16 @@ func parseBackfillFlags(e *env, now time.Time) (fl backfillFlags, code int) {
 		out  *time.Time
 	}{{"--from", *from, &fl.from}, {"--to", *to, &fl.to}} {
 		if t.in == "" {
-			return fail("%s is required (RFC 3339, YYYY-MM-DD, epoch milliseconds or a duration back from now)", t.name)
+			return fail("%s is required (RFC 3339, YYYY-MM-DD or epoch milliseconds)", t.name)
 		}
 		if *t.out, err = config.ParseTime(t.in, now); err != nil {
 			return fail("%s: %v", t.name, err)
+		}
+		// A duration back from now names a different range on every run, so running the same
+		// command again would start over instead of resuming: ask for the fixed time.
+		if later, _ := config.ParseTime(t.in, now.Add(time.Hour)); !later.Equal(*t.out) {
+			return fail("%s: %q is relative to now, so the same command would not resume; give a fixed time, e.g. %s",
+				t.name, t.in, t.out.UTC().Truncate(time.Second).Format(time.RFC3339))
 		}
 	}
 	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
