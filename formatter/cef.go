@@ -24,9 +24,10 @@ func cefHeaderValue(s string) string { return strings.TrimSpace(s) }
 
 // Append implements Formatter.
 func (c *cefFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
-	var r record
-	cefFields(&r, a)
-	return fit(dst, &r, c.max, cefRenderer{c, a})
+	r := getRecord(a)
+	defer putRecord(r)
+	cefFields(r, a)
+	return fit(dst, r, c.max, c)
 }
 
 // cefFields lists the extension in output order. The trim ranks implement the documented
@@ -88,29 +89,24 @@ func cefFields(r *record, a *alert.Alert) {
 	r.str("msg", ts(a.Message), 1)
 }
 
-type cefRenderer struct {
-	c *cefFormatter
-	a *alert.Alert
+func (c *cefFormatter) valueLen(s string) int { return escLen(s, cefExtEsc) }
+
+func (c *cefFormatter) cut(s string, budget int) string {
+	return trimRight(cutEsc(s, budget, cefExtEsc), cefSpace)
 }
 
-func (cr cefRenderer) valueLen(s string) int { return escLen(s, cefExtEsc) }
-
-func (cr cefRenderer) cut(s string, budget int) string {
-	return strings.TrimRight(cutEsc(s, budget, cefExtEsc), cefSpace)
-}
-
-func (cr cefRenderer) render(dst []byte, r *record) []byte {
+func (c *cefFormatter) render(dst []byte, r *record) []byte {
 	fs := r.fields()
 	dst = append(dst, "CEF:0|Darktrace|DCIP|"...)
-	dst = append(dst, cr.c.version...)
+	dst = append(dst, c.version...)
 	dst = append(dst, '|')
 	// SignatureID and Name take the header escaping (\| and \\, line breaks to spaces):
 	// attacker-influenced model names must not shift header fields.
-	dst = appendEsc(dst, trimSpace(cr.a.SignatureID, cefSpace), cefHdrEsc)
+	dst = appendEsc(dst, trimSpace(r.a.SignatureID, cefSpace), cefHdrEsc)
 	dst = append(dst, '|')
 	dst = appendEsc(dst, fs[0].s, cefHdrEsc)
 	dst = append(dst, '|')
-	dst = strconv.AppendInt(dst, int64(clampSeverity(cr.a.Severity, 0)), 10)
+	dst = strconv.AppendInt(dst, int64(clampSeverity(r.a.Severity, 0)), 10)
 	dst = append(dst, '|')
 	sep := false
 	for i := 1; i < len(fs); i++ {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"time"
+	"sync"
+
+	"github.com/dtforward/dtforward/alert"
 )
 
 // kind is how a field's value is stored and rendered.
@@ -15,7 +17,7 @@ const (
 	kStr   kind = iota // s
 	kInt               // n
 	kFloat             // f
-	kTime              // t
+	kTime              // n, Unix milliseconds (alerts carry millisecond times)
 	kList              // l (comma-joined in CEF/LEEF, an array in JSON)
 	kBool              // n != 0
 )
@@ -30,7 +32,6 @@ type field struct {
 	s     string
 	n     int64
 	f     float64
-	t     time.Time
 	l     []string
 	cut   string // list items are trimmed of these characters; all-empty lists are omitted
 	// trim is the field's place in the trimming order, 1 = trimmed first; 0 = never trimmed.
@@ -43,11 +44,9 @@ func (f *field) empty() bool {
 	switch f.kind {
 	case kStr:
 		return f.s == ""
-	case kTime:
-		return f.t.IsZero()
 	case kList:
 		for _, s := range f.l {
-			if strings.Trim(s, f.cut) != "" {
+			if trimSpace(s, f.cut) != "" {
 				return false
 			}
 		}
@@ -58,10 +57,29 @@ func (f *field) empty() bool {
 
 const maxFields = 40
 
-// record is the field list of one alert plus the header values that are not key=value pairs.
+// record is the field list of one alert; a is the alert itself, for header values.
 type record struct {
 	f [maxFields]field
 	n int
+	a *alert.Alert
+}
+
+// records recycles records: a record is a few KiB, too big to build per alert without
+// allocating once it is handed to a renderer.
+var records = sync.Pool{New: func() any { return new(record) }}
+
+func getRecord(a *alert.Alert) *record {
+	r := records.Get().(*record)
+	r.a = a
+	return r
+}
+
+// putRecord clears what the record references (alert strings) and recycles it.
+func putRecord(r *record) {
+	clear(r.f[:r.n])
+	r.n = 0
+	r.a = nil
+	records.Put(r)
 }
 
 func (r *record) add(f field) *field {
@@ -163,7 +181,20 @@ func (r *record) byRank(rank int8) *field {
 
 // trimSpace removes leading and trailing spaces and tabs (and, for LEEF, line breaks, which
 // become spaces there): parsers disagree on whether they belong to a value.
-func trimSpace(s string, cutset string) string { return strings.Trim(s, cutset) }
+// (strings.Trim builds a set per call; this is on the per-alert hot path.)
+func trimSpace(s string, cutset string) string {
+	for len(s) > 0 && strings.IndexByte(cutset, s[0]) >= 0 {
+		s = s[1:]
+	}
+	return trimRight(s, cutset)
+}
+
+func trimRight(s string, cutset string) string {
+	for len(s) > 0 && strings.IndexByte(cutset, s[len(s)-1]) >= 0 {
+		s = s[:len(s)-1]
+	}
+	return s
+}
 
 // finite maps NaN and ±Inf (which JSON cannot carry) to 0.
 func finite(f float64) float64 {

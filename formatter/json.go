@@ -2,6 +2,7 @@ package formatter
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/dtforward/dtforward/alert"
 )
@@ -25,9 +26,10 @@ func newJSON(o Options) (Formatter, error) {
 
 // Append implements Formatter.
 func (j *jsonFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
-	var r record
-	jsonFields(&r, a, j.version)
-	return fit(dst, &r, j.max, jsonRenderer{})
+	r := getRecord(a)
+	defer putRecord(r)
+	jsonFields(r, a, j.version)
+	return fit(dst, r, j.max, j)
 }
 
 func jsonFields(r *record, a *alert.Alert, version string) {
@@ -36,10 +38,10 @@ func jsonFields(r *record, a *alert.Alert, version string) {
 	r.str("id", a.ID, 0)
 	r.str("appliance", a.Appliance, 8)
 	if !a.Time.IsZero() {
-		r.add(field{key: "time", kind: kTime, t: a.Time})
+		r.add(field{key: "time", kind: kTime, n: a.Time.UnixMilli()})
 	}
 	if !a.Created.IsZero() {
-		r.add(field{key: "created", kind: kTime, t: a.Created})
+		r.add(field{key: "created", kind: kTime, n: a.Created.UnixMilli()})
 	}
 	r.str("name", a.Name, 11)
 	r.str("signatureId", a.SignatureID, 0)
@@ -83,7 +85,7 @@ func jsonFields(r *record, a *alert.Alert, version string) {
 		r.add(field{key: "state", group: "action", kind: kStr, s: ac.State})
 		r.add(field{key: "manual", group: "action", kind: kBool, n: int64(b2i(ac.Manual))})
 		if !ac.Expires.IsZero() {
-			r.add(field{key: "expires", group: "action", kind: kTime, t: ac.Expires})
+			r.add(field{key: "expires", group: "action", kind: kTime, n: ac.Expires.UnixMilli()})
 		}
 		r.add(field{key: "triggerer", group: "action", kind: kStr, s: ac.Triggerer})
 		if ac.PBID > 0 {
@@ -94,13 +96,11 @@ func jsonFields(r *record, a *alert.Alert, version string) {
 	r.str("dtforwardVersion", version, 0)
 }
 
-type jsonRenderer struct{}
+func (*jsonFormatter) valueLen(s string) int { return escLen(s, jsonEsc) }
 
-func (jsonRenderer) valueLen(s string) int { return escLen(s, jsonEsc) }
+func (*jsonFormatter) cut(s string, budget int) string { return cutEsc(s, budget, jsonEsc) }
 
-func (jsonRenderer) cut(s string, budget int) string { return cutEsc(s, budget, jsonEsc) }
-
-func (jsonRenderer) render(dst []byte, r *record) []byte {
+func (*jsonFormatter) render(dst []byte, r *record) []byte {
 	dst = append(dst, '{')
 	fs := r.fields()
 	sep := false
@@ -168,7 +168,7 @@ func appendJSONMember(dst []byte, f *field, sep bool) []byte {
 		dst = strconv.AppendBool(dst, f.n != 0)
 	case kTime:
 		dst = append(dst, '"')
-		dst = f.t.UTC().AppendFormat(dst, jsonTimeLayout)
+		dst = time.UnixMilli(f.n).UTC().AppendFormat(dst, jsonTimeLayout)
 		dst = append(dst, '"')
 	case kList:
 		dst = append(dst, '[')

@@ -3,6 +3,7 @@ package formatter
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dtforward/dtforward/alert"
 )
@@ -42,9 +43,10 @@ func newLEEF(o Options) (Formatter, error) {
 
 // Append implements Formatter.
 func (l *leefFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
-	var r record
-	leefFields(&r, a)
-	return fit(dst, &r, l.max, leefRenderer{l, a})
+	r := getRecord(a)
+	defer putRecord(r)
+	leefFields(r, a)
+	return fit(dst, r, l.max, l)
 }
 
 func leefFields(r *record, a *alert.Alert) {
@@ -54,7 +56,7 @@ func leefFields(r *record, a *alert.Alert) {
 		t = a.Created
 	}
 	if !t.IsZero() {
-		r.add(field{key: "devTime", kind: kTime, t: t})
+		r.add(field{key: "devTime", kind: kTime, n: t.UnixMilli()})
 		r.add(field{key: "devTimeFormat", kind: kStr, s: leefTimeFormat})
 	}
 	// LEEF sev is 1..10.
@@ -106,12 +108,7 @@ func leefFields(r *record, a *alert.Alert) {
 	r.str("msg", ts(a.Message), 1)
 }
 
-type leefRenderer struct {
-	l *leefFormatter
-	a *alert.Alert
-}
-
-func (lr leefRenderer) valueLen(s string) int {
+func (l *leefFormatter) valueLen(s string) int {
 	n := escLen(s, leefValEsc)
 	if s != "" && (s[0] == '"' || s[0] == '\'') {
 		n += 2 // the typographic quote is 3 bytes
@@ -119,21 +116,21 @@ func (lr leefRenderer) valueLen(s string) int {
 	return n
 }
 
-func (lr leefRenderer) cut(s string, budget int) string {
+func (l *leefFormatter) cut(s string, budget int) string {
 	if s != "" && (s[0] == '"' || s[0] == '\'') {
 		budget -= 2
 		if budget < 3 {
 			return ""
 		}
 	}
-	return strings.TrimRight(cutEsc(s, budget, leefValEsc), leefSpace)
+	return trimRight(cutEsc(s, budget, leefValEsc), leefSpace)
 }
 
-func (lr leefRenderer) render(dst []byte, r *record) []byte {
-	dst = append(dst, lr.l.header...)
-	dst = appendEsc(dst, trimSpace(lr.a.SignatureID, leefSpace), leefHdrEsc)
+func (l *leefFormatter) render(dst []byte, r *record) []byte {
+	dst = append(dst, l.header...)
+	dst = appendEsc(dst, trimSpace(r.a.SignatureID, leefSpace), leefHdrEsc)
 	dst = append(dst, '|')
-	if lr.l.v2 {
+	if l.v2 {
 		dst = append(dst, leefDelimiterHex...)
 		dst = append(dst, '|')
 	}
@@ -141,7 +138,7 @@ func (lr leefRenderer) render(dst []byte, r *record) []byte {
 	for i, fs := 0, r.fields(); i < len(fs); i++ {
 		f := &fs[i]
 		if f.key == "msg" && r.anyTrimmed() {
-			dst = lr.marker(dst, r, sep)
+			dst = l.marker(dst, r, sep)
 			sep = true
 		}
 		if f.empty() {
@@ -161,7 +158,7 @@ func (lr leefRenderer) render(dst []byte, r *record) []byte {
 		case kFloat:
 			dst = strconv.AppendFloat(dst, finite(f.f), 'f', -1, 64)
 		case kTime:
-			dst = f.t.UTC().AppendFormat(dst, leefTimeLayout)
+			dst = time.UnixMilli(f.n).UTC().AppendFormat(dst, leefTimeLayout)
 		case kList:
 			start := len(dst)
 			dst = appendList(dst, f.l, leefValEsc, leefSpace)
@@ -169,12 +166,12 @@ func (lr leefRenderer) render(dst []byte, r *record) []byte {
 		}
 	}
 	if r.anyTrimmed() && r.f[r.n-1].key != "msg" {
-		dst = lr.marker(dst, r, sep)
+		dst = l.marker(dst, r, sep)
 	}
 	return dst
 }
 
-func (lr leefRenderer) marker(dst []byte, r *record, sep bool) []byte {
+func (l *leefFormatter) marker(dst []byte, r *record, sep bool) []byte {
 	if sep {
 		dst = append(dst, leefDelimiter)
 	}
