@@ -98,6 +98,18 @@ func NewPipeline(f Fetcher, appliance, host string, filter Filter, log zerolog.L
 // Appliance returns the appliance label.
 func (p *Pipeline) Appliance() string { return p.appliance }
 
+// Exclusive runs fn while holding the appliance's one request slot, so that other requests to
+// the same appliance (a clock check against /status) never overlap a poll.
+func (p *Pipeline) Exclusive(ctx context.Context, fn func(ctx context.Context) error) error {
+	select {
+	case p.inflight <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-p.inflight }()
+	return fn(ctx)
+}
+
 // Source returns the named source (modelbreaches, antigena or aianalyst).
 func (p *Pipeline) Source(name string) (*Source, error) {
 	k, ok := kinds[name]
@@ -165,30 +177,25 @@ type Batch struct {
 // checkpoint.
 func (s *Source) Fetch(ctx context.Context, start, end time.Time) (*Batch, error) {
 	q := s.Query(start, end)
-	select {
-	case s.p.inflight <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defer func() { <-s.p.inflight }()
-
 	b := &Batch{Present: map[string]struct{}{}}
-	err := s.p.fetcher.Stream(ctx, q, func(raw []byte) error {
-		b.Stats.Fetched++
-		it, err := s.kind.decode(s.p, bytes.Clone(raw))
-		if err != nil {
-			b.Stats.Malformed++
-			s.p.log.Warn().Str("source", s.kind.name).Str("id", recordID(raw)).Err(err).
-				Msg("malformed record skipped")
+	err := s.p.Exclusive(ctx, func(ctx context.Context) error {
+		return s.p.fetcher.Stream(ctx, q, func(raw []byte) error {
+			b.Stats.Fetched++
+			it, err := s.kind.decode(s.p, bytes.Clone(raw))
+			if err != nil {
+				b.Stats.Malformed++
+				s.p.log.Warn().Str("source", s.kind.name).Str("id", recordID(raw)).Err(err).
+					Msg("malformed record skipped")
+				return nil
+			}
+			b.Present[it.Key] = struct{}{}
+			if !s.p.filter.allow(&it) {
+				b.Stats.Filtered++
+				return nil
+			}
+			b.Items = append(b.Items, it)
 			return nil
-		}
-		b.Present[it.Key] = struct{}{}
-		if !s.p.filter.allow(&it) {
-			b.Stats.Filtered++
-			return nil
-		}
-		b.Items = append(b.Items, it)
-		return nil
+		})
 	})
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dtforward/dtforward/darktrace"
+	"github.com/dtforward/dtforward/poller"
 )
 
 // clockSyncEvery is how often the appliance clock is re-read from /status.
@@ -27,11 +28,17 @@ func (c *applianceClock) Now() time.Time { return time.Now().Add(time.Duration(c
 
 // sync reads /status and updates the offset. /status has one-second resolution, so offsets
 // under two seconds are treated as none rather than adding noise to every window.
-func (c *applianceClock) sync(ctx context.Context, client *darktrace.Client, log zerolog.Logger) {
+func (c *applianceClock) sync(ctx context.Context, p *poller.Pipeline, client *darktrace.Client, log zerolog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	before := time.Now()
-	st, err := client.Status(ctx)
+	var st *darktrace.Status
+	var before time.Time
+	err := p.Exclusive(ctx, func(ctx context.Context) error {
+		var err error
+		before = time.Now()
+		st, err = client.Status(ctx)
+		return err
+	})
 	if err != nil {
 		log.Debug().Err(err).Msg("reading the appliance clock from /status failed; keeping the last estimate")
 		return
@@ -58,7 +65,7 @@ func (c *applianceClock) sync(ctx context.Context, client *darktrace.Client, log
 }
 
 // run re-syncs every clockSyncEvery until ctx ends.
-func (c *applianceClock) run(ctx context.Context, client *darktrace.Client, log zerolog.Logger) {
+func (c *applianceClock) run(ctx context.Context, p *poller.Pipeline, client *darktrace.Client, log zerolog.Logger) {
 	t := time.NewTicker(clockSyncEvery)
 	defer t.Stop()
 	for {
@@ -66,7 +73,7 @@ func (c *applianceClock) run(ctx context.Context, client *darktrace.Client, log 
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.sync(ctx, client, log)
+			c.sync(ctx, p, client, log)
 		}
 	}
 }

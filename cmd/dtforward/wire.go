@@ -176,15 +176,15 @@ type daemon struct {
 	appliances []*poller.Appliance
 	clients    []*darktrace.Client
 	clocks     []*applianceClock // nil entries when daemonOptions.now overrides the clock
+	pipelines  []*poller.Pipeline
 	http       *metrics.Server
 }
 
 // daemonOptions are the knobs tests and demo turn; zero values mean production behaviour.
 type daemonOptions struct {
-	now       func() time.Time
-	retryMin  time.Duration
-	retryMax  time.Duration
-	httpReady chan<- string // receives the HTTP address once listening
+	now      func() time.Time
+	retryMin time.Duration
+	retryMax time.Duration
 }
 
 // configError marks errors that are the user's to fix before starting: exit 2.
@@ -249,8 +249,10 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		if err != nil {
 			return nil, &configError{err}
 		}
+		p := poller.NewPipeline(c, app.Name, c.Host(), filter, log)
+		d.pipelines = append(d.pipelines, p)
 		a, err := poller.NewAppliance(poller.Config{
-			Pipeline:        poller.NewPipeline(c, app.Name, c.Host(), filter, log),
+			Pipeline:        p,
 			Sources:         cfg.PollSources,
 			Store:           store,
 			Deliverer:       del,
@@ -277,9 +279,6 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		}
 		d.http = srv
 		log.Info().Str("address", srv.Addr()).Msg("serving /healthz, /readyz and /metrics")
-		if o.httpReady != nil {
-			o.httpReady <- srv.Addr()
-		}
 	}
 	ok = true
 	return d, nil
@@ -314,8 +313,8 @@ func (d *daemon) run(ctx context.Context) {
 			if c := d.clocks[i]; c != nil {
 				// Windows must follow the appliance clock from the very first poll.
 				log := d.log.With().Str("appliance", a.Name()).Logger()
-				c.sync(ctx, d.clients[i], log)
-				wg.Go(func() { c.run(ctx, d.clients[i], log) })
+				c.sync(ctx, d.pipelines[i], d.clients[i], log)
+				wg.Go(func() { c.run(ctx, d.pipelines[i], d.clients[i], log) })
 			}
 			_ = a.Run(ctx)
 		})
