@@ -316,6 +316,12 @@ func TestRunSurvivesOutages(t *testing.T) {
 		}
 		return true
 	})
+	_, metrics := httpGet("http://" + httpAddr + "/metrics")
+	for _, series := range []string{"dtforward_sink_errors_total", "dtforward_sink_reconnects_total", `dtforward_api_errors_total{appliance="sim",source="modelbreaches"}`} {
+		if v := metricValue(metrics, series); v < 1 {
+			t.Errorf("%s = %v after the outages, want ≥ 1", series, v)
+		}
+	}
 	if code := b.stop(t); code != exitOK {
 		t.Fatalf("exit %d", code)
 	}
@@ -371,4 +377,17 @@ func TestRunNeverLogsTokens(t *testing.T) {
 			}
 		})
 	}
+}
+
+// metricValue returns the value of a series in Prometheus text format, or -1.
+func metricValue(text, series string) float64 {
+	for _, l := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(l, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	return -1
 }
