@@ -22,6 +22,38 @@
 // In CEF and LEEF other C0 control characters and DEL (which have no escape in CEF or LEEF)
 // and invalid UTF-8 bytes become U+FFFD, so each line is valid UTF-8.
 //
+// # JSON schema, version 1 (format "json")
+//
+// One compact object per line; absent values are omitted, never null. Times are RFC 3339 UTC
+// with milliseconds. New members may be added within a version; renaming, removing or
+// retyping one bumps schemaVersion (JSONSchemaVersion).
+//
+//	schemaVersion    number   1
+//	kind             string   modelbreach | antigena | aianalyst
+//	id               string   pbid | codeid | incident event id
+//	appliance        string   appliance label (DARKTRACE_NAME)
+//	time, created    string   first activity, record creation
+//	name             string   model name | action label | incident title
+//	signatureId      string   model pid | antigena:<action> | aianalyst:<summariser>
+//	modelName        string   (breaches, and the model behind an Antigena action)
+//	pid              number   model pid
+//	modelUuid        string
+//	score            number   0..1
+//	severity         number   0..10 = round(score*10)
+//	category         string   Critical | Suspicious | Compliance | Informational | Antigena ...
+//	priority         number   model priority 0..5 (breaches only)
+//	tags             [string] model tags
+//	mitreTechniques  [string] technique ids
+//	device           object   did (number; -1 = system breach), hostname, ip, mac, type
+//	destination      object   ip, host, port (number), protocol, app
+//	breachUrl        string   link into the Threat Visualizer
+//	action           object   type, label, state (pending|active|extended|expired|cleared),
+//	                          manual (bool), expires (time), triggerer, pbid (number)
+//	message          string   model description's first paragraph | action detail | summary
+//	dtforwardVersion string
+//	trimmed          bool     true when the size limit trimmed the line
+//	trimmedFields    string   comma-separated keys that were shortened or dropped
+//
 // # Size limit
 //
 // With Options.MaxBytes set, a longer line is trimmed field by field until it fits, in this
