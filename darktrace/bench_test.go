@@ -265,3 +265,17 @@ func newBenchServer(b *testing.B, path string) (string, *Client) {
 	b.Cleanup(c.CloseIdleConnections)
 	return srv.URL, c
 }
+
+// BenchmarkUnmarshalBreach isolates json.Unmarshal of one realistic record into Breach (the
+// per-record cost inside Records), without HTTP or splitting.
+func BenchmarkUnmarshalBreach(b *testing.B) {
+	rec := benchBreach(1, false, 0)
+	b.SetBytes(int64(len(rec)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var br Breach
+		if err := json.Unmarshal(rec, &br); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -68,24 +68,26 @@ type BreachModel struct {
 
 // UnmarshalJSON implements json.Unmarshaler for both model shapes.
 func (m *BreachModel) UnmarshalJSON(b []byte) error {
+	// One pass for both shapes: the flat fields land in the embedded Model, then/now in their
+	// own fields. (Probing first and decoding again scanned the model's large logic tree twice.)
 	var probe struct {
+		Model
 		Then *Model `json:"then"`
 		Now  *Model `json:"now"`
 	}
 	if err := json.Unmarshal(b, &probe); err != nil {
 		return err
 	}
-	if probe.Then != nil || probe.Now != nil {
-		switch {
-		case probe.Then != nil:
-			m.Model = *probe.Then
-		default:
-			m.Model = *probe.Now
-		}
-		m.Now = probe.Now
-		return nil
+	switch {
+	case probe.Then != nil:
+		m.Model = *probe.Then
+	case probe.Now != nil:
+		m.Model = *probe.Now
+	default:
+		m.Model = probe.Model
 	}
-	return json.Unmarshal(b, &m.Model)
+	m.Now = probe.Now
+	return nil
 }
 
 // MarshalJSON writes the flat shape.
