@@ -251,6 +251,11 @@ func trimRawJSON(dst []byte, start, max int, kind string) ([]byte, error) {
 		func(o []byte, _ int) []byte { return dropMember(o, "details") },
 		func(o []byte, _ int) []byte { return dropMember(o, "history") },
 	}
+	// Last resort (hostile records: megabyte hostnames or model names): cap every string
+	// value, ever shorter, keeping keys and structure.
+	for _, limit := range []int{2048, 512, 128, 32} {
+		steps = append(steps, func(o []byte, _ int) []byte { return capStrings(o, limit) })
+	}
 	const mark = `,"trimmed":true`
 	for _, step := range steps {
 		obj = step(obj, len(obj)+len(mark)-max)
@@ -264,6 +269,33 @@ func trimRawJSON(dst []byte, start, max int, kind string) ([]byte, error) {
 		return dst[:start], fmt.Errorf("darktrace-json %s record: %w: %d > %d bytes", kind, ErrTooLong, len(obj), max)
 	}
 	return dst, nil
+}
+
+// capStrings shortens every string value (not key) of the compact JSON v longer than limit
+// bytes to at most limit bytes, cutting at a rune boundary outside escape sequences.
+func capStrings(v []byte, limit int) []byte {
+	out := make([]byte, 0, len(v))
+	for i := 0; i < len(v); {
+		if v[i] != '"' {
+			out = append(out, v[i])
+			i++
+			continue
+		}
+		e := skipValue(v, i)
+		str := v[i:e]
+		if e < len(v) && v[e] == ':' || len(str)-2 <= limit {
+			out = append(out, str...)
+		} else {
+			var s string
+			if json.Unmarshal(str, &s) == nil {
+				out = appendJSONString(out, cutEsc(s, limit, jsonEsc))
+			} else {
+				out = append(out, str...)
+			}
+		}
+		i = e
+	}
+	return out
 }
 
 // rebuild writes an object from members.

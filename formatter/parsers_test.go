@@ -278,13 +278,14 @@ func randomAlert(rng *rand.Rand, long bool) *alert.Alert {
 	return a
 }
 
-// checkAlerts is every golden alert plus seeded random hostile ones (some long enough to be
-// trimmed).
+// checkAlerts is every golden alert, the simulator's records and seeded random hostile ones
+// (some long enough to be trimmed).
 func checkAlerts(t *testing.T) []*alert.Alert {
 	var as []*alert.Alert
 	for _, c := range loadGolden(t) {
 		as = append(as, c.alerts...)
 	}
+	as = append(as, simulatorAlerts(t)...)
 	rng := rand.New(rand.NewSource(3))
 	for i := 0; i < 400; i++ {
 		as = append(as, randomAlert(rng, i%20 == 0))
