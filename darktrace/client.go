@@ -75,6 +75,13 @@ func New(cfg Config) (*Client, error) {
 	if cfg.PrivateToken == "" {
 		problems = append(problems, errors.New("darktrace: private token is empty; set DARKTRACE_PRIVATE_TOKEN"))
 	}
+	for _, tok := range []struct{ name, value string }{{"DARKTRACE_PUBLIC_TOKEN", cfg.PublicToken}, {"DARKTRACE_PRIVATE_TOKEN", cfg.PrivateToken}} {
+		// A header cannot carry these, and a stray newline from a token file would otherwise
+		// surface as a baffling transport error on every request. The value is never printed.
+		if strings.IndexFunc(tok.value, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+			problems = append(problems, fmt.Errorf("darktrace: %s contains whitespace or control characters (a trailing newline from a file?)", tok.name))
+		}
+	}
 	if cfg.Timeout < 0 {
 		problems = append(problems, fmt.Errorf("darktrace: timeout %s is negative", cfg.Timeout))
 	}

@@ -437,6 +437,8 @@ func TestNewValidation(t *testing.T) {
 		{"user info", func(c *Config) { c.URL = "https://u:p@dt.example" }, []string{"scheme://host"}},
 		{"bad URL", func(c *Config) { c.URL = "https://dt example:x" }, []string{"does not parse"}},
 		{"missing tokens, all reported", func(c *Config) { c.PublicToken, c.PrivateToken = "", "" }, []string{"DARKTRACE_PUBLIC_TOKEN", "DARKTRACE_PRIVATE_TOKEN"}},
+		{"token with newline", func(c *Config) { c.PublicToken = testPublic + "\n" }, []string{"DARKTRACE_PUBLIC_TOKEN contains whitespace"}},
+		{"token with space", func(c *Config) { c.PrivateToken = "a " + testPrivate }, []string{"DARKTRACE_PRIVATE_TOKEN contains whitespace"}},
 		{"negative timeout", func(c *Config) { c.Timeout = -time.Second }, []string{"negative"}},
 		{"missing CA file", func(c *Config) { c.TLS.CAFile = "/nonexistent/ca.pem" }, []string{"CA file"}},
 	}
