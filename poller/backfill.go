@@ -288,7 +288,7 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillSummary, error)
 
 	err := b.walk(ctx, sources)
 	b.collectFailed(names)
-	if !b.synced.IsZero() || b.records > 0 {
+	if b.unsynced {
 		// Make the last progress durable before reporting it.
 		if serr := b.write(true); serr != nil && err == nil {
 			err = fmt.Errorf("saving backfill state: %w", serr)
@@ -302,15 +302,16 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillSummary, error)
 
 // backfiller is one Backfill call's state.
 type backfiller struct {
-	cfg    BackfillConfig
-	log    zerolog.Logger
-	from   int64
-	to     int64
-	chunk  int64
-	path   string
-	synced time.Time // last fsynced save
-	st     *backfillState
-	sum    *BackfillSummary
+	cfg      BackfillConfig
+	log      zerolog.Logger
+	from     int64
+	to       int64
+	chunk    int64
+	path     string
+	synced   time.Time // last fsynced save
+	unsynced bool      // a save since then was not fsynced
+	st       *backfillState
+	sum      *BackfillSummary
 	// dedupe remembers, per source, what the previous and the current chunk delivered: a record
 	// listed again across a chunk boundary is dropped, and memory stays bounded by two chunks.
 	dedupe  map[string]*dedupe
@@ -387,9 +388,10 @@ func (b *backfiller) write(final bool) error {
 		if err := writeFileAtomic(b.path, data); err != nil {
 			return err
 		}
-		b.synced = time.Now()
+		b.synced, b.unsynced = time.Now(), false
 		return nil
 	}
+	b.unsynced = true
 	return replaceFile(b.path, data)
 }
 
