@@ -24,7 +24,9 @@ func (d *dtJSONFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
 		return dst, errors.New("darktrace-json: alert has no raw record")
 	}
 	if !utf8.Valid(raw) {
-		raw = bytes.ToValidUTF8(raw, []byte("\uFFFD"))
+		// One U+FFFD per invalid byte, as encoding/json does when decoding the record (so
+		// darktrace-json and the other formats show the same text).
+		raw = appendEsc(nil, string(raw), new(escTable))
 	}
 	start := len(dst)
 	var ok bool
