@@ -16,7 +16,7 @@ func TestParseCEF(t *testing.T) {
 	got := parsecheck.ParseCEF(t, [][]byte{
 		[]byte(`CEF:0|Darktrace|DCIP|1|7|Na\|me|5|rt=1 msg=a\=b\nc act\=x`),
 		[]byte(`CEF:0|Darktrace|DCIP|1|7|Name|5|msg=x act=allow`), // unescaped '=': forged act
-		[]byte(`CEF:0|Darktrace|DCIP|1|7|Name|5|msg=a\=\\=b`),      // unescaped '=' after \\
+		[]byte(`CEF:0|Darktrace|DCIP|1|7|Name|5|msg=a\=\\=b`),     // unescaped '=' after \\
 		[]byte(`not cef`),
 	})
 	if c := got[0]; c.Rejected || c.Name != "Na|me" || c.Ext["rt"] != "1" || c.Ext["msg"] != "a=b\nc act=x" || len(c.Ext) != 2 {
