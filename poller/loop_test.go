@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -471,5 +472,34 @@ func TestLoopIntervalIgnoresClockOffset(t *testing.T) {
 	_, end := windowOf(t, api.queries[0])
 	if d := end.Sub(time.Now()); d < 19*time.Minute {
 		t.Fatalf("window ends %s from now, want the appliance clock (+20m)", d)
+	}
+}
+
+// TestLoopKeepsPollingWhenCheckpointCannotBeWritten: a failed checkpoint write (disk full,
+// permissions) is reported on Ready but does not stop delivery; the next write retries.
+func TestLoopKeepsPollingWhenCheckpointCannotBeWritten(t *testing.T) {
+	api := &fakeAPI{}
+	now := time.Now()
+	api.addBreach(breach(1, now.UnixMilli(), now.UnixMilli()))
+	rec := &recorder{}
+	a := newTestAppliance(t, api, rec, loopOpts{})
+	// A non-empty directory where the checkpoint file should be: every rename fails.
+	if err := os.MkdirAll(filepath.Join(a.cfg.Store.Path(), "block"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	run(t, a)
+	waitFor(t, "first delivery", func() bool { return len(rec.ids()) == 1 })
+	waitFor(t, "not ready", func() bool {
+		err := a.Ready()
+		return err != nil && strings.Contains(err.Error(), "checkpoint not saved")
+	})
+	api.addBreach(breach(2, time.Now().UnixMilli(), time.Now().UnixMilli()))
+	waitFor(t, "delivery goes on", func() bool { return len(rec.ids()) == 2 })
+	if err := os.RemoveAll(a.cfg.Store.Path()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready once the checkpoint is written again", func() bool { return a.Ready() == nil })
+	if _, err := os.Stat(a.cfg.Store.Path()); err != nil {
+		t.Fatal(err)
 	}
 }
