@@ -126,6 +126,12 @@ func TestLoadMatchesEnvconfig(t *testing.T) {
 		"LOG_FORMAT":                     "console",
 		"HTTP_ADDRESS":                   ":9090",
 	}
+	// envconfig reads the process environment: pin every variable it knows, unsetting the
+	// ones this test leaves out (t.Setenv restores them afterwards).
+	for _, v := range Table() {
+		t.Setenv(v.Name, "")
+		os.Unsetenv(v.Name)
+	}
 	for k, v := range vars {
 		t.Setenv(k, v)
 	}
