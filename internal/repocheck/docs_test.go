@@ -130,3 +130,49 @@ func TestGolangciConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEAppliancesExample loads the README's DARKTRACE_APPLIANCES_FILE example with the
+// real loader, after creating the files it names.
+func TestREADMEAppliancesExample(t *testing.T) {
+	readme := read(t, "README.md")
+	i := strings.Index(readme, "**Several appliances in one process.**")
+	if i < 0 {
+		t.Fatal("README.md lacks the appliances file example")
+	}
+	block := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindStringSubmatch(readme[i:])
+	if block == nil {
+		t.Fatal("no yaml block after the appliances paragraph")
+	}
+	dir := t.TempDir()
+	example := block[1]
+	for _, m := range regexp.MustCompile(`(?m)(?:_file|ca_file): (\S+)$`).FindAllStringSubmatch(example, -1) {
+		path := m[1]
+		local := filepath.Join(dir, filepath.Base(path))
+		if err := os.WriteFile(local, []byte("x0123\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if filepath.IsAbs(path) {
+			example = strings.ReplaceAll(example, path, local)
+		}
+	}
+	file := filepath.Join(dir, "appliances.yaml")
+	if err := os.WriteFile(file, []byte(example), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DARKTRACE_APPLIANCES_FILE": file}
+	cfg, err := config.LoadFor(config.ModeRun, func(k string) string { return env[k] }, []string{"DARKTRACE_APPLIANCES_FILE=" + file})
+	if err != nil {
+		t.Fatalf("the README example does not load:\n%v", err)
+	}
+	apps, err := cfg.Appliances()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range apps {
+		names = append(names, a.Name)
+	}
+	if !slices.Equal(names, []string{"london", "nyc"}) {
+		t.Errorf("appliances %q, want london and nyc", names)
+	}
+}
