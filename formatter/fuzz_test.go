@@ -58,28 +58,62 @@ func fuzzLimit(m int) int {
 	return formatter.MinMaxBytes + m%4096
 }
 
-// splitCEFExtension is the fuzz oracle's own CEF extension reader: a key is [A-Za-z0-9]+
-// followed by an unescaped '=' after a space; values run to the next such key.
-func splitCEFExtension(ext string) []string {
-	var keys []string
-	start := 0
+// parseCEFExtension is the fuzz oracle's own CEF extension reader: a key is [A-Za-z0-9]+
+// after a space (or at the start) and before an unescaped '='; a value runs to the space before
+// the next key and is unescaped (\\ \= \n \r). An unescaped '=' that does not end a key is
+// reported as the key "<bad =>".
+func parseCEFExtension(ext string) (keys []string, vals map[string]string) {
+	vals = map[string]string{}
+	key, valStart := "", -1
+	flush := func(end int) {
+		if key != "" {
+			vals[key] = unescapeCEF(ext[valStart:end])
+		}
+	}
 	for i := 0; i < len(ext); i++ {
 		switch ext[i] {
 		case '\\':
 			i++
 		case '=':
 			j := i
-			for j > start && isAlnum(ext[j-1]) {
+			for j > 0 && isAlnum(ext[j-1]) {
 				j--
 			}
-			if j == i || (j > 0 && ext[j-1] != ' ') {
-				return append(keys, "<unescaped = at "+ext[max(0, i-10):i]+">")
+			if j == i || (j > 0 && ext[j-1] != ' ') || (valStart >= 0 && j-1 < valStart) {
+				keys = append(keys, "<bad =>")
+				continue
 			}
-			keys = append(keys, ext[j:i])
-			start = i + 1
+			if valStart >= 0 {
+				flush(j - 1)
+			}
+			key, valStart = ext[j:i], i+1
+			keys = append(keys, key)
 		}
 	}
-	return keys
+	if valStart >= 0 {
+		flush(len(ext))
+	}
+	return keys, vals
+}
+
+func unescapeCEF(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\\' && i+1 < len(v) {
+			i++
+			switch v[i] {
+			case 'n':
+				b.WriteByte('\n')
+			case 'r':
+				b.WriteByte('\r')
+			default:
+				b.WriteByte(v[i])
+			}
+			continue
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
 }
 
 func isAlnum(c byte) bool {
@@ -114,9 +148,10 @@ func FuzzCEF(f *testing.F) {
 		if pipes != 7 {
 			t.Fatalf("header has %d pipes: %q", pipes, line)
 		}
-		got := splitCEFExtension(string(line[i:]))
+		got, vals := parseCEFExtension(string(line[i:]))
+		wantVals := wantCEF(a)
 		want := map[string]bool{}
-		for k := range wantCEF(a) {
+		for k := range wantVals {
 			want[k] = true
 		}
 		trimmed := strings.Contains(string(line), "cs6Label=trimmed")
@@ -131,9 +166,12 @@ func FuzzCEF(f *testing.F) {
 			}
 		}
 		if !trimmed {
-			for k := range want {
+			for k, w := range wantVals {
 				if !seen[k] {
 					t.Fatalf("key %s lost in %q", k, line)
+				}
+				if vals[k] != w {
+					t.Fatalf("%s = %q, want %q in %q", k, vals[k], w, line)
 				}
 			}
 		}
@@ -170,8 +208,12 @@ func FuzzLEEF(f *testing.F) {
 					t.Fatalf("bad or repeated attribute %q in %q", p, line)
 				}
 				seen[k] = true
-				if _, ok := want[k]; !ok && k != "trimmed" {
+				w, ok := want[k]
+				if !ok && k != "trimmed" {
 					t.Fatalf("forged key %q in %q", k, line)
+				}
+				if v := p[len(k)+1:]; ok && v != w && !strings.Contains(string(line), "\ttrimmed=") {
+					t.Fatalf("%s = %q, want %q", k, v, w)
 				}
 				// A value must hold no " key=" sequence a kv-parser would split on.
 				if leefKeyEq.MatchString(p[len(k)+1:]) {
