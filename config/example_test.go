@@ -58,3 +58,13 @@ func ExampleParseTime() {
 	// 2024-05-01T12:00:00Z <nil>
 	// 0001-01-01T00:00:00Z "1714564800" looks like epoch seconds; give epoch milliseconds (e.g. 1714564800000)
 }
+
+func ExampleTable() {
+	for _, v := range config.Table()[:3] {
+		fmt.Printf("%s (default %q): %s\n", v.Name, v.Default, v.Description)
+	}
+	// Output:
+	// DARKTRACE_URL (default ""): Appliance base URL, e.g. https://appliance.example (required for run, backfill, check)
+	// DARKTRACE_PUBLIC_TOKEN (default ""): API public token (or DARKTRACE_PUBLIC_TOKEN_FILE); never logged
+	// DARKTRACE_PUBLIC_TOKEN_FILE (default ""): Path of a file holding DARKTRACE_PUBLIC_TOKEN (trailing newline ignored); mutually exclusive with it
+}
