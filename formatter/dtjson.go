@@ -26,7 +26,7 @@ func (d *dtJSONFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
 	if !utf8.Valid(raw) {
 		// One U+FFFD per invalid byte, as encoding/json does when decoding the record (so
 		// darktrace-json and the other formats show the same text).
-		raw = appendEsc(nil, string(raw), new(escTable))
+		raw = appendEsc(nil, string(raw), newEscTable())
 	}
 	start := len(dst)
 	var ok bool

@@ -2,7 +2,6 @@ package formatter
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/dtforward/dtforward/alert"
 )
@@ -10,9 +9,6 @@ import (
 // JSONSchemaVersion is the "schemaVersion" of the json format. It changes only when a field is
 // renamed or removed or changes type; new fields may appear within a version.
 const JSONSchemaVersion = 1
-
-// jsonTimeLayout is RFC 3339 in UTC with milliseconds.
-const jsonTimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // jsonFormatter writes the flat, versioned dtforward JSON schema (see README, "JSON schema").
 type jsonFormatter struct {
@@ -168,7 +164,7 @@ func appendJSONMember(dst []byte, f *field, sep bool) []byte {
 		dst = strconv.AppendBool(dst, f.n != 0)
 	case kTime:
 		dst = append(dst, '"')
-		dst = time.UnixMilli(f.n).UTC().AppendFormat(dst, jsonTimeLayout)
+		dst = appendTimeMillis(dst, f.n, "Z")
 		dst = append(dst, '"')
 	case kList:
 		dst = append(dst, '[')

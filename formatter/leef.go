@@ -1,9 +1,9 @@
 package formatter
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/dtforward/dtforward/alert"
 )
@@ -11,7 +11,6 @@ import (
 // leefTimeFormat is sent as devTimeFormat (Java SimpleDateFormat) with every devTime.
 const (
 	leefTimeFormat   = "yyyy-MM-dd'T'HH:mm:ss.SSSZ"
-	leefTimeLayout   = "2006-01-02T15:04:05.000-0700"
 	leefSpace        = " \t\r\n"
 	leefDelimiter    = '\t'
 	leefDelimiterHex = "x09"
@@ -158,7 +157,7 @@ func (l *leefFormatter) render(dst []byte, r *record) []byte {
 		case kFloat:
 			dst = strconv.AppendFloat(dst, finite(f.f), 'f', -1, 64)
 		case kTime:
-			dst = time.UnixMilli(f.n).UTC().AppendFormat(dst, leefTimeLayout)
+			dst = appendTimeMillis(dst, f.n, "+0000")
 		case kList:
 			start := len(dst)
 			dst = appendList(dst, f.l, leefValEsc, leefSpace)
@@ -204,9 +203,11 @@ func fixLEEFValue(dst []byte, start int) []byte {
 	}
 	v := dst[start:]
 	for i := 1; i < len(v); i++ {
-		if v[i] != '=' {
-			continue
+		n := bytes.IndexByte(v[i:], '=')
+		if n < 0 {
+			break
 		}
+		i += n
 		k := i
 		for k > 0 && v[k-1] == ' ' {
 			k--
