@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"sync"
 	"time"
 
@@ -184,17 +183,27 @@ func (r *record) byRank(rank int8) *field {
 // become spaces there): parsers disagree on whether they belong to a value.
 // (strings.Trim builds a set per call; this is on the per-alert hot path.)
 func trimSpace(s string, cutset string) string {
-	for len(s) > 0 && strings.IndexByte(cutset, s[0]) >= 0 {
+	for len(s) > 0 && inSet(s[0], cutset) {
 		s = s[1:]
 	}
 	return trimRight(s, cutset)
 }
 
 func trimRight(s string, cutset string) string {
-	for len(s) > 0 && strings.IndexByte(cutset, s[len(s)-1]) >= 0 {
+	for len(s) > 0 && inSet(s[len(s)-1], cutset) {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// inSet is strings.IndexByte(set, c) >= 0 for the 2–4 byte sets used here, without the call.
+func inSet(c byte, set string) bool {
+	for i := 0; i < len(set); i++ {
+		if set[i] == c {
+			return true
+		}
+	}
+	return false
 }
 
 // finite maps NaN and ±Inf (which JSON cannot carry) to 0.
