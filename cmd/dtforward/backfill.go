@@ -227,14 +227,20 @@ type backfillProgress struct {
 }
 
 func newBackfillProgress(w io.Writer, log zerolog.Logger, fl backfillFlags) *backfillProgress {
+	f, ok := w.(*os.File)
+	return newBackfillProgressTTY(w, log, fl, ok && isatty.IsTerminal(f.Fd()))
+}
+
+func newBackfillProgressTTY(w io.Writer, log zerolog.Logger, fl backfillFlags, tty bool) *backfillProgress {
 	p := &backfillProgress{log: log, w: w, every: fl.progressEvery, start: time.Now()}
 	p.lastLog = p.start
-	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+	if tty {
 		p.bar = progressbar.NewOptions(1,
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription("backfill"),
 			progressbar.OptionSetItsString("chunks"),
 			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetElapsedTime(true),
 			progressbar.OptionThrottle(200*time.Millisecond),
@@ -271,14 +277,15 @@ func (p *backfillProgress) update(pr poller.BackfillProgress) {
 		Int("chunks_done", pr.ChunksDone).Int("chunks_total", pr.ChunksTotal).Time("window_end", pr.Window.End)
 	if done := pr.ChunksDone - p.base; done > 0 {
 		eta := time.Duration(float64(elapsed) / float64(done) * float64(pr.ChunksTotal-pr.ChunksDone))
-		ev = ev.Dur("eta", eta.Round(time.Second))
+		ev = ev.Str("eta", eta.Round(time.Second).String())
 	}
 	ev.Msg("backfill progress")
 }
 
 func (p *backfillProgress) finish() {
 	if p.bar != nil {
-		_ = p.bar.Finish()
+		// Exit, not Finish: Finish would draw 100% over an incomplete backfill.
+		_ = p.bar.Exit()
 		fmt.Fprintln(p.w)
 	}
 }

@@ -16,7 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/dtforward/dtforward/internal/syslogd"
+	"github.com/dtforward/dtforward/poller"
 	"github.com/dtforward/dtforward/simulator"
 )
 
@@ -352,6 +355,56 @@ func TestBackfillDryRunAndFailures(t *testing.T) {
 		}
 		if strings.Contains(stderr, "priv-fedcba9876543210") || strings.Contains(stderr, "pub-0123456789abcdef") {
 			t.Errorf("a token leaked into stderr")
+		}
+	})
+}
+
+func TestBackfillProgress(t *testing.T) {
+	win := func(i int) poller.Window {
+		s := time.Date(2026, 10, 1, i, 0, 0, 0, time.UTC)
+		return poller.Window{Source: "modelbreaches", Start: s, End: s.Add(time.Hour)}
+	}
+	t.Run("terminal: a bar with records, rate, chunks and ETA", func(t *testing.T) {
+		var out bytes.Buffer
+		p := newBackfillProgressTTY(&out, zerolog.Nop(), backfillFlags{progressEvery: time.Hour}, true)
+		for i := 1; i <= 4; i++ {
+			p.update(poller.BackfillProgress{Records: 250 * i, ChunksDone: 6 + i, ChunksTotal: 20, Window: win(i)})
+			time.Sleep(210 * time.Millisecond) // the bar redraws at most every 200 ms
+		}
+		p.finish()
+		s := out.String()
+		for _, want := range []string{"modelbreaches 500 records", "/s", "(7/20", "chunks/s"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("bar output lacks %q: %q", want, s)
+			}
+		}
+	})
+	t.Run("not a terminal: periodic log lines", func(t *testing.T) {
+		var out bytes.Buffer
+		p := newBackfillProgressTTY(&out, zerolog.New(&out), backfillFlags{progressEvery: time.Nanosecond}, false)
+		p.update(poller.BackfillProgress{Records: 100, ChunksDone: 5, ChunksTotal: 20, Window: win(1)})
+		time.Sleep(time.Millisecond)
+		p.update(poller.BackfillProgress{Records: 200, ChunksDone: 6, ChunksTotal: 20, Window: win(2)})
+		p.finish()
+		var last struct {
+			Message          string
+			Records          int
+			ChunksDone       int     `json:"chunks_done"`
+			ChunksTotal      int     `json:"chunks_total"`
+			RecordsPerSecond float64 `json:"records_per_second"`
+			ETA              string
+			WindowEnd        string `json:"window_end"`
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) != 2 || json.Unmarshal([]byte(lines[1]), &last) != nil {
+			t.Fatalf("want two JSON progress lines, got %q", out.String())
+		}
+		if last.Message != "backfill progress" || last.Records != 200 || last.ChunksDone != 6 || last.ChunksTotal != 20 ||
+			last.RecordsPerSecond <= 0 || last.ETA == "" || last.WindowEnd != "2026-10-01T03:00:00Z" {
+			t.Errorf("progress line %q", lines[1])
+		}
+		if strings.Contains(out.String(), "\r") || strings.Contains(out.String(), "100%") {
+			t.Errorf("a bar was drawn on a non-terminal")
 		}
 	})
 }
