@@ -1,6 +1,7 @@
 package formatter_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -12,7 +13,8 @@ import (
 	"github.com/dtforward/dtforward/formatter"
 )
 
-// benchRecord is the realistic breach of the golden cases (full model, device, components).
+// benchRecord is the realistic breach of the golden cases (full model, device, components),
+// compacted as the API sends it.
 func benchRecord(b *testing.B) ([]byte, *alert.Alert) {
 	b.Helper()
 	in, err := os.ReadFile(filepath.Join("..", "testdata", "golden", "breach-flat", "input.json"))
@@ -23,11 +25,16 @@ func benchRecord(b *testing.B) ([]byte, *alert.Alert) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := alert.Decode(alert.SourceBreaches, recs[0], "dt-lab", "dt.example.com")
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, recs[0]); err != nil {
+		b.Fatal(err)
+	}
+	raw := compact.Bytes()
+	a, err := alert.Decode(alert.SourceBreaches, raw, "dt-lab", "dt.example.com")
 	if err != nil {
 		b.Fatal(err)
 	}
-	return recs[0], a
+	return raw, a
 }
 
 func benchFormat(b *testing.B, name string, a *alert.Alert) {

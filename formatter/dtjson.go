@@ -70,7 +70,7 @@ func (d *dtJSONFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
 // compactFast appends raw without the whitespace between tokens. It is several times faster
 // than json.Compact because it does not validate: Raw is what json.Unmarshal accepted when the
 // alert was converted. It still reports !ok for anything that cannot be valid compact output
-// (unbalanced brackets, an unterminated string, a raw control character in a string), and
+// (unbalanced brackets, an unterminated string, a raw CR, LF or NUL), and
 // the caller then falls back to json.Compact, which validates and reports the error.
 func compactFast(dst, raw []byte) ([]byte, bool) {
 	start := len(dst)
@@ -81,21 +81,22 @@ func compactFast(dst, raw []byte) ([]byte, bool) {
 		case ' ', '\t', '\r', '\n':
 			continue
 		case '"':
+			// The closing quote is the next '"' not escaped by an odd run of backslashes.
 			j := i + 1
-			for ; j < len(raw); j++ {
-				if raw[j] == '\\' {
-					j++
-					continue
-				}
-				if raw[j] == '"' {
-					break
-				}
-				if raw[j] < 0x20 {
+			for {
+				n := bytes.IndexByte(raw[j:], '"')
+				if n < 0 {
 					return dst[:start], false
 				}
-			}
-			if j >= len(raw) {
-				return dst[:start], false
+				j += n
+				bs := 0
+				for k := j - 1; k > i && raw[k] == '\\'; k-- {
+					bs++
+				}
+				if bs%2 == 0 {
+					break
+				}
+				j++
 			}
 			dst = append(dst, raw[i:j+1]...)
 			i = j
@@ -110,7 +111,13 @@ func compactFast(dst, raw []byte) ([]byte, bool) {
 		}
 		dst = append(dst, c)
 	}
-	return dst, depth == 0
+	// Valid JSON has no raw control characters in strings; the three that could break a
+	// line or a C string are checked here (fast scans) instead of byte by byte above.
+	out := dst[start:]
+	if depth != 0 || bytes.IndexByte(out, '\n') >= 0 || bytes.IndexByte(out, '\r') >= 0 || bytes.IndexByte(out, 0) >= 0 {
+		return dst[:start], false
+	}
+	return dst, true
 }
 
 // escapeLineSeparators rewrites raw U+2028/U+2029 in dst[start:] as \u2028/\u2029 (they can
