@@ -16,8 +16,10 @@ type dtJSONFormatter struct{ max int }
 
 func newDarktraceJSON(o Options) (Formatter, error) { return &dtJSONFormatter{max: o.MaxBytes}, nil }
 
-// Append implements Formatter. It fails when the alert carries no raw record or the record is
-// not a JSON object.
+// Append implements Formatter. a.Raw must be the JSON object as received, which the converters
+// guarantee (it is what json.Unmarshal accepted): the grammar is not validated again, but a
+// record with mismatched brackets, an unterminated string or a raw CR, LF or NUL is rejected.
+// It fails when the alert carries no raw record or the record is not a JSON object.
 func (d *dtJSONFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
 	raw := a.Raw
 	if len(raw) == 0 {
@@ -70,11 +72,12 @@ func (d *dtJSONFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
 // compactFast appends raw without the whitespace between tokens. It is several times faster
 // than json.Compact because it does not validate: Raw is what json.Unmarshal accepted when the
 // alert was converted. It still reports !ok for anything that cannot be valid compact output
-// (unbalanced brackets, an unterminated string, a raw CR, LF or NUL), and
+// (unbalanced or mismatched brackets, an unterminated string, a raw CR, LF or NUL), and
 // the caller then falls back to json.Compact, which validates and reports the error.
 func compactFast(dst, raw []byte) ([]byte, bool) {
 	start := len(dst)
 	depth := 0
+	var stack uint64
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
 		switch c {
@@ -102,12 +105,19 @@ func compactFast(dst, raw []byte) ([]byte, bool) {
 			i = j
 			continue
 		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth < 0 {
+			// Nesting is tracked as a bit stack (1 = array) so that "[}" is caught; deeper
+			// records than 64 levels take the json.Compact path.
+			if depth == 64 {
 				return dst[:start], false
 			}
+			stack = stack<<1 | uint64(b2i(c == '['))
+			depth++
+		case '}', ']':
+			if depth == 0 || (stack&1 == 1) != (c == ']') {
+				return dst[:start], false
+			}
+			stack >>= 1
+			depth--
 		}
 		dst = append(dst, c)
 	}
