@@ -17,6 +17,9 @@ func newCEF(o Options) (Formatter, error) {
 	return &cefFormatter{version: string(appendEsc(nil, cefHeaderValue(o.Version), cefHdrEsc)), max: o.MaxBytes}, nil
 }
 
+// cefMaxName is the CEF header limit for Name (ArcSight CEF implementation standard).
+const cefMaxName = 512
+
 // cefSpace is what CEF parsers may take as part of a value's edges; values are trimmed of it.
 const cefSpace = " \t"
 
@@ -36,7 +39,13 @@ func cefFields(r *record, a *alert.Alert) {
 	ts := func(s string) string { return trimSpace(s, cefSpace) }
 	// The header Name is a field too so that it can be trimmed; the renderer writes it into
 	// the header.
-	r.add(field{key: "name", kind: kStr, s: ts(a.Name), trim: 11})
+	name := r.add(field{key: "name", kind: kStr, s: ts(a.Name), trim: 11})
+	if escLen(name.s, cefHdrEsc) > cefMaxName {
+		// ArcSight's header limit for Name; longer names (hostile model names) are cut and
+		// flagged like any other trimmed field.
+		name.s = trimRight(cutEsc(name.s, cefMaxName, cefHdrEsc), cefSpace)
+		name.trimmed = true
+	}
 	if !a.Created.IsZero() {
 		r.add(field{key: "rt", kind: kInt, n: a.Created.UnixMilli()})
 	}

@@ -71,7 +71,8 @@
 //	      summary, detail and message are shortened, then model.actions,
 //	      triggeredComponents, device.ips, details and history are dropped
 //
-// A trimmed line says so: CEF "cs6Label=trimmed cs6=<keys>", LEEF "trimmed=<keys>", JSON
+// Independently of MaxBytes, the CEF header Name is cut at 512 bytes (the ArcSight limit) and
+// flagged the same way. A trimmed line says so: CEF "cs6Label=trimmed cs6=<keys>", LEEF "trimmed=<keys>", JSON
 // "trimmed":true with "trimmedFields":"<keys>", darktrace-json "trimmed":true. Identifiers,
 // times, scores, addresses and the severity are never trimmed; when a line does not fit even
 // without every trimmable field (only possible with a limit near MinMaxBytes and very long
