@@ -190,7 +190,7 @@ func BackfillStatePath(dir, appliance string, from, to time.Time, sources []stri
 // than MaxRecords records, is split in half down to MinChunk; a window that still fails is
 // recorded in Summary.Failed and the walk goes on. Authentication problems, a Deliverer that
 // keeps failing and cancellation stop the walk with a *BackfillError (the summary is returned
-// too). The returned summary is never nil.
+// too). Once cfg is accepted the returned summary is never nil, also with an error.
 func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillSummary, error) {
 	started := time.Now()
 	if cfg.Pipeline == nil || cfg.Deliverer == nil {
