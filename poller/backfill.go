@@ -27,6 +27,8 @@ const (
 	DefaultBackfillMinChunk   = time.Minute
 	DefaultBackfillMaxRecords = 10_000
 	DefaultBackfillAttempts   = 3
+	// DefaultBackfillDeliverAttempts is BackfillConfig.DeliverAttempts' default.
+	DefaultBackfillDeliverAttempts = 6
 	// backfillBatch bounds one Deliver call, so a large window is formatted and sent in slices
 	// and a sink failure repeats at most one slice.
 	backfillBatch = 1000
@@ -57,6 +59,10 @@ type BackfillConfig struct {
 	// Attempts is how many times a window is requested on retryable errors before it is split
 	// (default 3).
 	Attempts int
+	// DeliverAttempts is how many times a batch is handed to the Deliverer before the backfill
+	// stops (default 6: with the default backoff a collector may be away for about half a
+	// minute, e.g. restarting, without failing the run).
+	DeliverAttempts int
 	// RetryMin and RetryMax bound the backoff between attempts (defaults 1s and 60s).
 	RetryMin, RetryMax time.Duration
 
@@ -208,6 +214,9 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillSummary, error)
 	}
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = DefaultBackfillAttempts
+	}
+	if cfg.DeliverAttempts <= 0 {
+		cfg.DeliverAttempts = DefaultBackfillDeliverAttempts
 	}
 	if cfg.RetryMin <= 0 {
 		cfg.RetryMin = DefaultRetryMin
@@ -602,7 +611,7 @@ func (b *backfiller) fetch(ctx context.Context, src *Source, start, end int64) (
 	}
 }
 
-// deliver hands alerts to the Deliverer, retrying with backoff up to Attempts times. A sink that
+// deliver hands alerts to the Deliverer, retrying with backoff up to DeliverAttempts times. A sink that
 // keeps failing stops the backfill: every later window would fail the same way.
 func (b *backfiller) deliver(ctx context.Context, alerts []*alert.Alert) error {
 	bo := Backoff{Min: b.cfg.RetryMin, Max: b.cfg.RetryMax}
@@ -615,7 +624,7 @@ func (b *backfiller) deliver(ctx context.Context, alerts []*alert.Alert) error {
 			return context.Cause(ctx)
 		}
 		b.sum.Errors++
-		if attempt >= b.cfg.Attempts {
+		if attempt >= b.cfg.DeliverAttempts {
 			return fmt.Errorf("delivery failed %d times: %w", attempt, err)
 		}
 		delay := bo.Next()

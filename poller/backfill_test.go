@@ -241,7 +241,7 @@ func TestBackfillResumesAfterSinkFailure(t *testing.T) {
 	rec := &recorder{}
 	down := &failAfter{next: rec, ok: 10}
 	cfg := BackfillConfig{Pipeline: p, Sources: []string{SourceBreaches}, Deliverer: down, From: from, To: to,
-		Chunk: time.Hour, StateDir: dir, Attempts: 2, RetryMin: time.Millisecond}
+		Chunk: time.Hour, StateDir: dir, DeliverAttempts: 2, RetryMin: time.Millisecond}
 	sum, err := Backfill(t.Context(), cfg)
 	var be *BackfillError
 	if !errors.As(err, &be) || be.Window.Start != from.Add(10*time.Hour).UTC() {

@@ -322,6 +322,9 @@ func TestBackfillDryRunAndFailures(t *testing.T) {
 		if code != exitOK || stdout != "" || res.Records != len(want) {
 			t.Fatalf("exit %d, %d bytes on stdout, %d records (oracle %d)\n%s", code, len(stdout), res.Records, len(want), tail(stderr, 2000))
 		}
+		if !strings.Contains(stderr, "--to is less than 10 minutes ago") {
+			t.Errorf("no warning that a range ending now can miss late-published records")
+		}
 		if !strings.Contains(stderr, "dry run: "+strconv.Itoa(len(want))+" lines formatted") {
 			t.Errorf("summary does not report the formatted lines:\n%s", stderr)
 		}
