@@ -145,30 +145,62 @@ func fit(dst []byte, r *record, max int, rn renderer) ([]byte, error) {
 	if max <= 0 || len(out)-start <= max {
 		return out, nil
 	}
+	// cur is the line length: exact after a render; in between it is estimated from value
+	// widths, and slack bounds the estimate's error (keys, labels and separators of dropped
+	// fields, marker growth). A render is skipped only while the line is surely still too long,
+	// which saves re-rendering hostile records field by field; a partial cut always starts
+	// from an exact length so trimming stays tight.
+	cur, slack := len(out)-start, 0
 	for rank := int8(1); rank < maxFields; {
 		f := r.byRank(rank)
 		if f == nil || f.empty() {
 			rank++
 			continue
 		}
-		over := len(out) - start - max
-		f.trimmed = true
 		if f.kind == kStr {
-			if keep := rn.valueLen(f.s) - over; keep > 0 {
+			w := rn.valueLen(f.s)
+			if slack > 0 && w-(cur-max) > -slack {
+				// This field might be cut rather than dropped: measure first.
+				out = rn.render(dst[:start], r)
+				cur, slack = len(out)-start, 0
+				if cur <= max {
+					return out, nil
+				}
+			}
+			f.trimmed = true
+			if keep := w - (cur - max); keep > 0 {
 				f.s = rn.cut(f.s, keep)
 			} else {
 				f.s = ""
 			}
+			cur -= w - rn.valueLen(f.s)
 		} else {
+			f.trimmed = true
+			for _, s := range f.l {
+				cur -= rn.valueLen(s) + 1
+			}
 			f.l = nil
 		}
+		slack += renderSlack
+		if cur-slack > max {
+			continue
+		}
 		out = rn.render(dst[:start], r)
-		if len(out)-start <= max {
+		cur, slack = len(out)-start, 0
+		if cur <= max {
 			return out, nil
 		}
 	}
+	out = rn.render(dst[:start], r)
+	if len(out)-start <= max {
+		return out, nil
+	}
 	return dst[:start], fmt.Errorf("%w: %d > %d bytes", ErrTooLong, len(out)-start, max)
 }
+
+// renderSlack bounds what dropping one field saves beyond its value (key, label, separators)
+// and what one more key adds to the trimmed marker.
+const renderSlack = 64
 
 func (r *record) byRank(rank int8) *field {
 	for i := range r.fields() {
