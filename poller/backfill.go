@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -296,6 +297,7 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillSummary, error)
 	}
 
 	err := b.walk(ctx, sources)
+	b.sum.Errors, b.sum.Splits = int(b.errs.Load()), int(b.splits.Load())
 	b.collectFailed(names)
 	if b.unsynced {
 		// Make the last progress durable before reporting it.
@@ -325,6 +327,8 @@ type backfiller struct {
 	// listed again across a chunk boundary is dropped, and memory stays bounded by two chunks.
 	dedupe  map[string]*dedupe
 	records int
+	// errs and splits are counted by the fetching goroutine too.
+	errs, splits atomic.Int64
 }
 
 type dedupe struct{ prev, cur map[string]string }
@@ -459,37 +463,120 @@ func (b *backfiller) walk(ctx context.Context, sources []*Source) error {
 		}
 	}
 
+	return b.pipeline(ctx, sources)
+}
+
+// pipeline walks the range chunk by chunk with one window fetched ahead: a producer goroutine
+// fetches (and splits) the windows in order while this goroutine delivers the previous one and
+// saves the state. Fetching and decoding is most of the work, so sending no longer waits for
+// it; memory stays at a few windows.
+func (b *backfiller) pipeline(ctx context.Context, sources []*Source) error {
+	type win struct {
+		src           *Source
+		start, cs, ce int64
+	}
+	var wins []win
 	for cs := b.from; cs < b.to; cs += b.chunk {
 		ce := min(cs+b.chunk, b.to)
 		for _, src := range sources {
-			name := src.Name()
-			c := b.st.Progress[name]
-			if c.Cursor >= ce {
-				continue
+			if c := b.st.Progress[src.Name()]; c.Cursor < ce {
+				wins = append(wins, win{src: src, start: max(c.Cursor, cs), cs: cs, ce: ce})
 			}
-			d := b.dedupe[name]
-			d.rotate()
-			err := b.window(ctx, src, max(c.Cursor, cs), ce, func(end int64) error {
-				c.Cursor = end
-				return b.save()
+		}
+	}
+	// step is what the producer hands over: a fetched piece, or the end of a window (finished,
+	// or failed at failed.start), or a reason to stop.
+	type step struct {
+		w      win
+		p      *piece
+		first  bool
+		last   bool
+		failed *windowError
+		stop   error
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	steps := make(chan step, 1)
+	go func() {
+		defer close(steps)
+		send := func(s step) bool {
+			select {
+			case steps <- s:
+				return true
+			case <-pctx.Done():
+				return false
+			}
+		}
+		for _, w := range wins {
+			first := true
+			err := b.fetchSplit(pctx, w.src, w.start, w.ce, func(p piece) error {
+				if !send(step{w: w, p: &p, first: first}) {
+					return context.Cause(pctx)
+				}
+				first = false
+				return nil
 			})
 			var we *windowError
 			switch {
 			case errors.As(err, &we):
-				b.log.Error().Str("source", name).Str("window", we.window(name).String()).Str("error", we.err.Error()).
-					Msg("window could not be fetched; recorded as failed, continuing")
-				c.Failed = append(c.Failed, [2]int64{we.start, ce})
-				c.Cursor = ce
-				if err := b.save(); err != nil {
-					return b.stop(src, we.start, ce, err)
+				if !send(step{w: w, first: first, last: true, failed: we}) {
+					return
 				}
 			case err != nil:
+				send(step{stop: err})
+				return
+			default:
+				if !send(step{w: w, last: true}) {
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		for range steps { // let the producer finish
+		}
+	}()
+
+	for s := range steps {
+		if s.stop != nil {
+			return s.stop
+		}
+		name := s.w.src.Name()
+		c := b.st.Progress[name]
+		if s.first {
+			b.dedupe[name].rotate()
+		}
+		if s.p != nil {
+			err := b.consume(ctx, *s.p, func(end int64) error {
+				c.Cursor = end
+				return b.save()
+			})
+			if err != nil {
 				return err
 			}
+		}
+		if we := s.failed; we != nil {
+			b.log.Error().Str("source", name).Str("window", we.window(name).String()).Str("error", we.err.Error()).
+				Msg("window could not be fetched; recorded as failed, continuing")
+			c.Failed = append(c.Failed, [2]int64{we.start, s.w.ce})
+			c.Cursor = s.w.ce
+			if err := b.save(); err != nil {
+				return b.stop(s.w.src, we.start, s.w.ce, err)
+			}
+		}
+		if s.last {
 			b.sum.ChunksDone++
 			if b.cfg.Progress != nil {
-				b.cfg.Progress(BackfillProgress{Records: b.records, ChunksDone: b.sum.ChunksDone,
-					ChunksTotal: b.sum.ChunksTotal, Window: Window{Source: name, Start: time.UnixMilli(cs).UTC(), End: time.UnixMilli(ce).UTC()}})
+				b.cfg.Progress(BackfillProgress{Records: b.records, ChunksDone: b.sum.ChunksDone, ChunksTotal: b.sum.ChunksTotal,
+					Window: Window{Source: name, Start: time.UnixMilli(s.w.cs).UTC(), End: time.UnixMilli(s.w.ce).UTC()}})
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		// The producer saw the cancellation first: name the first window not delivered.
+		for _, w := range wins {
+			if c := b.st.Progress[w.src.Name()]; c.Cursor < w.ce {
+				return b.stop(w.src, max(c.Cursor, w.cs), w.ce, context.Cause(ctx))
 			}
 		}
 	}
@@ -523,9 +610,24 @@ func (b *backfiller) stop(src *Source, start, end int64, err error) error {
 	return &BackfillError{Window: Window{Source: src.Name(), Start: time.UnixMilli(start).UTC(), End: time.UnixMilli(end).UTC()}, Err: err}
 }
 
-// window delivers [start, end) of src, halving it on retryable or too-large responses; done is
-// called with the end of every piece delivered, in order.
+// window delivers [start, end) of src in the calling goroutine, halving it on retryable or
+// too-large responses; done is called with the end of every piece delivered, in order.
 func (b *backfiller) window(ctx context.Context, src *Source, start, end int64, done func(end int64) error) error {
+	return b.fetchSplit(ctx, src, start, end, func(p piece) error { return b.consume(ctx, p, done) })
+}
+
+// piece is one fetched part of a window: [start, end) of src.
+type piece struct {
+	src        *Source
+	start, end int64
+	batch      *Batch
+}
+
+// fetchSplit fetches [start, end) of src and hands it to emit, or, when the request keeps
+// failing with a retryable error or the response is too large, its two halves in order (down
+// to MinChunk). It returns a *windowError for a piece that cannot be fetched, a
+// *BackfillError when the backfill must stop, or emit's error.
+func (b *backfiller) fetchSplit(ctx context.Context, src *Source, start, end int64, emit func(piece) error) error {
 	batch, err := b.fetch(ctx, src, start, end)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -539,17 +641,23 @@ func (b *backfiller) window(ctx context.Context, src *Source, start, end int64, 
 		splittable := errors.Is(err, errTooLarge) || class == darktrace.ClassRetry
 		if splittable && end-start > b.cfg.MinChunk.Milliseconds() && end-start >= 2 {
 			mid := start + (end-start)/2
-			b.sum.Splits++
+			b.splits.Add(1)
 			b.log.Warn().Str("source", src.Name()).Str("window", Window{Source: src.Name(), Start: time.UnixMilli(start), End: time.UnixMilli(end)}.String()).
 				Str("error", err.Error()).Msg("splitting the window in half")
-			if err := b.window(ctx, src, start, mid, done); err != nil {
+			if err := b.fetchSplit(ctx, src, start, mid, emit); err != nil {
 				return err
 			}
-			return b.window(ctx, src, mid, end, done)
+			return b.fetchSplit(ctx, src, mid, end, emit)
 		}
 		return &windowError{start: start, end: end, err: err}
 	}
+	return emit(piece{src: src, start: start, end: end, batch: batch})
+}
 
+// consume delivers a fetched piece: drops what the previous or current chunk already
+// delivered, hands the rest to the Deliverer in slices, then calls done with the piece's end.
+func (b *backfiller) consume(ctx context.Context, p piece, done func(end int64) error) error {
+	src, batch := p.src, p.batch
 	sum := b.sum.Sources[src.Name()]
 	sum.Fetched += batch.Stats.Fetched
 	sum.Filtered += batch.Stats.Filtered
@@ -567,7 +675,7 @@ func (b *backfiller) window(ctx context.Context, src *Source, start, end int64, 
 	for len(fresh) > 0 {
 		n := min(len(fresh), backfillBatch)
 		if err := b.deliver(ctx, fresh[:n]); err != nil {
-			return b.stop(src, start, end, err)
+			return b.stop(src, p.start, p.end, err)
 		}
 		sum.Sent += n
 		b.records += n
@@ -576,8 +684,8 @@ func (b *backfiller) window(ctx context.Context, src *Source, start, end int64, 
 	for _, it := range batch.Items {
 		d.cur[it.Key] = it.Version
 	}
-	if err := done(end); err != nil {
-		return b.stop(src, start, end, fmt.Errorf("saving backfill state: %w", err))
+	if err := done(p.end); err != nil {
+		return b.stop(src, p.start, p.end, fmt.Errorf("saving backfill state: %w", err))
 	}
 	return nil
 }
@@ -595,7 +703,7 @@ func (b *backfiller) fetch(ctx context.Context, src *Source, start, end int64) (
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		b.sum.Errors++
+		b.errs.Add(1)
 		if errors.Is(err, errTooLarge) || darktrace.ClassOf(err) != darktrace.ClassRetry || attempt >= b.cfg.Attempts {
 			return nil, err
 		}
@@ -623,7 +731,7 @@ func (b *backfiller) deliver(ctx context.Context, alerts []*alert.Alert) error {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		b.sum.Errors++
+		b.errs.Add(1)
 		if attempt >= b.cfg.DeliverAttempts {
 			return fmt.Errorf("delivery failed %d times: %w", attempt, err)
 		}
