@@ -191,7 +191,8 @@ func BackfillStatePath(dir, appliance string, from, to time.Time, sources []stri
 // normalize → filter path as run, drops records already delivered by the previous or current
 // chunk, hands the rest to the Deliverer and records the delivered position in its own state
 // file after every window. Started again with the same range and sources it resumes at the
-// first undelivered window, retrying earlier failed windows first.
+// first undelivered window, retrying earlier failed windows first. The next window is fetched
+// while the previous one is delivered, so at most three windows' records are held at once.
 //
 // A window whose request keeps failing with a retryable error, or whose response holds more
 // than MaxRecords records, is split in half down to MinChunk; a window that still fails is
