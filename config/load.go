@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kelseyhightower/envconfig"
 )
 
 // Mode is the command a configuration is validated for: the commands need different variables
@@ -105,6 +107,37 @@ func Load(getenv func(string) string, environ []string) (*Config, error) {
 // LoadFor is Load followed by the checks of mode, so a command reports missing and malformed
 // variables in one go.
 func LoadFor(mode Mode, getenv func(string) string, environ []string) (*Config, error) {
+	return load(mode, getenv, environ, nil)
+}
+
+// FromProcess loads the real process environment for mode. Values are decoded by
+// github.com/kelseyhightower/envconfig (envconfig.Process), the library the project's users
+// chose; before it runs, the same pass as LoadFor checks every variable, because envconfig
+// stops at the first bad value and dtforward reports every problem at once. Variables that are
+// set but empty are unset first: envconfig would try to parse "" (compose files turn an unset
+// ${VAR} into an empty one), while dtforward documents an empty variable as unset.
+func FromProcess(mode Mode) (*Config, error) {
+	return load(mode, os.Getenv, os.Environ(), func(c *Config) error {
+		for _, f := range fields() {
+			if v, ok := os.LookupEnv(f.name); ok && v == "" {
+				os.Unsetenv(f.name)
+			}
+		}
+		if err := envconfig.Process("", c); err != nil {
+			return err
+		}
+		// envconfig splits lists on "," without trimming; "modelbreaches, antigena" is meant.
+		for i, s := range c.PollSources {
+			c.PollSources[i] = strings.TrimSpace(s)
+		}
+		return nil
+	})
+}
+
+// load is LoadFor with an optional process decoder. When decodeProcess is set it replaces the
+// reflective decoder's values once that decoder found every syntax problem (it must find none
+// for decodeProcess to run); secrets and validation are shared.
+func load(mode Mode, getenv func(string) string, environ []string, decodeProcess func(*Config) error) (*Config, error) {
 	if getenv == nil {
 		m := make(map[string]string, len(environ))
 		for _, kv := range environ {
@@ -118,6 +151,14 @@ func LoadFor(mode Mode, getenv func(string) string, environ []string) (*Config, 
 	var probs problems
 	probs = append(probs, unknownVars(environ, getenv)...)
 	probs = append(probs, c.decode(getenv)...)
+	if decodeProcess != nil && len(probs) == 0 {
+		*c = Config{}
+		if err := decodeProcess(c); err != nil {
+			// The reflective pass accepts exactly what envconfig accepts (TestLoadMatchesEnvconfig),
+			// so this is only reached if the two ever drift apart.
+			probs = append(probs, fmt.Errorf("configuration: %w", err))
+		}
+	}
 	probs = append(probs, c.resolveSecrets(getenv)...)
 	// A variable that did not parse keeps its default (or stays empty), so Validate may
 	// complain about it again ("required"); one problem per variable is clearer.
@@ -154,9 +195,9 @@ type field struct {
 
 // fields lists Config's variables in declaration order. It reads the same `envconfig` and
 // `default` tags as github.com/kelseyhightower/envconfig (TestLoadMatchesEnvconfig holds the two
-// to the same result); envconfig itself is not called because it only reads the process
-// environment and stops at the first error, and dtforward must report every problem from an
-// injected environment.
+// to the same result). The reflective decoder checks every variable at once and serves
+// injected environments (tests, in-process commands); for the real process environment
+// FromProcess hands the decoding to envconfig itself.
 func fields() []field {
 	t := reflect.TypeFor[Config]()
 	out := make([]field, 0, t.NumField())

@@ -41,7 +41,7 @@ func runBackfill(ctx context.Context, e *env) int {
 	if code >= 0 {
 		return code
 	}
-	cfg, err := config.LoadFor(config.ModeBackfill, e.getenv, e.environ())
+	cfg, err := loadConfig(config.ModeBackfill, e)
 	if err != nil {
 		return printConfigError(e.stderr, "backfill", err)
 	}

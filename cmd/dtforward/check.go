@@ -36,7 +36,7 @@ func runCheck(ctx context.Context, e *env) int {
 		}
 		return exitUsage
 	}
-	cfg, err := config.LoadFor(config.ModeCheck, e.getenv, e.environ())
+	cfg, err := loadConfig(config.ModeCheck, e)
 	if err != nil {
 		return printConfigError(e.stderr, "check", err)
 	}

@@ -30,7 +30,7 @@ func runDemo(ctx context.Context, e *env) int {
 		}
 		return exitUsage
 	}
-	cfg, err := config.LoadFor(config.ModeDemo, e.getenv, e.environ())
+	cfg, err := loadConfig(config.ModeDemo, e)
 	if err != nil {
 		return printConfigError(e.stderr, "demo", err)
 	}

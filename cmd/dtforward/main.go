@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/dtforward/dtforward/config"
 )
 
 // Exit codes shared by every subcommand.
@@ -27,6 +29,9 @@ type env struct {
 	stderr  io.Writer
 	getenv  func(string) string
 	environ func() []string
+	// process is true when getenv/environ are the real process environment (main), so the
+	// configuration is decoded by envconfig itself; tests inject their own environment.
+	process bool
 }
 
 type command struct {
@@ -50,7 +55,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := dispatch(ctx, os.Args[1:], &env{
 		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
-		getenv: os.Getenv, environ: os.Environ,
+		getenv: os.Getenv, environ: os.Environ, process: true,
 	})
 	stop()
 	os.Exit(code)
@@ -75,6 +80,14 @@ func dispatch(ctx context.Context, args []string, e *env) int {
 	}
 	e.args = args[1:]
 	return cmd.run(ctx, e)
+}
+
+// loadConfig loads and validates the configuration a command needs.
+func loadConfig(mode config.Mode, e *env) (*config.Config, error) {
+	if e.process {
+		return config.FromProcess(mode)
+	}
+	return config.LoadFor(mode, e.getenv, e.environ())
 }
 
 func usage(w io.Writer) {

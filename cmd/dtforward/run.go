@@ -26,7 +26,7 @@ func runRun(ctx context.Context, e *env) int {
 		fmt.Fprintf(e.stderr, "dtforward run: unexpected argument %q (run takes no arguments; configure it with environment variables)\n", fs.Arg(0))
 		return exitUsage
 	}
-	cfg, err := config.LoadFor(config.ModeRun, e.getenv, e.environ())
+	cfg, err := loadConfig(config.ModeRun, e)
 	if err != nil {
 		return printConfigError(e.stderr, "run", err)
 	}
