@@ -14,7 +14,7 @@ type cefFormatter struct {
 }
 
 func newCEF(o Options) (Formatter, error) {
-	return &cefFormatter{version: string(appendEsc(nil, cefHeaderValue(o.Version), cefHdrEsc)), max: o.MaxBytes}, nil
+	return &cefFormatter{version: string(appendEsc(nil, strings.TrimSpace(o.Version), cefHdrEsc)), max: o.MaxBytes}, nil
 }
 
 // cefMaxName is the CEF header limit for Name (ArcSight CEF implementation standard).
@@ -22,8 +22,6 @@ const cefMaxName = 512
 
 // cefSpace is what CEF parsers may take as part of a value's edges; values are trimmed of it.
 const cefSpace = " \t"
-
-func cefHeaderValue(s string) string { return strings.TrimSpace(s) }
 
 // Append implements Formatter.
 func (c *cefFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
