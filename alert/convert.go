@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -19,7 +20,8 @@ import (
 // skips it.
 var ErrNoID = errors.New("record has no id")
 
-// FromBreach converts a model breach. raw is the record as received (kept for darktrace-json);
+// FromBreach converts a model breach. raw is the record as received; a copy is kept for
+// darktrace-json (the client reuses its buffer between records);
 // appliance is the label (DARKTRACE_NAME); host is the appliance host used to build the breach
 // URL when the record has none (empty host: no URL is invented).
 func FromBreach(b *darktrace.Breach, raw []byte, appliance, host string) (*Alert, error) {
@@ -52,7 +54,7 @@ func FromBreach(b *darktrace.Breach, raw []byte, appliance, host string) (*Alert
 		Dest:    destination(b.TriggeredComponents),
 		URL:     recordURL(b.BreachURL, host, "#modelbreach/", id),
 		Message: firstParagraph(m.Description),
-		Raw:     raw,
+		Raw:     bytes.Clone(raw),
 	}
 	if a.Name == "" {
 		a.Name = "Model breach " + id
@@ -99,7 +101,7 @@ func FromAction(act *darktrace.Action, raw []byte, appliance, host string) (*Ale
 			Expires: msTime(act.Expires),
 			PBID:    act.PBID,
 		},
-		Raw: raw,
+		Raw: bytes.Clone(raw),
 	}
 	if typ == "" {
 		a.SignatureID = "antigena:unknown"
@@ -169,7 +171,7 @@ func FromIncident(e *darktrace.IncidentEvent, raw []byte, appliance, host string
 		Category:    capitalize(clean(firstNonEmpty(e.GroupCategory, e.Category))),
 		URL:         recordURL(e.IncidentEventURL, host, "#aiaincidentevent/", id),
 		Message:     clean(strings.TrimSpace(e.Summary)),
-		Raw:         raw,
+		Raw:         bytes.Clone(raw),
 	}
 	if len(e.Periods) > 0 && e.Periods[0].Start > 0 && e.Periods[0].Start < e.CreatedAt {
 		a.Time = msTime(e.Periods[0].Start)

@@ -246,3 +246,16 @@ func TestDetectSource(t *testing.T) {
 		t.Errorf("unknown source: %v", err)
 	}
 }
+
+// The client hands each record in a reused buffer; the alert must keep its own copy.
+func TestRawIsCopied(t *testing.T) {
+	raw := []byte(`{"pbid":5,"model":{"name":"m"}}`)
+	a, err := alert.Decode("", raw, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(raw, `XXXXXXXXXX`)
+	if string(a.Raw) != `{"pbid":5,"model":{"name":"m"}}` {
+		t.Errorf("Raw aliases the input buffer: %s", a.Raw)
+	}
+}
