@@ -153,6 +153,9 @@ func (e *BackfillError) Error() string {
 // Unwrap returns the cause.
 func (e *BackfillError) Unwrap() error { return e.Err }
 
+// errBackfillRunning: another process holds the lock of the same backfill.
+var errBackfillRunning = errors.New("another dtforward backfill of this appliance, range and sources is running")
+
 // errTooLarge aborts a response that carries more than MaxRecords records.
 var errTooLarge = errors.New("response holds more records than the per-window cap")
 
@@ -275,6 +278,13 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillSummary, error)
 		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 			return b.sum, fmt.Errorf("creating STATE_DIR %s: %w", cfg.StateDir, err)
 		}
+		unlock, err := lockFile(b.path + ".lock")
+		if errors.Is(err, errBackfillRunning) {
+			return b.sum, fmt.Errorf("%w (%s is locked)", err, b.path+".lock")
+		} else if err != nil {
+			return b.sum, err
+		}
+		defer unlock()
 		if err := b.load(); err != nil {
 			return b.sum, err
 		}

@@ -372,10 +372,22 @@ func TestBackfillStateFile(t *testing.T) {
 			t.Errorf("state %q was overwritten with %q", bad, b)
 		}
 	}
-	// The live checkpoint file is never written by a backfill.
+	// A second process with the same backfill is refused while the first runs.
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Backfill(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "backfill of this appliance, range and sources is running") {
+		t.Errorf("concurrent backfill: err = %v", err)
+	}
+	unlock()
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused backfill wrote state: %v", err)
+	}
+	// The live checkpoint file is never written by a backfill.
 	if _, err := Backfill(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}
