@@ -337,8 +337,13 @@ func TestBackfillDryRunAndFailures(t *testing.T) {
 		if n := strings.Count(stdout, "\n"); code != exitOK || n != len(oracle(sim, from, to)) {
 			t.Fatalf("exit %d, %d lines\n%s", code, n, tail(stderr, 2000))
 		}
-		if entries, _ := os.ReadDir(state); len(entries) != 1 || !strings.HasPrefix(entries[0].Name(), "backfill-sim-") {
-			t.Errorf("state files %v, want one backfill-sim-<hash>.json and no live checkpoint", entries)
+		entries, _ := os.ReadDir(state)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		if len(names) != 2 || !strings.HasPrefix(names[0], "backfill-sim-") || names[1] != names[0]+".lock" {
+			t.Errorf("state files %v, want backfill-sim-<hash>.json with its .lock and no live checkpoint", names)
 		}
 	})
 	t.Run("auth failure names the chunk", func(t *testing.T) {
