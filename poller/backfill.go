@@ -30,6 +30,8 @@ const (
 	DefaultBackfillAttempts   = 3
 	// DefaultBackfillDeliverAttempts is BackfillConfig.DeliverAttempts' default.
 	DefaultBackfillDeliverAttempts = 6
+	// DefaultBackfillMaxFailedInARow is BackfillConfig.MaxFailedInARow's default.
+	DefaultBackfillMaxFailedInARow = 3
 	// backfillBatch bounds one Deliver call, so a large window is formatted and sent in slices
 	// and a sink failure repeats at most one slice.
 	backfillBatch = 1000
@@ -64,6 +66,10 @@ type BackfillConfig struct {
 	// stops (default 6: with the default backoff a collector may be away for about half a
 	// minute, e.g. restarting, without failing the run).
 	DeliverAttempts int
+	// MaxFailedInARow stops the backfill when this many windows in a row could not be fetched
+	// (default 3): the appliance is failing as a whole, and walking on would spend minutes of
+	// retries and splits on every remaining chunk. The failed windows are kept for the next run.
+	MaxFailedInARow int
 	// RetryMin and RetryMax bound the backoff between attempts (defaults 1s and 60s).
 	RetryMin, RetryMax time.Duration
 
@@ -219,6 +225,9 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillSummary, error)
 	}
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = DefaultBackfillAttempts
+	}
+	if cfg.MaxFailedInARow <= 0 {
+		cfg.MaxFailedInARow = DefaultBackfillMaxFailedInARow
 	}
 	if cfg.DeliverAttempts <= 0 {
 		cfg.DeliverAttempts = DefaultBackfillDeliverAttempts
@@ -548,6 +557,7 @@ func (b *backfiller) pipeline(ctx context.Context, sources []*Source) error {
 		}
 	}()
 
+	failedInARow := 0
 	for s := range steps {
 		if s.stop != nil {
 			return s.stop
@@ -574,6 +584,9 @@ func (b *backfiller) pipeline(ctx context.Context, sources []*Source) error {
 			if err := b.save(); err != nil {
 				return b.stop(s.w.src, we.start, s.w.ce, err)
 			}
+			failedInARow++
+		} else if s.last {
+			failedInARow = 0
 		}
 		if s.last {
 			b.sum.ChunksDone++
@@ -581,6 +594,9 @@ func (b *backfiller) pipeline(ctx context.Context, sources []*Source) error {
 				b.cfg.Progress(BackfillProgress{Records: b.records, ChunksDone: b.sum.ChunksDone, ChunksTotal: b.sum.ChunksTotal,
 					Window: Window{Source: name, Start: time.UnixMilli(s.w.cs).UTC(), End: time.UnixMilli(s.w.ce).UTC()}})
 			}
+		}
+		if we := s.failed; we != nil && failedInARow >= b.cfg.MaxFailedInARow {
+			return b.stop(s.w.src, we.start, s.w.ce, fmt.Errorf("%d windows in a row could not be fetched, stopping; the last: %w", failedInARow, we.err))
 		}
 	}
 	if ctx.Err() != nil {

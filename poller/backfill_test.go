@@ -395,3 +395,20 @@ func TestBackfillStateFile(t *testing.T) {
 		t.Errorf("backfill touched the live checkpoint: %v", err)
 	}
 }
+
+func TestBackfillStopsWhenEveryWindowFails(t *testing.T) {
+	sim, p := backfillSim(t, simulator.Options{Seed: 13, History: 12 * time.Hour, HistoryCount: 100}, 5*time.Second)
+	to := sim.Now().Truncate(time.Millisecond)
+	from := to.Add(-12 * time.Hour)
+	faults, _ := simulator.ParseFaults("modelbreaches:500")
+	sim.SetFaults(faults)
+	sum, err := Backfill(t.Context(), BackfillConfig{Pipeline: p, Sources: []string{SourceBreaches}, Deliverer: &recorder{},
+		From: from, To: to, Chunk: time.Hour, MinChunk: 30 * time.Minute, Attempts: 2, StateDir: t.TempDir(), RetryMin: time.Millisecond})
+	var be *BackfillError
+	if !errors.As(err, &be) || !strings.Contains(err.Error(), "3 windows in a row could not be fetched") {
+		t.Fatalf("err = %v, want a stop after 3 failed windows", err)
+	}
+	if len(sum.Failed) != 3 || sum.ChunksDone != 3 || sum.Splits != 3 || sum.Complete() {
+		t.Errorf("failed %v, chunks done %d, splits %d; want 3 failed windows kept and counted, one split each", sum.Failed, sum.ChunksDone, sum.Splits)
+	}
+}
