@@ -44,6 +44,7 @@ func TestBackfillUsageErrors(t *testing.T) {
 		{"zero chunk", []string{"--from", "2026-01-01", "--to", "2026-01-02", "--chunk", "0"}, "--chunk 0s must be positive"},
 		{"min chunk above chunk", []string{"--from", "2026-01-01", "--to", "2026-01-02", "--min-chunk", "2h"}, "--min-chunk 2h0m0s must be positive and at most --chunk 1h0m0s"},
 		{"relative time", []string{"--from", "7d", "--to", "2026-01-02"}, `--from: "7d" is relative to now, so the same command would not resume; give a fixed time, e.g. `},
+		{"unknown appliance", []string{"--from", "2026-01-01", "--to", "2026-01-02", "--appliance", "dt-other"}, `--appliance: no configured appliance is named "dt-other"`},
 		{"stray argument", []string{"--from", "2026-01-01", "--to", "2026-01-02", "now"}, `unexpected argument "now"`},
 		{"unknown flag", []string{"--form", "2026-01-01"}, "flag provided but not defined: -form"},
 	}
