@@ -256,7 +256,7 @@ func proxyPage(code int) string {
 func writeHTML(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	io.WriteString(w, body)
+	_, _ = io.WriteString(w, body) // a failed write means the client left; nothing to do
 }
 
 // serveFault answers an authenticated request with fault f; h is the endpoint's handler for
@@ -296,7 +296,7 @@ func (s *Simulator) serveFault(w http.ResponseWriter, r *http.Request, now time.
 		bw := &bufferedWriter{ResponseWriter: w}
 		h(s, bw, r, now, 0)
 		w.WriteHeader(bw.status())
-		w.Write(bw.buf.Bytes()[:bw.buf.Len()/2])
+		_, _ = w.Write(bw.buf.Bytes()[:bw.buf.Len()/2])
 		if fl, ok := w.(http.Flusher); ok {
 			fl.Flush()
 		}
@@ -310,7 +310,7 @@ func (s *Simulator) serveFault(w http.ResponseWriter, r *http.Request, now time.
 		// A raw NUL is invalid anywhere in JSON, inside strings too.
 		body = append(body, "\x00<!-- upstream error -->"...)
 		w.WriteHeader(http.StatusOK)
-		w.Write(body)
+		_, _ = w.Write(body)
 	case FaultLoginPage:
 		writeHTML(w, http.StatusOK, loginPage)
 	case FaultSignature:
@@ -353,7 +353,7 @@ func resetConn(w http.ResponseWriter) {
 		raw = nc.NetConn() // skip the TLS close_notify: a reset is abrupt
 	}
 	if tc, ok := raw.(*net.TCPConn); ok {
-		tc.SetLinger(0)
+		_ = tc.SetLinger(0) // best effort: without it the close is orderly, not a reset
 	}
 	raw.Close()
 }

@@ -78,7 +78,7 @@ func redirect(w http.ResponseWriter, to string) {
 	w.Header().Set("Location", to)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusFound)
-	io.WriteString(w, "Found. Redirecting to "+to)
+	_, _ = io.WriteString(w, "Found. Redirecting to "+to)
 }
 
 // writeJSONError writes {"key": "msg"} with status code.
@@ -89,7 +89,7 @@ func writeJSONError(w http.ResponseWriter, code int, key, msg string) {
 	j.endObj()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(code)
-	w.Write(j.b)
+	_, _ = w.Write(j.b) // a failed write means the client left
 }
 
 // params reads query parameters, remembering the first bad value.

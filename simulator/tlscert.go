@@ -51,7 +51,7 @@ func (s *Simulator) selfSigned() (tls.Certificate, error) {
 	}
 	s.tmpDir = dir
 	s.caFile = filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(s.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(s.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil { //nolint:gosec // a public certificate that clients must read
 		return tls.Certificate{}, fmt.Errorf("simulator: writing CA file: %w", err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: tmpl}, nil

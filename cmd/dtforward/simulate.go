@@ -135,7 +135,7 @@ func runSimulate(ctx context.Context, e *env) int {
 	priv := fs.String("private-token", "", "")
 	if err := fs.Parse(e.args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(e.stdout, simulateHelp)
+			_, _ = io.WriteString(e.stdout, simulateHelp)
 			return exitOK
 		}
 		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for the flags.`)

@@ -42,7 +42,7 @@ func ParseCEF(t testing.TB, lines [][]byte) []CEF {
 	bin := testtools.FindLognormalizer(t)
 	dir := t.TempDir()
 	rb := filepath.Join(dir, "cef.rulebase")
-	if err := os.WriteFile(rb, []byte("version=2\nrule=:%cef:cef%\n"), 0o644); err != nil {
+	if err := os.WriteFile(rb, []byte("version=2\nrule=:%cef:cef%\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var in bytes.Buffer
@@ -204,7 +204,7 @@ func runSyslogNG(t testing.TB, lines [][]byte) []map[string]string {
 	dir := t.TempDir()
 	outPath := filepath.Join(dir, "out.jsonl")
 	conf := filepath.Join(dir, "syslog-ng.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, syslogNGConfig, outPath), 0o644); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, syslogNGConfig, outPath), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var in bytes.Buffer

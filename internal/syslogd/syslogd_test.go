@@ -56,7 +56,6 @@ func send(t *testing.T, network, addr string, cfg *tls.Config, data string) {
 // exactly the bytes sent, with the listener they arrived on: the harness itself is what every
 // end-to-end test trusts.
 func TestReceivers(t *testing.T) {
-	type frame struct{ input, network, data string }
 	msg := func(s string) string { return "<134>1 2026-01-02T03:04:05.000006Z host app - id - " + s }
 	octet := func(s string) string { return itoa(len(s)) + " " + s }
 	tests := []struct {
