@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/dtforward/dtforward/internal/parsecheck"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -116,9 +117,28 @@ func TestDemoPrintsCEF(t *testing.T) {
 	if code := b.stop(t); code != exitOK {
 		t.Fatalf("demo exit %d; stderr:\n%s", code, tail(b.stderr.String(), 2000))
 	}
+	var lines [][]byte
 	for i, l := range strings.Split(strings.TrimSuffix(b.stdout.String(), "\n"), "\n") {
 		if !strings.HasPrefix(l, "CEF:0|Darktrace|DCIP|") {
 			t.Fatalf("line %d is not a bare CEF line: %q", i, l)
+		}
+		lines = append(lines, []byte(l))
+	}
+	// The README's first command must print lines an independent CEF parser (liblognorm, as
+	// used by rsyslog's mmnormalize) accepts, with the fields a SOC analyst triages on.
+	for i, c := range parsecheck.ParseCEF(t, lines) {
+		if c.Rejected {
+			t.Fatalf("liblognorm rejected demo line %d: %s", i, lines[i])
+		}
+		if c.Vendor != "Darktrace" || c.Product != "DCIP" || c.SignatureID == "" || c.Name == "" {
+			t.Errorf("demo line %d header parsed as %+v", i, c)
+		}
+		if c.Ext["externalId"] == "" || c.Ext["rt"] == "" || c.Ext["cs4"] != "demo" {
+			t.Errorf("demo line %d lacks externalId/rt/appliance after parsing: %v", i, c.Ext)
+		}
+		// Every breach links back to the appliance; a manual Antigena action has no breach.
+		if c.Ext["act"] == "" && !strings.HasPrefix(c.Ext["darktraceUrl"], "https://") {
+			t.Errorf("demo breach line %d has no darktraceUrl after parsing: %v", i, c.Ext)
 		}
 	}
 }
