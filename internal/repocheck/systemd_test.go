@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dtforward/dtforward/internal/testtools"
 )
 
 // unitFile is a parsed systemd unit: section -> key -> values (keys may repeat).
@@ -114,10 +116,7 @@ func TestSystemdUnit(t *testing.T) {
 // (it exits 0 even for unknown keys, so its output is what counts), and the offline security
 // analysis must rate the exposure at most 2.0 ("OK").
 func TestSystemdAnalyze(t *testing.T) {
-	sa, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Skip("systemd-analyze not installed (apt-get install systemd)")
-	}
+	sa := testtools.FindCommand(t, "systemd-analyze", "systemd")
 	text := read(t, "deploy/systemd/dtforward.service")
 	// verify checks that ExecStart exists; point it at a binary this machine has.
 	bin, err := exec.LookPath("true")

@@ -100,6 +100,17 @@ func (s SyslogNG) Command(args ...string) *exec.Cmd {
 	return cmd
 }
 
+// FindCommand returns the path of a command from a Debian package that install-test-deps
+// installs (e.g. systemd-analyze from systemd), or skips/fails the test.
+func FindCommand(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	missing(t, name+" (Debian package "+debianPackage+")")
+	return ""
+}
+
 // FindLognormalizer returns the lognormalizer binary (liblognorm-utils), or skips/fails.
 func FindLognormalizer(t testing.TB) string {
 	t.Helper()
