@@ -29,6 +29,19 @@ const skewWarning = 5 * time.Minute
 func runCheck(ctx context.Context, e *env) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: dtforward check [--timeout 30s]
+
+Validates the configuration (same environment as run), then calls the appliance's /status
+(warning on clock skew over 5 minutes, failing over 30), fetches each configured source once,
+reaches the sink and prints one sample line in the configured format. Nothing is forwarded
+and no checkpoint is written. Exit 0 when every step passed, 1 when one failed, 2 on a
+configuration error.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	timeout := fs.Duration("timeout", 30*time.Second, "give up on each network step after this long")
 	if err := fs.Parse(e.args); err != nil {
 		if err == flag.ErrHelp {

@@ -21,6 +21,18 @@ import (
 func runDemo(ctx context.Context, e *env) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: dtforward demo [--interval 2s] [--rate 2] [--seed N]
+
+Starts the built-in Darktrace simulator (HTTPS on 127.0.0.1) and forwards its model breaches,
+Antigena actions and AI Analyst events to stdout as CEF, exactly as "run" would: no
+configuration needed. SIEM_FORMAT still picks the format; the output is always stdout.
+Ctrl-C stops it.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	rate := fs.Float64("rate", 2, "new breaches per second")
 	interval := fs.Duration("interval", 2*time.Second, "poll interval")
 	seed := fs.Int64("seed", time.Now().UnixNano(), "simulator seed")

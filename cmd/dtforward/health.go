@@ -18,6 +18,17 @@ import (
 func runHealth(ctx context.Context, e *env) int {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: dtforward health [--ready] [--address HOST:PORT] [--timeout D]
+
+Asks a running dtforward's /healthz (or /readyz with --ready) on HTTP_ADDRESS and exits 0 when
+it answers 200, 1 otherwise, 2 when no address is configured. Meant for container
+HEALTHCHECKs: the image has no shell or curl.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	addr := fs.String("address", e.getenv("HTTP_ADDRESS"), "host:port the daemon serves on (default $HTTP_ADDRESS)")
 	ready := fs.Bool("ready", false, "probe /readyz (delivering and caught up) instead of /healthz (process up)")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
