@@ -28,6 +28,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/dtforward/dtforward/internal/testtools"
 	"net"
 	"os"
 	"os/exec"
@@ -435,27 +436,11 @@ func (r *rsyslog) ids(from int64, n int, timeout time.Duration) (map[string]int,
 	}
 }
 
+// findRsyslog uses the same search as the test suite (internal/testtools).
 func findRsyslog() (bin, mods string, err error) {
-	home, _ := os.UserHomeDir()
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		cache = filepath.Join(home, ".cache")
+	r, ok := testtools.LocateRsyslog()
+	if !ok {
+		return "", "", errors.New("rsyslogd not found; run scripts/install-test-deps (as root) first")
 	}
-	root := filepath.Join(cache, "dtforward-test-tools", "root")
-	if d := os.Getenv("DTFORWARD_TOOLS_DIR"); d != "" {
-		root = filepath.Join(d, "root")
-	}
-	for _, c := range [][2]string{
-		{os.Getenv("RSYSLOGD"), os.Getenv("RSYSLOG_MODDIR")},
-		{filepath.Join(root, "usr/sbin/rsyslogd"), filepath.Join(root, "usr/lib/x86_64-linux-gnu/rsyslog")},
-		{"/usr/sbin/rsyslogd", "/usr/lib/x86_64-linux-gnu/rsyslog"},
-	} {
-		if c[0] == "" {
-			continue
-		}
-		if st, err := os.Stat(c[0]); err == nil && !st.IsDir() { //nolint:gosec // G703: the operator names the rsyslogd to run
-			return c[0], c[1], nil
-		}
-	}
-	return "", "", errors.New("rsyslogd not found; run scripts/install-test-deps (as root) first")
+	return r.Bin, r.ModDir, nil
 }

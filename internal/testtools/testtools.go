@@ -56,6 +56,16 @@ func missing(t testing.TB, what string) {
 // FindRsyslog returns rsyslogd, or skips/fails the test.
 func FindRsyslog(t testing.TB) Rsyslog {
 	t.Helper()
+	if r, ok := LocateRsyslog(); ok {
+		return r
+	}
+	missing(t, "rsyslogd")
+	return Rsyslog{}
+}
+
+// LocateRsyslog finds rsyslogd outside a test (the bench programs): $RSYSLOGD, then the
+// install-test-deps cache, then the system package.
+func LocateRsyslog() (Rsyslog, bool) {
 	cands := []Rsyslog{
 		{os.Getenv("RSYSLOGD"), os.Getenv("RSYSLOG_MODDIR")},
 		{filepath.Join(cacheRoot(), "usr/sbin/rsyslogd"), filepath.Join(cacheRoot(), "usr/lib/x86_64-linux-gnu/rsyslog")},
@@ -63,11 +73,10 @@ func FindRsyslog(t testing.TB) Rsyslog {
 	}
 	for _, c := range cands {
 		if c.Bin != "" && executable(c.Bin) {
-			return c
+			return c, true
 		}
 	}
-	missing(t, "rsyslogd")
-	return Rsyslog{}
+	return Rsyslog{}, false
 }
 
 // FindSyslogNG returns syslog-ng, or skips/fails the test.
