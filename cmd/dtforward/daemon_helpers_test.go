@@ -4,10 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"github.com/dtforward/dtforward/internal/testtools"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,23 +15,8 @@ import (
 	"github.com/dtforward/dtforward/simulator"
 )
 
-// lockedBuffer collects a command's output while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is shared with the other packages that run commands in tests.
+type lockedBuffer = testtools.SyncBuffer
 
 func envFrom(vars map[string]string) (func(string) string, func() []string) {
 	return func(k string) string { return vars[k] }, func() []string {
