@@ -24,14 +24,40 @@ type Alert struct {
 	Score       float64   // 0..1
 	Severity    int       // 0..10 = round(score*10)
 	Category    string    // Critical | Suspicious | Compliance | Informational ...
-	Priority    int       // model priority 0..5
+	Priority    int       // model priority 0..5; NoPriority when the record has none
 	Model       Model
 	Device      Device
 	Dest        Endpoint
 	URL         string // breachUrl, or https://<appliance>/#modelbreach/<pbid> when absent
 	Message     string
 	Action      *Action
-	Raw         []byte // the record as received (darktrace-json)
+	// Ack is the acknowledgement, nil when the record is not acknowledged. Appliances send
+	// `acknowledged` as a bool or as {"time": ms, "username": "…"}; a bool true gives an Ack
+	// with zero Time and empty User.
+	Ack *Acknowledgement
+	// Group is the AI Analyst incident group an event belongs to (nil for other kinds). The
+	// event's own score and category are Score/Category; the group's are kept here.
+	Group *Group
+	// Labels are the appliance's labels from the appliances file (e.g. customer, site),
+	// written to every line of that appliance.
+	Labels map[string]string
+	Raw    []byte // the record as received (darktrace-json)
+}
+
+// NoPriority is Alert.Priority when the record carries no model priority (0 is a real one).
+const NoPriority = -1
+
+// Acknowledgement records who acknowledged an alert and when, as far as the record says.
+type Acknowledgement struct {
+	Time time.Time // zero when unknown
+	User string    // empty when unknown
+}
+
+// Group is an AI Analyst incident group.
+type Group struct {
+	ID       string  // currentGroup, e.g. "g04a3f36e-…"
+	Score    float64 // groupScore normalised to 0..1; -1 when absent
+	Category string  // groupCategory: Critical | Suspicious | Compliance
 }
 
 // Model identifies the Darktrace model behind an alert.
@@ -52,6 +78,11 @@ type Device struct {
 	MAC      string
 	Type     string
 	SID      int64
+	// Label is the device's label (devicelabel), sometimes its only human name.
+	Label string
+	// Placeholder is an IP-like identifier the appliance uses for a device it knows no address
+	// of, e.g. "10.0.0.#36859" (C-sensor and unresolved devices). Never a valid IP.
+	Placeholder string
 }
 
 // Endpoint is the destination taken from a breach's triggered filters.
