@@ -160,7 +160,7 @@ func (s *relpSink) Send(ctx context.Context, msgs []Message) (err error) {
 			refused.idx = b.indexOf(refused.txnr)
 			return err
 		}
-		if ctx.Err() != nil || !progress && !stale {
+		if ctxDone(ctx) != nil || !progress && !stale {
 			return s.abandoned(ctx, err)
 		}
 		// The connection broke after doing its part: resend what it left unanswered.
@@ -253,10 +253,22 @@ func (s *relpSink) exchange(b *relpBatch) error {
 
 // abandoned prefers the context's reason when the context ended the I/O.
 func (s *relpSink) abandoned(ctx context.Context, err error) error {
-	if ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
-		return fmt.Errorf("abandoned: %w (%v)", context.Cause(ctx), err)
+	if cause := ctxDone(ctx); cause != nil && !errors.Is(err, cause) {
+		return fmt.Errorf("abandoned: %w (%v)", cause, err)
 	}
 	return err
+}
+
+// ctxDone is context.Cause, and DeadlineExceeded once the deadline has passed even if the
+// context's timer has not fired yet: I/O deadlines are set to it and may expire first.
+func ctxDone(ctx context.Context) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // relpRefusedError is a "rsp" with a status other than 200 for a message.
