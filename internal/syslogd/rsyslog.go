@@ -76,7 +76,9 @@ ruleset(name="recv"%s) {
 `, port(r.TLS), auth, o.CA.CAFile, o.CA.ServerCert, o.CA.ServerKey)
 	}
 	if o.RELP || o.RELPTLS {
-		b.WriteString("module(load=\"imrelp\")\n")
+		// OpenSSL: imrelp's GnuTLS driver demands a client certificate whenever the server has
+		// one, even without tls.authMode; with OpenSSL it is optional unless authMode asks.
+		b.WriteString("module(load=\"imrelp\" tls.tlslib=\"openssl\")\n")
 	}
 	if o.RELP {
 		fmt.Fprintf(&b, "input(type=\"imrelp\" address=\"127.0.0.1\" port=\"%s\" ruleset=\"recv\" name=\"relp\" maxDataSize=\"%d\")\n",
