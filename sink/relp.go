@@ -292,6 +292,7 @@ func (s *relpSink) awaitAnswers(b *relpBatch) error {
 	if err := s.deadline(false); err != nil {
 		return err
 	}
+	quickAck(s.raw)
 	for {
 		f, err := readRELPFrame(s.br, relpMaxRspData)
 		if err != nil {

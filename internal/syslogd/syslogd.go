@@ -299,6 +299,10 @@ func (r *Receiver) Restart(t testing.TB) {
 	t.Fatalf("syslogd: restarting %s: %v", r.Daemon, err)
 }
 
+// OutputFile is the file the daemon writes received messages to, one JSON object per line,
+// for benchmarks that count lines as they arrive rather than parse them all (Messages).
+func (r *Receiver) OutputFile() string { return r.out }
+
 // Log returns the daemon's own stdout/stderr, for failure messages.
 func (r *Receiver) Log() string {
 	b, _ := os.ReadFile(r.logFile)
