@@ -250,6 +250,35 @@ func (r *Receiver) Pause(t testing.TB) {
 	if err := r.proc.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatalf("syslogd: Pause: %v", err)
 	}
+	// The signal is delivered asynchronously: wait until every thread has stopped, or a
+	// thread could still answer what a test sends right after Pause.
+	deadline := time.Now().Add(5 * time.Second)
+	for !stopped(r.proc.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("syslogd: Pause: %s did not stop within 5s", r.Daemon)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// stopped reports whether every thread of pid is stopped (state T in /proc/PID/task/*/stat).
+func stopped(pid int) bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return false
+		}
+		// "pid (comm) S ...": the state follows the last ')', since comm may hold spaces.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // Resume continues a paused daemon (SIGCONT).
