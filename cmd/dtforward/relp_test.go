@@ -24,6 +24,7 @@ type hungReceiverResult struct {
 	received   int // messages rsyslog wrote, repeats included
 	duplicates int // received more than once
 	sinkErrors int // batches dtforward saw fail (and retried)
+	log        string
 }
 
 // runHungAndKilledReceiver runs "dtforward run" (in-process, 200 ms poll interval) against the
@@ -52,6 +53,10 @@ func runHungAndKilledReceiver(tb testing.TB, transport string, syncWrites bool, 
 	vars["SIEM_ADDRESS"] = map[string]string{"tcp": rcv.TCP, "relp": rcv.RELP}[transport]
 	vars["SIEM_TIMEOUT"] = "1s"
 	vars["POLL_SOURCES"] = "modelbreaches"
+	// The simulator creates no late breaches here; a short overlap keeps each poll small, so
+	// that a -race build on a loaded machine does not time out re-reading 10 minutes of them.
+	vars["POLL_OVERLAP"] = "5s"
+	vars["DARKTRACE_TIMEOUT"] = "10s"
 	getenv, environ := envFrom(vars)
 	cfg, err := config.LoadFor(config.ModeRun, getenv, environ())
 	if err != nil {
@@ -125,7 +130,7 @@ func runHungAndKilledReceiver(tb testing.TB, transport string, syncWrites bool, 
 	}
 	stop()
 	res := hungReceiverResult{breaches: len(want), missing: missing(got), received: received,
-		sinkErrors: strings.Count(stderr.String(), "sink did not accept the batch")}
+		sinkErrors: strings.Count(stderr.String(), "sink did not accept the batch"), log: stderr.String()}
 	for _, n := range got {
 		if n > 1 {
 			res.duplicates++
@@ -149,7 +154,7 @@ func TestRunRELPSurvivesHungAndKilledReceiver(t *testing.T) {
 		t.Errorf("no batch failed: the receiver's outages did not reach the sink")
 	}
 	if res.missing != 0 {
-		t.Fatalf("%d of %d breaches lost over RELP", res.missing, res.breaches)
+		t.Fatalf("%d of %d breaches lost over RELP; dtforward's log:\n%s", res.missing, res.breaches, tail(res.log, 8000))
 	}
 }
 
@@ -176,5 +181,26 @@ func BenchmarkHungAndKilledReceiver(b *testing.B) {
 			b.ReportMetric(float64(res.sinkErrors), "failed_batches")
 			b.ReportMetric(0, "ns/op") // one scenario, not an operation to time
 		})
+	}
+}
+
+// TestCheckRELP: "dtforward check" opens a RELP session: it passes against rsyslog's imrelp
+// and fails, naming the sink, against a port that speaks plain syslog (imtcp never answers
+// the open command).
+func TestCheckRELP(t *testing.T) {
+	rcv := syslogd.StartRsyslog(t, syslogd.Options{TCP: true, RELP: true})
+	_, url := startSim(t, simulator.Options{HistoryCount: 5})
+	dir := t.TempDir()
+	vars := baseVars(url, "", filepath.Join(dir, "state"))
+	vars["POLL_SOURCES"] = "modelbreaches"
+	vars["SIEM_TRANSPORT"], vars["SIEM_ADDRESS"] = "relp", rcv.RELP
+	code, out, stderr := runCmd(t, context.Background(), vars, "check")
+	if code != exitOK || !strings.Contains(out, "sink relp "+rcv.RELP+": reachable") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+	vars["SIEM_ADDRESS"] = rcv.TCP
+	code, out, _ = runCmd(t, context.Background(), vars, "check", "--timeout", "1s")
+	if code != exitFailure || !strings.Contains(out, "FAIL sink relp "+rcv.TCP) || !strings.Contains(out, "waiting for the answer to open") {
+		t.Fatalf("exit %d, want 1 naming the sink and the unanswered open:\n%s", code, out)
 	}
 }
