@@ -41,7 +41,10 @@ type relpFrame struct {
 // dropped, and unacknowledged messages are sent again on a new one.
 var errRELPProtocol = errors.New("RELP protocol error")
 
-// nextTxnr is the transaction number after n.
+// nextTxnr is the transaction number after n, wrapping to 1 after 999,999,999 as the spec
+// says. (librelp's server expects 1,000,000,000 there, which no frame can carry: the session
+// breaks, and Send resends what was unanswered on a new one. At a SIEM's rate that takes
+// years of one unbroken session.)
 func nextTxnr(n int) int {
 	if n >= relpMaxTxnr {
 		return 1
