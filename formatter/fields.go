@@ -20,6 +20,9 @@ const (
 	kTime              // n, Unix milliseconds (alerts carry millisecond times)
 	kList              // l (comma-joined in CEF/LEEF, an array in JSON)
 	kBool              // n != 0
+	// kPairs is l as alternating key, value: "k=v,k2=v2" in CEF/LEEF (',' and '=' inside a
+	// key or value become spaces there), an object in JSON.
+	kPairs
 )
 
 // field is one output key of a record. Formatters fill a fixed array of them per alert (no
@@ -44,6 +47,8 @@ func (f *field) empty() bool {
 	switch f.kind {
 	case kStr:
 		return f.s == ""
+	case kPairs:
+		return len(f.l) == 0
 	case kList:
 		for _, s := range f.l {
 			if trimSpace(s, f.cut) != "" {
@@ -55,7 +60,7 @@ func (f *field) empty() bool {
 	return false
 }
 
-const maxFields = 40
+const maxFields = 56
 
 // record is the field list of one alert; a is the alert itself, for header values.
 type record struct {

@@ -36,8 +36,10 @@ func TestTrimOrder(t *testing.T) {
 		format, marker string
 		max            int
 	}{
-		{"cef", "cs6Label=trimmed cs6=msg msg=mmm", 2000},
-		{"cef", "cs6Label=trimmed cs6=msg,cs2,cs3,shost", 600},
+		// The device name is written twice in CEF (dvchost and shost); shost goes first.
+		{"cef", "cs6Label=trimmed cs6=msg msg=mmm", 3000},
+		{"cef", "cs6Label=trimmed cs6=msg,cs2,cs3,shost", 1500},
+		{"cef", "cs6Label=trimmed cs6=msg,cs2,cs3,shost,dvchost", 600},
 		{"leef", "\ttrimmed=msg\tmsg=mmm", 2000},
 		{"leef", "\ttrimmed=msg,tags,mitreTechniques,hostname", 600},
 		{"json", `"trimmed":true,"trimmedFields":"message"}`, 2000},
