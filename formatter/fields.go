@@ -101,13 +101,20 @@ func (r *record) str(key, s string, trim int8) {
 
 func (r *record) fields() []field { return r.f[:r.n] }
 
-// trimmedKeys returns the keys of trimmed fields in trimming order, comma-joined.
+// trimmedKeys returns the keys of trimmed fields in trimming order, comma-joined. The list
+// stops at markerMax bytes with "..." (the keys are alphanumeric, so "..." cannot be one):
+// a hostile record can have every free-text field trimmed, and the full list would then not
+// fit the smallest line limit next to the fields that are never trimmed.
 func (r *record) trimmedKeys(dst []byte) []byte {
+	start := len(dst)
 	first := true
 	for rank := int8(1); rank < maxFields; rank++ {
 		for i := range r.fields() {
 			f := &r.f[i]
 			if f.trim == rank && f.trimmed {
+				if len(dst)-start+1+len(f.key) > markerMax-len(markerMore) {
+					return append(dst, markerMore...)
+				}
 				if !first {
 					dst = append(dst, ',')
 				}
@@ -118,6 +125,12 @@ func (r *record) trimmedKeys(dst []byte) []byte {
 	}
 	return dst
 }
+
+// markerMax bounds the trimmed-keys list; markerMore ends a list cut there.
+const (
+	markerMax  = 100
+	markerMore = ",..."
+)
 
 func (r *record) anyTrimmed() bool {
 	for i := range r.fields() {

@@ -3,6 +3,7 @@ package formatter_test
 import (
 	"bytes"
 	"errors"
+	"math/rand"
 	"strings"
 	"testing"
 
@@ -73,6 +74,31 @@ func TestTooLongAndOptions(t *testing.T) {
 		}
 		if _, err := formatter.New(name, o); err == nil {
 			t.Errorf("%+v accepted", o)
+		}
+	}
+}
+
+// TestHostileAlertsFitAnyLimit: every attacker-influenced string is trimmable, so any alert
+// with short identifiers fits every limit from MinMaxBytes up — including the fuzz seed that
+// used to be skipped ("2117 > 1536"): seeded random hostile values of up to 3000 bytes per
+// field, each format, limits from MinMaxBytes to 4 KiB.
+func TestHostileAlertsFitAnyLimit(t *testing.T) {
+	rng := rand.New(rand.NewSource(14))
+	for i := 0; i < 300; i++ {
+		max := formatter.MinMaxBytes + rng.Intn(4096)
+		a := fuzzAlert(hostile(rng, 3000), hostile(rng, 3000), hostile(rng, 3000), hostile(rng, 3000), rng.Float64(), max)
+		for _, name := range formatter.Names() {
+			f, err := formatter.New(name, formatter.Options{Version: "1", MaxBytes: max})
+			if err != nil {
+				t.Fatal(err)
+			}
+			line, err := f.Append(nil, a)
+			if err != nil {
+				t.Fatalf("%s, limit %d: %v", name, max, err)
+			}
+			if len(line) > max {
+				t.Fatalf("%s: %d bytes > limit %d", name, len(line), max)
+			}
 		}
 	}
 }

@@ -286,7 +286,9 @@ func wantLEEF(a *alert.Alert) map[string]string {
 func compareTrimmed(t *testing.T, what string, got, want map[string]string, markerKey string, trimKeys map[string]string) {
 	t.Helper()
 	trimmed := map[string]bool{}
+	all := false // the marker list was cut ("...") : any key may have been trimmed
 	if mk, ok := got[markerKey]; ok {
+		all = strings.HasSuffix(mk, ",...")
 		for _, k := range strings.Split(mk, ",") {
 			trimmed[k] = true
 			if tk, ok := trimKeys[k]; ok {
@@ -299,7 +301,7 @@ func compareTrimmed(t *testing.T, what string, got, want map[string]string, mark
 	for k, w := range want {
 		g, ok := got[k]
 		switch {
-		case trimmed[k] && (!ok || strings.HasPrefix(w, g)):
+		case (trimmed[k] || all) && (!ok || strings.HasPrefix(w, g)):
 		case !ok:
 			t.Errorf("%s: key %s missing (want %q)", what, k, w)
 		case g != w:
