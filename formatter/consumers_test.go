@@ -251,7 +251,6 @@ func TestScoresWithoutFloatArtefacts(t *testing.T) {
 	}
 }
 
-
 // flattenObject lists the leaves of a JSON object the way syslog-ng's json-parser names them
 // (nested object keys joined with '.'; arrays are leaves). Strings keep their value; other
 // leaves map to "" (syslog-ng re-renders numbers, so only their presence is compared).
