@@ -317,3 +317,27 @@ func TestDarktraceJSONAsElasticAndSC4SReadIt(t *testing.T) {
 		}
 	}
 }
+
+// TestApplianceLabels: the labels of an appliances file are written to every format in key
+// order, whatever the map's iteration order; ',' and '=' inside a label cannot split a pair.
+func TestApplianceLabels(t *testing.T) {
+	a := &alert.Alert{Kind: alert.KindBreach, ID: "1", SignatureID: "5", Name: "n", Priority: alert.NoPriority, Message: "m",
+		Labels: map[string]string{"site": "london", "customer": "acme, inc", "tier": "gold=1", "b_unit": "sec"}}
+	want := map[string]string{
+		"cef":  ` applianceLabels=b_unit\=sec,customer\=acme  inc,site\=london,tier\=gold 1 msg=m`,
+		"leef": "\tapplianceLabels=b_unit=sec,customer=acme  inc,site=london,tier=gold 1\tmsg=m",
+		"json": `"applianceLabels":{"b_unit":"sec","customer":"acme, inc","site":"london","tier":"gold=1"},`,
+	}
+	for i := 0; i < 20; i++ { // map iteration order varies between runs of the loop
+		for name, w := range want {
+			line := string(formatAll(t, name, goldenOptions(), []*alert.Alert{a})[0])
+			if !strings.Contains(line, w) {
+				t.Fatalf("%s: %q not in %s", name, w, line)
+			}
+		}
+	}
+	c := parsecheck.ParseCEF(t, formatAll(t, "cef", goldenOptions(), []*alert.Alert{a}))[0]
+	if c.Ext["applianceLabels"] != "b_unit=sec,customer=acme  inc,site=london,tier=gold 1" {
+		t.Errorf("liblognorm reads applianceLabels=%q", c.Ext["applianceLabels"])
+	}
+}

@@ -2,7 +2,6 @@ package formatter_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -48,23 +47,12 @@ func loadGolden(t testing.TB) []goldenCase {
 			t.Fatalf("%s: %v", dir, err)
 		}
 		c := goldenCase{name: filepath.Base(dir), dir: dir}
-		// labels.json (optional): the appliance labels of the case, as an appliances file
-		// gives them; the run command copies them onto every alert of the appliance.
-		var labels map[string]string
-		if b, err := os.ReadFile(filepath.Join(dir, "labels.json")); err == nil {
-			if err := json.Unmarshal(b, &labels); err != nil {
-				t.Fatalf("%s/labels.json: %v", dir, err)
-			}
-		} else if !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
 		for i, raw := range recs {
 			a, err := alert.Decode("", raw, goldenAppliance, goldenHost)
 			if err != nil {
 				c.errs = append(c.errs, fmt.Sprintf("record %d (id %s): %v", i+1, alert.RecordID(raw), err))
 				continue
 			}
-			a.Labels = labels
 			c.alerts = append(c.alerts, a)
 		}
 		out = append(out, c)
