@@ -52,11 +52,11 @@ func cefFields(r *record, a *alert.Alert) {
 		sig.s = trimRight(cutEsc(sig.s, cefMaxSignature, cefHdrEsc), cefSpace)
 		sig.trimmed = true
 	}
-	name := r.add(field{key: "name", kind: kStr, s: ts(slashName(a.Name))})
+	name := r.add(field{key: "name", kind: kStr, s: ts(a.Name), slash: true})
 	if escLen(name.s, cefHdrEsc) > cefMaxName {
 		// ArcSight's header limit for Name; longer names (hostile model names) are cut and
 		// flagged like any other trimmed field.
-		name.s = trimRight(cutEsc(name.s, cefMaxName, cefHdrEsc), cefSpace)
+		name.s = trimRight(cutColons(name.s, cutEsc(name.s, cefMaxName, cefHdrEsc)), cefSpace)
 		name.trimmed = true
 	}
 	// Exabeam's Darktrace parser reads the alert id only right after the header.
@@ -112,7 +112,9 @@ func cefFields(r *record, a *alert.Alert) {
 		r.str("suser", ts(a.Action.Triggerer), 0)
 		// The model whose breach triggered the action, written like a breach line's Name so
 		// that the two can be joined.
-		r.str("modelName", ts(slashName(a.Model.Name)), 0)
+		if s := ts(a.Model.Name); s != "" {
+			r.add(field{key: "modelName", kind: kStr, s: s, slash: true})
+		}
 	}
 	if g := a.Group; g != nil {
 		r.str("groupId", ts(g.ID), 0)
@@ -132,13 +134,22 @@ func cefFields(r *record, a *alert.Alert) {
 		r.add(field{key: "applianceLabels", kind: kPairs, l: l})
 	}
 	r.str("msg", ts(a.Message), 0)
-	r.rank(cefTrimOrder)
+	r.order = cefTrimOrder
 }
 
 func (c *cefFormatter) valueLen(s string) int { return escLen(s, cefExtEsc) }
 
 func (c *cefFormatter) cut(s string, budget int) string {
-	return trimRight(cutEsc(s, budget, cefExtEsc), cefSpace)
+	return trimRight(cutColons(s, cutEsc(s, budget, cefExtEsc)), cefSpace)
+}
+
+// cutColons keeps a cut from splitting a "::" of a model name: half of it would be written as
+// ":" where the whole becomes "/".
+func cutColons(s, cut string) string {
+	if strings.HasSuffix(cut, ":") && len(cut) < len(s) && s[len(cut)] == ':' {
+		return cut[:len(cut)-1]
+	}
+	return cut
 }
 
 func (c *cefFormatter) render(dst []byte, r *record) []byte {
@@ -154,7 +165,7 @@ func (c *cefFormatter) render(dst []byte, r *record) []byte {
 	}
 	dst = appendEsc(dst, sig, cefHdrEsc)
 	dst = append(dst, '|')
-	dst = appendEsc(dst, fs[1].s, cefHdrEsc)
+	dst = appendSlashName(dst, fs[1].s, cefHdrEsc)
 	dst = append(dst, '|')
 	dst = strconv.AppendInt(dst, int64(clampSeverity(r.a.Severity, 0)), 10)
 	dst = append(dst, '|')
@@ -185,7 +196,11 @@ func (c *cefFormatter) render(dst []byte, r *record) []byte {
 		dst = append(dst, '=')
 		switch f.kind {
 		case kStr:
-			dst = appendEsc(dst, f.s, cefExtEsc)
+			if f.slash {
+				dst = appendSlashName(dst, f.s, cefExtEsc)
+			} else {
+				dst = appendEsc(dst, f.s, cefExtEsc)
+			}
 		case kInt:
 			dst = strconv.AppendInt(dst, f.n, 10)
 		case kFloat:

@@ -37,6 +37,7 @@ type field struct {
 	f     float64
 	l     []string
 	cut   string // list items are trimmed of these characters; all-empty lists are omitted
+	slash bool   // CEF: a model name, written with "::" as "/"
 	// trim is the field's place in the trimming order, 1 = trimmed first; 0 = never trimmed.
 	trim    int8
 	trimmed bool
@@ -62,11 +63,13 @@ func (f *field) empty() bool {
 
 const maxFields = 56
 
-// record is the field list of one alert; a is the alert itself, for header values.
+// record is the field list of one alert; a is the alert itself, for header values. order is
+// the format's trimming order, applied to the fields only when a line needs trimming.
 type record struct {
-	f [maxFields]field
-	n int
-	a *alert.Alert
+	f     [maxFields]field
+	n     int
+	a     *alert.Alert
+	order []string
 }
 
 // records recycles records: a record is a few KiB, too big to build per alert without
@@ -84,6 +87,7 @@ func putRecord(r *record) {
 	clear(r.f[:r.n])
 	r.n = 0
 	r.a = nil
+	r.order = nil
 	records.Put(r)
 }
 
@@ -159,10 +163,14 @@ type renderer interface {
 // list is dropped whole. Trimmed fields are marked so the renderer can flag the line.
 func fit(dst []byte, r *record, max int, rn renderer) ([]byte, error) {
 	start := len(dst)
+	if r.anyTrimmed() {
+		r.rank(r.order) // a header field cut at its own limit: the marker lists it
+	}
 	out := rn.render(dst, r)
 	if max <= 0 || len(out)-start <= max {
 		return out, nil
 	}
+	r.rank(r.order)
 	// cur is the line length: exact after a render; in between it is estimated from value
 	// widths, and slack bounds the estimate's error (keys, labels and separators of dropped
 	// fields, marker growth). A render is skipped only while the line is surely still too long,

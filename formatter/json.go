@@ -116,7 +116,7 @@ func jsonFields(r *record, a *alert.Alert, version string) {
 	}
 	r.str("message", a.Message, 0)
 	r.str("dtforwardVersion", version, 0)
-	r.rank(jsonTrimOrder)
+	r.order = jsonTrimOrder
 }
 
 func (*jsonFormatter) valueLen(s string) int { return escLen(s, jsonEsc) }

@@ -130,7 +130,7 @@ func leefFields(r *record, a *alert.Alert) {
 		r.add(field{key: "applianceLabels", kind: kPairs, l: l})
 	}
 	r.str("msg", ts(a.Message), 0)
-	r.rank(leefTrimOrder)
+	r.order = leefTrimOrder
 }
 
 func (l *leefFormatter) valueLen(s string) int {
