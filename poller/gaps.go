@@ -109,6 +109,15 @@ func (g *gapTracker) observe(st *sourceState, b *Batch) {
 			m.PBIDGapResolved(st.a.name, GapAppeared, 1)
 		}
 	}
+	if g.max > ids[len(ids)-1]+gapJump {
+		// Far below everything seen: the appliance's pbid counter started again (a rebuilt
+		// appliance, a restored backup). Start over from here.
+		st.r.log.Warn().Int64("max_seen", g.max).Int64("now_highest", ids[len(ids)-1]).
+			Msg("pbids restarted far below the highest seen; gap tracking starts over")
+		g.max = 0
+		clear(g.missing)
+		g.changed = true
+	}
 	if g.max == 0 {
 		g.max = ids[0] - 1 // the first run: nothing before the first pbid is a gap
 	}

@@ -64,6 +64,7 @@ type Config struct {
 	AntigenaGrace            time.Duration // keep an absent action's state this long (DefaultAntigenaGrace)
 	AIAnalystRefreshHorizon  time.Duration // re-read incident events this far back; <0 = never
 	AIAnalystRefreshInterval time.Duration // between two re-reads of the horizon
+	AIAnalystMaxTracked      int           // incident events remembered for the refresh at most
 	GapRecheck               time.Duration // between two by-id checks of one missing pbid
 	GapHorizon               time.Duration // give a missing pbid up after this long
 	MaxGaps                  int           // missing pbids tracked at most

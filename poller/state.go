@@ -24,10 +24,10 @@ const (
 	DefaultAIAnalystRefreshHorizon = 24 * time.Hour
 	// DefaultAIAnalystRefreshInterval is the time between two re-reads of the horizon.
 	DefaultAIAnalystRefreshInterval = 10 * time.Minute
-	// MaxAIAnalystTracked bounds the incident events whose delivered version is remembered
-	// for the refresh (about 100 bytes each in memory and in the checkpoint). Beyond it the
-	// oldest are forgotten first, and a change to them is no longer sent.
-	MaxAIAnalystTracked = 10_000
+	// DefaultAIAnalystMaxTracked bounds the incident events whose delivered version is
+	// remembered for the refresh (about 100 bytes each in memory and in the checkpoint). Beyond
+	// it the oldest are forgotten first, and a change to them is no longer sent.
+	DefaultAIAnalystMaxTracked = 10_000
 )
 
 // setStateDefaults fills in the zero per-source state settings.
@@ -40,6 +40,9 @@ func (cfg *Config) setStateDefaults() {
 	}
 	if cfg.AIAnalystRefreshInterval <= 0 {
 		cfg.AIAnalystRefreshInterval = DefaultAIAnalystRefreshInterval
+	}
+	if cfg.AIAnalystMaxTracked <= 0 {
+		cfg.AIAnalystMaxTracked = DefaultAIAnalystMaxTracked
 	}
 	if cfg.GapRecheck <= 0 {
 		cfg.GapRecheck = DefaultGapRecheck
@@ -118,7 +121,7 @@ func (st *sourceState) afterDelivery(seen map[string]Seen, b *Batch, end time.Ti
 		next[it.Key] = Seen{Version: it.Version, Time: it.Time}
 	}
 	if st.name == SourceAIAnalyst {
-		st.capEvents(next)
+		st.capEvents(next, end)
 	}
 	return next
 }
@@ -192,22 +195,30 @@ func (av actionVersion) final(since int64) bool {
 	return av.cleared || (av.expires > 0 && av.expires <= since)
 }
 
-// capEvents forgets the oldest remembered incident events beyond MaxAIAnalystTracked.
-func (st *sourceState) capEvents(seen map[string]Seen) {
-	if len(seen) <= MaxAIAnalystTracked {
+// capEvents forgets the oldest remembered incident events beyond AIAnalystMaxTracked. Events
+// inside the overlap stay whatever their number: the next windows read them again, and
+// forgetting one would send it twice.
+func (st *sourceState) capEvents(seen map[string]Seen, end time.Time) {
+	limit := st.a.cfg.AIAnalystMaxTracked
+	if len(seen) <= limit {
 		return
 	}
+	overlap := end.Add(-st.a.cfg.Overlap).UnixMilli()
 	keys := make([]string, 0, len(seen))
 	for k := range seen {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(x, y string) int { return cmp.Compare(seen[y].Time, seen[x].Time) })
-	for _, k := range keys[MaxAIAnalystTracked:] {
-		delete(seen, k)
+	dropped := 0
+	for _, k := range keys[limit:] {
+		if seen[k].Time < overlap {
+			delete(seen, k)
+			dropped++
+		}
 	}
-	if !st.capWarned {
+	if dropped > 0 && !st.capWarned {
 		st.capWarned = true
-		st.r.log.Warn().Int("tracked", MaxAIAnalystTracked).
+		st.r.log.Warn().Int("tracked", limit).
 			Msg("more AI Analyst events inside the refresh horizon than can be tracked; changes to the oldest are not re-sent")
 	}
 }

@@ -342,3 +342,135 @@ func TestPBIDGapGivesUp(t *testing.T) {
 		t.Fatalf("dtforward_pbid_gaps_total = %v", v)
 	}
 }
+
+// TestAIAnalystRefreshForgetsOldestBeyondCap: the remembered events are bounded; beyond the
+// cap the oldest are forgotten (one warning) and only the newest are re-sent when they change.
+func TestAIAnalystRefreshForgetsOldestBeyondCap(t *testing.T) {
+	r := newSimRig(t, simulator.Options{Seed: 63, HistoryCount: -1}, []string{SourceAIAnalyst},
+		func(c *Config) {
+			c.AIAnalystRefreshHorizon = time.Hour
+			c.AIAnalystRefreshInterval = 50 * time.Millisecond
+			c.AIAnalystMaxTracked = 5
+		})
+	old := r.sim.AddIncidentEvents(3)
+	time.Sleep(20 * time.Millisecond)
+	newer := r.sim.AddIncidentEvents(5)
+	a, stop := r.start()
+	defer stop()
+	waitFor(t, "one line per event", func() bool { return len(r.rec.ids()) == 8 })
+	time.Sleep(400 * time.Millisecond) // all of them far past the overlap
+	waitFor(t, "the cap applied", func() bool {
+		st, _ := a.cfg.Store.Source(SourceAIAnalyst)
+		return len(st.Seen) == 5
+	})
+	r.sim.RaiseIncidentScores()
+	count := func(id string) int { return countIDs(r.rec, alert.KindAIAnalyst)[id] }
+	waitFor(t, "the newest events re-sent", func() bool {
+		for _, id := range newer {
+			if count(id) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	r.polls("/aianalyst/incidentevents", 6)
+	for _, id := range old {
+		if n := count(id); n != 1 {
+			t.Fatalf("forgotten event %s sent %d times, want 1", id, n)
+		}
+	}
+	if n := countLines(r.logs.String(), "than can be tracked"); n != 1 {
+		t.Fatalf("%d cap warnings, want 1", n)
+	}
+}
+
+// TestLateBreachAfterRestart: the missing pbids are part of the checkpoint, so a breach that
+// appears late while dtforward is down is still found by id after the restart.
+func TestLateBreachAfterRestart(t *testing.T) {
+	r := newSimRig(t, simulator.Options{Seed: 65, HistoryCount: -1, AckFraction: -1}, []string{SourceBreaches},
+		func(c *Config) { c.GapRecheck = 30 * time.Millisecond })
+	r.sim.AddBreaches(3)
+	held := r.sim.HoldBreaches(2)
+	r.sim.AddBreaches(3)
+	_, stop := r.start()
+	gapRange := strconv.FormatInt(held[0], 10) + "-" + strconv.FormatInt(held[1], 10)
+	waitFor(t, "the gap reported", func() bool { return strings.Contains(r.logs.String(), `"pbids":"`+gapRange+`"`) })
+	stop()
+	st, err := OpenStore(r.dir, "dt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, _ := st.Source(SourceBreaches)
+	if ss.Gaps == nil || len(ss.Gaps.Missing) < 2 {
+		t.Fatalf("checkpoint gaps = %+v, want the held pbids", ss.Gaps)
+	}
+	time.Sleep(300 * time.Millisecond)
+	r.sim.ReleaseBreaches(held...)
+	_, stop = r.start()
+	defer stop()
+	waitFor(t, "the late breaches after the restart", func() bool {
+		got := countIDs(r.rec, alert.KindBreach)
+		return got[strconv.FormatInt(held[0], 10)] == 1 && got[strconv.FormatInt(held[1], 10)] == 1
+	})
+	r.polls("/modelbreaches", 5)
+	for id, n := range countIDs(r.rec, alert.KindBreach) {
+		if n != 1 {
+			t.Fatalf("pbid %s delivered %d times", id, n)
+		}
+	}
+}
+
+// TestPBIDGapsBeyondCap: more missing pbids than the cap are counted and named in a warning,
+// but not checked by id.
+func TestPBIDGapsBeyondCap(t *testing.T) {
+	r := newSimRig(t, simulator.Options{Seed: 67, HistoryCount: -1, AckFraction: -1}, []string{SourceBreaches},
+		func(c *Config) { c.MaxGaps = 2 })
+	r.sim.AddBreaches(1)
+	held := r.sim.HoldBreaches(5)
+	r.sim.AddBreaches(1)
+	_, stop := r.start()
+	defer stop()
+	waitFor(t, "the overflow warning", func() bool { return strings.Contains(r.logs.String(), "too many missing pbids to track") })
+	r.polls("/modelbreaches", 3)
+	stop()
+	want := strconv.FormatInt(held[2], 10) + "-" + strconv.FormatInt(held[4], 10)
+	if !strings.Contains(r.logs.String(), `"pbids":"`+want+`"`) {
+		t.Fatalf("overflow warning does not name %s:\n%s", want, r.logs.String())
+	}
+	if v := counter(t, r.metrics, "dtforward_pbid_gaps_resolved_total", map[string]string{"outcome": GapDropped}); v != 3 {
+		t.Fatalf("dropped = %v, want 3", v)
+	}
+	for _, q := range r.sim.Requests() {
+		for _, id := range held[2:] {
+			if strings.Contains(q.RawQuery, "pbid="+strconv.FormatInt(id, 10)+"&") {
+				t.Fatalf("untracked pbid %d was checked: %s", id, q.RawQuery)
+			}
+		}
+	}
+}
+
+func TestPBIDRangesAndQuery(t *testing.T) {
+	tests := []struct {
+		ids  []int64
+		want string
+	}{
+		{[]int64{7}, "7"},
+		{[]int64{3, 4, 5, 9, 11, 12}, "3-5,9,11-12"},
+	}
+	for _, tt := range tests {
+		if got := pbidRanges(tt.ids); got != tt.want {
+			t.Errorf("pbidRanges(%v) = %q, want %q", tt.ids, got, tt.want)
+		}
+	}
+	var many []int64
+	for i := int64(0); i < 50; i++ {
+		many = append(many, 2*i)
+	}
+	if got := pbidRanges(many); strings.Count(got, ",") != 20 || !strings.HasSuffix(got, "… (30 more)") {
+		t.Errorf("50 single ids: %q, want 20 and a count of the rest", got)
+	}
+	// The signature covers the query as sent: this exact order.
+	if got, want := PBIDQuery(95), "/modelbreaches?pbid=95&minimal=false&deviceattop=true&historicmodelonly=true"; got != want {
+		t.Errorf("PBIDQuery = %s, want %s", got, want)
+	}
+}
