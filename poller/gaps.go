@@ -220,6 +220,12 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 			}
 			continue
 		}
+		if created == 0 {
+			// There, but it did not decode (logged with its id): nothing to fetch.
+			delete(g.missing, id)
+			cfg.Metrics.PBIDGapResolved(st.a.name, GapFiltered, 1)
+			continue
+		}
 		if created >= inWindows {
 			// The next windows cover it: listed if it passes the filters, else filtered.
 			delete(g.missing, id)

@@ -233,6 +233,7 @@ func PBIDQuery(pbid int64) string {
 
 // FetchPBID asks the appliance for one breach by pbid (modelbreaches only) and returns its
 // creation time; found is false when the appliance does not have it (an empty object or list).
+// A record that does not decode is logged and reported found with created 0.
 func (s *Source) FetchPBID(ctx context.Context, pbid int64) (created int64, found bool, err error) {
 	if s.kind.name != SourceBreaches {
 		return 0, false, fmt.Errorf("poller: %s has no pbids", s.kind.name)
@@ -242,6 +243,7 @@ func (s *Source) FetchPBID(ctx context.Context, pbid int64) (created int64, foun
 			var b darktrace.Breach
 			if err := json.Unmarshal(raw, &b); err != nil {
 				s.p.log.Warn().Str("source", s.kind.name).Int64("id", pbid).Err(err).Msg("malformed record skipped")
+				found = true // it exists; created stays 0
 				return nil
 			}
 			if b.PBID == pbid {

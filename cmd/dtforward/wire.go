@@ -253,23 +253,25 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		p := poller.NewPipeline(c, app.Name, c.Host(), filter, log)
 		d.pipelines = append(d.pipelines, p)
 		a, err := poller.NewAppliance(poller.Config{
-			Pipeline:  p,
-			Sources:   cfg.PollSources,
-			Store:     store,
-			Deliverer: del,
-			Interval:  cfg.PollInterval,
-			Overlap:   cfg.PollOverlap,
-			// 0 turns the refresh off; the poller reads 0 as "default".
+			Pipeline:        p,
+			Sources:         cfg.PollSources,
+			Store:           store,
+			Deliverer:       del,
+			Interval:        cfg.PollInterval,
+			Overlap:         cfg.PollOverlap,
+			Start:           start,
+			RetryMin:        o.retryMin,
+			RetryMax:        o.retryMax,
+			RetryAfter:      darktrace.RetryAfterOf,
+			ShutdownTimeout: cfg.ShutdownTimeout,
+			Now:             now,
+			Logger:          log,
+			Metrics:         d.metrics,
+
+			// POLL_AIANALYST_REFRESH_HORIZON=0 turns the refresh off; the poller reads 0 as
+			// "default" and a negative horizon as off.
 			AIAnalystRefreshHorizon:  cmp.Or(cfg.PollAIAnalystRefreshHorizon, -1),
 			AIAnalystRefreshInterval: cfg.PollAIAnalystRefreshInterval,
-			Start:                    start,
-			RetryMin:                 o.retryMin,
-			RetryMax:                 o.retryMax,
-			RetryAfter:               darktrace.RetryAfterOf,
-			ShutdownTimeout:          cfg.ShutdownTimeout,
-			Now:                      now,
-			Logger:                   log,
-			Metrics:                  d.metrics,
 		})
 		if err != nil {
 			return nil, &configError{err}
