@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -473,4 +474,44 @@ func TestPBIDRangesAndQuery(t *testing.T) {
 	if got, want := PBIDQuery(95), "/modelbreaches?pbid=95&minimal=false&deviceattop=true&historicmodelonly=true"; got != want {
 		t.Errorf("PBIDQuery = %s, want %s", got, want)
 	}
+}
+
+// BenchmarkAIAnalystStateAtCap measures one poll's bookkeeping with the refresh state full
+// (DefaultAIAnalystMaxTracked events remembered) and reports the checkpoint size it writes:
+//
+//	go test -run '^$' -bench AIAnalystStateAtCap -benchmem ./poller
+func BenchmarkAIAnalystStateAtCap(b *testing.B) {
+	st, err := OpenStore(b.TempDir(), "dt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := NewAppliance(Config{
+		Pipeline: NewPipeline(&fakeAPI{}, "dt", "dt.example", Filter{}, zerolog.Nop()),
+		Sources:  []string{SourceAIAnalyst}, Store: st, Deliverer: &recorder{},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := a.sources[0]
+	s := a.newSourceState(r, SourceState{})
+	end := time.Now()
+	seen := map[string]Seen{}
+	for i := range DefaultAIAnalystMaxTracked {
+		id := "0b6f3c1e-5d7a-4e2b-9c8d-" + strconv.FormatInt(int64(100000000000+i), 10)
+		seen[id] = Seen{Version: "9f86d081884c7d65", Time: end.Add(-time.Duration(i) * time.Second).UnixMilli()}
+	}
+	batch := &Batch{Present: map[string]struct{}{}}
+	b.ResetTimer()
+	for b.Loop() {
+		seen = s.afterDelivery(seen, batch, end)
+	}
+	b.StopTimer()
+	if err := st.Commit(SourceAIAnalyst, s.checkpoint(end, seen)); err != nil {
+		b.Fatal(err)
+	}
+	fi, err := os.Stat(st.Path())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(fi.Size()), "checkpoint-bytes")
 }
