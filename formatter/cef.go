@@ -37,7 +37,7 @@ func (c *cefFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
 // cefTrimOrder is the documented trimming order (first = trimmed first): msg, then the long
 // optional strings, then names; the header SignatureID goes last.
 var cefTrimOrder = []string{"msg", "cs2", "cs3", "darktraceUrl", "dhost", "applianceLabels",
-	"modelName", "ackUser", "groupId", "groupCategory", "shost", "cs1", "cs4", "dvchost", "cat",
+	"modelName", "ackUser", "groupingId", "groupCategory", "shost", "cs1", "cs4", "dvchost", "cat",
 	"suser", "act", "cs5", "app", "proto", "name", "signatureId"}
 
 // cefFields lists the extension in output order, in the conventions of Darktrace's own CEF
@@ -117,7 +117,7 @@ func cefFields(r *record, a *alert.Alert) {
 		}
 	}
 	if g := a.Group; g != nil {
-		r.str("groupId", ts(g.ID), 0)
+		r.str("groupingId", ts(g.ID), 0)
 		if g.Score >= 0 {
 			r.add(field{key: "groupScore", kind: kFloat, f: g.Score})
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +163,7 @@ func sentinelRows(t *testing.T, lines [][]byte) []sentinelRow {
 				extra = append(extra, k+"="+v)
 			}
 		}
+		sort.Strings(extra)
 		rows = append(rows, sentinelRow{DeviceEventClassID: c.SignatureID, Activity: c.Name, LogSeverity: c.Severity,
 			DeviceAddress: c.Ext["dvc"], DeviceName: c.Ext["dvchost"], SourceIP: c.Ext["src"], SourceHostName: c.Ext["shost"],
 			SourceMACAddress: c.Ext["smac"], ExternalID: c.Ext["externalId"], DeviceCustomString4Label: c.Ext["cs4Label"],
@@ -199,6 +201,15 @@ func TestCEFAsSentinelReadsIt(t *testing.T) {
 		}
 		if a.Kind == alert.KindAIAnalyst && r.LogSeverity != fmt.Sprint(a.Severity) {
 			t.Errorf("%s: LogSeverity %s, want the event's %d", what, r.LogSeverity, a.Severity)
+		}
+		// The workbook groups related AI Analyst incidents by groupingId, which it takes out
+		// of AdditionalExtensions ("groupingId=" up to the next ';').
+		if a.Group != nil && a.Group.ID != "" {
+			_, v, ok := strings.Cut(r.AdditionalExtensions, "groupingId=")
+			v, _, _ = strings.Cut(v, ";")
+			if !ok || v != a.Group.ID {
+				t.Errorf("%s: groupingId %q in AdditionalExtensions %q, want %q", what, v, r.AdditionalExtensions, a.Group.ID)
+			}
 		}
 		if r.DeviceEventClassID == "" || r.DeviceEventClassID == "0" {
 			t.Errorf("%s: DeviceEventClassID %q", what, r.DeviceEventClassID)
