@@ -68,13 +68,15 @@ func cefFields(r *record, a *alert.Alert) {
 		r.add(field{key: "start", kind: kInt, n: a.Time.UnixMilli()})
 	}
 	r.str("cat", ts(a.Category), 0)
+	// Key order as in Darktrace's CEF, where dvchost follows dst: line-matching parsers (an
+	// Exabeam version reads the destination as "dst=<ip> dvchost") depend on it.
 	dev := ts(deviceName(&a.Device))
 	r.str("dvc", a.Device.IP, 0)
-	r.str("dvchost", dev, 0)
 	r.str("src", a.Device.IP, 0)
-	r.str("shost", dev, 0)
 	r.str("smac", a.Device.MAC, 0)
 	r.str("dst", a.Dest.IP, 0)
+	r.str("dvchost", dev, 0)
+	r.str("shost", dev, 0)
 	r.str("dhost", ts(a.Dest.Host), 0)
 	if a.Dest.Port > 0 {
 		r.add(field{key: "dpt", kind: kInt, n: int64(a.Dest.Port)})

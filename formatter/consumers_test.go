@@ -34,10 +34,12 @@ var (
 	exURL    = regexp.MustCompile(`\sdarktraceUrl=(\S+)`)
 	exDvc    = regexp.MustCompile(`\sdvc=([0-9A-Fa-f:.]+)\s`)
 	exDvcHst = regexp.MustCompile(`\sdvchost=(.+?)\s+\w+=`)
+	// An older version reads the destination only where dvchost follows it.
+	exDstOld = regexp.MustCompile(`\sdst=(\S*)\sdvchost=`)
 )
 
 type exabeamEvent struct {
-	alertID, alertType, alertName, severity, url, deviceIP, deviceHost string
+	alertID, alertType, alertName, severity, url, deviceIP, deviceHost, destIPOld string
 }
 
 func exabeamRead(line string) (exabeamEvent, bool) {
@@ -56,6 +58,9 @@ func exabeamRead(line string) (exabeamEvent, bool) {
 	}
 	if d := exDvcHst.FindStringSubmatch(line); d != nil {
 		ev.deviceHost = d[1]
+	}
+	if d := exDstOld.FindStringSubmatch(line); d != nil {
+		ev.destIPOld = d[1]
 	}
 	return ev, true
 }
@@ -133,6 +138,9 @@ func TestCEFAsExabeamReadsIt(t *testing.T) {
 		}
 		if want := wantDeviceName(a.Device); ev.deviceHost != want {
 			t.Errorf("alert %s: dvchost %q, want %q (never the appliance)", a.ID, ev.deviceHost, want)
+		}
+		if a.Dest.IP != "" && wantDeviceName(a.Device) != "" && ev.destIPOld != a.Dest.IP {
+			t.Errorf("alert %s: the older dst pattern reads %q, want %q", a.ID, ev.destIPOld, a.Dest.IP)
 		}
 	}
 }
