@@ -37,7 +37,7 @@ func (c *cefFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
 // cefTrimOrder is the documented trimming order (first = trimmed first): msg, then the long
 // optional strings, then names; the header SignatureID goes last.
 var cefTrimOrder = []string{"msg", "cs2", "cs3", "darktraceUrl", "dhost", "applianceLabels",
-	"modelName", "ackUser", "groupId", "groupCategory", "shost", "cs1", "cs4", "dvchost", "cat",
+	"modelName", "ackUser", "groupingId", "groupCategory", "shost", "cs1", "cs4", "dvchost", "cat",
 	"suser", "act", "cs5", "app", "proto", "name", "signatureId"}
 
 // cefFields lists the extension in output order, in the conventions of Darktrace's own CEF
@@ -68,13 +68,15 @@ func cefFields(r *record, a *alert.Alert) {
 		r.add(field{key: "start", kind: kInt, n: a.Time.UnixMilli()})
 	}
 	r.str("cat", ts(a.Category), 0)
+	// Key order as in Darktrace's CEF, where dvchost follows dst: line-matching parsers (an
+	// Exabeam version reads the destination as "dst=<ip> dvchost") depend on it.
 	dev := ts(deviceName(&a.Device))
 	r.str("dvc", a.Device.IP, 0)
-	r.str("dvchost", dev, 0)
 	r.str("src", a.Device.IP, 0)
-	r.str("shost", dev, 0)
 	r.str("smac", a.Device.MAC, 0)
 	r.str("dst", a.Dest.IP, 0)
+	r.str("dvchost", dev, 0)
+	r.str("shost", dev, 0)
 	r.str("dhost", ts(a.Dest.Host), 0)
 	if a.Dest.Port > 0 {
 		r.add(field{key: "dpt", kind: kInt, n: int64(a.Dest.Port)})
@@ -117,7 +119,7 @@ func cefFields(r *record, a *alert.Alert) {
 		}
 	}
 	if g := a.Group; g != nil {
-		r.str("groupId", ts(g.ID), 0)
+		r.str("groupingId", ts(g.ID), 0)
 		if g.Score >= 0 {
 			r.add(field{key: "groupScore", kind: kFloat, f: g.Score})
 		}

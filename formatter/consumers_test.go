@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -33,10 +34,12 @@ var (
 	exURL    = regexp.MustCompile(`\sdarktraceUrl=(\S+)`)
 	exDvc    = regexp.MustCompile(`\sdvc=([0-9A-Fa-f:.]+)\s`)
 	exDvcHst = regexp.MustCompile(`\sdvchost=(.+?)\s+\w+=`)
+	// An older version reads the destination only where dvchost follows it.
+	exDstOld = regexp.MustCompile(`\sdst=(\S*)\sdvchost=`)
 )
 
 type exabeamEvent struct {
-	alertID, alertType, alertName, severity, url, deviceIP, deviceHost string
+	alertID, alertType, alertName, severity, url, deviceIP, deviceHost, destIPOld string
 }
 
 func exabeamRead(line string) (exabeamEvent, bool) {
@@ -55,6 +58,9 @@ func exabeamRead(line string) (exabeamEvent, bool) {
 	}
 	if d := exDvcHst.FindStringSubmatch(line); d != nil {
 		ev.deviceHost = d[1]
+	}
+	if d := exDstOld.FindStringSubmatch(line); d != nil {
+		ev.destIPOld = d[1]
 	}
 	return ev, true
 }
@@ -133,6 +139,9 @@ func TestCEFAsExabeamReadsIt(t *testing.T) {
 		if want := wantDeviceName(a.Device); ev.deviceHost != want {
 			t.Errorf("alert %s: dvchost %q, want %q (never the appliance)", a.ID, ev.deviceHost, want)
 		}
+		if a.Dest.IP != "" && wantDeviceName(a.Device) != "" && ev.destIPOld != a.Dest.IP {
+			t.Errorf("alert %s: the older dst pattern reads %q, want %q", a.ID, ev.destIPOld, a.Dest.IP)
+		}
 	}
 }
 
@@ -162,6 +171,7 @@ func sentinelRows(t *testing.T, lines [][]byte) []sentinelRow {
 				extra = append(extra, k+"="+v)
 			}
 		}
+		sort.Strings(extra)
 		rows = append(rows, sentinelRow{DeviceEventClassID: c.SignatureID, Activity: c.Name, LogSeverity: c.Severity,
 			DeviceAddress: c.Ext["dvc"], DeviceName: c.Ext["dvchost"], SourceIP: c.Ext["src"], SourceHostName: c.Ext["shost"],
 			SourceMACAddress: c.Ext["smac"], ExternalID: c.Ext["externalId"], DeviceCustomString4Label: c.Ext["cs4Label"],
@@ -199,6 +209,15 @@ func TestCEFAsSentinelReadsIt(t *testing.T) {
 		}
 		if a.Kind == alert.KindAIAnalyst && r.LogSeverity != fmt.Sprint(a.Severity) {
 			t.Errorf("%s: LogSeverity %s, want the event's %d", what, r.LogSeverity, a.Severity)
+		}
+		// The workbook groups related AI Analyst incidents by groupingId, which it takes out
+		// of AdditionalExtensions ("groupingId=" up to the next ';').
+		if a.Group != nil && a.Group.ID != "" {
+			_, v, ok := strings.Cut(r.AdditionalExtensions, "groupingId=")
+			v, _, _ = strings.Cut(v, ";")
+			if !ok || v != a.Group.ID {
+				t.Errorf("%s: groupingId %q in AdditionalExtensions %q, want %q", what, v, r.AdditionalExtensions, a.Group.ID)
+			}
 		}
 		if r.DeviceEventClassID == "" || r.DeviceEventClassID == "0" {
 			t.Errorf("%s: DeviceEventClassID %q", what, r.DeviceEventClassID)

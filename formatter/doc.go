@@ -30,7 +30,7 @@
 // appliance's placeholder such as "10.0.0.#36859") and also src/shost/smac; the appliance is
 // only cs4. Absent values are left out (no cn3 without a priority, no cn1 without a pid); the
 // header SignatureID falls back to "<kind>:unknown". Extra keys: modelName (Antigena: the
-// triggering model, with "/"), groupId/groupScore/groupCategory (AI Analyst group),
+// triggering model, with "/"), groupingId/groupScore/groupCategory (AI Analyst group),
 // acknowledged/ackTime/ackUser, applianceLabels ("k=v,k2=v2" sorted by key). Scores (cfp1,
 // groupScore, and score in LEEF/JSON) are rounded to 6 decimals and written in their shortest
 // form, so 2.8/100 prints 0.028.
@@ -82,10 +82,10 @@
 // sequence):
 //
 //	cef:  msg, cs2 (modelTags), cs3 (mitreTechniques), darktraceUrl, dhost, applianceLabels,
-//	      modelName, ackUser, groupId, groupCategory, shost, cs1 (modelUuid), cs4 (appliance),
+//	      modelName, ackUser, groupingId, groupCategory, shost, cs1 (modelUuid), cs4 (appliance),
 //	      dvchost, cat, suser, act, cs5 (actionState), app, proto, the header Name, the
 //	      header SignatureID
-//	leef: msg, tags, mitreTechniques, url, dstHost, applianceLabels, ackUser, groupId,
+//	leef: msg, tags, mitreTechniques, url, dstHost, applianceLabels, ackUser, groupingId,
 //	      groupCategory, hostname, modelUuid, appliance, cat, name, modelName, usrName,
 //	      action, actionState, proto, the header EventID
 //	json: message, tags, mitreTechniques, breachUrl, destination.host, applianceLabels,

@@ -50,7 +50,7 @@ func (l *leefFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
 
 // leefTrimOrder is the documented trimming order (first = trimmed first).
 var leefTrimOrder = []string{"msg", "tags", "mitreTechniques", "url", "dstHost", "applianceLabels",
-	"ackUser", "groupId", "groupCategory", "hostname", "modelUuid", "appliance", "cat", "name",
+	"ackUser", "groupingId", "groupCategory", "hostname", "modelUuid", "appliance", "cat", "name",
 	"modelName", "usrName", "action", "actionState", "proto", "eventId"}
 
 func leefFields(r *record, a *alert.Alert) {
@@ -113,7 +113,7 @@ func leefFields(r *record, a *alert.Alert) {
 		r.str("usrName", ts(a.Action.Triggerer), 0)
 	}
 	if g := a.Group; g != nil {
-		r.str("groupId", ts(g.ID), 0)
+		r.str("groupingId", ts(g.ID), 0)
 		if g.Score >= 0 {
 			r.add(field{key: "groupScore", kind: kFloat, f: g.Score})
 		}

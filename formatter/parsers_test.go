@@ -157,7 +157,7 @@ func wantCEF(a *alert.Alert) map[string]string {
 		put("modelName", cefVal(strings.ReplaceAll(a.Model.Name, "::", "/")))
 	}
 	if g := a.Group; g != nil {
-		put("groupId", cefVal(g.ID))
+		put("groupingId", cefVal(g.ID))
 		if g.Score >= 0 {
 			put("groupScore", num(g.Score))
 		}
@@ -261,7 +261,7 @@ func wantLEEF(a *alert.Alert) map[string]string {
 		put("usrName", leefVal(a.Action.Triggerer))
 	}
 	if g := a.Group; g != nil {
-		put("groupId", leefVal(g.ID))
+		put("groupingId", leefVal(g.ID))
 		if g.Score >= 0 {
 			put("groupScore", num(g.Score))
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -54,9 +55,24 @@ func TestSyslogAsConsumersReadIt(t *testing.T) {
 					if *m.Appname != "darktrace" {
 						t.Fatalf("APP-NAME %q, want darktrace: %.300s", *m.Appname, line)
 					}
+					// Elastic's Darktrace pipeline takes the message as optional letters (an
+					// app name) and then the JSON document.
+					g := elasticMessage.FindStringSubmatch(*m.Message)
+					if g == nil {
+						t.Fatalf("message does not read as [appname] {json}: %.300s", *m.Message)
+					}
 					var rec map[string]any
-					if err := json.Unmarshal([]byte(*m.Message), &rec); err != nil {
+					if err := json.Unmarshal([]byte(g[1]), &rec); err != nil {
 						t.Fatalf("message is not the JSON record: %v: %.300s", err, *m.Message)
+					}
+					if kind == "modelbreach" {
+						// What the pipeline fingerprints and maps first: time, creationTime,
+						// pbid, model.{name,category}, breachUrl.
+						model, _ := rec["model"].(map[string]any)
+						if rec["time"] == nil || rec["creationTime"] == nil || model == nil || model["name"] == nil ||
+							model["category"] == nil || rec["breachUrl"] == nil {
+							t.Errorf("breach record without the keys Elastic's pipeline reads: %.300s", g[1])
+						}
 					}
 					if k := idKey[kind]; rec[k] == nil {
 						t.Errorf("%s record without its own key %s: %.300s", kind, k, *m.Message)
@@ -79,6 +95,10 @@ func TestSyslogAsConsumersReadIt(t *testing.T) {
 		})
 	}
 }
+
+// elasticMessage is the reading of Elastic's Darktrace pipeline: an optional app name of
+// letters, blanks, then the JSON document.
+var elasticMessage = regexp.MustCompile(`^[a-zA-Z]*\s*(\{.*\})$`)
 
 // cefExtension returns what follows the 7th unescaped '|' of a CEF line.
 func cefExtension(line string) string {
