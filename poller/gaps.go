@@ -177,6 +177,8 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 		switch {
 		case now-m.Since >= horizon:
 			gaveUp = append(gaveUp, id)
+		case m.Checked == 0 && now-m.Since < cfg.Overlap.Milliseconds():
+			// Probably just slow to become visible: the windows re-read it for one overlap.
 		case m.Checked == 0 || now-m.Checked >= cfg.GapRecheck.Milliseconds():
 			due = append(due, id)
 		}
