@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"slices"
@@ -177,6 +178,8 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 		switch {
 		case now-m.Since >= horizon:
 			gaveUp = append(gaveUp, id)
+		case m.Checked == 0 && now-m.Since < cfg.Overlap.Milliseconds():
+			// Probably just slow to become visible: the windows re-read it for one overlap.
 		case m.Checked == 0 || now-m.Checked >= cfg.GapRecheck.Milliseconds():
 			due = append(due, id)
 		}
@@ -191,7 +194,10 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 		r.log.Warn().Str("pbids", pbidRanges(gaveUp)).Int("count", len(gaveUp)).Dur("after", cfg.GapHorizon).
 			Msg("missing pbids never appeared (deleted, or hidden by the appliance); giving up; use backfill if they appear later")
 	}
-	slices.Sort(due)
+	// Least recently checked first, so a long list is worked through in turn.
+	slices.SortFunc(due, func(x, y int64) int {
+		return cmp.Or(cmp.Compare(g.missing[x].Checked, g.missing[y].Checked), cmp.Compare(x, y))
+	})
 	if len(due) > gapChecksPerPoll {
 		due = due[:gapChecksPerPoll]
 	}
@@ -253,11 +259,13 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 		late = append(late, b.Items[i])
 	}
 	if len(absent) > 0 {
+		slices.Sort(absent)
 		r.log.Warn().Str("pbids", pbidRanges(absent)).Int("count", len(absent)).
 			Dur("recheck", cfg.GapRecheck).Dur("give_up_after", cfg.GapHorizon).
 			Msg("pbids missing between delivered breaches are not on the appliance (yet); re-checking them by id")
 	}
 	if len(late) > 0 {
+		slices.SortFunc(late, func(x, y Item) int { return cmp.Or(cmp.Compare(x.Time, y.Time), compareKeys(x.Key, y.Key)) })
 		alerts := make([]*alert.Alert, len(late))
 		for i := range late {
 			alerts[i] = late[i].Alert

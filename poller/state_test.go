@@ -515,3 +515,33 @@ func BenchmarkAIAnalystStateAtCap(b *testing.B) {
 	}
 	b.ReportMetric(float64(fi.Size()), "checkpoint-bytes")
 }
+
+// TestSlowBreachInsideOverlapIsNotCheckedByID: a breach that becomes visible a little after
+// the next ones (inside POLL_OVERLAP) is read by the windows: no by-id request, no warning.
+func TestSlowBreachInsideOverlapIsNotCheckedByID(t *testing.T) {
+	r := newSimRig(t, simulator.Options{Seed: 69, HistoryCount: -1, AckFraction: -1}, []string{SourceBreaches},
+		func(c *Config) {
+			c.Overlap = 5 * time.Second
+			c.GapRecheck = 10 * time.Millisecond
+		})
+	r.sim.AddBreaches(2)
+	held := r.sim.HoldBreaches(1)[0]
+	r.sim.AddBreaches(2)
+	_, stop := r.start()
+	defer stop()
+	waitFor(t, "the gap noticed", func() bool { return strings.Contains(r.logs.String(), "pbid gap: breaches missing") })
+	r.sim.ReleaseBreaches(held)
+	waitFor(t, "the slow breach", func() bool { return countIDs(r.rec, alert.KindBreach)[strconv.FormatInt(held, 10)] == 1 })
+	r.polls("/modelbreaches", 3)
+	for _, q := range r.sim.Requests() {
+		if strings.Contains(q.RawQuery, "pbid=") {
+			t.Fatalf("by-id request for a breach the windows still cover: %s", q.RawQuery)
+		}
+	}
+	if strings.Contains(r.logs.String(), `"level":"warn"`) {
+		t.Fatalf("warning for a breach that was only slow:\n%s", r.logs.String())
+	}
+	if v := counter(t, r.metrics, "dtforward_pbid_gaps_resolved_total", map[string]string{"outcome": GapAppeared}); v != 1 {
+		t.Fatalf("appeared = %v, want 1", v)
+	}
+}
