@@ -97,7 +97,7 @@ func (s *Simulator) breach(b *breachRec) darktrace.Breach {
 	m := &s.models[b.model]
 	out := darktrace.Breach{
 		PBID: b.pbid, Time: b.time, CreationTime: b.created,
-		Acknowledged: b.flags&flagAck != 0,
+		Acknowledged: darktrace.Acknowledgement{Acked: b.flags&flagAck != 0},
 		Score:        darktrace.FlexFloat(float64(b.score) / 1000),
 	}
 	if b.flags&flagNoCreation != 0 {
@@ -189,7 +189,7 @@ func (s *Simulator) appendBreach(w *jw, b *breachRec, p breachRender) {
 		w.kInt("creationTime", full.CreationTime)
 	}
 	w.kInt("commentCount", int64(full.CommentCount))
-	w.kBool("acknowledged", full.Acknowledged)
+	w.kBool("acknowledged", full.Acknowledged.Acked)
 	w.kFloat("score", float64(full.Score))
 	if p.url && full.BreachURL != "" {
 		w.kStr("breachUrl", full.BreachURL)
@@ -248,7 +248,9 @@ func appendModel(w *jw, m *darktrace.Model, minimal bool) {
 	w.kInt("phid", m.PHID)
 	w.kStr("uuid", m.UUID)
 	w.kStrs("tags", m.Tags)
-	w.kInt("priority", int64(m.Priority))
+	if m.Priority != nil {
+		w.kInt("priority", int64(*m.Priority))
+	}
 	w.kStr("category", m.Category)
 	w.kBool("compliance", m.Compliance)
 	if !minimal {
