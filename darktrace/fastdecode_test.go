@@ -131,7 +131,7 @@ func TestDecodeMutations(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %d variants, %d also decoded by encoding/json and equal", source, variants, compared)
-		if variants < 1000 || compared < variants/10 {
+		if variants < shapes.MinVariants || compared < variants/5 {
 			t.Errorf("%s: %d variants, %d compared: too few", source, variants, compared)
 		}
 	}

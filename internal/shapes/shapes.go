@@ -19,6 +19,9 @@ import (
 // the test time) similar across sources, still thousands each.
 var PerPath = map[string]int{"modelbreaches": 3, "antigena": 16, "aianalyst": 16}
 
+// MinVariants is the fewest variants per source a mutation test must have checked.
+var MinVariants = 2000
+
 // Keys maps sources to the key of each source's records: the one field a mutation never touches.
 var Keys = map[string]string{"modelbreaches": "pbid", "antigena": "codeid", "aianalyst": "id"}
 
