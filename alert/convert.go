@@ -34,15 +34,14 @@ func FromBreach(b *darktrace.Breach, raw []byte, appliance, host string) (*Alert
 	id := strconv.FormatInt(b.PBID, 10)
 	m := &b.Model.Model
 	a := &Alert{
-		Kind:        KindBreach,
-		ID:          id,
-		Appliance:   clean(appliance),
-		Time:        msTime(b.Time),
-		Created:     msTime(b.Created()),
-		Name:        clean(m.Name),
-		SignatureID: strconv.FormatInt(m.PID, 10),
-		Category:    clean(m.Category),
-		Priority:    m.Priority,
+		Kind:      KindBreach,
+		ID:        id,
+		Appliance: clean(appliance),
+		Time:      msTime(b.Time),
+		Created:   msTime(b.Created()),
+		Name:      clean(m.Name),
+		Category:  clean(m.Category),
+		Priority:  NoPriority,
 		Model: Model{
 			PID:   m.PID,
 			UUID:  clean(m.UUID),
@@ -55,6 +54,16 @@ func FromBreach(b *darktrace.Breach, raw []byte, appliance, host string) (*Alert
 		URL:     recordURL(b.BreachURL, host, "#modelbreach/", id),
 		Message: firstParagraph(m.Description),
 		Raw:     bytes.Clone(raw),
+	}
+	if m.PID > 0 {
+		// No pid: left empty for the formatters to omit or fall back on, never a fake "0".
+		a.SignatureID = strconv.FormatInt(m.PID, 10)
+	}
+	if m.Priority != nil {
+		a.Priority = *m.Priority
+	}
+	if ack := b.Acknowledged; ack.Acked {
+		a.Ack = &Acknowledgement{Time: msTime(ack.Time), User: clean(strings.TrimSpace(ack.Username))}
 	}
 	if a.Name == "" {
 		a.Name = "Model breach " + id
@@ -90,6 +99,7 @@ func FromAction(act *darktrace.Action, raw []byte, appliance, host string) (*Ale
 		Name:        clean(act.Label),
 		SignatureID: "antigena:" + typ,
 		Category:    "Antigena",
+		Priority:    NoPriority,
 		Model:       Model{Name: clean(act.Model), UUID: clean(act.ModelUUID)},
 		Device:      Device{DID: act.DID, IP: validIP(act.IP)},
 		Message:     clean(act.Detail),
@@ -105,6 +115,9 @@ func FromAction(act *darktrace.Action, raw []byte, appliance, host string) (*Ale
 	}
 	if typ == "" {
 		a.SignatureID = "antigena:unknown"
+	}
+	if a.Device.IP == "" {
+		a.Device.Placeholder = placeholderIP(act.IP)
 	}
 	if act.Triggerer != nil {
 		a.Action.Triggerer = clean(act.Triggerer.Username)
@@ -275,8 +288,12 @@ func capitalize(s string) string {
 }
 
 // firstParagraph returns the text before the first blank line: Darktrace model descriptions
-// start with what the model detects and continue with "Action: ..." advice and notes.
+// start with what the model detects and continue with "Action: ..." advice and notes. Some
+// records carry the two characters `\` `n` instead of newlines; they count as newlines.
 func firstParagraph(s string) string {
+	if strings.Contains(s, `\n`) {
+		s = strings.NewReplacer(`\r\n`, "\n", `\n`, "\n").Replace(s)
+	}
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.TrimSpace(s)
 	if i := strings.Index(s, "\n\n"); i >= 0 {
@@ -329,8 +346,33 @@ func breachDevice(d *darktrace.Device) Device {
 		MAC:      validMAC(d.MACAddress),
 		Type:     clean(firstNonEmpty(d.TypeLabel, d.TypeName)),
 		SID:      d.SID,
+		Label:    clean(strings.TrimSpace(d.DeviceLabel)),
+	}
+	if out.IP == "" {
+		out.Placeholder = placeholderIP(d.IP)
 	}
 	return out
+}
+
+// placeholderIP returns s when it is an address with a '#' part, the form the appliance uses
+// for a device it knows no address of ("10.0.0.#36859"), "" otherwise.
+func placeholderIP(s string) string {
+	s = strings.TrimSpace(s)
+	i := strings.IndexByte(s, '#')
+	if i <= 0 || i == len(s)-1 || len(s) > 64 {
+		return ""
+	}
+	for _, r := range s[:i] {
+		if !(r == '.' || r == ':' || ('0' <= r && r <= '9') || ('a' <= r && r <= 'f') || ('A' <= r && r <= 'F')) {
+			return ""
+		}
+	}
+	for _, r := range s[i+1:] {
+		if r < '0' || r > '9' {
+			return ""
+		}
+	}
+	return s
 }
 
 func incidentDevice(d *darktrace.BreachDevice) Device {

@@ -33,6 +33,8 @@ type Config struct {
 	TLS          tlsconfig.Options
 	UserAgent    string           // default DefaultUserAgent
 	Now          func() time.Time // clock for DTAPI-Date; nil = time.Now (tests skew it)
+	// Anomalies receives the values of unexpected type found by Records (nil: not reported).
+	Anomalies AnomalyFunc
 }
 
 // Client is a signed HTTP(S) client for one appliance. It is safe for concurrent use, although
@@ -45,6 +47,7 @@ type Client struct {
 	timeout time.Duration
 	ua      string
 	now     func() time.Time
+	anoms   AnomalyFunc
 	// secrets are scrubbed from any text that reaches an error, in case an appliance or proxy
 	// echoes a request header back in a body.
 	secrets []string
@@ -102,6 +105,7 @@ func New(cfg Config) (*Client, error) {
 		timeout: cfg.Timeout,
 		ua:      cfg.UserAgent,
 		now:     cfg.Now,
+		anoms:   cfg.Anomalies,
 		secrets: []string{cfg.PublicToken, cfg.PrivateToken},
 	}
 	if c.timeout == 0 {

@@ -84,6 +84,14 @@ type Pipeline struct {
 	filter    Filter
 	log       zerolog.Logger
 	inflight  chan struct{}
+	anomalies darktrace.AnomalyFunc
+}
+
+// ReportAnomalies makes the pipeline pass the values of unexpected type its tolerant decoders
+// find (the record is kept) to fn. Call it before the first fetch.
+func (p *Pipeline) ReportAnomalies(fn darktrace.AnomalyFunc) *Pipeline {
+	p.anomalies = fn
+	return p
 }
 
 // NewPipeline returns the pipeline for one appliance. appliance is its label (DARKTRACE_NAME);
@@ -304,15 +312,15 @@ var kinds = map[string]*kind{
 			return q
 		},
 		decode: func(p *Pipeline, raw []byte) (Item, error) {
-			var b darktrace.Breach
-			if err := json.Unmarshal(raw, &b); err != nil {
+			b, err := darktrace.DecodeBreach(raw, p.anomalies)
+			if err != nil {
 				return Item{}, err
 			}
 			a, err := alert.FromBreach(&b, raw, p.appliance, p.host)
 			if err != nil {
 				return Item{}, err
 			}
-			return Item{Alert: a, Key: strconv.FormatInt(b.PBID, 10), Time: b.Created(), Acknowledged: b.Acknowledged}, nil
+			return Item{Alert: a, Key: strconv.FormatInt(b.PBID, 10), Time: b.Created(), Acknowledged: b.Acknowledged.Acked}, nil
 		},
 	},
 	SourceAntigena: {
@@ -321,8 +329,8 @@ var kinds = map[string]*kind{
 			return "/antigena?includecleared=true&includehistory=true"
 		},
 		decode: func(p *Pipeline, raw []byte) (Item, error) {
-			var x darktrace.Action
-			if err := json.Unmarshal(raw, &x); err != nil {
+			x, err := darktrace.DecodeAction(raw, p.anomalies)
+			if err != nil {
 				return Item{}, err
 			}
 			a, err := alert.FromAction(&x, raw, p.appliance, p.host)
@@ -347,8 +355,8 @@ var kinds = map[string]*kind{
 				"&includeacknowledged=true&includeallpinned=false&includeincidenteventurl=true"
 		},
 		decode: func(p *Pipeline, raw []byte) (Item, error) {
-			var e darktrace.IncidentEvent
-			if err := json.Unmarshal(raw, &e); err != nil {
+			e, err := darktrace.DecodeIncidentEvent(raw, p.anomalies)
+			if err != nil {
 				return Item{}, err
 			}
 			if e.ID == "" {

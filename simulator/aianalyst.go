@@ -3,6 +3,7 @@ package simulator
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dtforward/dtforward/darktrace"
@@ -139,12 +140,16 @@ func (s *Simulator) IncidentEvents() []darktrace.IncidentEvent {
 	return out
 }
 
-func appendIncident(w *jw, e *incidentRec, url bool) {
+func appendIncident(w *jw, e *incidentRec, url bool, odd oddShape) {
 	w.obj()
 	w.kStr("id", e.ID)
 	w.kInt("createdAt", e.CreatedAt)
 	w.kStr("title", e.Title)
-	w.kStr("summary", e.Summary)
+	if odd.literalNewline {
+		w.kStr("summary", strings.ReplaceAll(e.Summary, "\n", `\n`))
+	} else {
+		w.kStr("summary", e.Summary)
+	}
 	w.kStr("summariser", e.Summariser)
 	w.kFloat("aiaScore", float64(e.AIAScore))
 	if e.scoreAsString {
@@ -156,7 +161,15 @@ func appendIncident(w *jw, e *incidentRec, url bool) {
 	w.kStr("groupCategory", e.GroupCategory)
 	w.kStrs("groupPreviousGroups", append([]string{}, e.GroupPreviousGroups...))
 	w.kStr("category", e.Category)
-	w.kBool("acknowledged", e.Acknowledged)
+	if odd.ackObject && e.Acknowledged {
+		w.key("acknowledged")
+		w.obj()
+		w.kInt("time", e.CreatedAt+60_000)
+		w.kStr("username", "analyst@dt.example.com")
+		w.endObj()
+	} else {
+		w.kBool("acknowledged", e.Acknowledged)
+	}
 	w.kBool("pinned", e.Pinned)
 	w.kStrs("mitreTactics", e.MitreTactics)
 	w.key("attackPhases")
@@ -204,7 +217,7 @@ func appendIncident(w *jw, e *incidentRec, url bool) {
 	w.endArr()
 	w.key("details")
 	appendDetails(w, e)
-	if url && e.IncidentEventURL != "" {
+	if url && e.IncidentEventURL != "" && !odd.noURL {
 		w.kStr("incidentEventUrl", e.IncidentEventURL)
 	}
 	w.endObj()

@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -225,11 +226,15 @@ func (s *Simulator) ActionStates() []ActionState {
 	return append([]ActionState(nil), s.actionLog...)
 }
 
-func appendAction(w *jw, a *darktrace.Action, history bool) {
+func appendAction(w *jw, a *darktrace.Action, history bool, odd oddShape) {
 	w.obj()
 	w.kInt("codeid", a.CodeID)
 	w.kInt("did", a.DID)
-	w.kStr("ip", a.IP)
+	if odd.placeholderIP {
+		w.kStr("ip", fmt.Sprintf("10.0.0.#%d", 30000+a.DID))
+	} else {
+		w.kStr("ip", a.IP)
+	}
 	w.kStr("action", a.Action)
 	w.kStr("label", a.Label)
 	w.kStr("detail", a.Detail)
@@ -249,7 +254,11 @@ func appendAction(w *jw, a *darktrace.Action, history bool) {
 	w.kStr("modeluuid", a.ModelUUID)
 	w.kInt("start", a.Start)
 	w.kInt("expires", a.Expires)
-	w.kStr("updated", strconv.FormatInt(a.Updated.Int64(), 10)) // a string on real appliances
+	if odd.numberUpdated {
+		w.kInt("updated", a.Updated.Int64())
+	} else {
+		w.kStr("updated", strconv.FormatInt(a.Updated.Int64(), 10)) // a string on real appliances
+	}
 	w.kBool("blocked", a.Blocked)
 	w.kBool("active", a.Active)
 	w.kBool("cleared", a.Cleared)

@@ -116,7 +116,7 @@ func TestBreachParameters(t *testing.T) {
 	t.Run("includeacknowledged", func(t *testing.T) {
 		want := expect(s, func(b BreachInfo) bool { return !b.Suppressed })
 		got := list(t, all+"&includeacknowledged=true")
-		if !slices.Equal(pbids(got), want) || !slices.ContainsFunc(got, func(b darktrace.Breach) bool { return b.Acknowledged }) {
+		if !slices.Equal(pbids(got), want) || !slices.ContainsFunc(got, func(b darktrace.Breach) bool { return b.Acknowledged.Acked }) {
 			t.Errorf("got %d, want %d including acknowledged ones", len(got), len(want))
 		}
 	})

@@ -332,7 +332,7 @@ func (s *Simulator) serveActions(w http.ResponseWriter, r *http.Request, now tim
 	}
 	st.j.arr()
 	for i := range sel {
-		appendAction(&st.j, &sel[i], history)
+		appendAction(&st.j, &sel[i], history, s.odd(oddAction, sel[i].CodeID))
 		if !st.flush(false) {
 			return
 		}
@@ -458,7 +458,7 @@ func (s *Simulator) serveIncidents(w http.ResponseWriter, r *http.Request, now t
 	st := newStream(w, r)
 	st.j.arr()
 	for i := range sel {
-		appendIncident(&st.j, &sel[i], withURL)
+		appendIncident(&st.j, &sel[i], withURL, s.odd(oddIncident, oddIncidentID(sel[i].ID)))
 		if !st.flush(false) {
 			return
 		}

@@ -47,6 +47,12 @@ type Options struct {
 	// MissingCreationFraction is the share of breaches without creationTime, as sent by older
 	// appliance builds (default 0). Their creation time counts as time for windows.
 	MissingCreationFraction float64
+	// OddFraction is the share of records sent in the other shapes real appliances use
+	// (default 0): acknowledged as {"time", "username"}, devices known only by devicelabel,
+	// placeholder IPs (10.0.0.#36859), literal backslash-n in descriptions and summaries,
+	// absent model.priority, URLs, commentCount and mitreTechniques, Antigena "updated" as a
+	// number. Which records and which shapes derive from Seed alone.
+	OddFraction float64
 
 	// NewestFirst sorts list responses by time descending. The API guide only says
 	// "time-sorted"; the default is ascending, and clients must not depend on either.
@@ -128,7 +134,8 @@ func New(o Options) (*Simulator, error) {
 		name string
 		v    float64
 	}{{"LateFraction", o.LateFraction}, {"HostileFraction", o.HostileFraction}, {"SystemFraction", o.SystemFraction},
-		{"AckFraction", o.AckFraction}, {"MissingCreationFraction", o.MissingCreationFraction}} {
+		{"AckFraction", o.AckFraction}, {"MissingCreationFraction", o.MissingCreationFraction},
+		{"OddFraction", o.OddFraction}} {
 		if f.v > 1 || math.IsNaN(f.v) {
 			errs = append(errs, fmt.Errorf("simulator: %s %v is not between 0 and 1", f.name, f.v))
 		}

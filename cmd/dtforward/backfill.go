@@ -96,6 +96,7 @@ func runBackfill(ctx context.Context, e *env) int {
 	}
 
 	code = exitOK
+	anomalies := newAnomalyReporter(nil, log)
 	for _, app := range apps {
 		c, err := newClient(app, cfg, nil)
 		if err != nil {
@@ -103,7 +104,7 @@ func runBackfill(ctx context.Context, e *env) int {
 		}
 		prog := newBackfillProgress(e.stderr, log.With().Str("appliance", app.Name).Logger(), fl)
 		sum, err := poller.Backfill(ctx, poller.BackfillConfig{
-			Pipeline:   poller.NewPipeline(c, app.Name, c.Host(), filter, log),
+			Pipeline:   poller.NewPipeline(c, app.Name, c.Host(), filter, log).ReportAnomalies(anomalies.Report),
 			Sources:    fl.sources,
 			Deliverer:  del,
 			From:       fl.from,

@@ -70,6 +70,11 @@ OPTIONS
     --missing-creation-fraction F
                              share of breaches without creationTime, as older appliance
                              builds send them (default 0)
+    --odd-fraction F         share of records in the other shapes real appliances send
+                             (default 0): acknowledged as {"time","username"}, devices
+                             known only by devicelabel, placeholder IPs (10.0.0.#36859),
+                             literal \n in descriptions, absent priority/URL/commentCount,
+                             Antigena "updated" as a number; chosen from --seed
     --faults SPEC            inject faults into authenticated requests (see FAULTS)
     --newest-first           sort list responses newest first (the API guide only promises
                              "time-sorted"; the default is oldest first)
@@ -131,6 +136,7 @@ func runSimulate(ctx context.Context, e *env) int {
 	verbose := fs.Bool("verbose", false, "")
 	newestFirst := fs.Bool("newest-first", false, "")
 	missingCreation := fs.Float64("missing-creation-fraction", 0, "")
+	oddFraction := fs.Float64("odd-fraction", 0, "")
 	noURLs := fs.Bool("no-urls", false, "")
 	pub := fs.String("public-token", "", "")
 	priv := fs.String("private-token", "", "")
@@ -199,7 +205,7 @@ func runSimulate(ctx context.Context, e *env) int {
 		SystemFraction: *system, AckFraction: ackFraction, ClockOffset: *offset,
 		Hostname: *hostname, CertFile: *cert, KeyFile: *key,
 		OnRequest: requestLogger(e.stderr, *verbose), NewestFirst: *newestFirst,
-		MissingCreationFraction: *missingCreation, NoURLs: *noURLs,
+		MissingCreationFraction: *missingCreation, NoURLs: *noURLs, OddFraction: *oddFraction,
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)

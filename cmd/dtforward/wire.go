@@ -230,6 +230,7 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		Models:              cfg.ModelsRegexp(),
 		Tags:                cfg.TagsRegexp(),
 	}
+	anomalies := newAnomalyReporter(d.metrics, log)
 	for _, app := range apps {
 		c, err := newClient(app, cfg, nil)
 		if err != nil {
@@ -250,7 +251,7 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		if err != nil {
 			return nil, &configError{err}
 		}
-		p := poller.NewPipeline(c, app.Name, c.Host(), filter, log)
+		p := poller.NewPipeline(c, app.Name, c.Host(), filter, log).ReportAnomalies(anomalies.Report)
 		d.pipelines = append(d.pipelines, p)
 		a, err := poller.NewAppliance(poller.Config{
 			Pipeline:        p,

@@ -42,6 +42,7 @@ type Metrics struct {
 	sinkErrors     prometheus.Counter
 	sinkReconnects prometheus.Counter
 	state          *stateSeries
+	anomalies      *prometheus.CounterVec
 
 	mu   sync.Mutex
 	lags []func() []Lag
@@ -72,11 +73,15 @@ func New() *Metrics {
 			Name: "dtforward_sink_reconnects_total",
 			Help: "Connections (re)established to the SIEM.",
 		}),
+		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtforward_decode_anomalies_total",
+			Help: "Record fields of an unexpected type, by source and field (the record was kept; the value was converted or left empty).",
+		}, []string{"source", "field"}),
 	}
 	lagDesc := prometheus.NewDesc("dtforward_checkpoint_lag_seconds",
 		"Time between now and the end of the last window delivered, by appliance and source.",
 		[]string{"appliance", "source"}, nil)
-	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects,
+	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects, m.anomalies,
 		&lagCollector{m: m, desc: lagDesc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.state = newStateSeries(m.reg)
@@ -124,6 +129,15 @@ func (m *Metrics) SinkReconnect() {
 		return
 	}
 	m.sinkReconnects.Inc()
+}
+
+// DecodeAnomaly counts one record field of an unexpected type. field comes from the decoder's
+// fixed set of JSON paths, so the label's cardinality is bounded.
+func (m *Metrics) DecodeAnomaly(source, field string) {
+	if m == nil {
+		return
+	}
+	m.anomalies.WithLabelValues(source, field).Inc()
 }
 
 // AddLagFunc registers a function reporting checkpoint lags; it is called at every scrape, so

@@ -44,6 +44,8 @@ func TestServer(t *testing.T) {
 	m.SinkError()
 	m.SinkReconnect()
 	m.APIError("dt1", "antigena")
+	m.DecodeAnomaly("modelbreaches", "model.priority")
+	m.DecodeAnomaly("modelbreaches", "model.priority")
 	m.AddLagFunc(func() []Lag { return []Lag{{Appliance: "dt1", Source: "modelbreaches", Lag: 90 * time.Second}} })
 
 	tests := []struct {
@@ -63,6 +65,7 @@ func TestServer(t *testing.T) {
 			"dtforward_sink_errors_total 1",
 			"dtforward_sink_reconnects_total 1",
 			`dtforward_api_errors_total{appliance="dt1",source="antigena"} 1`,
+			`dtforward_decode_anomalies_total{field="model.priority",source="modelbreaches"} 2`,
 			"go_goroutines",
 		}},
 	}
@@ -89,6 +92,7 @@ func TestNilMetricsIsANoOp(t *testing.T) {
 	m.SinkError()
 	m.SinkReconnect()
 	m.APIError("a", "b")
+	m.DecodeAnomaly("a", "b")
 	m.AddLagFunc(func() []Lag { return nil })
 }
 
