@@ -44,6 +44,10 @@ import (
 //     between batches: the first write after the peer's FIN still "succeeds". Before each
 //     batch we peek at the socket (non-blocking) and reconnect when the peer has gone, so a
 //     collector restart between batches loses nothing.
+//   - For the same reason a batch written into a connection the peer accepts and drops (a
+//     load balancer with no backend, a collector at its session limit) would "succeed". After
+//     each batch deadlineConn.confirm waits until the peer's kernel acknowledged every byte
+//     and checks for a close or reset before Send returns nil.
 type syslogSink struct {
 	cfg    Config
 	hdr    *header
@@ -108,7 +112,8 @@ func (s *syslogSink) Send(ctx context.Context, msgs []Message) (err error) {
 	if s.w != nil && s.conn.peerGone() {
 		s.drop()
 	}
-	if s.w == nil {
+	fresh := s.w == nil
+	if fresh {
 		if err := s.connect(ctx); err != nil {
 			return err
 		}
@@ -131,6 +136,9 @@ func (s *syslogSink) Send(ctx context.Context, msgs []Message) (err error) {
 	}
 	if ferr := s.conn.flush(); ferr != nil {
 		return s.writeErr(ferr)
+	}
+	if cerr := s.conn.confirm(fresh); cerr != nil {
+		return s.writeErr(cerr)
 	}
 	if s.cfg.Hooks.Sent != nil {
 		s.cfg.Hooks.Sent(len(msgs), s.conn.takeWritten())
