@@ -28,6 +28,7 @@ type deadlineConn struct {
 	buffered bool
 	buf      []byte
 	written  int // bytes handed to the kernel in the current batch
+	packets  int // datagrams sent in the current batch (UDP)
 	err      error
 
 	mu        sync.Mutex // guards cancelled and deadline changes against the ctx callback
@@ -45,7 +46,7 @@ func (c *deadlineConn) begin(ctx context.Context) {
 	c.mu.Lock()
 	c.ctx, c.cancelled = ctx, false
 	c.mu.Unlock()
-	c.written = 0
+	c.written, c.packets = 0, 0
 	c.stop = context.AfterFunc(ctx, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -112,6 +113,9 @@ func (c *deadlineConn) writeNow(p []byte) (int, error) {
 	c.mu.Unlock()
 	n, err := c.Conn.Write(p)
 	c.written += n
+	if !c.buffered && err == nil {
+		c.packets++
+	}
 	if err != nil {
 		var ne net.Error
 		switch {

@@ -41,6 +41,7 @@ type Metrics struct {
 	apiErrors      *prometheus.CounterVec
 	sinkErrors     prometheus.Counter
 	sinkReconnects prometheus.Counter
+	sinkDatagrams  prometheus.Counter
 
 	mu   sync.Mutex
 	lags []func() []Lag
@@ -71,11 +72,15 @@ func New() *Metrics {
 			Name: "dtforward_sink_reconnects_total",
 			Help: "Connections (re)established to the SIEM.",
 		}),
+		sinkDatagrams: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dtforward_sink_datagrams_sent_total",
+			Help: "UDP datagrams handed to the kernel (sent, not necessarily received: UDP has no acknowledgement).",
+		}),
 	}
 	lagDesc := prometheus.NewDesc("dtforward_checkpoint_lag_seconds",
 		"Time between now and the end of the last window delivered, by appliance and source.",
 		[]string{"appliance", "source"}, nil)
-	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects,
+	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects, m.sinkDatagrams,
 		&lagCollector{m: m, desc: lagDesc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -122,6 +127,14 @@ func (m *Metrics) SinkReconnect() {
 		return
 	}
 	m.sinkReconnects.Inc()
+}
+
+// AddSinkDatagrams counts n UDP datagrams sent.
+func (m *Metrics) AddSinkDatagrams(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.sinkDatagrams.Add(float64(n))
 }
 
 // AddLagFunc registers a function reporting checkpoint lags; it is called at every scrape, so
