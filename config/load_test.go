@@ -77,7 +77,7 @@ func TestLoadDefaults(t *testing.T) {
 		SIEMFacility:              "local4",
 		SIEMMaxMessageBytes:       8192,
 		SIEMTimeout:               10 * time.Second,
-		SIEMUDPRate:               2000,
+		SIEMUDPRate:               1000,
 		StateDir:                  "./state",
 		ShutdownTimeout:           10 * time.Second,
 		LogLevel:                  "info",

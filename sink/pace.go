@@ -10,7 +10,7 @@ import (
 // slow enough that a collector on the same host, briefly descheduled while the socket
 // buffer fills, does not drop a backfill's burst (bench/udp-backfill measures it), and far
 // above the alert rate of a live appliance.
-const DefaultUDPRate = 2000
+const DefaultUDPRate = 1000
 
 // pacer spaces messages at most rate per second, with a burst of up to pacerBurst of
 // schedule credit (so a timer that wakes late is caught up without falling below the rate,
