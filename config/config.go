@@ -45,7 +45,8 @@ type Config struct {
 	SIEMTLSServerName         string        `envconfig:"SIEM_TLS_SERVER_NAME" desc:"TLS server name to verify instead of the address host"`
 	SIEMTLSInsecureSkipVerify bool          `envconfig:"SIEM_TLS_INSECURE_SKIP_VERIFY" default:"false" desc:"Skip TLS verification of the collector (logs a warning)"`
 	SIEMMaxMessageBytes       int           `envconfig:"SIEM_MAX_MESSAGE_BYTES" default:"8192" desc:"Longest line sent, at least 480; longer lines are trimmed field-wise (8192 is rsyslog's default limit)"`
-	SIEMTimeout               time.Duration `envconfig:"SIEM_TIMEOUT" default:"10s" desc:"Dial, handshake and write deadline"`
+	SIEMTimeout               time.Duration `envconfig:"SIEM_TIMEOUT" default:"10s" desc:"Dial, handshake and write deadline; also how long a TCP/TLS batch may wait to be acknowledged by the collector's kernel"`
+	SIEMUDPRate               int           `envconfig:"SIEM_UDP_RATE" default:"1000" desc:"UDP only: most datagrams sent per second (0 = unlimited), so that a burst such as a backfill does not overrun the collector's socket buffer"`
 
 	StateDir        string        `envconfig:"STATE_DIR" default:"./state" desc:"Directory for checkpoint files (container: /var/lib/dtforward)"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"How long SIGTERM waits for the in-flight batch"`

@@ -54,6 +54,7 @@ const (
 	MinOverlap         = time.Minute
 	MaxRefreshHorizon  = 7 * 24 * time.Hour
 	MinRefreshInterval = time.Minute
+	MaxUDPRate         = 1_000_000 // above what one socket sends; catches a unit mistake
 )
 
 // Validate checks c for mode and returns every problem at once as *Error, or nil. It does no
@@ -263,6 +264,9 @@ func (c *Config) validateSIEM(mode Mode, p *problems) {
 	}
 	if c.SIEMTimeout <= 0 {
 		p.add("SIEM_TIMEOUT", "%s must be positive (e.g. 10s)", c.SIEMTimeout)
+	}
+	if c.SIEMUDPRate < 0 || c.SIEMUDPRate > MaxUDPRate {
+		p.add("SIEM_UDP_RATE", "%d is outside 0–%d (datagrams per second; 0 = unlimited)", c.SIEMUDPRate, MaxUDPRate)
 	}
 }
 

@@ -29,8 +29,13 @@ type Config struct {
 	AppName  string // RFC 5424 APP-NAME / RFC 3164 TAG; default "dtforward"
 	Hostname string // "" = os.Hostname()
 	TLS      tlsconfig.Options
-	// Timeout bounds every dial, TLS handshake and write; default 10s.
+	// Timeout bounds every dial, TLS handshake and write, and the wait for a TCP/TLS batch
+	// to be acknowledged; default 10s.
 	Timeout time.Duration
+	// UDPRate limits transport udp to this many datagrams per second; 0 means unlimited
+	// (the zero value is not the default here: cmd passes SIEM_UDP_RATE, whose default is
+	// DefaultUDPRate). Other transports ignore it.
+	UDPRate int
 	Stdout  io.Writer // for transport stdout; nil = os.Stdout
 	Hooks   Hooks
 	// Logger is optional; it receives the one-time warning when TLS verification is off.
@@ -46,6 +51,9 @@ type Hooks struct {
 	// Sanitized is called with the number of messages in a batch that contained CR or LF,
 	// which the sink replaced with spaces so that they cannot split or forge a message.
 	Sanitized func(msgs int)
+	// Datagrams is called after each UDP batch, failed or not, with the number of datagrams
+	// the kernel accepted in it.
+	Datagrams func(n int)
 }
 
 // Reopener is implemented by sinks that write to a file: cmd calls Reopen on SIGHUP, after
@@ -169,6 +177,9 @@ func (c *Config) normalize() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %v must be positive", c.Timeout))
+	}
+	if c.UDPRate < 0 {
+		errs = append(errs, fmt.Errorf("udp rate %d must be 0 (unlimited) or a number of messages per second", c.UDPRate))
 	}
 	switch {
 	case isNetwork(c.Transport):

@@ -101,8 +101,9 @@ func newSink(cfg *config.Config, header string, stdout io.Writer, m *metrics.Met
 			ServerName: cfg.SIEMTLSServerName, InsecureSkipVerify: cfg.SIEMTLSInsecureSkipVerify,
 		},
 		Timeout: cfg.SIEMTimeout,
+		UDPRate: cfg.SIEMUDPRate,
 		Stdout:  stdout,
-		Hooks:   sink.Hooks{Reconnect: m.SinkReconnect},
+		Hooks:   sink.Hooks{Reconnect: m.SinkReconnect, Datagrams: m.AddSinkDatagrams},
 		Logger:  log,
 	})
 }

@@ -43,6 +43,7 @@ type Metrics struct {
 	sinkReconnects prometheus.Counter
 	state          *stateSeries
 	anomalies      *prometheus.CounterVec
+	sinkDatagrams  prometheus.Counter
 
 	mu   sync.Mutex
 	lags []func() []Lag
@@ -77,11 +78,16 @@ func New() *Metrics {
 			Name: "dtforward_decode_anomalies_total",
 			Help: "Record fields of an unexpected type, by source and field (the record was kept; the value was converted or left empty).",
 		}, []string{"source", "field"}),
+		sinkDatagrams: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dtforward_sink_datagrams_sent_total",
+			Help: "UDP datagrams handed to the kernel (sent, not necessarily received: UDP has no acknowledgement).",
+		}),
 	}
 	lagDesc := prometheus.NewDesc("dtforward_checkpoint_lag_seconds",
 		"Time between now and the end of the last window delivered, by appliance and source.",
 		[]string{"appliance", "source"}, nil)
 	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects, m.anomalies,
+		m.sinkDatagrams,
 		&lagCollector{m: m, desc: lagDesc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.state = newStateSeries(m.reg)
@@ -138,6 +144,14 @@ func (m *Metrics) DecodeAnomaly(source, field string) {
 		return
 	}
 	m.anomalies.WithLabelValues(source, field).Inc()
+}
+
+// AddSinkDatagrams counts n UDP datagrams sent.
+func (m *Metrics) AddSinkDatagrams(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.sinkDatagrams.Add(float64(n))
 }
 
 // AddLagFunc registers a function reporting checkpoint lags; it is called at every scrape, so
