@@ -34,8 +34,8 @@ type Config struct {
 
 	SIEMFormat                string        `envconfig:"SIEM_FORMAT" default:"cef" desc:"Output format: cef, leef, json, darktrace-json"`
 	SIEMLEEFVersion           string        `envconfig:"SIEM_LEEF_VERSION" default:"2.0" desc:"LEEF version: 2.0 (tab delimiter) or 1.0"`
-	SIEMTransport             string        `envconfig:"SIEM_TRANSPORT" default:"stdout" desc:"Transport: udp, tcp, tls, stdout, file"`
-	SIEMAddress               string        `envconfig:"SIEM_ADDRESS" desc:"host:port for udp/tcp/tls, a path for file"`
+	SIEMTransport             string        `envconfig:"SIEM_TRANSPORT" default:"stdout" desc:"Transport: udp, tcp, tls, relp, stdout, file"`
+	SIEMAddress               string        `envconfig:"SIEM_ADDRESS" desc:"host:port for udp/tcp/tls/relp, a path for file"`
 	SIEMHeader                string        `envconfig:"SIEM_HEADER" default:"rfc5424" desc:"Syslog header: rfc5424, rfc3164, none (stdout and file transports: none unless set)"`
 	SIEMFraming               string        `envconfig:"SIEM_FRAMING" desc:"Stream framing: lf or octet-counting (default lf; octet-counting for tls)"`
 	SIEMFacility              string        `envconfig:"SIEM_FACILITY" default:"local4" desc:"Syslog facility name"`
@@ -44,8 +44,10 @@ type Config struct {
 	SIEMTLSKeyFile            string        `envconfig:"SIEM_TLS_KEY_FILE" desc:"Client key for mutual TLS"`
 	SIEMTLSServerName         string        `envconfig:"SIEM_TLS_SERVER_NAME" desc:"TLS server name to verify instead of the address host"`
 	SIEMTLSInsecureSkipVerify bool          `envconfig:"SIEM_TLS_INSECURE_SKIP_VERIFY" default:"false" desc:"Skip TLS verification of the collector (logs a warning)"`
+	SIEMRELPWindow            int           `envconfig:"SIEM_RELP_WINDOW" default:"128" desc:"relp: most messages sent and not yet acknowledged (1–65536); also bounds what a lost connection resends"`
+	SIEMRELPTLS               bool          `envconfig:"SIEM_RELP_TLS" default:"false" desc:"relp: TLS from the first byte (imrelp tls=\"on\") with the SIEM_TLS_* settings"`
 	SIEMMaxMessageBytes       int           `envconfig:"SIEM_MAX_MESSAGE_BYTES" default:"8192" desc:"Longest line sent, at least 480; longer lines are trimmed field-wise (8192 is rsyslog's default limit)"`
-	SIEMTimeout               time.Duration `envconfig:"SIEM_TIMEOUT" default:"10s" desc:"Dial, handshake and write deadline; also how long a TCP/TLS batch may wait to be acknowledged by the collector's kernel"`
+	SIEMTimeout               time.Duration `envconfig:"SIEM_TIMEOUT" default:"10s" desc:"Dial, handshake and write deadline; also how long a TCP/TLS batch may wait to be acknowledged by the collector's kernel, and (relp) the longest wait for an answer"`
 	SIEMUDPRate               int           `envconfig:"SIEM_UDP_RATE" default:"1000" desc:"UDP only: most datagrams sent per second (0 = unlimited), so that a burst such as a backfill does not overrun the collector's socket buffer"`
 
 	StateDir        string        `envconfig:"STATE_DIR" default:"./state" desc:"Directory for checkpoint files (container: /var/lib/dtforward)"`

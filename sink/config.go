@@ -17,8 +17,8 @@ import (
 
 // Config selects and configures a sink. Zero values mean the documented defaults.
 type Config struct {
-	Transport string // udp, tcp, tls, stdout, file
-	Address   string // host:port for udp/tcp/tls, a path for file
+	Transport string // udp, tcp, tls, relp, stdout, file
+	Address   string // host:port for udp/tcp/tls/relp, a path for file
 	// Header is rfc5424, rfc3164 or none. "" means rfc5424 for udp/tcp/tls and none (bare
 	// lines) for stdout and file.
 	Header string
@@ -29,8 +29,9 @@ type Config struct {
 	AppName  string // RFC 5424 APP-NAME / RFC 3164 TAG; default "dtforward"
 	Hostname string // "" = os.Hostname()
 	TLS      tlsconfig.Options
-	// Timeout bounds every dial, TLS handshake and write, and the wait for a TCP/TLS batch
-	// to be acknowledged; default 10s.
+	RELP     RELPOptions // transport relp only
+	// Timeout bounds every dial, TLS handshake and write, the wait for a TCP/TLS batch to be
+	// acknowledged by the peer's kernel and (relp) the wait for an answer; default 10s.
 	Timeout time.Duration
 	// UDPRate limits transport udp to this many datagrams per second; 0 means unlimited
 	// (the zero value is not the default here: cmd passes SIEM_UDP_RATE, whose default is
@@ -90,6 +91,7 @@ var constructors = map[string]func(Config) (Sink, error){
 	"udp":    newSyslog,
 	"tcp":    newSyslog,
 	"tls":    newSyslog,
+	"relp":   newRELP,
 	"stdout": newStdout,
 	"file":   newFile,
 }
@@ -134,7 +136,7 @@ func facilityNames() string {
 }
 
 func isNetwork(transport string) bool {
-	return transport == "udp" || transport == "tcp" || transport == "tls"
+	return transport == "udp" || transport == "tcp" || transport == "tls" || transport == "relp"
 }
 
 // normalize fills defaults and checks every field, joining all problems.

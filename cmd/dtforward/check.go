@@ -15,6 +15,7 @@ import (
 	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/poller"
+	"github.com/dtforward/dtforward/sink"
 )
 
 // skewWarning is the clock difference "check" warns about. The appliance rejects requests
@@ -141,7 +142,8 @@ func parseApplianceTime(s string) (time.Time, error) {
 }
 
 // reachSink proves the SIEM side is reachable without sending a message: a TCP connect, a
-// TLS handshake with the configured trust, a UDP socket, or opening the file for append.
+// TLS handshake with the configured trust, a UDP socket, a RELP session, or opening the file
+// for append.
 func reachSink(ctx context.Context, cfg *config.Config, timeout time.Duration) error {
 	d := net.Dialer{Timeout: timeout}
 	switch cfg.SIEMTransport {
@@ -177,6 +179,20 @@ func reachSink(ctx context.Context, cfg *config.Config, timeout time.Duration) e
 			return err
 		}
 		return conn.Close()
+	case "relp":
+		// Open a RELP session (and close it): proves the receiver speaks RELP and takes syslog.
+		s, err := sink.New(sink.Config{Transport: "relp", Address: cfg.SIEMAddress, Timeout: timeout,
+			TLS: tlsconfig.Options{
+				CAFile: cfg.SIEMTLSCAFile, CertFile: cfg.SIEMTLSCertFile, KeyFile: cfg.SIEMTLSKeyFile,
+				ServerName: cfg.SIEMTLSServerName, InsecureSkipVerify: cfg.SIEMTLSInsecureSkipVerify,
+			},
+			RELP: sink.RELPOptions{Window: cfg.SIEMRELPWindow, TLS: cfg.SIEMRELPTLS}})
+		if err != nil {
+			return err
+		}
+		err = s.Send(ctx, nil)
+		_ = s.Close()
+		return err
 	}
 	return fmt.Errorf("unknown transport %q", cfg.SIEMTransport)
 }

@@ -100,6 +100,7 @@ func newSink(cfg *config.Config, header string, stdout io.Writer, m *metrics.Met
 			CAFile: cfg.SIEMTLSCAFile, CertFile: cfg.SIEMTLSCertFile, KeyFile: cfg.SIEMTLSKeyFile,
 			ServerName: cfg.SIEMTLSServerName, InsecureSkipVerify: cfg.SIEMTLSInsecureSkipVerify,
 		},
+		RELP:    sink.RELPOptions{Window: cfg.SIEMRELPWindow, TLS: cfg.SIEMRELPTLS},
 		Timeout: cfg.SIEMTimeout,
 		UDPRate: cfg.SIEMUDPRate,
 		Stdout:  stdout,
