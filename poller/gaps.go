@@ -176,7 +176,9 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 	var gaveUp, due []int64
 	for id, m := range g.missing {
 		switch {
-		case now-m.Since >= horizon:
+		case now-m.Since >= horizon && m.Checked != 0:
+			// Given up only after one check at least: a busy appliance or a long list must not
+			// turn "not checked yet" into "never appeared".
 			gaveUp = append(gaveUp, id)
 		case m.Checked == 0 && now-m.Since < cfg.Overlap.Milliseconds():
 			// Probably just slow to become visible: the windows re-read it for one overlap.

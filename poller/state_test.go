@@ -521,7 +521,7 @@ func BenchmarkAIAnalystStateAtCap(b *testing.B) {
 func TestSlowBreachInsideOverlapIsNotCheckedByID(t *testing.T) {
 	r := newSimRig(t, simulator.Options{Seed: 69, HistoryCount: -1, AckFraction: -1}, []string{SourceBreaches},
 		func(c *Config) {
-			c.Overlap = 5 * time.Second
+			c.Overlap = 30 * time.Second // longer than any wait below: no by-id check may be due
 			c.GapRecheck = 10 * time.Millisecond
 		})
 	r.sim.AddBreaches(2)
