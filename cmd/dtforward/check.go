@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"time"
@@ -27,27 +27,23 @@ const skewWarning = 5 * time.Minute
 // format. Exit 0 when everything works, 1 when something is unreachable, 2 for configuration
 // errors.
 func runCheck(ctx context.Context, e *env) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: dtforward check [--timeout 30s]
+	fs := newFlags(e, "check", func(w io.Writer) {
+		fmt.Fprint(w, `Usage: dtforward check [--timeout 30s]
 
 Validates the configuration (same environment as run), then calls the appliance's /status
 (warning on clock skew over 5 minutes, failing over 30), fetches each configured source once,
-reaches the sink and prints one sample line in the configured format. Nothing is forwarded
-and no checkpoint is written. Exit 0 when every step passed, 1 when one failed, 2 on a
-configuration error.
-
-Flags:
+reaches the sink and prints one sample line in the configured format, made from a built-in
+example breach. Nothing is forwarded, no checkpoint is written and nothing is retried: each
+step is tried once. Exit 0 when every step passed, 1 when one failed, 2 on a configuration
+error.
 `)
-		fs.PrintDefaults()
-	}
+	})
 	timeout := fs.Duration("timeout", 30*time.Second, "give up on each network step after this long")
-	if err := fs.Parse(e.args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := fs.parse(); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(e, "check", "unexpected argument %q (check takes no arguments; it reads the same environment as run)", fs.Arg(0))
 	}
 	cfg, err := loadConfig(config.ModeCheck, e)
 	if err != nil {

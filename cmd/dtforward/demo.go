@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
-	"flag"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -19,28 +20,27 @@ import (
 // POLL_SOURCES, LOG_LEVEL and friends are honoured when set. State lives in a temporary
 // directory removed on exit. Stop it with Ctrl-C.
 func runDemo(ctx context.Context, e *env) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: dtforward demo [--interval 2s] [--rate 2] [--seed N]
+	fs := newFlags(e, "demo", func(w io.Writer) {
+		fmt.Fprint(w, `Usage: dtforward demo [--interval 2s] [--rate 2] [--seed N]
 
 Starts the built-in Darktrace simulator (HTTPS on 127.0.0.1) and forwards its model breaches,
 Antigena actions and AI Analyst events to stdout as CEF, exactly as "run" would: no
-configuration needed. SIEM_FORMAT still picks the format; the output is always stdout.
-Ctrl-C stops it.
-
-Flags:
+configuration needed. SIEM_FORMAT still picks the format; the output is always stdout and
+nothing is kept (state lives in a temporary directory). On a terminal only warnings and errors
+are logged, readably; otherwise logs are JSON on stderr. Ctrl-C stops it.
 `)
-		fs.PrintDefaults()
-	}
+	})
 	rate := fs.Float64("rate", 2, "new breaches per second")
 	interval := fs.Duration("interval", 2*time.Second, "poll interval")
-	seed := fs.Int64("seed", time.Now().UnixNano(), "simulator seed")
-	if err := fs.Parse(e.args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitUsage
+	seed := fs.Int64("seed", 0, "simulator seed; the same seed gives the same records (default: random, printed at start)")
+	if code, ok := fs.parse(); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(e, "demo", "unexpected argument %q", fs.Arg(0))
+	}
+	if *seed == 0 {
+		*seed = randomSeed()
 	}
 	cfg, err := loadConfig(config.ModeDemo, e)
 	if err != nil {
@@ -85,6 +85,12 @@ Flags:
 	}
 	fmt.Fprintf(e.stderr, "dtforward demo: simulated appliance at %s; %s lines follow on stdout (Ctrl-C to stop)\n", url, cfg.SIEMFormat)
 	return serve(ctx, e, cfg, daemonOptions{})
+}
+
+func randomSeed() int64 {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return int64(binary.BigEndian.Uint64(b)>>2) + 1 // positive, never 0 (0 means "pick one")
 }
 
 func randomToken() string {

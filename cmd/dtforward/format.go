@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,23 +17,17 @@ import (
 // Exit 0 when every record was printed, 1 when the input is not JSON or a record was skipped,
 // 2 for usage errors.
 func runFormat(_ context.Context, e *env) int {
-	fs := flag.NewFlagSet("format", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := newFlags(e, "format", func(w io.Writer) {
+		fmt.Fprint(w, "Usage: dtforward format [flags] [FILE|-]\n\nReads a Darktrace API response (a JSON array, one object, or one object per line)\nfrom FILE or stdin and prints one line per record.\n")
+	})
 	format := fs.String("format", "cef", "output format: "+strings.Join(formatter.Names(), ", "))
 	source := fs.String("source", "", "record type: "+strings.Join(alert.Sources(), ", ")+" (default: recognised per record)")
 	appliance := fs.String("appliance", "", "appliance label written into the output (default: $DARKTRACE_NAME)")
 	host := fs.String("host", "", "appliance host for URLs the records lack (default: host of $DARKTRACE_URL)")
 	maxBytes := fs.Int("max-bytes", 0, "trim lines longer than this many bytes (0: no limit)")
 	leefVersion := fs.String("leef-version", "2.0", "LEEF version: 2.0 or 1.0")
-	fs.Usage = func() {
-		fmt.Fprint(e.stderr, "Usage: dtforward format [flags] [FILE|-]\n\nReads a Darktrace API response (a JSON array, one object, or one object per line)\nand prints one line per record.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(e.args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := fs.parse(); !ok {
+		return code
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintf(e.stderr, "dtforward format: at most one input file, got %d\n", fs.NArg())
