@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/dtforward/dtforward/alert"
@@ -70,7 +71,7 @@ error.
 		st, err := c.Status(sctx)
 		cancel()
 		if err != nil {
-			fail("appliance %s (%s): %v", app.Name, app.URL, err)
+			fail("appliance %s (%s): %v%s", app.Name, app.URL, err, transient(err))
 			c.CloseIdleConnections()
 			continue
 		}
@@ -99,7 +100,7 @@ error.
 			_, st, err := src.FetchWindow(sctx, now.Add(-time.Minute), now)
 			cancel()
 			if err != nil {
-				fail("appliance %s: %s: %v", app.Name, name, err)
+				fail("appliance %s: %s: %v%s", app.Name, name, err, transient(err))
 				continue
 			}
 			fmt.Fprintf(out, "appliance %s: %s: ok (%d records in the last minute)\n", app.Name, name, st.Fetched)
@@ -107,22 +108,31 @@ error.
 		c.CloseIdleConnections()
 	}
 
+	sinkName := strings.TrimSpace(cfg.SIEMTransport + " " + cfg.SIEMAddress)
 	if err := reachSink(ctx, cfg, *timeout); err != nil {
-		fail("sink %s %s: %v", cfg.SIEMTransport, cfg.SIEMAddress, err)
+		fail("sink %s: %v", sinkName, err)
 	} else {
-		fmt.Fprintf(out, "sink %s %s: reachable\n", cfg.SIEMTransport, cfg.SIEMAddress)
+		fmt.Fprintf(out, "sink %s: reachable\n", sinkName)
 	}
 
 	line, err := sampleLine(cfg, e)
 	if err != nil {
 		fail("sample %s line: %v", cfg.SIEMFormat, err)
 	} else {
-		fmt.Fprintf(out, "sample %s line:\n%s\n", cfg.SIEMFormat, line)
+		fmt.Fprintf(out, "sample %s line (a built-in example breach, not appliance data):\n%s\n", cfg.SIEMFormat, line)
 	}
 	if failed {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// transient notes that run would retry a failure that check, trying each step once, reports.
+func transient(err error) string {
+	if darktrace.ClassOf(err) == darktrace.ClassRetry {
+		return " (temporary: run keeps retrying this; check tries once)"
+	}
+	return ""
 }
 
 // parseApplianceTime reads /status "time" ("2006-01-02 15:04:05" UTC on real appliances;

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"maps"
 	"github.com/dtforward/dtforward/internal/parsecheck"
 	"net/http"
 	"path/filepath"
@@ -70,7 +71,8 @@ func TestCheckCommand(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
 		}
-		for _, w := range []string{"appliance sim", "modelbreaches: ok", "antigena: ok", "aianalyst: ok", "sink file", "\nCEF:0|Darktrace|DCIP|"} {
+		for _, w := range []string{"appliance sim", "modelbreaches: ok", "antigena: ok", "aianalyst: ok", "\nsink file " + vars["SIEM_ADDRESS"] + ": reachable\n",
+			"\nsample cef line (a built-in example breach, not appliance data):\nCEF:0|Darktrace|DCIP|"} {
 			if !strings.Contains(out, w) {
 				t.Errorf("output lacks %q:\n%s", w, out)
 			}
@@ -82,6 +84,31 @@ func TestCheckCommand(t *testing.T) {
 		code, out, _ := runCmd(t, context.Background(), vars, "check")
 		if code != exitOK || !strings.Contains(out, "WARN appliance sim: clock skew 10m") {
 			t.Fatalf("exit %d, want 0 with a skew warning:\n%s", code, out)
+		}
+	})
+	t.Run("stdout sink", func(t *testing.T) {
+		v := maps.Clone(vars)
+		v["SIEM_TRANSPORT"], v["SIEM_ADDRESS"] = "stdout", ""
+		code, out, _ := runCmd(t, context.Background(), v, "check")
+		if code != exitOK || !strings.Contains(out, "\nsink stdout: reachable\n") {
+			t.Fatalf("exit %d, want 0 and \"sink stdout: reachable\":\n%s", code, out)
+		}
+	})
+	t.Run("appliance error run would retry", func(t *testing.T) {
+		faults, err := simulator.ParseFaults("modelbreaches:503")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sim.SetFaults(faults)
+		defer sim.SetFaults(nil)
+		start := time.Now()
+		code, out, _ := runCmd(t, context.Background(), vars, "check")
+		if code != exitFailure || !strings.Contains(out, "FAIL appliance sim: modelbreaches: darktrace /modelbreaches: HTTP 503") ||
+			!strings.Contains(out, "(temporary: run keeps retrying this; check tries once)") || strings.Contains(out, "will retry") {
+			t.Fatalf("exit %d, want 1 with a 503 marked temporary and no promise to retry:\n%s", code, out)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("check took %s: it must try once, not retry", d)
 		}
 	})
 	t.Run("sink unreachable", func(t *testing.T) {
