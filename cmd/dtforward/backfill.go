@@ -299,7 +299,7 @@ func (p *backfillProgress) update(pr poller.BackfillProgress) {
 		Int("chunks_done", pr.ChunksDone).Int("chunks_total", pr.ChunksTotal).Time("window_end", pr.Window.End)
 	if done := pr.ChunksDone - p.base; done > 0 {
 		eta := time.Duration(float64(elapsed) / float64(done) * float64(pr.ChunksTotal-pr.ChunksDone))
-		ev = ev.Str("eta", eta.Round(time.Second).String())
+		ev = ev.Dur("eta_ms", eta.Round(time.Second))
 	}
 	ev.Msg("backfill progress")
 }
@@ -345,7 +345,7 @@ func printBackfillSummary(w io.Writer, log zerolog.Logger, sum *poller.BackfillS
 		sum.Records(), rate, dup, malformed, sum.Errors, sum.Splits, sum.ChunksDone, sum.ChunksTotal)
 	ev = ev.Int("records", sum.Records()).Int("duplicates", dup).Int("malformed", malformed).Int("errors", sum.Errors).
 		Int("splits", sum.Splits).Int("chunks_done", sum.ChunksDone).Int("chunks_total", sum.ChunksTotal).
-		Float64("records_per_second", round1(rate)).Dur("duration", sum.Duration)
+		Float64("records_per_second", round1(rate)).Dur("duration_ms", sum.Duration)
 	if fl.dryRun {
 		fmt.Fprintf(w, "  dry run: %d lines formatted (%d bytes), nothing sent, no state kept\n", dry.lines.Load(), dry.bytes.Load())
 	} else {

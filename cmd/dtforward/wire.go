@@ -304,7 +304,7 @@ func (d *daemon) run(ctx context.Context) {
 		names[i] = a.Name()
 	}
 	d.log.Info().Str("version", version).Strs("appliances", names).Strs("sources", d.cfg.PollSources).
-		Dur("interval", d.cfg.PollInterval).Dur("overlap", d.cfg.PollOverlap).
+		Dur("interval_ms", d.cfg.PollInterval).Dur("overlap_ms", d.cfg.PollOverlap).
 		Str("format", d.cfg.SIEMFormat).Str("transport", d.cfg.SIEMTransport).Msg("dtforward started")
 
 	var wg sync.WaitGroup
