@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/dtforward/dtforward/config"
@@ -83,8 +84,27 @@ are logged, readably; otherwise logs are JSON on stderr. Ctrl-C stops it.
 	if e.getenv("POLL_SOURCES") == "" {
 		cfg.PollSources = []string{"modelbreaches", "antigena", "aianalyst"}
 	}
-	fmt.Fprintf(e.stderr, "dtforward demo: simulated appliance at %s; %s lines follow on stdout (Ctrl-C to stop)\n", url, cfg.SIEMFormat)
+	quiet := demoLogDefaults(cfg, e.getenv, isTerminal(e.stderr))
+	note := ""
+	if quiet {
+		note = "; only warnings are logged (LOG_LEVEL=info shows every poll)"
+	}
+	fmt.Fprintf(e.stderr, "dtforward demo: simulated appliance at %s (seed %d); %s lines follow on stdout%s. Ctrl-C to stop.\n",
+		url, *seed, strings.ToUpper(cfg.SIEMFormat), note)
 	return serve(ctx, e, cfg, daemonOptions{})
+}
+
+// demoLogDefaults adapts the logging to where it is read. On a terminal the CEF lines and the
+// logs share one screen, so unless LOG_LEVEL is set demo logs only warnings and errors (in
+// console format, newLogger's choice for a terminal): the screen shows alerts, not poll
+// bookkeeping. Off a terminal (piped, a file, CI) nothing changes: JSON at LOG_LEVEL. It
+// reports whether it lowered the level.
+func demoLogDefaults(cfg *config.Config, getenv func(string) string, stderrTTY bool) bool {
+	if !stderrTTY || getenv("LOG_LEVEL") != "" {
+		return false
+	}
+	cfg.LogLevel = "warn"
+	return true
 }
 
 func randomSeed() int64 {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -112,5 +113,53 @@ func TestRunHelpListsEveryVariable(t *testing.T) {
 			!strings.Contains(stdout, "\n  "+base+"[_FILE]") {
 			t.Errorf("run --help does not list %s", v.Name)
 		}
+	}
+}
+
+// TestDemoLogDefaults: on a terminal demo logs warnings only (console format is newLogger's
+// choice there); piped, it logs JSON at LOG_LEVEL as run does; an explicit LOG_LEVEL wins.
+func TestDemoLogDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		tty      bool
+		logLevel string
+		want     string
+	}{
+		{"terminal", true, "", "warn"},
+		{"terminal, LOG_LEVEL set", true, "debug", "debug"},
+		{"pipe", false, "", "info"},
+	} {
+		cfg := &config.Config{LogLevel: "info"}
+		if tc.logLevel != "" {
+			cfg.LogLevel = tc.logLevel
+		}
+		lowered := demoLogDefaults(cfg, func(k string) string {
+			if k == "LOG_LEVEL" {
+				return tc.logLevel
+			}
+			return ""
+		}, tc.tty)
+		if cfg.LogLevel != tc.want || lowered != (tc.want == "warn") {
+			t.Errorf("%s: level %s (lowered %v), want %s", tc.name, cfg.LogLevel, lowered, tc.want)
+		}
+	}
+}
+
+// TestConsoleLogsWithoutColourInAPipe: LOG_FORMAT=console into a pipe or file is plain text.
+func TestConsoleLogsWithoutColourInAPipe(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	log := newLogger(&config.Config{LogFormat: "console", LogLevel: "info"}, w)
+	log.Warn().Str("appliance", "dt").Msg("hello")
+	w.Close()
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "WRN hello appliance=dt") || strings.Contains(string(out), "\x1b[") {
+		t.Errorf("console log into a pipe: %q, want plain text without ANSI escapes", out)
 	}
 }

@@ -30,22 +30,25 @@ import (
 )
 
 // newLogger returns the zerolog logger on w: JSON, or console when LOG_FORMAT=console or, with
-// LOG_FORMAT unset, when w is a terminal.
+// LOG_FORMAT unset, when w is a terminal. Console output is coloured only on a terminal, so a
+// pipe or a file never receives ANSI escapes.
 func newLogger(cfg *config.Config, w io.Writer) zerolog.Logger {
-	console := cfg.LogFormat == "console"
-	if cfg.LogFormat == "" {
-		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-			console = true
-		}
-	}
+	tty := isTerminal(w)
+	console := cfg.LogFormat == "console" || (cfg.LogFormat == "" && tty)
 	if console {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !tty}
 	}
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil || cfg.LogLevel == "" {
 		level = zerolog.InfoLevel
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// isTerminal reports whether w is a terminal (a TTY or a Windows console).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
 // headerReserve is room left for the syslog header inside SIEM_MAX_MESSAGE_BYTES: PRI,
