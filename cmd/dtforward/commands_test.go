@@ -6,6 +6,7 @@ import (
 	"github.com/dtforward/dtforward/internal/parsecheck"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +154,7 @@ func TestDemoPrintsCEF(t *testing.T) {
 	}
 	// The README's first command must print lines an independent CEF parser (liblognorm, as
 	// used by rsyslog's mmnormalize) accepts, with the fields a SOC analyst triages on.
+	hosts := map[string][]string{}
 	for i, c := range parsecheck.ParseCEF(t, lines) {
 		if c.Rejected {
 			t.Fatalf("liblognorm rejected demo line %d: %s", i, lines[i])
@@ -166,6 +168,25 @@ func TestDemoPrintsCEF(t *testing.T) {
 		// Every breach links back to the appliance; a manual Antigena action has no breach.
 		if c.Ext["act"] == "" && !strings.HasPrefix(c.Ext["darktraceUrl"], "https://") {
 			t.Errorf("demo breach line %d has no darktraceUrl after parsing: %v", i, c.Ext)
+		}
+		// Breach links come from the appliance, Antigena links are built from DARKTRACE_URL:
+		// both must name the same appliance address.
+		if u := c.Ext["darktraceUrl"]; u != "" {
+			host := strings.SplitN(strings.TrimPrefix(u, "https://"), "/", 2)[0]
+			kind := "breach"
+			if c.Ext["act"] != "" {
+				kind = "antigena"
+			}
+			hosts[kind] = append(hosts[kind], host)
+		}
+	}
+	if len(hosts["breach"]) == 0 || len(hosts["antigena"]) == 0 {
+		t.Fatalf("darktraceUrl hosts %v: want breach and Antigena lines to compare", hosts)
+	}
+	all := append(hosts["breach"], hosts["antigena"]...)
+	for _, h := range all {
+		if h != all[0] || !strings.HasPrefix(h, "127.0.0.1:") {
+			t.Fatalf("darktraceUrl hosts differ: breaches %v, Antigena %v; want the simulator's address everywhere", slices.Compact(hosts["breach"]), slices.Compact(hosts["antigena"]))
 		}
 	}
 }

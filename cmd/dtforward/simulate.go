@@ -64,7 +64,8 @@ OPTIONS
     --clock-offset DURATION  run the appliance clock this far from the real one, e.g. -45m,
                              to exercise DTAPI-Date errors (default 0)
     --hostname FQDN          appliance name used in breachUrl and incidentEventUrl
-                             (default dt.example.com)
+                             (default: the address it serves on, as in DARKTRACE_URL, so
+                             they match the links dtforward makes for Antigena actions)
     --no-urls                behave like an appliance without a configured FQDN: no
                              breachUrl or incidentEventUrl at all
     --missing-creation-fraction F
@@ -125,7 +126,7 @@ func runSimulate(ctx context.Context, e *env) int {
 	system := fs.Float64("system-fraction", 0.01, "")
 	ack := fs.Float64("ack-fraction", 0.1, "")
 	offset := fs.Duration("clock-offset", 0, "")
-	hostname := fs.String("hostname", "dt.example.com", "")
+	hostname := fs.String("hostname", "", "")
 	faultSpec := fs.String("faults", "", "")
 	verbose := fs.Bool("verbose", false, "")
 	newestFirst := fs.Bool("newest-first", false, "")
