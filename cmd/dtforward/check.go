@@ -103,7 +103,12 @@ error.
 				fail("appliance %s: %s: %v%s", app.Name, name, err, transient(err))
 				continue
 			}
-			fmt.Fprintf(out, "appliance %s: %s: ok (%d records in the last minute)\n", app.Name, name, st.Fetched)
+			if src.Windowed() {
+				fmt.Fprintf(out, "appliance %s: %s: ok (%d records in the last minute)\n", app.Name, name, st.Fetched)
+			} else {
+				// /antigena has no time window: it lists every current action.
+				fmt.Fprintf(out, "appliance %s: %s: ok (%d current records)\n", app.Name, name, st.Fetched)
+			}
 		}
 		c.CloseIdleConnections()
 	}

@@ -72,7 +72,7 @@ func TestCheckCommand(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
 		}
-		for _, w := range []string{"appliance sim", "modelbreaches: ok", "antigena: ok", "aianalyst: ok", "\nsink file " + vars["SIEM_ADDRESS"] + ": reachable\n",
+		for _, w := range []string{"appliance sim", "modelbreaches: ok (", "records in the last minute)", "antigena: ok (", "current records)", "aianalyst: ok (", "\nsink file " + vars["SIEM_ADDRESS"] + ": reachable\n",
 			"\nsample cef line (a built-in example breach, not appliance data):\nCEF:0|Darktrace|DCIP|"} {
 			if !strings.Contains(out, w) {
 				t.Errorf("output lacks %q:\n%s", w, out)
