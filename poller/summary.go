@@ -19,8 +19,8 @@ type pollSummary struct {
 	mu        sync.Mutex
 	announced bool // the "caught up" line was written
 	since     time.Time
-	polls int
-	total Stats
+	polls     int
+	total     Stats
 }
 
 func newPollSummary(every time.Duration, now time.Time) *pollSummary {

@@ -26,8 +26,8 @@ func TestURLHost(t *testing.T) {
 			}
 			var breaches []darktrace.Breach
 			var events []darktrace.IncidentEvent
-			c.get("/modelbreaches" + q + "&includebreachurl=true").ok(t, &breaches)
-			c.get("/aianalyst/incidentevents" + q + "&includeincidenteventurl=true").ok(t, &events)
+			c.get("/modelbreaches"+q+"&includebreachurl=true").ok(t, &breaches)
+			c.get("/aianalyst/incidentevents"+q+"&includeincidenteventurl=true").ok(t, &events)
 			if len(breaches) == 0 || len(events) == 0 {
 				t.Fatalf("%d breaches, %d events: nothing to check", len(breaches), len(events))
 			}

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"maps"
 	"github.com/dtforward/dtforward/internal/parsecheck"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
