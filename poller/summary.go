@@ -67,5 +67,5 @@ func (s *pollSummary) caughtUp(log zerolog.Logger, appliance string, next time.T
 		return
 	}
 	log.Info().Str("appliance", appliance).Time("next_poll", next).Dur("interval_ms", interval).Dur("summary_every_ms", s.every).
-		Msg("caught up; polling every interval from now on (polls that forward nothing are logged at debug, totals every summary period)")
+		Msg("caught up; next poll at next_poll, then every interval (polls that forward nothing log at debug; a poll summary at info every summary period)")
 }

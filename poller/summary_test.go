@@ -32,7 +32,7 @@ func TestQuietPollsAtDebug(t *testing.T) {
 			polls = append(polls, m)
 		}
 	}
-	if n := strings.Count(buf.String(), `"message":"caught up; polling every interval`); n != 1 || !strings.Contains(buf.String(), `"next_poll":`) {
+	if n := strings.Count(buf.String(), `"message":"caught up; next poll at next_poll`); n != 1 || !strings.Contains(buf.String(), `"next_poll":`) {
 		t.Errorf("%d caught-up lines, want one naming the next poll:\n%s", n, buf.String())
 	}
 	if len(polls) != 1 || polls[0]["sent"] != 1.0 || polls[0]["level"] != "info" || polls[0]["duration_ms"] == nil {

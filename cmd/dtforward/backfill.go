@@ -148,14 +148,14 @@ func parseBackfillFlags(e *env, now time.Time) (fl backfillFlags, code int) {
 
 Forwards every record of [from, to) once, resumably (state in STATE_DIR); configured like run.
 T is an RFC 3339 time (2024-05-01T12:00:00Z), a date (2024-05-01, midnight UTC), epoch
-milliseconds, or a duration back from now (24h, 7d); a duration is fixed to a time at start,
+milliseconds, a duration back from now (24h, 7d) or "now"; these are fixed to times at start,
 and an interrupted backfill prints the range as fixed times to resume with.
 Exit codes: 0 every chunk delivered, 1 incomplete (run it again to resume: the summary says
 how), 2 usage.
 `)
 	})
 	from := fs.String("from", "", "start of the range, inclusive: RFC 3339, YYYY-MM-DD, epoch milliseconds or a duration back from now (24h, 7d)")
-	to := fs.String("to", "", "end of the range, exclusive (same forms as --from); not in the future")
+	to := fs.String("to", "", "end of the range, exclusive (same forms as --from, or now); not in the future")
 	sources := fs.String("sources", "", "comma-separated sources: modelbreaches, antigena, aianalyst (default POLL_SOURCES)")
 	fs.DurationVar(&fl.chunk, "chunk", poller.DefaultBackfillChunk, "window per request")
 	fs.DurationVar(&fl.minChunk, "min-chunk", poller.DefaultBackfillMinChunk, "smallest window a slow or too-large chunk is split into")
@@ -181,6 +181,10 @@ how), 2 usage.
 	}{{"--from", *from, &fl.from}, {"--to", *to, &fl.to}} {
 		if t.in == "" {
 			return fail("%s is required (RFC 3339, YYYY-MM-DD, epoch milliseconds or a duration back from now such as 24h or 7d)", t.name)
+		}
+		if t.in == "now" {
+			*t.out, fl.relative = now.Truncate(time.Second), true
+			continue
 		}
 		if *t.out, err = config.ParseTime(t.in, now); err != nil {
 			return fail("%s: %v", t.name, err)

@@ -79,6 +79,7 @@ func TestBackfillRelativeRange(t *testing.T) {
 	}{
 		{"1d", "1h", [2]time.Time{time.Date(2026, 3, 3, 5, 6, 7, 0, time.UTC), time.Date(2026, 3, 4, 4, 6, 7, 0, time.UTC)}},
 		{"24h", "2026-03-04", [2]time.Time{time.Date(2026, 3, 3, 5, 6, 7, 0, time.UTC), time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)}},
+		{"2026-03-04", "now", [2]time.Time{time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}},
 	} {
 		e := &env{args: []string{"--from", tc.from, "--to", tc.to}, stdout: io.Discard, stderr: io.Discard}
 		fl, code := parseBackfillFlags(e, now)
@@ -432,18 +433,18 @@ func TestBackfillProgress(t *testing.T) {
 		var last struct {
 			Message          string
 			Records          int
-			ChunksDone       int     `json:"chunks_done"`
-			ChunksTotal      int     `json:"chunks_total"`
-			RecordsPerSecond float64 `json:"records_per_second"`
-			ETA              string
-			WindowEnd        string `json:"window_end"`
+			ChunksDone       int      `json:"chunks_done"`
+			ChunksTotal      int      `json:"chunks_total"`
+			RecordsPerSecond float64  `json:"records_per_second"`
+			ETA              *float64 `json:"eta_ms"`
+			WindowEnd        string   `json:"window_end"`
 		}
 		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 		if len(lines) != 2 || json.Unmarshal([]byte(lines[1]), &last) != nil {
 			t.Fatalf("want two JSON progress lines, got %q", out.String())
 		}
 		if last.Message != "backfill progress" || last.Records != 200 || last.ChunksDone != 6 || last.ChunksTotal != 20 ||
-			last.RecordsPerSecond <= 0 || last.ETA == "" || last.WindowEnd != "2026-10-01T03:00:00Z" {
+			last.RecordsPerSecond <= 0 || last.ETA == nil || last.WindowEnd != "2026-10-01T03:00:00Z" {
 			t.Errorf("progress line %q", lines[1])
 		}
 		if strings.Contains(out.String(), "\r") || strings.Contains(out.String(), "100%") {

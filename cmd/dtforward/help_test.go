@@ -163,3 +163,16 @@ func TestConsoleLogsWithoutColourInAPipe(t *testing.T) {
 		t.Errorf("console log into a pipe: %q, want plain text without ANSI escapes", out)
 	}
 }
+
+// TestConfigErrorPointsAtHelp: a configuration error names each variable, then where to read
+// about them and how to try dtforward without an appliance.
+func TestConfigErrorPointsAtHelp(t *testing.T) {
+	for _, name := range []string{"run", "check"} {
+		code, stdout, stderr := runCmd(t, context.Background(), nil, name)
+		want := "dtforward " + name + ": DARKTRACE_URL: required for " + name
+		hint := `Run "dtforward ` + name + ` --help" for the variables it reads, or "dtforward demo" to try dtforward without an appliance.` + "\n"
+		if code != exitUsage || stdout != "" || !strings.Contains(stderr, want) || !strings.HasSuffix(stderr, hint) {
+			t.Errorf("%s without configuration: exit %d, stdout %q, stderr %q; want exit 2, %q and the hint last", name, code, stdout, stderr, want)
+		}
+	}
+}

@@ -371,5 +371,8 @@ func printConfigError(w io.Writer, cmd string, err error) int {
 	for _, l := range lines {
 		fmt.Fprintf(w, "dtforward %s: %s\n", cmd, l)
 	}
+	if ce != nil {
+		fmt.Fprintf(w, "Run \"dtforward %s --help\" for the variables it reads, or \"dtforward demo\" to try dtforward without an appliance.\n", cmd)
+	}
 	return exitUsage
 }
