@@ -107,10 +107,11 @@ func demoLogDefaults(cfg *config.Config, getenv func(string) string, stderrTTY b
 	return true
 }
 
+// randomSeed picks a seed short enough to retype: 1 to 1 000 000 (0 means "pick one").
 func randomSeed() int64 {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	return int64(binary.BigEndian.Uint64(b)>>2) + 1 // positive, never 0 (0 means "pick one")
+	return int64(binary.BigEndian.Uint64(b)%1_000_000) + 1
 }
 
 func randomToken() string {

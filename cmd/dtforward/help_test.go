@@ -176,3 +176,19 @@ func TestConfigErrorPointsAtHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoRandomSeed: without --seed demo picks a seed short enough to retype, never 0
+// (which means "pick one").
+func TestDemoRandomSeed(t *testing.T) {
+	seen := map[int64]bool{}
+	for range 1000 {
+		s := randomSeed()
+		if s < 1 || s > 1_000_000 {
+			t.Fatalf("seed %d outside 1..1000000", s)
+		}
+		seen[s] = true
+	}
+	if len(seen) < 900 {
+		t.Errorf("%d distinct seeds in 1000 draws: not random", len(seen))
+	}
+}

@@ -139,7 +139,7 @@ func runSimulate(ctx context.Context, e *env) int {
 			_, _ = io.WriteString(e.stdout, simulateHelp)
 			return exitOK
 		}
-		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for the flags.`)
+		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for usage.`)
 		return exitUsage
 	}
 	var problems []string
@@ -181,7 +181,7 @@ func runSimulate(ctx context.Context, e *env) int {
 		for _, p := range problems {
 			fmt.Fprintf(e.stderr, "dtforward simulate: %s\n", p)
 		}
-		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for the flags.`)
+		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for usage.`)
 		return exitUsage
 	}
 	count := *historyCount
