@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dtforward/dtforward/simulator"
@@ -209,14 +210,18 @@ func runSimulate(ctx context.Context, e *env) int {
 	sim.SetFaults(faults)
 	url, err := sim.Start(*listen, *useTLS || *cert != "")
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)
+		hint := ""
+		if errors.Is(err, syscall.EADDRINUSE) {
+			hint = " (another simulator still running? stop it, or pick a free port with --listen 127.0.0.1:0)"
+		}
+		fmt.Fprintf(e.stderr, "dtforward simulate: %v%s\n", err, hint)
 		return exitFailure
 	}
 	fmt.Fprintf(e.stdout, "DARKTRACE_URL=%s\n", url)
 	if ca := sim.CAFile(); ca != "" {
 		fmt.Fprintf(e.stdout, "DARKTRACE_CA_FILE=%s\n", ca)
 	}
-	fmt.Fprintf(e.stderr, "dtforward simulate: serving a simulated appliance at %s (seed %d, %d breaches of history, %g new/s); Ctrl-C to stop\n",
+	fmt.Fprintf(e.stderr, "dtforward simulate: serving a simulated appliance at %s (seed %d, %d breaches of history, %g new/s); Ctrl-C or SIGTERM stops it\n",
 		url, *seed, *historyCount, perSecond)
 	<-ctx.Done()
 	if err := sim.Close(); err != nil {
