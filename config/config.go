@@ -21,7 +21,10 @@ type Config struct {
 	PollSources  []string      `envconfig:"POLL_SOURCES" default:"modelbreaches,antigena" desc:"Comma-separated sources: modelbreaches, antigena, aianalyst"`
 	PollInterval time.Duration `envconfig:"POLL_INTERVAL" default:"60s" desc:"Time between polls"`
 	PollStart    string        `envconfig:"POLL_START" default:"1h" desc:"How far back the very first run reaches: a duration (1h, 7d) or a timestamp (RFC 3339, YYYY-MM-DD, epoch ms)"`
-	PollOverlap  time.Duration `envconfig:"POLL_OVERLAP" default:"10m" desc:"Each window re-reads this much for late records; dedupe removes repeats (0 to 24h)"`
+	PollOverlap  time.Duration `envconfig:"POLL_OVERLAP" default:"10m" desc:"Each window re-reads this much for late records; dedupe removes repeats (1m to 24h)"`
+
+	PollAIAnalystRefreshHorizon  time.Duration `envconfig:"POLL_AIANALYST_REFRESH_HORIZON" default:"24h" desc:"AI Analyst events change for hours: re-read events created this far back and send one again when its scores, group or acknowledgement changed (0 = off, at most 168h)"`
+	PollAIAnalystRefreshInterval time.Duration `envconfig:"POLL_AIANALYST_REFRESH_INTERVAL" default:"10m" desc:"Time between two re-reads of POLL_AIANALYST_REFRESH_HORIZON (at least 1m)"`
 
 	FilterMinScore            float64 `envconfig:"FILTER_MIN_SCORE" default:"0" desc:"Drop alerts scoring below this (0-1); also sent as minscore"`
 	FilterIncludeAcknowledged bool    `envconfig:"FILTER_INCLUDE_ACKNOWLEDGED" default:"true" desc:"Forward acknowledged breaches"`

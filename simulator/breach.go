@@ -20,6 +20,7 @@ const (
 	flagHostile
 	flagNoCreation
 	flagSystem
+	flagHeld // created, but not visible through the API until released (HoldBreaches)
 )
 
 // breachRec is the compact stored form of a breach (40 bytes); everything else about it is

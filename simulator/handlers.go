@@ -214,6 +214,9 @@ func (s *Simulator) serveBreaches(w http.ResponseWriter, r *http.Request, now ti
 		// pbid returns ONE object, not a list; an unknown pbid gives an empty object.
 		s.mu.RLock()
 		b := s.findLocked(pbid)
+		if b != nil && b.flags&flagHeld != 0 {
+			b = nil
+		}
 		var rec breachRec
 		if b != nil {
 			rec = *b
@@ -248,7 +251,7 @@ func (s *Simulator) serveBreaches(w http.ResponseWriter, r *http.Request, now ti
 		if onCreation {
 			t = b.windowCreated()
 		}
-		if t < start || t > end || b.score < minMilli ||
+		if t < start || t > end || b.score < minMilli || b.flags&flagHeld != 0 ||
 			(!ack && b.flags&flagAck != 0) || (!suppressed && b.flags&flagSuppressed != 0) {
 			continue
 		}

@@ -361,6 +361,30 @@ func (s *Simulator) AddBreaches(n int) []int64 {
 	return ids
 }
 
+// HoldBreaches creates n breaches now, like AddBreaches, that the API does not show (neither
+// in lists nor by pbid) until ReleaseBreaches: a breach that appears long after its creation
+// time, as when a probe syncs late or the appliance indexes it late. It returns their pbids.
+func (s *Simulator) HoldBreaches(n int) []int64 {
+	ids := s.AddBreaches(n)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		s.findLocked(id).flags |= flagHeld
+	}
+	return ids
+}
+
+// ReleaseBreaches makes held breaches visible, with their original pbid and creation time.
+func (s *Simulator) ReleaseBreaches(pbids ...int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range pbids {
+		if b := s.findLocked(id); b != nil {
+			b.flags &^= flagHeld
+		}
+	}
+}
+
 // createdBy returns how many stored breaches were created at or before at (epoch ms), so
 // actions and incident events only refer to breaches that already existed. s.mu must be held.
 func (s *Simulator) createdBy(at int64) int {
@@ -415,6 +439,7 @@ type BreachInfo struct {
 	Hostile      bool
 	System       bool
 	Late         bool // created more than a minute after its activity
+	Held         bool // not visible through the API yet (HoldBreaches)
 }
 
 // BreachInfos returns a compact view of every breach created so far, in pbid order.
@@ -428,7 +453,7 @@ func (s *Simulator) BreachInfos() []BreachInfo {
 			Score: float64(b.score) / 1000, ModelName: s.models[b.model].Name, DID: -1,
 			Acknowledged: b.flags&flagAck != 0, Suppressed: b.flags&flagSuppressed != 0,
 			Hostile: b.flags&flagHostile != 0, System: b.flags&flagSystem != 0,
-			Late: b.created-b.time >= 60_000,
+			Late: b.created-b.time >= 60_000, Held: b.flags&flagHeld != 0,
 		}
 		if b.flags&flagNoCreation != 0 {
 			out[i].CreationTime = 0

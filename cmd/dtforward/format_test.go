@@ -37,7 +37,7 @@ func TestFormatCommand(t *testing.T) {
 		{name: "single object cef", args: []string{"--format", "cef", "-"}, stdin: breach, wantLines: 1,
 			wantOut: []string{`CEF:0|Darktrace|DCIP|dev|7|M\|x|5|`, "externalId=95"}},
 		{name: "array json", args: []string{"--format", "json"}, stdin: "[" + breach + "," + breach + "]", wantLines: 2,
-			wantOut: []string{`"schemaVersion":1`, `"id":"95"`}},
+			wantOut: []string{`"schemaVersion":2`, `"id":"95"`}},
 		{name: "json lines leef", args: []string{"--format", "leef"}, stdin: breach + "\n" + breach + "\n", wantLines: 2,
 			wantOut: []string{"LEEF:2.0|Darktrace|DCIP|dev|7|x09|"}},
 		{name: "empty input", args: []string{"--format", "cef"}, stdin: "  \n", wantLines: 0},

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/dtforward/dtforward/config"
@@ -106,13 +107,21 @@ func isVar(vars []config.Var, name string) bool {
 	return false
 }
 
-// firstClause shortens a table description to what fits on a help line: up to the first
-// "; " or " (".
+// helpLineWidth bounds a variable's description in "run --help" (after the 40-column name).
+const helpLineWidth = 64
+
+var parenthetical = regexp.MustCompile(` \([^()]*\)`)
+
+// firstClause shortens a table description to what fits on a help line: without
+// parentheticals, and at most helpLineWidth characters, cut at a word with "…".
 func firstClause(s string) string {
-	for _, sep := range []string{"; ", " ("} {
-		if i := strings.Index(s, sep); i > 0 {
-			s = s[:i]
+	s = parenthetical.ReplaceAllString(s, "")
+	if len(s) > helpLineWidth {
+		cut := strings.LastIndexByte(s[:helpLineWidth], ' ')
+		if cut <= 0 {
+			cut = helpLineWidth
 		}
+		s = strings.TrimRight(s[:cut], " ,:;") + "…"
 	}
 	return s
 }

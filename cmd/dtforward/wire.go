@@ -5,6 +5,7 @@ package main
 // run, demo and check share it so that what "check" tests is exactly what "run" uses.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -269,6 +270,11 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 			Now:             now,
 			Logger:          log,
 			Metrics:         d.metrics,
+
+			// POLL_AIANALYST_REFRESH_HORIZON=0 turns the refresh off; the poller reads 0 as
+			// "default" and a negative horizon as off.
+			AIAnalystRefreshHorizon:  cmp.Or(cfg.PollAIAnalystRefreshHorizon, -1),
+			AIAnalystRefreshInterval: cfg.PollAIAnalystRefreshInterval,
 		})
 		if err != nil {
 			return nil, &configError{err}

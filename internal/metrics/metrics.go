@@ -41,6 +41,7 @@ type Metrics struct {
 	apiErrors      *prometheus.CounterVec
 	sinkErrors     prometheus.Counter
 	sinkReconnects prometheus.Counter
+	state          *stateSeries
 
 	mu   sync.Mutex
 	lags []func() []Lag
@@ -78,6 +79,7 @@ func New() *Metrics {
 	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects,
 		&lagCollector{m: m, desc: lagDesc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.state = newStateSeries(m.reg)
 	return m
 }
 
