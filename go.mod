@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/RackSec/srslog v0.0.0-20180709174129-a4725f04ec91
+	github.com/creack/pty v1.1.24
 	github.com/kelseyhightower/envconfig v1.4.0
 	github.com/leodido/go-syslog/v4 v4.5.0
 	github.com/mattn/go-isatty v0.0.22

@@ -10,7 +10,7 @@ import (
 // renamed or removed or changes type; new fields may appear within a version.
 const JSONSchemaVersion = 2
 
-// jsonFormatter writes the flat, versioned dtforward JSON schema (see README, "JSON schema").
+// jsonFormatter writes the flat, versioned dtforward JSON schema (see README, "JSON").
 type jsonFormatter struct {
 	version string
 	max     int

@@ -193,7 +193,7 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 		}
 		cfg.Metrics.PBIDGapResolved(st.a.name, GapGaveUp, len(gaveUp))
 		g.changed = true
-		r.log.Warn().Str("pbids", pbidRanges(gaveUp)).Int("count", len(gaveUp)).Dur("after", cfg.GapHorizon).
+		r.log.Warn().Str("pbids", pbidRanges(gaveUp)).Int("count", len(gaveUp)).Dur("after_ms", cfg.GapHorizon).
 			Msg("missing pbids never appeared (deleted, or hidden by the appliance); giving up; use backfill if they appear later")
 	}
 	// Least recently checked first, so a long list is worked through in turn.
@@ -263,7 +263,7 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 	if len(absent) > 0 {
 		slices.Sort(absent)
 		r.log.Warn().Str("pbids", pbidRanges(absent)).Int("count", len(absent)).
-			Dur("recheck", cfg.GapRecheck).Dur("give_up_after", cfg.GapHorizon).
+			Dur("recheck_ms", cfg.GapRecheck).Dur("give_up_after_ms", cfg.GapHorizon).
 			Msg("pbids missing between delivered breaches are not on the appliance (yet); re-checking them by id")
 	}
 	if len(late) > 0 {

@@ -55,6 +55,9 @@ type Config struct {
 	RetryAfter func(error) time.Duration
 	// ShutdownTimeout is how long an in-flight send may continue after ctx is cancelled.
 	ShutdownTimeout time.Duration
+	// SummaryEvery is how often the appliance's poll totals are logged at info
+	// (DefaultSummaryEvery when zero); a poll that forwarded nothing is logged at debug.
+	SummaryEvery time.Duration
 
 	Now     func() time.Time // default time.Now
 	Logger  zerolog.Logger
@@ -76,6 +79,7 @@ type Appliance struct {
 	cfg     Config
 	name    string
 	sources []*sourceRun
+	summary *pollSummary
 }
 
 // sourceRun is one source's loop state; the mutex guards what Status reads.
@@ -123,7 +127,7 @@ func NewAppliance(cfg Config) (*Appliance, error) {
 	if cfg.Start.IsZero() {
 		cfg.Start = cfg.Now().Add(-time.Hour)
 	}
-	a := &Appliance{cfg: cfg, name: cfg.Pipeline.Appliance()}
+	a := &Appliance{cfg: cfg, name: cfg.Pipeline.Appliance(), summary: newPollSummary(cfg.SummaryEvery, time.Now())}
 	seen := map[string]bool{}
 	for _, name := range cfg.Sources {
 		if seen[name] {
@@ -290,12 +294,19 @@ func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
 
 		d := a.cfg.Now().Sub(cycleStart)
 		m.ObservePoll(a.name, name, d)
-		r.log.Info().
-			Time("window_start", start).Time("window_end", end).
+		ev := r.log.Info()
+		if quiet(b.Stats) {
+			ev = r.log.Debug()
+		}
+		ev.Time("window_start", start).Time("window_end", end).
 			Int("fetched", b.Stats.Fetched).Int("sent", b.Stats.Sent).Int("deduped", b.Stats.Deduped).
 			Int("filtered", b.Stats.Filtered).Int("malformed", b.Stats.Malformed).
-			Dur("duration", d).Msg("poll")
+			Dur("duration_ms", d).Msg("poll")
+		a.summary.add(a.cfg.Logger, a.name, b.Stats, time.Now())
 
+		if caughtUp {
+			a.summary.caughtUp(a.cfg.Logger, a.name, wallStart.Add(a.cfg.Interval), a.cfg.Interval)
+		}
 		if caughtUp && !st.between(ctx, seen) {
 			return
 		}

@@ -61,8 +61,11 @@ type Options struct {
 	// ClockOffset shifts the appliance clock from the real one: it moves the ±30 min
 	// DTAPI-Date check, the Date header and /status time.
 	ClockOffset time.Duration
-	// Hostname is the appliance FQDN used in breachUrl and incidentEventUrl
-	// (default "dt.example.com"). NoURLs models an appliance without an FQDN: no URLs at all.
+	// Hostname is the appliance FQDN used in breachUrl and incidentEventUrl. By default they
+	// name the address the simulator serves on (host:port, as in the URL Start returns), so
+	// they agree with the URLs dtforward builds from DARKTRACE_URL for records that carry none
+	// (Antigena actions); before Start, "dt.example.com". NoURLs models an appliance without
+	// an FQDN: no URLs at all.
 	Hostname string
 	NoURLs   bool
 
@@ -84,6 +87,8 @@ type Simulator struct {
 
 	models  []modelDef
 	devices []deviceDef
+
+	listenHost atomic.Value // string: the address Start listens on
 
 	mu         sync.RWMutex
 	breaches   []breachRec // in pbid (= creation) order
@@ -172,9 +177,6 @@ func New(o Options) (*Simulator, error) {
 		o.AckFraction = 0.1
 	case o.AckFraction < 0:
 		o.AckFraction = 0
-	}
-	if o.Hostname == "" {
-		o.Hostname = "dt.example.com"
 	}
 	s := &Simulator{
 		opts:       o,
@@ -302,6 +304,21 @@ func (s *Simulator) raiseOne() {
 			return
 		}
 	}
+}
+
+// defaultHostname names the appliance in URLs before Start and in /status.
+const defaultHostname = "dt.example.com"
+
+// urlHost is the host of breachUrl and incidentEventUrl: Options.Hostname, else the address
+// the simulator serves on.
+func (s *Simulator) urlHost() string {
+	if s.opts.Hostname != "" {
+		return s.opts.Hostname
+	}
+	if h, ok := s.listenHost.Load().(string); ok {
+		return h
+	}
+	return defaultHostname
 }
 
 // Now returns the appliance clock: the real clock (Options.Now) plus the clock offset.
@@ -530,6 +547,7 @@ func (s *Simulator) Start(addr string, useTLS bool) (string, error) {
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	s.url = scheme + "://" + ln.Addr().String()
+	s.listenHost.Store(ln.Addr().String())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

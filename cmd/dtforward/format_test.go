@@ -75,7 +75,6 @@ func TestFormatCommand(t *testing.T) {
 		{name: "unknown source", args: []string{"--source", "x"}, wantCode: exitUsage, wantErr: []string{"--source"}},
 		{name: "max-bytes too small", args: []string{"--max-bytes", "10"}, wantCode: exitUsage, wantErr: []string{"MaxBytes"}},
 		{name: "two files", args: []string{"a", "b"}, wantCode: exitUsage, wantErr: []string{"at most one input file"}},
-		{name: "help", args: []string{"--help"}, wantCode: exitOK, wantErr: []string{"Usage: dtforward format"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

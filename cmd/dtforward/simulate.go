@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dtforward/dtforward/simulator"
@@ -64,7 +65,8 @@ OPTIONS
     --clock-offset DURATION  run the appliance clock this far from the real one, e.g. -45m,
                              to exercise DTAPI-Date errors (default 0)
     --hostname FQDN          appliance name used in breachUrl and incidentEventUrl
-                             (default dt.example.com)
+                             (default: the address it serves on, as in DARKTRACE_URL, so
+                             they match the links dtforward makes for Antigena actions)
     --no-urls                behave like an appliance without a configured FQDN: no
                              breachUrl or incidentEventUrl at all
     --missing-creation-fraction F
@@ -131,7 +133,7 @@ func runSimulate(ctx context.Context, e *env) int {
 	system := fs.Float64("system-fraction", 0.01, "")
 	ack := fs.Float64("ack-fraction", 0.1, "")
 	offset := fs.Duration("clock-offset", 0, "")
-	hostname := fs.String("hostname", "dt.example.com", "")
+	hostname := fs.String("hostname", "", "")
 	faultSpec := fs.String("faults", "", "")
 	verbose := fs.Bool("verbose", false, "")
 	newestFirst := fs.Bool("newest-first", false, "")
@@ -145,7 +147,7 @@ func runSimulate(ctx context.Context, e *env) int {
 			_, _ = io.WriteString(e.stdout, simulateHelp)
 			return exitOK
 		}
-		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for the flags.`)
+		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for usage.`)
 		return exitUsage
 	}
 	var problems []string
@@ -187,7 +189,7 @@ func runSimulate(ctx context.Context, e *env) int {
 		for _, p := range problems {
 			fmt.Fprintf(e.stderr, "dtforward simulate: %s\n", p)
 		}
-		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for the flags.`)
+		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for usage.`)
 		return exitUsage
 	}
 	count := *historyCount
@@ -215,14 +217,18 @@ func runSimulate(ctx context.Context, e *env) int {
 	sim.SetFaults(faults)
 	url, err := sim.Start(*listen, *useTLS || *cert != "")
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)
+		hint := ""
+		if errors.Is(err, syscall.EADDRINUSE) {
+			hint = " (another simulator still running? stop it, or pick a free port with --listen 127.0.0.1:0)"
+		}
+		fmt.Fprintf(e.stderr, "dtforward simulate: %v%s\n", err, hint)
 		return exitFailure
 	}
 	fmt.Fprintf(e.stdout, "DARKTRACE_URL=%s\n", url)
 	if ca := sim.CAFile(); ca != "" {
 		fmt.Fprintf(e.stdout, "DARKTRACE_CA_FILE=%s\n", ca)
 	}
-	fmt.Fprintf(e.stderr, "dtforward simulate: serving a simulated appliance at %s (seed %d, %d breaches of history, %g new/s); Ctrl-C to stop\n",
+	fmt.Fprintf(e.stderr, "dtforward simulate: serving a simulated appliance at %s (seed %d, %d breaches of history, %g new/s); Ctrl-C or SIGTERM stops it\n",
 		url, *seed, *historyCount, perSecond)
 	<-ctx.Done()
 	if err := sim.Close(); err != nil {

@@ -31,22 +31,25 @@ import (
 )
 
 // newLogger returns the zerolog logger on w: JSON, or console when LOG_FORMAT=console or, with
-// LOG_FORMAT unset, when w is a terminal.
+// LOG_FORMAT unset, when w is a terminal. Console output is coloured only on a terminal, so a
+// pipe or a file never receives ANSI escapes.
 func newLogger(cfg *config.Config, w io.Writer) zerolog.Logger {
-	console := cfg.LogFormat == "console"
-	if cfg.LogFormat == "" {
-		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-			console = true
-		}
-	}
+	tty := isTerminal(w)
+	console := cfg.LogFormat == "console" || (cfg.LogFormat == "" && tty)
 	if console {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !tty}
 	}
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil || cfg.LogLevel == "" {
 		level = zerolog.InfoLevel
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// isTerminal reports whether w is a terminal (a TTY or a Windows console).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
 // headerReserve is room left for the syslog header inside SIEM_MAX_MESSAGE_BYTES: PRI,
@@ -313,7 +316,7 @@ func (d *daemon) run(ctx context.Context) {
 		names[i] = a.Name()
 	}
 	d.log.Info().Str("version", version).Strs("appliances", names).Strs("sources", d.cfg.PollSources).
-		Dur("interval", d.cfg.PollInterval).Dur("overlap", d.cfg.PollOverlap).
+		Dur("interval_ms", d.cfg.PollInterval).Dur("overlap_ms", d.cfg.PollOverlap).
 		Str("format", d.cfg.SIEMFormat).Str("transport", d.cfg.SIEMTransport).Msg("dtforward started")
 
 	var wg sync.WaitGroup
@@ -376,6 +379,9 @@ func printConfigError(w io.Writer, cmd string, err error) int {
 	}
 	for _, l := range lines {
 		fmt.Fprintf(w, "dtforward %s: %s\n", cmd, l)
+	}
+	if ce != nil {
+		fmt.Fprintf(w, "Run \"dtforward %s --help\" for the variables it reads, or \"dtforward demo\" to try dtforward without an appliance.\n", cmd)
 	}
 	return exitUsage
 }
