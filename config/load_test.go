@@ -80,6 +80,9 @@ func TestLoadDefaults(t *testing.T) {
 		StateDir:                  "./state",
 		ShutdownTimeout:           10 * time.Second,
 		LogLevel:                  "info",
+
+		DarktraceMaxConcurrentRequests: 16,
+		ShardCount:                     1,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
