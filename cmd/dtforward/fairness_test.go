@@ -90,7 +90,7 @@ func TestDeliverySharesTheSinkFairly(t *testing.T) {
 	<-s.blocked // A holds the sink, stuck in its first write
 	errB := make(chan error, 1)
 	go func() { errB <- d.Deliver(ctx, alertsOf("dt-b", 10)) }()
-	waitUntil(t, 10*time.Second, "B to queue for the sink", func() bool { return d.turn.Waiting() == 1 })
+	waitUntil(t, 10*time.Second, "B to queue for the sink", func() bool { return d.queued() == 1 })
 	close(s.gate) // the collector catches up
 	if err := <-errB; err != nil {
 		t.Fatal(err)
@@ -197,6 +197,39 @@ func TestDeliveryStampsApplianceLabels(t *testing.T) {
 		}
 		if l != want {
 			t.Fatalf("line %d = %q, want %q", i, l, want)
+		}
+	}
+}
+
+// TestDeliveryGroupsQueuedSlices: slices that queue while the sink is busy go out together in
+// one write (one fsync for a file sink), in arrival order.
+func TestDeliveryGroupsQueuedSlices(t *testing.T) {
+	s := &gateSink{hold: `"appliance":"dt-a"`, gate: make(chan struct{}), blocked: make(chan struct{})}
+	d := &delivery{f: jsonFormatter(t), s: s, log: zerolog.Nop()}
+	ctx := context.Background()
+	errs := make(chan error, 11)
+	go func() { errs <- d.Deliver(ctx, alertsOf("dt-a", 5)) }()
+	<-s.blocked
+	for i := range 10 {
+		go func() { errs <- d.Deliver(ctx, alertsOf(fmt.Sprintf("dt-%d", i), 20)) }()
+		waitUntil(t, 10*time.Second, "the slice to queue", func() bool { return d.queued() == i+1 })
+	}
+	close(s.gate)
+	for range 11 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	sends := append([]int(nil), s.sends...)
+	s.mu.Unlock()
+	if len(sends) != 2 || sends[0] != 5 || sends[1] != 200 {
+		t.Fatalf("sink writes %v; want A's 5 lines, then the 10 queued slices of 20 in one write", sends)
+	}
+	lines := s.snapshot()
+	for i := range 10 {
+		if l := lines[5+20*i]; !strings.Contains(l, fmt.Sprintf(`"appliance":"dt-%d"`, i)) {
+			t.Fatalf("line %d = %s; want dt-%d's first line (arrival order)", 5+20*i, l, i)
 		}
 	}
 }
