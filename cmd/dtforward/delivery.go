@@ -35,6 +35,7 @@ type delivery struct {
 	mu      sync.Mutex
 	queue   []*pendingSlice
 	writing bool
+	room    chan struct{} // closed when the queue shrinks; nil while nobody waits
 }
 
 // pendingSlice is one appliance's slice waiting for (or in) a sink write.
@@ -96,6 +97,7 @@ func (d *delivery) send(ctx context.Context, msgs []sink.Message) error {
 		for i, q := range d.queue {
 			if q == p {
 				d.queue = append(d.queue[:i], d.queue[i+1:]...)
+				d.shrunkLocked()
 				break
 			}
 		}
@@ -104,6 +106,36 @@ func (d *delivery) send(ctx context.Context, msgs []sink.Message) error {
 	}
 	d.mu.Unlock()
 	return <-p.done
+}
+
+// waitRoom returns once fewer than limit slices wait for the sink, or with ctx.Err(). Fetches
+// call it first: with a slow collector, appliances then stop fetching batches that could only
+// pile up in memory behind it, so memory follows the configuration, not the appliance count.
+func (d *delivery) waitRoom(ctx context.Context, limit int) error {
+	for {
+		d.mu.Lock()
+		if len(d.queue) < limit {
+			d.mu.Unlock()
+			return nil
+		}
+		if d.room == nil {
+			d.room = make(chan struct{})
+		}
+		room := d.room
+		d.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (d *delivery) shrunkLocked() {
+	if d.room != nil {
+		close(d.room)
+		d.room = nil
+	}
 }
 
 // queued returns how many slices wait for a write (for tests).
@@ -133,6 +165,7 @@ func (d *delivery) write() {
 		}
 		group := d.queue[:n:n]
 		d.queue = append([]*pendingSlice(nil), d.queue[n:]...)
+		d.shrunkLocked()
 		d.mu.Unlock()
 		d.writeGroup(group)
 	}

@@ -7,13 +7,17 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/config"
 	"github.com/dtforward/dtforward/formatter"
+	"github.com/dtforward/dtforward/internal/limit"
+	"github.com/dtforward/dtforward/simulator"
 	"github.com/dtforward/dtforward/sink"
 )
 
@@ -231,5 +235,56 @@ func TestDeliveryGroupsQueuedSlices(t *testing.T) {
 		if l := lines[5+20*i]; !strings.Contains(l, fmt.Sprintf(`"appliance":"dt-%d"`, i)) {
 			t.Fatalf("line %d = %s; want dt-%d's first line (arrival order)", 5+20*i, l, i)
 		}
+	}
+}
+
+// TestFetchWaitsWhileTheSinkIsFull: with the sink stuck and its queue full, appliances stop
+// fetching (fetched batches would only pile up in memory); the fetch proceeds once the sink
+// drains, and gives up when its context ends.
+func TestFetchWaitsWhileTheSinkIsFull(t *testing.T) {
+	var requests atomic.Int32
+	_, url := startSim(t, simulator.Options{Seed: 70, History: time.Hour, HistoryCount: 3,
+		OnRequest: func(simulator.Request) { requests.Add(1) }})
+	app := config.Appliance{Name: "dt", URL: url, PublicToken: "pub-0123456789abcdef", PrivateToken: "priv-fedcba9876543210", AllowHTTP: true}
+	c, err := newClient(app, &config.Config{DarktraceTimeout: 5 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseIdleConnections()
+
+	s := &gateSink{hold: `"appliance":"dt-a"`, gate: make(chan struct{}), blocked: make(chan struct{})}
+	d := &delivery{f: jsonFormatter(t), s: s, log: zerolog.Nop()}
+	f := limitedFetcher{c: c, slots: limit.New(4), backlog: d, room: 2}
+	errs := make(chan error, 3)
+	go func() { errs <- d.Deliver(context.Background(), alertsOf("dt-a", 1)) }()
+	<-s.blocked
+	for i := range 2 {
+		go func() { errs <- d.Deliver(context.Background(), alertsOf(fmt.Sprintf("dt-%d", i), 1)) }()
+		waitUntil(t, 10*time.Second, "the slice to queue", func() bool { return d.queued() == i+1 })
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := f.Stream(ctx, "/modelbreaches", func([]byte) error { return nil }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("fetch with a full sink queue = %v, want it to wait until its context ends", err)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("%d requests reached the appliance while the sink queue was full", n)
+	}
+	fetched := make(chan error, 1)
+	go func() {
+		fetched <- f.Stream(context.Background(), "/modelbreaches", func([]byte) error { return nil })
+	}()
+	close(s.gate)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-fetched; err != nil {
+		t.Fatalf("fetch after the sink drained: %v", err)
+	}
+	if requests.Load() != 1 {
+		t.Fatalf("%d requests, want 1", requests.Load())
 	}
 }

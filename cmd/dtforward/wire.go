@@ -143,20 +143,32 @@ func (l labelled) Deliver(ctx context.Context, alerts []*alert.Alert) error {
 // limitedFetcher takes a slot of the process-wide request limit
 // (DARKTRACE_MAX_CONCURRENT_REQUESTS) for each API request. Slots are granted in arrival
 // order, so a slow or huge appliance holds at most one and cannot starve the others; time
-// spent queueing does not count against the request timeout.
+// spent queueing does not count against the request timeout. Before that it waits while the
+// sink's queue is full (delivery.waitRoom): fetching more than the sink can take only costs
+// memory.
 type limitedFetcher struct {
-	c     *darktrace.Client
-	slots *limit.FIFO
+	c       *darktrace.Client
+	slots   *limit.FIFO
+	backlog *delivery
+	room    int // most slices queued at the sink before fetches wait
 }
 
 // Stream implements poller.Fetcher.
 func (l limitedFetcher) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
+	if err := l.backlog.waitRoom(ctx, l.room); err != nil {
+		return err
+	}
 	if err := l.slots.Acquire(ctx); err != nil {
 		return err
 	}
 	defer l.slots.Release()
 	return l.c.Stream(ctx, pathAndQuery, fn)
 }
+
+// sinkRoom is how many slices may wait for the sink before appliances stop fetching: enough
+// to keep group commits full, few enough that a slow collector holds a bounded amount of
+// fetched data (at most sinkRoom + DARKTRACE_MAX_CONCURRENT_REQUESTS batches).
+func sinkRoom(maxRequests int) int { return max(2*maxRequests, 32) }
 
 // brokenAppliance is an appliance that cannot be polled until the operator acts (its
 // checkpoint is unusable). The others run; /readyz and dtforward_appliance_up report it.
@@ -271,7 +283,7 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		}
 		d.clients = append(d.clients, c)
 		d.clocks = append(d.clocks, clock)
-		p := poller.NewPipeline(limitedFetcher{c: c, slots: d.requests}, app.Name, c.Host(), filter, log)
+		p := poller.NewPipeline(limitedFetcher{c: c, slots: d.requests, backlog: del, room: sinkRoom(cfg.DarktraceMaxConcurrentRequests)}, app.Name, c.Host(), filter, log)
 		d.pipelines = append(d.pipelines, p)
 		a, err := poller.NewAppliance(poller.Config{
 			Pipeline:        p,
