@@ -107,7 +107,7 @@ func main() {
 	peak := statusKB(run.Process.Pid, "VmHWM")
 	// Idle: a few more polls that find nothing new.
 	time.Sleep(time.Duration(*idle) * *interval)
-	offset = readNew(out, offset, func([]byte) { lines++ })
+	readNew(out, offset, func([]byte) { lines++ })
 	idleRSS := statusKB(run.Process.Pid, "VmRSS")
 	peak = max(peak, statusKB(run.Process.Pid, "VmHWM"))
 
