@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dtforward/dtforward/config"
+	"github.com/dtforward/dtforward/simulator"
 )
 
 // startSimulateMany runs "dtforward simulate --appliances n" in-process and returns the
@@ -177,6 +179,40 @@ func TestSimulateManyUsage(t *testing.T) {
 		code, _, stderr := runCmd(t, t.Context(), simTokens, append([]string{"simulate"}, tc.args...)...)
 		if code != exitUsage || !strings.Contains(stderr, tc.want) {
 			t.Errorf("simulate %v = %d %q; want exit 2 with %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+// TestRunEmptyShardIdles: a shard that owns no appliance (more replicas than appliances) keeps
+// running and reports ready instead of exiting (which Kubernetes would restart forever).
+func TestRunEmptyShardIdles(t *testing.T) {
+	_, url := startSim(t, simulator.Options{Seed: 80, History: time.Hour, HistoryCount: 2})
+	dir := t.TempDir()
+	vars := appliancesVars(t, dir, filepath.Join(dir, "state"), []map[string]any{
+		{"name": "dt-a", "url": url, "public_token": "pub-0123456789abcdef", "private_token": "priv-fedcba9876543210", "allow_http": true},
+	})
+	vars["SHARD_COUNT"] = "2"
+	vars["SHARD_INDEX"] = fmt.Sprint(1 - config.ShardOf("dt-a", 2))
+	httpAddr := freeAddr(t)
+	vars["HTTP_ADDRESS"] = httpAddr
+	b := startRun(t, vars, testInterval)
+	waitUntil(t, 10*time.Second, "/readyz of the empty shard", func() bool {
+		code, body := httpGet("http://" + httpAddr + "/readyz")
+		return code == http.StatusOK && strings.HasPrefix(body, "ready")
+	})
+	time.Sleep(3 * testInterval)
+	if code, body := httpGet("http://" + httpAddr + "/readyz"); code != http.StatusOK {
+		t.Fatalf("the empty shard stopped serving: %d %q; stderr:\n%s", code, body, tail(b.stderr.String(), 2000))
+	}
+	if code := b.stop(t); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(b.stderr.String(), "no appliance hashes to this shard") {
+		t.Errorf("no warning about the empty shard")
+	}
+	if _, err := os.Stat(vars["SIEM_ADDRESS"]); err == nil {
+		if got := linesByAppliance(vars["SIEM_ADDRESS"]); len(got) != 0 {
+			t.Errorf("the empty shard delivered %v", got)
 		}
 	}
 }

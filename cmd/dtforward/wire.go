@@ -380,11 +380,12 @@ func (d *daemon) run(ctx context.Context) {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	names := make([]string, len(d.appliances))
-	for i, a := range d.appliances {
-		names[i] = a.Name()
+	// Hundreds of names would make one enormous line; past a few dozen, the count says enough.
+	names := make([]string, 0, min(len(d.appliances), maxLoggedNames))
+	for _, a := range d.appliances[:min(len(d.appliances), maxLoggedNames)] {
+		names = append(names, a.Name())
 	}
-	d.log.Info().Str("version", version).Strs("appliances", names).Strs("sources", d.cfg.PollSources).
+	d.log.Info().Str("version", version).Int("appliance_count", len(d.appliances)).Strs("appliances", names).Strs("sources", d.cfg.PollSources).
 		Dur("interval", d.cfg.PollInterval).Dur("overlap", d.cfg.PollOverlap).
 		Str("format", d.cfg.SIEMFormat).Str("transport", d.cfg.SIEMTransport).Msg("dtforward started")
 
@@ -404,7 +405,13 @@ func (d *daemon) run(ctx context.Context) {
 		})
 	}
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() {
+		wg.Wait()
+		// A shard that owns no appliance still serves /healthz and /readyz until stopped,
+		// rather than exiting and being restarted over and over.
+		<-ctx.Done()
+		close(done)
+	}()
 	for {
 		select {
 		case <-hup:
@@ -454,6 +461,9 @@ func printConfigError(w io.Writer, cmd string, err error) int {
 	}
 	return exitUsage
 }
+
+// maxLoggedNames bounds the appliance names listed in the start-up log line.
+const maxLoggedNames = 50
 
 // sleepCtx waits d or until ctx ends; it reports whether the full time passed.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
