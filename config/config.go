@@ -17,6 +17,10 @@ type Config struct {
 	DarktraceTimeout            time.Duration `envconfig:"DARKTRACE_TIMEOUT" default:"60s" desc:"Per-request timeout"`
 	DarktraceName               string        `envconfig:"DARKTRACE_NAME" desc:"Appliance label in output, state file name and metrics (default: URL host)"`
 	DarktraceAppliancesFile     string        `envconfig:"DARKTRACE_APPLIANCES_FILE" desc:"JSON or YAML file listing several appliances (name, url, tokens or token files, CA, labels) for one process; replaces DARKTRACE_URL and the token variables"`
+	// Scale: many appliances in one process, and appliances sharded over several processes.
+	DarktraceMaxConcurrentRequests int    `envconfig:"DARKTRACE_MAX_CONCURRENT_REQUESTS" default:"16" desc:"Most API requests in flight at once across all appliances (1-1024); the others queue in arrival order"`
+	ShardCount                     int    `envconfig:"SHARD_COUNT" default:"1" desc:"Number of processes (e.g. StatefulSet replicas) sharing the appliances file; each polls the appliances whose name hashes to its SHARD_INDEX (1-1000)"`
+	ShardIndex                     string `envconfig:"SHARD_INDEX" desc:"This process's shard, 0 to SHARD_COUNT-1, or a StatefulSet pod name ending in its ordinal (dtforward-2 is shard 2); required when SHARD_COUNT > 1"`
 
 	PollSources  []string      `envconfig:"POLL_SOURCES" default:"modelbreaches,antigena" desc:"Comma-separated sources: modelbreaches, antigena, aianalyst"`
 	PollInterval time.Duration `envconfig:"POLL_INTERVAL" default:"60s" desc:"Time between polls"`

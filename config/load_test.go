@@ -83,8 +83,10 @@ func TestLoadDefaults(t *testing.T) {
 		ShutdownTimeout:           10 * time.Second,
 		LogLevel:                  "info",
 
-		PollAIAnalystRefreshHorizon:  24 * time.Hour,
-		PollAIAnalystRefreshInterval: 10 * time.Minute,
+		PollAIAnalystRefreshHorizon:    24 * time.Hour,
+		PollAIAnalystRefreshInterval:   10 * time.Minute,
+		DarktraceMaxConcurrentRequests: 16,
+		ShardCount:                     1,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)

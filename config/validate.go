@@ -69,6 +69,7 @@ func (c *Config) Validate(mode Mode) error {
 	c.validateFilter(&p)
 	c.validateSIEM(mode, &p)
 	c.validateProcess(mode, &p)
+	c.validateScale(&p)
 	return p.err()
 }
 

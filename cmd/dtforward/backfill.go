@@ -49,7 +49,7 @@ func runBackfill(ctx context.Context, e *env) int {
 	if fl.sources == nil {
 		fl.sources = cfg.PollSources
 	}
-	apps, err := cfg.Appliances()
+	apps, err := cfg.ShardAppliances()
 	if err != nil {
 		return printConfigError(e.stderr, "backfill", err)
 	}

@@ -51,7 +51,7 @@ error.
 	if err != nil {
 		return printConfigError(e.stderr, "check", err)
 	}
-	apps, err := cfg.Appliances()
+	apps, err := cfg.ShardAppliances()
 	if err != nil {
 		return printConfigError(e.stderr, "check", err)
 	}
@@ -224,7 +224,7 @@ func sampleLine(cfg *config.Config, e *env) (string, error) {
 		return "", err
 	}
 	name := "sample"
-	if apps, err := cfg.Appliances(); err == nil && len(apps) > 0 {
+	if apps, err := cfg.ShardAppliances(); err == nil && len(apps) > 0 {
 		name = apps[0].Name
 	}
 	a, err := alert.FromBreach(&b, []byte(sampleBreach), name, "dt.example.com")

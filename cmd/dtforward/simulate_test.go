@@ -65,7 +65,8 @@ func TestSimulateHelp(t *testing.T) {
 	for _, w := range []string{"SYNOPSIS", "DESCRIPTION", "FAULTS", "ENVIRONMENT", "EXIT STATUS", "EXAMPLES",
 		"--listen", "--tls", "--cert", "--key", "--seed", "--history", "--history-count", "--rate", "--late-fraction",
 		"--late-delay", "--hostile-fraction", "--system-fraction", "--ack-fraction", "--clock-offset", "--hostname",
-		"--faults", "--newest-first", "--verbose", "--no-urls", "--missing-creation-fraction", "--public-token", "--private-token", "DARKTRACE_PUBLIC_TOKEN"} {
+		"--faults", "--newest-first", "--verbose", "--no-urls", "--missing-creation-fraction", "--public-token", "--private-token", "DARKTRACE_PUBLIC_TOKEN",
+		"--appliances", "--appliances-file", "DARKTRACE_APPLIANCES_FILE"} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("help does not mention %s", w)
 		}
