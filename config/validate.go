@@ -49,7 +49,13 @@ const (
 	MaxMessageBytes    = 1 << 20 // far above any receiver's limit; catches a unit mistake
 	MaxUDPMessageBytes = 65507   // the largest IPv4 UDP payload; sendto fails above it
 	MaxOverlap         = 24 * time.Hour
-	MaxRELPWindow      = 65536 // sink.MaxRELPWindow
+	// MinOverlap: breaches are created seconds after their activity and reach the API later
+	// still; a shorter overlap loses the ones created just before a window's end.
+	MinOverlap         = time.Minute
+	MaxRefreshHorizon  = 7 * 24 * time.Hour
+	MinRefreshInterval = time.Minute
+	MaxUDPRate         = 1_000_000 // above what one socket sends; catches a unit mistake
+	MaxRELPWindow      = 65536     // sink.MaxRELPWindow
 )
 
 // Validate checks c for mode and returns every problem at once as *Error, or nil. It does no
@@ -63,6 +69,7 @@ func (c *Config) Validate(mode Mode) error {
 	c.validateFilter(&p)
 	c.validateSIEM(mode, &p)
 	c.validateProcess(mode, &p)
+	c.validateScale(&p)
 	return p.err()
 }
 
@@ -145,9 +152,16 @@ func (c *Config) validatePoll(p *problems) {
 	if _, err := c.StartTime(time.Now()); err != nil {
 		p.add("POLL_START", "%v", err)
 	}
-	if c.PollOverlap < 0 || c.PollOverlap > MaxOverlap {
+	if c.PollOverlap < MinOverlap || c.PollOverlap > MaxOverlap {
 		// The dedupe set holds every id seen inside the overlap, so it must stay bounded.
-		p.add("POLL_OVERLAP", "%s is outside 0–%s", c.PollOverlap, shortDuration(MaxOverlap))
+		p.add("POLL_OVERLAP", "%s is outside %s–%s", c.PollOverlap, shortDuration(MinOverlap), shortDuration(MaxOverlap))
+	}
+	if c.PollAIAnalystRefreshHorizon < 0 || c.PollAIAnalystRefreshHorizon > MaxRefreshHorizon {
+		// Every event inside the horizon is remembered: bounded, like the overlap.
+		p.add("POLL_AIANALYST_REFRESH_HORIZON", "%s is outside 0 (off)–%s", c.PollAIAnalystRefreshHorizon, shortDuration(MaxRefreshHorizon))
+	}
+	if c.PollAIAnalystRefreshInterval < MinRefreshInterval {
+		p.add("POLL_AIANALYST_REFRESH_INTERVAL", "%s is too short; use at least %s (e.g. 10m)", c.PollAIAnalystRefreshInterval, shortDuration(MinRefreshInterval))
 	}
 }
 
@@ -256,6 +270,9 @@ func (c *Config) validateSIEM(mode Mode, p *problems) {
 	}
 	if c.SIEMTimeout <= 0 {
 		p.add("SIEM_TIMEOUT", "%s must be positive (e.g. 10s)", c.SIEMTimeout)
+	}
+	if c.SIEMUDPRate < 0 || c.SIEMUDPRate > MaxUDPRate {
+		p.add("SIEM_UDP_RATE", "%d is outside 0–%d (datagrams per second; 0 = unlimited)", c.SIEMUDPRate, MaxUDPRate)
 	}
 }
 
