@@ -66,7 +66,7 @@ func deadPeer(t *testing.T, addr string, tlsCfg *tls.Config, reset bool) (stop f
 // the end rsyslog has every message: no batch is reported delivered that went nowhere.
 func TestPeerAcceptsAndDrops(t *testing.T) {
 	const deadFor = 700 * time.Millisecond
-	const batches, per = 30, 5
+	const batches, per = 20, 5
 	for _, tc := range []struct {
 		name      string
 		transport string
@@ -124,7 +124,7 @@ func TestPeerAcceptsAndDrops(t *testing.T) {
 					}
 					time.Sleep(10 * time.Millisecond)
 				}
-				time.Sleep(40 * time.Millisecond) // a live run: batches keep coming across the switch
+				time.Sleep(30 * time.Millisecond) // a live run: batches keep coming across the switch
 			}
 			if deadOK > 0 {
 				t.Errorf("Send reported %d batches delivered while the peer dropped every connection", deadOK)
