@@ -33,6 +33,8 @@ type Config struct {
 	TLS          tlsconfig.Options
 	UserAgent    string           // default DefaultUserAgent
 	Now          func() time.Time // clock for DTAPI-Date; nil = time.Now (tests skew it)
+	// Anomalies receives the values of unexpected type found by Records (nil: not reported).
+	Anomalies AnomalyFunc
 }
 
 // Client is a signed HTTP(S) client for one appliance. It is safe for concurrent use, although
@@ -45,6 +47,7 @@ type Client struct {
 	timeout time.Duration
 	ua      string
 	now     func() time.Time
+	anoms   AnomalyFunc
 	// secrets are scrubbed from any text that reaches an error, in case an appliance or proxy
 	// echoes a request header back in a body.
 	secrets []string
@@ -102,6 +105,7 @@ func New(cfg Config) (*Client, error) {
 		timeout: cfg.Timeout,
 		ua:      cfg.UserAgent,
 		now:     cfg.Now,
+		anoms:   cfg.Anomalies,
 		secrets: []string{cfg.PublicToken, cfg.PrivateToken},
 	}
 	if c.timeout == 0 {
@@ -199,7 +203,7 @@ func (c *Client) Stream(ctx context.Context, pathAndQuery string, fn func(raw []
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: resp.StatusCode,
-				Msg: "empty response body; will retry", Err: io.ErrUnexpectedEOF}
+				Msg: "empty response body", Err: io.ErrUnexpectedEOF}
 		}
 		return c.transportError(ctx, reqCtx, endpoint, err)
 	}
@@ -212,7 +216,7 @@ func (c *Client) Stream(ctx context.Context, pathAndQuery string, fn func(raw []
 			return e
 		}
 		return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: resp.StatusCode,
-			Msg: "response is not JSON (" + quoteSnippet(c.scrub(body)) + "); will retry"}
+			Msg: "response is not JSON (" + quoteSnippet(c.scrub(body)) + ")"}
 	}
 
 	if first == '{' {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dtforward/dtforward/simulator"
@@ -76,12 +77,18 @@ OPTIONS
     --clock-offset DURATION  run the appliance clock this far from the real one, e.g. -45m,
                              to exercise DTAPI-Date errors (default 0)
     --hostname FQDN          appliance name used in breachUrl and incidentEventUrl
-                             (default dt.example.com)
+                             (default: the address it serves on, as in DARKTRACE_URL, so
+                             they match the links dtforward makes for Antigena actions)
     --no-urls                behave like an appliance without a configured FQDN: no
                              breachUrl or incidentEventUrl at all
     --missing-creation-fraction F
                              share of breaches without creationTime, as older appliance
                              builds send them (default 0)
+    --odd-fraction F         share of records in the other shapes real appliances send
+                             (default 0): acknowledged as {"time","username"}, devices
+                             known only by devicelabel, placeholder IPs (10.0.0.#36859),
+                             literal \n in descriptions, absent priority/URL/commentCount,
+                             Antigena "updated" as a number; chosen from --seed
     --faults SPEC            inject faults into authenticated requests (see FAULTS)
     --newest-first           sort list responses newest first (the API guide only promises
                              "time-sorted"; the default is oldest first)
@@ -105,6 +112,7 @@ FAULTS
         forbidden      302 to /403                   login               302 to /login
         reset          TCP reset                     large[@N]           N (10000) extra records
         error200       200 {"error": "..."}          responseerror       200 {"response": "ERROR"}
+        empty          200 [] (no records)
     Example: "modelbreaches:500=0.1,timeout=0.05;antigena:429*3"
 
 ENVIRONMENT
@@ -139,11 +147,12 @@ func runSimulate(ctx context.Context, e *env) int {
 	system := fs.Float64("system-fraction", 0.01, "")
 	ack := fs.Float64("ack-fraction", 0.1, "")
 	offset := fs.Duration("clock-offset", 0, "")
-	hostname := fs.String("hostname", "dt.example.com", "")
+	hostname := fs.String("hostname", "", "")
 	faultSpec := fs.String("faults", "", "")
 	verbose := fs.Bool("verbose", false, "")
 	newestFirst := fs.Bool("newest-first", false, "")
 	missingCreation := fs.Float64("missing-creation-fraction", 0, "")
+	oddFraction := fs.Float64("odd-fraction", 0, "")
 	noURLs := fs.Bool("no-urls", false, "")
 	pub := fs.String("public-token", "", "")
 	priv := fs.String("private-token", "", "")
@@ -154,7 +163,7 @@ func runSimulate(ctx context.Context, e *env) int {
 			_, _ = io.WriteString(e.stdout, simulateHelp)
 			return exitOK
 		}
-		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for the flags.`)
+		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for usage.`)
 		return exitUsage
 	}
 	var problems []string
@@ -201,7 +210,7 @@ func runSimulate(ctx context.Context, e *env) int {
 		for _, p := range problems {
 			fmt.Fprintf(e.stderr, "dtforward simulate: %s\n", p)
 		}
-		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for the flags.`)
+		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for usage.`)
 		return exitUsage
 	}
 	count := *historyCount
@@ -219,7 +228,7 @@ func runSimulate(ctx context.Context, e *env) int {
 		SystemFraction: *system, AckFraction: ackFraction, ClockOffset: *offset,
 		Hostname: *hostname, CertFile: *cert, KeyFile: *key,
 		OnRequest: requestLogger(e.stderr, *verbose), NewestFirst: *newestFirst,
-		MissingCreationFraction: *missingCreation, NoURLs: *noURLs,
+		MissingCreationFraction: *missingCreation, NoURLs: *noURLs, OddFraction: *oddFraction,
 	}
 	useTLSAll := *useTLS || *cert != ""
 	if *appliances > 1 || *appliancesFile != "" {
@@ -234,14 +243,18 @@ func runSimulate(ctx context.Context, e *env) int {
 	sim.SetFaults(faults)
 	url, err := sim.Start(*listen, useTLSAll)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)
+		hint := ""
+		if errors.Is(err, syscall.EADDRINUSE) {
+			hint = " (another simulator still running? stop it, or pick a free port with --listen 127.0.0.1:0)"
+		}
+		fmt.Fprintf(e.stderr, "dtforward simulate: %v%s\n", err, hint)
 		return exitFailure
 	}
 	fmt.Fprintf(e.stdout, "DARKTRACE_URL=%s\n", url)
 	if ca := sim.CAFile(); ca != "" {
 		fmt.Fprintf(e.stdout, "DARKTRACE_CA_FILE=%s\n", ca)
 	}
-	fmt.Fprintf(e.stderr, "dtforward simulate: serving a simulated appliance at %s (seed %d, %d breaches of history, %g new/s); Ctrl-C to stop\n",
+	fmt.Fprintf(e.stderr, "dtforward simulate: serving a simulated appliance at %s (seed %d, %d breaches of history, %g new/s); Ctrl-C or SIGTERM stops it\n",
 		url, *seed, *historyCount, perSecond)
 	<-ctx.Done()
 	if err := sim.Close(); err != nil {

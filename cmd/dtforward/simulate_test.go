@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -172,5 +173,18 @@ func TestSimulateListenError(t *testing.T) {
 	code, _, stderr := runCmd(t, context.Background(), simTokens, "simulate", "--listen", "127.0.0.1:notaport", "--history-count", "1")
 	if code != exitFailure || !strings.Contains(stderr, "notaport") {
 		t.Errorf("exit %d stderr %q, want 1 naming the address", code, stderr)
+	}
+}
+
+// TestSimulatePortInUse: a second simulator on the same port says what to do about it.
+func TestSimulatePortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	code, stdout, stderr := runCmd(t, context.Background(), simTokens, "simulate", "--listen", l.Addr().String(), "--history-count", "1")
+	if code != exitFailure || stdout != "" || !strings.Contains(stderr, "address already in use (another simulator still running? stop it, or pick a free port with --listen 127.0.0.1:0)") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 1 and the hint", code, stdout, stderr)
 	}
 }

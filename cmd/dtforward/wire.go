@@ -5,6 +5,7 @@ package main
 // run, demo and check share it so that what "check" tests is exactly what "run" uses.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,22 +32,25 @@ import (
 )
 
 // newLogger returns the zerolog logger on w: JSON, or console when LOG_FORMAT=console or, with
-// LOG_FORMAT unset, when w is a terminal.
+// LOG_FORMAT unset, when w is a terminal. Console output is coloured only on a terminal, so a
+// pipe or a file never receives ANSI escapes.
 func newLogger(cfg *config.Config, w io.Writer) zerolog.Logger {
-	console := cfg.LogFormat == "console"
-	if cfg.LogFormat == "" {
-		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-			console = true
-		}
-	}
+	tty := isTerminal(w)
+	console := cfg.LogFormat == "console" || (cfg.LogFormat == "" && tty)
 	if console {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !tty}
 	}
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil || cfg.LogLevel == "" {
 		level = zerolog.InfoLevel
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// isTerminal reports whether w is a terminal (a TTY or a Windows console).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
 // headerReserve is room left for the syslog header inside SIEM_MAX_MESSAGE_BYTES: PRI,
@@ -100,9 +104,11 @@ func newSink(cfg *config.Config, header string, stdout io.Writer, m *metrics.Met
 			CAFile: cfg.SIEMTLSCAFile, CertFile: cfg.SIEMTLSCertFile, KeyFile: cfg.SIEMTLSKeyFile,
 			ServerName: cfg.SIEMTLSServerName, InsecureSkipVerify: cfg.SIEMTLSInsecureSkipVerify,
 		},
+		RELP:    sink.RELPOptions{Window: cfg.SIEMRELPWindow, TLS: cfg.SIEMRELPTLS},
 		Timeout: cfg.SIEMTimeout,
+		UDPRate: cfg.SIEMUDPRate,
 		Stdout:  stdout,
-		Hooks:   sink.Hooks{Reconnect: m.SinkReconnect},
+		Hooks:   sink.Hooks{Reconnect: m.SinkReconnect, Datagrams: m.AddSinkDatagrams},
 		Logger:  log,
 	})
 }
@@ -254,6 +260,7 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		Models:              cfg.ModelsRegexp(),
 		Tags:                cfg.TagsRegexp(),
 	}
+	anomalies := newAnomalyReporter(d.metrics, log)
 	for _, app := range apps {
 		c, err := newClient(app, cfg, nil)
 		if err != nil {
@@ -284,7 +291,7 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		}
 		d.clients = append(d.clients, c)
 		d.clocks = append(d.clocks, clock)
-		p := poller.NewPipeline(limitedFetcher{c: c, slots: d.requests, backlog: del, room: sinkRoom(cfg.DarktraceMaxConcurrentRequests)}, app.Name, c.Host(), filter, log)
+		p := poller.NewPipeline(limitedFetcher{c: c, slots: d.requests, backlog: del, room: sinkRoom(cfg.DarktraceMaxConcurrentRequests)}, app.Name, c.Host(), filter, log).ReportAnomalies(anomalies.Report)
 		d.pipelines = append(d.pipelines, p)
 		a, err := poller.NewAppliance(poller.Config{
 			Pipeline:        p,
@@ -301,6 +308,11 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 			Now:             now,
 			Logger:          log,
 			Metrics:         d.metrics,
+
+			// POLL_AIANALYST_REFRESH_HORIZON=0 turns the refresh off; the poller reads 0 as
+			// "default" and a negative horizon as off.
+			AIAnalystRefreshHorizon:  cmp.Or(cfg.PollAIAnalystRefreshHorizon, -1),
+			AIAnalystRefreshInterval: cfg.PollAIAnalystRefreshInterval,
 		})
 		if err != nil {
 			return nil, &configError{err}
@@ -403,7 +415,7 @@ func (d *daemon) run(ctx context.Context) {
 		names = append(names, a.Name())
 	}
 	d.log.Info().Str("version", version).Int("appliance_count", len(d.appliances)).Strs("appliances", names).Strs("sources", d.cfg.PollSources).
-		Dur("interval", d.cfg.PollInterval).Dur("overlap", d.cfg.PollOverlap).
+		Dur("interval_ms", d.cfg.PollInterval).Dur("overlap_ms", d.cfg.PollOverlap).
 		Str("format", d.cfg.SIEMFormat).Str("transport", d.cfg.SIEMTransport).Msg("dtforward started")
 
 	var wg sync.WaitGroup
@@ -475,6 +487,9 @@ func printConfigError(w io.Writer, cmd string, err error) int {
 	}
 	for _, l := range lines {
 		fmt.Fprintf(w, "dtforward %s: %s\n", cmd, l)
+	}
+	if ce != nil {
+		fmt.Fprintf(w, "Run \"dtforward %s --help\" for the variables it reads, or \"dtforward demo\" to try dtforward without an appliance.\n", cmd)
 	}
 	return exitUsage
 }

@@ -42,6 +42,9 @@ type Metrics struct {
 	apiErrors      *prometheus.CounterVec
 	sinkErrors     prometheus.Counter
 	sinkReconnects prometheus.Counter
+	state          *stateSeries
+	anomalies      *prometheus.CounterVec
+	sinkDatagrams  prometheus.Counter
 
 	mu   sync.Mutex
 	lags []func() []Lag
@@ -81,6 +84,14 @@ func New() *Metrics {
 			Name: "dtforward_sink_reconnects_total",
 			Help: "Connections (re)established to the SIEM.",
 		}),
+		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtforward_decode_anomalies_total",
+			Help: "Record fields of an unexpected type, by source and field (the record was kept; the value was converted or left empty).",
+		}, []string{"source", "field"}),
+		sinkDatagrams: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dtforward_sink_datagrams_sent_total",
+			Help: "UDP datagrams handed to the kernel (sent, not necessarily received: UDP has no acknowledgement).",
+		}),
 	}
 	lagDesc := prometheus.NewDesc("dtforward_checkpoint_lag_seconds",
 		"Time between now and the end of the last window delivered, by appliance and source.",
@@ -88,9 +99,11 @@ func New() *Metrics {
 	upDesc := prometheus.NewDesc("dtforward_appliance_up",
 		"1 while an appliance is ready (as /readyz judges it), 0 while it fails or is disabled (e.g. unusable checkpoint).",
 		[]string{"appliance"}, nil)
-	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects,
+	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects, m.anomalies,
+		m.sinkDatagrams,
 		&lagCollector{m: m, desc: lagDesc}, &upCollector{m: m, desc: upDesc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.state = newStateSeries(m.reg)
 	return m
 }
 
@@ -135,6 +148,23 @@ func (m *Metrics) SinkReconnect() {
 		return
 	}
 	m.sinkReconnects.Inc()
+}
+
+// DecodeAnomaly counts one record field of an unexpected type. field comes from the decoder's
+// fixed set of JSON paths, so the label's cardinality is bounded.
+func (m *Metrics) DecodeAnomaly(source, field string) {
+	if m == nil {
+		return
+	}
+	m.anomalies.WithLabelValues(source, field).Inc()
+}
+
+// AddSinkDatagrams counts n UDP datagrams sent.
+func (m *Metrics) AddSinkDatagrams(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.sinkDatagrams.Add(float64(n))
 }
 
 // AddLagFunc registers a function reporting checkpoint lags; it is called at every scrape, so
