@@ -84,7 +84,9 @@ func (r *relpClient) answer(deadline time.Time) string {
 func TestRsyslogRELP(t *testing.T) {
 	r := syslogd.StartRsyslog(t, syslogd.Options{RELP: true, SyncWrites: true})
 	c := dialRELP(t, r.RELP)
-	msg := func(i int) string { return "<134>1 2026-01-02T03:04:05.000006Z host app - id - relp\ttab " + strconv.Itoa(i) }
+	msg := func(i int) string {
+		return "<134>1 2026-01-02T03:04:05.000006Z host app - id - relp\ttab " + strconv.Itoa(i)
+	}
 	for i := 0; i < 20; i++ {
 		got := c.command(t, "syslog", msg(i), time.Now().Add(5*time.Second))
 		if want := strconv.Itoa(i+2) + " rsp 6 200 OK\n"; got != want {
