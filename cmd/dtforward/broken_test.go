@@ -60,6 +60,11 @@ func TestRunSkipsApplianceWithCorruptCheckpoint(t *testing.T) {
 			strings.Contains(body, "dt-b.json") && !strings.Contains(body, "dt-a") &&
 			strings.Contains(m, `dtforward_appliance_up{appliance="dt-b"} 0`) && strings.Contains(m, `dtforward_appliance_up{appliance="dt-a"} 1`)
 	})
+	// ?verbose lists every appliance, the healthy ones too.
+	waitUntil(t, 15*time.Second, "/readyz?verbose to list both appliances", func() bool {
+		_, body := httpGet("http://" + httpAddr + "/readyz?verbose")
+		return strings.Contains(body, "\ndt-b: disabled\n") && strings.Contains(body, "\ndt-a: ready\n")
+	})
 	if got := linesByAppliance(out)["dt-b"]; len(got) != 0 {
 		t.Errorf("dt-b delivered %d records without a usable checkpoint", len(got))
 	}

@@ -120,6 +120,22 @@ func TestSimulateManyAppliancesFeedShardedRuns(t *testing.T) {
 			}
 		}
 	}
+	// Every line carries its appliance's labels from the appliances file (JSON applianceLabels).
+	for _, path := range outs {
+		data, _ := os.ReadFile(path)
+		for _, l := range splitNonEmpty(data) {
+			var r struct {
+				Appliance       string
+				ApplianceLabels map[string]string `json:"applianceLabels"`
+			}
+			if err := json.Unmarshal(l, &r); err != nil {
+				t.Fatal(err)
+			}
+			if want := "customer-" + strings.TrimPrefix(r.Appliance, "sim-"); r.ApplianceLabels["customer"] != want || len(r.ApplianceLabels) != 1 {
+				t.Fatalf("%s line has labels %v, want {customer: %s}: %s", r.Appliance, r.ApplianceLabels, want, l)
+			}
+		}
+	}
 	// Appliances are independent: their model names differ (seed + index).
 	names := func(app string) []string {
 		var out []string

@@ -236,6 +236,7 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 	d.metrics.AddGaugeFunc("dtforward_api_requests_queued", "API requests waiting for a DARKTRACE_MAX_CONCURRENT_REQUESTS slot.",
 		func() float64 { return float64(d.requests.Waiting()) })
 	d.metrics.SetApplianceUpFunc(d.applianceUp)
+	d.metrics.SetReadyDetail(d.readyDetail)
 	header := sinkHeader(cfg, e.getenv)
 	f, err := newFormatter(cfg, header)
 	if err != nil {
@@ -367,6 +368,22 @@ func (d *daemon) applianceUp() []metrics.ApplianceUp {
 	}
 	for _, a := range d.appliances {
 		out = append(out, metrics.ApplianceUp{Appliance: a.Name(), Up: a.Ready() == nil})
+	}
+	return out
+}
+
+// readyDetail is /readyz?verbose: one line per appliance, ready, not ready or disabled.
+func (d *daemon) readyDetail() []string {
+	out := make([]string, 0, len(d.broken)+len(d.appliances))
+	for _, b := range d.broken {
+		out = append(out, b.name+": disabled")
+	}
+	for _, a := range d.appliances {
+		state := "ready"
+		if a.Ready() != nil {
+			state = "not ready"
+		}
+		out = append(out, a.Name()+": "+state)
 	}
 	return out
 }

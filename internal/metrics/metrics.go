@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -48,6 +49,8 @@ type Metrics struct {
 	mu   sync.Mutex
 	lags []func() []Lag
 	up   func() []ApplianceUp
+	// detail lists one status line per appliance for /readyz?verbose.
+	detail func() []string
 }
 
 // ApplianceUp is one appliance's readiness for dtforward_appliance_up.
@@ -186,6 +189,29 @@ func (m *Metrics) SetApplianceUpFunc(f func() []ApplianceUp) {
 	m.mu.Unlock()
 }
 
+// SetReadyDetail sets the lines /readyz?verbose adds after its verdict (one per appliance).
+func (m *Metrics) SetReadyDetail(f func() []string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.detail = f
+	m.mu.Unlock()
+}
+
+func (m *Metrics) readyDetail() []string {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	f := m.detail
+	m.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f()
+}
+
 // AddGaugeFunc registers an unlabelled gauge read at every scrape.
 func (m *Metrics) AddGaugeFunc(name, help string, f func() float64) {
 	if m == nil {
@@ -252,19 +278,31 @@ func Handler(m *Metrics, ready func() error) http.Handler {
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		var detail []string
+		if r.URL.Query().Has("verbose") {
+			detail = m.readyDetail()
+		}
 		if ready != nil {
 			if err := ready(); err != nil {
 				w.WriteHeader(http.StatusServiceUnavailable)
 				fmt.Fprintln(w, "not ready:", err)
+				writeLines(w, detail)
 				return
 			}
 		}
 		fmt.Fprintln(w, "ready")
+		writeLines(w, detail)
 	})
 	if m != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 	}
 	return mux
+}
+
+func writeLines(w io.Writer, lines []string) {
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
 }
 
 // Serve listens on addr and serves Handler(m, ready) until Close.
