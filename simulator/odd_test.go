@@ -16,9 +16,9 @@ import (
 // expansion (Breaches) agrees with what it serves.
 func TestOddShapes(t *testing.T) {
 	clk := &fixedClock{t: base}
-	// A fixed Hostname: by default URLs name the listening port, which differs between the two
-	// simulators this test compares.
-	o := Options{Seed: 11, HistoryCount: 400, AckFraction: 0.3, OddFraction: 0.2, Hostname: "dt.example.com", Now: clk.now}
+	// A fixed Hostname: by default URLs name the listener's port, which differs between the two
+	// simulators compared below.
+	o := Options{Seed: 11, HistoryCount: 400, AckFraction: 0.3, OddFraction: 0.2, Now: clk.now, Hostname: "dt.example.com"}
 	s, c := start(t, o)
 	q := "/modelbreaches?" + window(base.Add(-48*time.Hour), base) + "&includeacknowledged=true&includesuppressed=true" +
 		"&minimal=false&deviceattop=true&historicmodelonly=true&includebreachurl=true"

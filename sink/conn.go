@@ -22,8 +22,9 @@ const flushAt = 64 << 10
 // The first error is sticky: after a failed or partial write the stream is in an unknown
 // state and the connection must be dropped.
 type deadlineConn struct {
-	net.Conn              // the conn written to: *tls.Conn or the raw TCP/UDP conn
-	tcp      *net.TCPConn // the socket underneath, for peerGone; nil for UDP
+	net.Conn               // the conn written to: *tls.Conn or the raw TCP/UDP conn
+	tcp      *net.TCPConn  // the socket underneath, for peerGone; nil for UDP
+	setup    time.Duration // how long the TCP connect took
 	timeout  time.Duration
 	buffered bool
 	buf      []byte
@@ -183,7 +184,9 @@ func (c *deadlineConn) drain() peerState {
 // acknowledged. A load balancer with no healthy backend or a collector at its session limit
 // accepts and then drops the connection within milliseconds; when our bytes reached its
 // kernel before it did, they were acknowledged and are lost all the same, and only the close
-// or reset that follows tells. Paid once per connection, so it costs no throughput.
+// or reset that follows tells. Paid once per connection, so it costs no throughput. The watch
+// grows by 4× the time the TCP connect took, which tracks both the distance to the
+// collector and how loaded the machines are: a slow peer also drops slowly.
 const freshSettle = 200 * time.Millisecond
 
 // errPeerGone marks a batch written into a connection the collector dropped.
@@ -239,12 +242,13 @@ func (c *deadlineConn) confirm(fresh bool) error {
 	}
 }
 
-// settle watches a fresh connection for freshSettle after its bytes were acknowledged.
+// settle watches a fresh connection for freshSettle (plus 4× its connect time) after its
+// bytes were acknowledged.
 func (c *deadlineConn) settle(fresh bool, deadline time.Time) error {
 	if !fresh {
 		return nil
 	}
-	if err := c.sleep(min(freshSettle, c.timeout/2, time.Until(deadline))); err != nil {
+	if err := c.sleep(min(freshSettle+4*c.setup, c.timeout/2, time.Until(deadline))); err != nil {
 		return err
 	}
 	if c.peer() != peerAlive {

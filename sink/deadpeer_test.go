@@ -1,10 +1,13 @@
 package sink_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"net"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,7 +66,7 @@ func deadPeer(t *testing.T, addr string, tlsCfg *tls.Config, reset bool) (stop f
 // the end rsyslog has every message: no batch is reported delivered that went nowhere.
 func TestPeerAcceptsAndDrops(t *testing.T) {
 	const deadFor = 700 * time.Millisecond
-	const batches, per = 30, 5
+	const batches, per = 20, 5
 	for _, tc := range []struct {
 		name      string
 		transport string
@@ -121,7 +124,7 @@ func TestPeerAcceptsAndDrops(t *testing.T) {
 					}
 					time.Sleep(10 * time.Millisecond)
 				}
-				time.Sleep(40 * time.Millisecond) // a live run: batches keep coming across the switch
+				time.Sleep(30 * time.Millisecond) // a live run: batches keep coming across the switch
 			}
 			if deadOK > 0 {
 				t.Errorf("Send reported %d batches delivered while the peer dropped every connection", deadOK)
@@ -143,4 +146,64 @@ func TestPeerAcceptsAndDrops(t *testing.T) {
 				deadFailed, deadOK, len(got), batches*per, len(got)-len(seen))
 		})
 	}
+}
+
+// TestUnacknowledgedBatchFails: a collector that accepts but whose kernel stops taking bytes
+// (its tiny receive buffer is full and it never reads: hung, or its host gone) leaves the
+// batch in our send queue. The write itself returns at once, so only the wait for the
+// acknowledgement notices; the batch must fail within SIEM_TIMEOUT instead of being reported
+// delivered.
+func TestUnacknowledgedBatchFails(t *testing.T) {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // held open, never read
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	const timeout = 500 * time.Millisecond
+	var c counters
+	s := newSink(t, sink.Config{Transport: "tcp", Address: l.Addr().String(), Timeout: timeout, Hooks: c.hooks()})
+	msgs := make([]sink.Message, 8) // ~8 KiB: fits our send buffer, not the collector's window
+	for i := range msgs {
+		msgs[i] = sink.Message{Kind: "modelbreach", Line: bytes.Repeat([]byte("y"), 1000)}
+	}
+	start := time.Now()
+	err = s.Send(context.Background(), msgs)
+	if err == nil || !strings.Contains(err.Error(), "did not acknowledge") {
+		t.Fatalf("Send = %v, want an error saying the collector did not acknowledge the batch", err)
+	}
+	if took := time.Since(start); took < timeout {
+		t.Errorf("Send failed after %v, before SIEM_TIMEOUT (%v) was up", took, timeout)
+	}
+	if c.errs != 1 || c.sent != 0 {
+		t.Errorf("hooks: errs=%d sent=%d, want 1 and 0", c.errs, c.sent)
+	}
+	t.Logf("Send: %v", err)
 }

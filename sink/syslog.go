@@ -215,13 +215,16 @@ func (s *syslogSink) dial(_, addr string) (net.Conn, error) {
 		network = "udp"
 	}
 	var d net.Dialer
+	start := time.Now()
 	raw, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
+	setup := time.Since(start) // the TCP handshake only: a TLS client-certificate probe waits on purpose
 	tcp, _ := raw.(*net.TCPConn)
 	if s.tlsCfg == nil {
 		s.conn = newDeadlineConn(raw, tcp, s.cfg.Timeout, network == "tcp")
+		s.conn.setup = setup
 		return s.conn, nil
 	}
 	tc, err := s.handshake(ctx, raw, addr)
@@ -230,6 +233,7 @@ func (s *syslogSink) dial(_, addr string) (net.Conn, error) {
 		return nil, err
 	}
 	s.conn = newDeadlineConn(tc, tcp, s.cfg.Timeout, true)
+	s.conn.setup = setup
 	return s.conn, nil
 }
 

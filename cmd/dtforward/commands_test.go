@@ -141,7 +141,12 @@ func TestCheckCommand(t *testing.T) {
 
 func TestDemoPrintsCEF(t *testing.T) {
 	b := startCmd(t, map[string]string{"LOG_LEVEL": "warn"}, "demo", "--interval", "1s")
-	waitUntil(t, 15*time.Second, "CEF lines", func() bool { return strings.Count(b.stdout.String(), "\n") >= 50 })
+	// Antigena lines too (the comparison of link hosts below needs both kinds); the bound only
+	// limits a failure, a loaded machine may take a while to get there.
+	waitUntil(t, 90*time.Second, "CEF lines", func() bool {
+		out := b.stdout.String()
+		return strings.Count(out, "\n") >= 50 && strings.Contains(out, " act=")
+	})
 	if code := b.stop(t); code != exitOK {
 		t.Fatalf("demo exit %d; stderr:\n%s", code, tail(b.stderr.String(), 2000))
 	}

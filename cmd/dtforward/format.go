@@ -35,7 +35,7 @@ func runFormat(_ context.Context, e *env) int {
 	source := fs.String("source", "", "record type: "+strings.Join(alert.Sources(), ", ")+" (default: recognised per record)")
 	appliance := fs.String("appliance", "", "appliance label written into the output (default: $DARKTRACE_NAME)")
 	host := fs.String("host", "", "appliance host for URLs the records lack (default: host of $DARKTRACE_URL)")
-	maxBytes := fs.Int("max-bytes", defMax, "trim lines longer than this many bytes, as run does (default from $SIEM_MAX_MESSAGE_BYTES when set; 0: no limit)")
+	maxBytes := fs.Int("max-bytes", defMax, "trim lines longer than this many bytes, as run does ($SIEM_MAX_MESSAGE_BYTES when set; 0: no limit)")
 	leefVersion := fs.String("leef-version", "2.0", "LEEF version: 2.0 or 1.0")
 	if code, ok := fs.parse(); !ok {
 		return code

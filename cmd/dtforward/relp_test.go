@@ -139,7 +139,9 @@ func runHungAndKilledReceiver(tb testing.TB, transport string, syncWrites bool, 
 // killed, four times during a live run, and every breach arrives. The TCP run of the same
 // scenario is a measurement, not a test: BenchmarkHungAndKilledReceiver.
 func TestRunRELPSurvivesHungAndKilledReceiver(t *testing.T) {
-	res := runHungAndKilledReceiver(t, "relp", true, 30*time.Second)
+	// The settle time only bounds a failure: under -race on a loaded 2-core machine the
+	// catch-up after the last restart took longer than 30 s.
+	res := runHungAndKilledReceiver(t, "relp", true, 2*time.Minute)
 	t.Logf("relp: %d breaches, %d missing, %d messages received, %d breaches received more than once, %d failed batches",
 		res.breaches, res.missing, res.received, res.duplicates, res.sinkErrors)
 	if res.breaches < 400 {
