@@ -157,10 +157,12 @@ func actionState(act *darktrace.Action) string {
 	return st
 }
 
-// FromIncident converts an AI Analyst incident event. Its scores are 0–100 and are normalised
-// to 0–1; groupScore (the incident as a whole) wins over aiaScore (this event) when present.
-// The device is the first breach device that carries anything; an IP with a prefix length
-// (10.0.0.5/24) is reduced to the address, a bare network (10.0.0.0/24) is dropped.
+// FromIncident converts an AI Analyst incident event. Severity and category are the event's
+// own (aiaScore 0–100 normalised to 0–1, category): the group an event belongs to
+// (currentGroup, groupScore, groupCategory) is kept apart in Group, because a group's score
+// says how bad the whole incident is, not this event. The device is the first breach device
+// that carries anything; an IP with a prefix length (10.0.0.5/24) is reduced to the address,
+// a bare network (10.0.0.0/24) is dropped.
 func FromIncident(e *darktrace.IncidentEvent, raw []byte, appliance, host string) (*Alert, error) {
 	if e == nil {
 		return nil, errors.New("ai analyst incident event: nil record")
@@ -181,10 +183,15 @@ func FromIncident(e *darktrace.IncidentEvent, raw []byte, appliance, host string
 		Created:     msTime(e.CreatedAt),
 		Name:        clean(e.Title),
 		SignatureID: "aianalyst:" + summariser,
-		Category:    capitalize(clean(firstNonEmpty(e.GroupCategory, e.Category))),
+		Category:    capitalize(clean(strings.TrimSpace(e.Category))),
+		Priority:    NoPriority,
 		URL:         recordURL(e.IncidentEventURL, host, "#aiaincidentevent/", id),
 		Message:     clean(strings.TrimSpace(e.Summary)),
+		Group:       incidentGroup(e),
 		Raw:         bytes.Clone(raw),
+	}
+	if e.Acknowledged {
+		a.Ack = &Acknowledgement{}
 	}
 	if len(e.Periods) > 0 && e.Periods[0].Start > 0 && e.Periods[0].Start < e.CreatedAt {
 		a.Time = msTime(e.Periods[0].Start)
@@ -202,12 +209,26 @@ func FromIncident(e *darktrace.IncidentEvent, raw []byte, appliance, host string
 	if a.Message == "" {
 		a.Message = a.Name
 	}
-	score := e.GroupScore.Float64()
-	if score == 0 {
-		score = e.AIAScore.Float64()
-	}
-	a.setScore(score / 100)
+	a.setScore(e.AIAScore.Float64() / 100)
 	return a, nil
+}
+
+// incidentGroup returns the event's incident group, nil when the record names none. A
+// groupScore of 0 is taken as absent (Score -1): appliances send null for an unscored group,
+// which decodes as 0.
+func incidentGroup(e *darktrace.IncidentEvent) *Group {
+	g := &Group{
+		ID:       clean(strings.TrimSpace(e.CurrentGroup)),
+		Score:    -1,
+		Category: capitalize(clean(strings.TrimSpace(e.GroupCategory))),
+	}
+	if s := e.GroupScore.Float64(); s > 0 && !math.IsNaN(s) && !math.IsInf(s, 0) {
+		g.Score = math.Min(s, 100) / 100
+	}
+	if g.ID == "" && g.Category == "" && g.Score < 0 {
+		return nil
+	}
+	return g
 }
 
 // setScore clamps s to 0..1 (NaN counts as 0) and derives Severity = round(s*10).

@@ -203,7 +203,7 @@ func (c *Client) Stream(ctx context.Context, pathAndQuery string, fn func(raw []
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: resp.StatusCode,
-				Msg: "empty response body; will retry", Err: io.ErrUnexpectedEOF}
+				Msg: "empty response body", Err: io.ErrUnexpectedEOF}
 		}
 		return c.transportError(ctx, reqCtx, endpoint, err)
 	}
@@ -216,7 +216,7 @@ func (c *Client) Stream(ctx context.Context, pathAndQuery string, fn func(raw []
 			return e
 		}
 		return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: resp.StatusCode,
-			Msg: "response is not JSON (" + quoteSnippet(c.scrub(body)) + "); will retry"}
+			Msg: "response is not JSON (" + quoteSnippet(c.scrub(body)) + ")"}
 	}
 
 	if first == '{' {

@@ -55,10 +55,22 @@ type Config struct {
 	RetryAfter func(error) time.Duration
 	// ShutdownTimeout is how long an in-flight send may continue after ctx is cancelled.
 	ShutdownTimeout time.Duration
+	// SummaryEvery is how often the appliance's poll totals are logged at info
+	// (DefaultSummaryEvery when zero); a poll that forwarded nothing is logged at debug.
+	SummaryEvery time.Duration
 
 	Now     func() time.Time // default time.Now
 	Logger  zerolog.Logger
 	Metrics *metrics.Metrics // may be nil
+
+	// Per-source state (state.go); zero values pick the documented defaults.
+	AntigenaGrace            time.Duration // keep an absent action's state this long (DefaultAntigenaGrace)
+	AIAnalystRefreshHorizon  time.Duration // re-read incident events this far back; <0 = never
+	AIAnalystRefreshInterval time.Duration // between two re-reads of the horizon
+	AIAnalystMaxTracked      int           // incident events remembered for the refresh at most
+	GapRecheck               time.Duration // between two by-id checks of one missing pbid
+	GapHorizon               time.Duration // give a missing pbid up after this long
+	MaxGaps                  int           // missing pbids tracked at most
 }
 
 // Appliance polls one appliance: one goroutine per source, sharing one request slot and one
@@ -67,6 +79,7 @@ type Appliance struct {
 	cfg     Config
 	name    string
 	sources []*sourceRun
+	summary *pollSummary
 }
 
 // sourceRun is one source's loop state; the mutex guards what Status reads.
@@ -110,10 +123,11 @@ func NewAppliance(cfg Config) (*Appliance, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.setStateDefaults()
 	if cfg.Start.IsZero() {
 		cfg.Start = cfg.Now().Add(-time.Hour)
 	}
-	a := &Appliance{cfg: cfg, name: cfg.Pipeline.Appliance()}
+	a := &Appliance{cfg: cfg, name: cfg.Pipeline.Appliance(), summary: newPollSummary(cfg.SummaryEvery, time.Now())}
 	seen := map[string]bool{}
 	for _, name := range cfg.Sources {
 		if seen[name] {
@@ -209,6 +223,7 @@ func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
 	if seen == nil {
 		seen = map[string]Seen{}
 	}
+	st := a.newSourceState(r, ss)
 	m := a.cfg.Metrics
 	for ctx.Err() == nil {
 		// Windows use cfg.Now (the appliance's clock in production); waiting uses the local
@@ -261,27 +276,15 @@ func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
 		}
 
 		// Everything up to end is delivered: move the cursor, remember what was sent while it
-		// can still come back, forget what cannot.
-		next := make(map[string]Seen, len(seen)+len(b.Items))
-		horizon := end.Add(-a.cfg.Overlap).UnixMilli()
-		for k, v := range seen {
-			if r.src.Windowed() && v.Time >= horizon {
-				next[k] = v
-			} else if _, ok := b.Present[k]; !r.src.Windowed() && ok {
-				next[k] = v
-			}
-		}
-		for _, it := range b.Items {
-			next[it.Key] = Seen{Version: it.Version, Time: it.Time}
-		}
-		seen = next
+		// can still come back, forget what cannot (state.go).
+		seen = st.afterDelivery(seen, b, end)
 		if end.Before(cursor) {
 			end = cursor
 		}
 		r.mu.Lock()
 		r.cursor = end
 		r.mu.Unlock()
-		if err := a.cfg.Store.Commit(name, SourceState{Cursor: end.UnixMilli(), Seen: seen}); err != nil {
+		if err := a.cfg.Store.Commit(name, st.checkpoint(end, seen)); err != nil {
 			// Keep polling: the in-memory state is right and the next commit retries the write;
 			// /readyz shows the problem, and a crash now costs duplicates, never losses.
 			r.setErr(&r.persistErr, err, "checkpoint not saved")
@@ -291,12 +294,22 @@ func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
 
 		d := a.cfg.Now().Sub(cycleStart)
 		m.ObservePoll(a.name, name, d)
-		r.log.Info().
-			Time("window_start", start).Time("window_end", end).
+		ev := r.log.Info()
+		if quiet(b.Stats) {
+			ev = r.log.Debug()
+		}
+		ev.Time("window_start", start).Time("window_end", end).
 			Int("fetched", b.Stats.Fetched).Int("sent", b.Stats.Sent).Int("deduped", b.Stats.Deduped).
 			Int("filtered", b.Stats.Filtered).Int("malformed", b.Stats.Malformed).
-			Dur("duration", d).Msg("poll")
+			Dur("duration_ms", d).Msg("poll")
+		a.summary.add(a.cfg.Logger, a.name, b.Stats, time.Now())
 
+		if caughtUp {
+			a.summary.caughtUp(a.cfg.Logger, a.name, wallStart.Add(a.cfg.Interval), a.cfg.Interval)
+		}
+		if caughtUp && !st.between(ctx, seen) {
+			return
+		}
 		if caughtUp && !sleep(ctx, time.Until(wallStart.Add(a.cfg.Interval))) {
 			return
 		}

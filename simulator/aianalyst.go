@@ -67,7 +67,7 @@ func (s *Simulator) newIncidentLocked(now int64) *incidentRec {
 			ThreatScore: darktrace.FlexFloat(float64(b.score) / 10), Timestamp: b.time}}
 	}
 	if !s.opts.NoURLs {
-		e.IncidentEventURL = "https://" + s.opts.Hostname + "/#aiaincidentevent/" + e.ID
+		e.IncidentEventURL = "/#aiaincidentevent/" + e.ID // the host is added when served: urlHost
 	}
 	s.incidents = append(s.incidents, e)
 	return e
@@ -135,12 +135,15 @@ func (s *Simulator) IncidentEvents() []darktrace.IncidentEvent {
 	out := make([]darktrace.IncidentEvent, len(s.incidents))
 	for i, e := range s.incidents {
 		out[i] = e.IncidentEvent
+		if out[i].IncidentEventURL != "" {
+			out[i].IncidentEventURL = "https://" + s.urlHost() + out[i].IncidentEventURL
+		}
 		out[i].GroupPreviousGroups = append([]string(nil), e.GroupPreviousGroups...)
 	}
 	return out
 }
 
-func appendIncident(w *jw, e *incidentRec, url bool, odd oddShape) {
+func appendIncident(w *jw, e *incidentRec, urlBase string, odd oddShape) {
 	w.obj()
 	w.kStr("id", e.ID)
 	w.kInt("createdAt", e.CreatedAt)
@@ -217,8 +220,8 @@ func appendIncident(w *jw, e *incidentRec, url bool, odd oddShape) {
 	w.endArr()
 	w.key("details")
 	appendDetails(w, e)
-	if url && e.IncidentEventURL != "" && !odd.noURL {
-		w.kStr("incidentEventUrl", e.IncidentEventURL)
+	if urlBase != "" && e.IncidentEventURL != "" && !odd.noURL {
+		w.kStr("incidentEventUrl", urlBase+e.IncidentEventURL)
 	}
 	w.endObj()
 }

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -193,6 +194,16 @@ func (s *Simulator) ExpireActions() []ActionState {
 		out = append(out, s.actionLog[len(s.actionLog)-1])
 	}
 	return out
+}
+
+// RemoveActions deletes actions from the appliance, as when it purges old ones: they are no
+// longer listed, whatever their state. It returns how many it removed.
+func (s *Simulator) RemoveActions(codeids ...int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.actions)
+	s.actions = slices.DeleteFunc(s.actions, func(a *actionRec) bool { return slices.Contains(codeids, a.CodeID) })
+	return n - len(s.actions)
 }
 
 // Actions returns the current state of every action, in codeid order.

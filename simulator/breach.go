@@ -20,6 +20,7 @@ const (
 	flagHostile
 	flagNoCreation
 	flagSystem
+	flagHeld // created, but not visible through the API until released (HoldBreaches)
 )
 
 // breachRec is the compact stored form of a breach (40 bytes); everything else about it is
@@ -107,7 +108,7 @@ func (s *Simulator) breach(b *breachRec) darktrace.Breach {
 		out.CommentCount = 1 + r.IntN(3)
 	}
 	if !s.opts.NoURLs {
-		out.BreachURL = "https://" + s.opts.Hostname + "/#modelbreach/" + strconv.FormatInt(b.pbid, 10)
+		out.BreachURL = "https://" + s.urlHost() + "/#modelbreach/" + strconv.FormatInt(b.pbid, 10)
 	}
 	out.Model.Model = m.Model
 	if b.dev < 0 {

@@ -184,7 +184,8 @@ func TestBreachParameters(t *testing.T) {
 	t.Run("includebreachurl", func(t *testing.T) {
 		with := list(t, all+"&includebreachurl=true")
 		without := raw(t, all)
-		if want := fmt.Sprintf("https://dt.example.com/#modelbreach/%d", with[0].PBID); with[0].BreachURL != want {
+		// Without Options.Hostname, URLs name the address the simulator serves on.
+		if want := fmt.Sprintf("https://%s/#modelbreach/%d", strings.TrimPrefix(c.base, "http://"), with[0].PBID); with[0].BreachURL != want {
 			t.Errorf("breachUrl %q, want %q", with[0].BreachURL, want)
 		}
 		if without[0]["breachUrl"] != nil {

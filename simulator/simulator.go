@@ -61,8 +61,11 @@ type Options struct {
 	// ClockOffset shifts the appliance clock from the real one: it moves the ±30 min
 	// DTAPI-Date check, the Date header and /status time.
 	ClockOffset time.Duration
-	// Hostname is the appliance FQDN used in breachUrl and incidentEventUrl
-	// (default "dt.example.com"). NoURLs models an appliance without an FQDN: no URLs at all.
+	// Hostname is the appliance FQDN used in breachUrl and incidentEventUrl. By default they
+	// name the address the simulator serves on (host:port, as in the URL Start returns), so
+	// they agree with the URLs dtforward builds from DARKTRACE_URL for records that carry none
+	// (Antigena actions); before Start, "dt.example.com". NoURLs models an appliance without
+	// an FQDN: no URLs at all.
 	Hostname string
 	NoURLs   bool
 
@@ -84,6 +87,8 @@ type Simulator struct {
 
 	models  []modelDef
 	devices []deviceDef
+
+	listenHost atomic.Value // string: the address Start listens on
 
 	mu         sync.RWMutex
 	breaches   []breachRec // in pbid (= creation) order
@@ -172,9 +177,6 @@ func New(o Options) (*Simulator, error) {
 		o.AckFraction = 0.1
 	case o.AckFraction < 0:
 		o.AckFraction = 0
-	}
-	if o.Hostname == "" {
-		o.Hostname = "dt.example.com"
 	}
 	s := &Simulator{
 		opts:       o,
@@ -304,6 +306,21 @@ func (s *Simulator) raiseOne() {
 	}
 }
 
+// defaultHostname names the appliance in URLs before Start and in /status.
+const defaultHostname = "dt.example.com"
+
+// urlHost is the host of breachUrl and incidentEventUrl: Options.Hostname, else the address
+// the simulator serves on.
+func (s *Simulator) urlHost() string {
+	if s.opts.Hostname != "" {
+		return s.opts.Hostname
+	}
+	if h, ok := s.listenHost.Load().(string); ok {
+		return h
+	}
+	return defaultHostname
+}
+
 // Now returns the appliance clock: the real clock (Options.Now) plus the clock offset.
 func (s *Simulator) Now() time.Time {
 	return s.realNow().Add(time.Duration(s.offset.Load()))
@@ -349,6 +366,30 @@ func (s *Simulator) AddBreaches(n int) []int64 {
 		ids = append(ids, b.pbid)
 	}
 	return ids
+}
+
+// HoldBreaches creates n breaches now, like AddBreaches, that the API does not show (neither
+// in lists nor by pbid) until ReleaseBreaches: a breach that appears long after its creation
+// time, as when a probe syncs late or the appliance indexes it late. It returns their pbids.
+func (s *Simulator) HoldBreaches(n int) []int64 {
+	ids := s.AddBreaches(n)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		s.findLocked(id).flags |= flagHeld
+	}
+	return ids
+}
+
+// ReleaseBreaches makes held breaches visible, with their original pbid and creation time.
+func (s *Simulator) ReleaseBreaches(pbids ...int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range pbids {
+		if b := s.findLocked(id); b != nil {
+			b.flags &^= flagHeld
+		}
+	}
 }
 
 // createdBy returns how many stored breaches were created at or before at (epoch ms), so
@@ -405,6 +446,7 @@ type BreachInfo struct {
 	Hostile      bool
 	System       bool
 	Late         bool // created more than a minute after its activity
+	Held         bool // not visible through the API yet (HoldBreaches)
 }
 
 // BreachInfos returns a compact view of every breach created so far, in pbid order.
@@ -418,7 +460,7 @@ func (s *Simulator) BreachInfos() []BreachInfo {
 			Score: float64(b.score) / 1000, ModelName: s.models[b.model].Name, DID: -1,
 			Acknowledged: b.flags&flagAck != 0, Suppressed: b.flags&flagSuppressed != 0,
 			Hostile: b.flags&flagHostile != 0, System: b.flags&flagSystem != 0,
-			Late: b.created-b.time >= 60_000,
+			Late: b.created-b.time >= 60_000, Held: b.flags&flagHeld != 0,
 		}
 		if b.flags&flagNoCreation != 0 {
 			out[i].CreationTime = 0
@@ -505,6 +547,7 @@ func (s *Simulator) Start(addr string, useTLS bool) (string, error) {
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	s.url = scheme + "://" + ln.Addr().String()
+	s.listenHost.Store(ln.Addr().String())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -59,7 +59,7 @@ func (c *applianceClock) sync(ctx context.Context, p *poller.Pipeline, client *d
 		if off.Abs() > skewWarning {
 			ev = log.Warn()
 		}
-		ev.Dur("offset", off).Str("appliance_time", at.Format(time.RFC3339)).
+		ev.Dur("offset_ms", off).Str("appliance_time", at.Format(time.RFC3339)).
 			Msg("appliance clock differs from ours; windows follow the appliance clock (fix NTP)")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,23 +28,17 @@ func runFormat(_ context.Context, e *env) int {
 		fmt.Fprintf(e.stderr, "dtforward format: %v\n", err)
 		return exitUsage
 	}
-	fs := flag.NewFlagSet("format", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := newFlags(e, "format", func(w io.Writer) {
+		fmt.Fprint(w, "Usage: dtforward format [flags] [FILE|-]\n\nReads a Darktrace API response (a JSON array, one object, or one object per line)\nfrom FILE or stdin and prints one line per record.\n")
+	})
 	format := fs.String("format", "cef", "output format: "+strings.Join(formatter.Names(), ", "))
 	source := fs.String("source", "", "record type: "+strings.Join(alert.Sources(), ", ")+" (default: recognised per record)")
 	appliance := fs.String("appliance", "", "appliance label written into the output (default: $DARKTRACE_NAME)")
 	host := fs.String("host", "", "appliance host for URLs the records lack (default: host of $DARKTRACE_URL)")
-	maxBytes := fs.Int("max-bytes", defMax, "trim lines longer than this many bytes, as run does (default: $SIEM_MAX_MESSAGE_BYTES, else 8192; 0: no limit)")
+	maxBytes := fs.Int("max-bytes", defMax, "trim lines longer than this many bytes, as run does: the default is $SIEM_MAX_MESSAGE_BYTES when set (0: no limit)")
 	leefVersion := fs.String("leef-version", "2.0", "LEEF version: 2.0 or 1.0")
-	fs.Usage = func() {
-		fmt.Fprint(e.stderr, "Usage: dtforward format [flags] [FILE|-]\n\nReads a Darktrace API response (a JSON array, one object, or one object per line)\nand prints one line per record.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(e.args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := fs.parse(); !ok {
+		return code
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintf(e.stderr, "dtforward format: at most one input file, got %d\n", fs.NArg())

@@ -41,10 +41,19 @@ type Metrics struct {
 	apiErrors      *prometheus.CounterVec
 	sinkErrors     prometheus.Counter
 	sinkReconnects prometheus.Counter
+	state          *stateSeries
 	anomalies      *prometheus.CounterVec
+	sinkDatagrams  prometheus.Counter
 
 	mu   sync.Mutex
 	lags []func() []Lag
+	up   func() []ApplianceUp
+}
+
+// ApplianceUp is one appliance's readiness for dtforward_appliance_up.
+type ApplianceUp struct {
+	Appliance string
+	Up        bool
 }
 
 // New returns the series registered on a fresh registry, plus Go runtime and process metrics.
@@ -76,13 +85,22 @@ func New() *Metrics {
 			Name: "dtforward_decode_anomalies_total",
 			Help: "Record fields of an unexpected type, by source and field (the record was kept; the value was converted or left empty).",
 		}, []string{"source", "field"}),
+		sinkDatagrams: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dtforward_sink_datagrams_sent_total",
+			Help: "UDP datagrams handed to the kernel (sent, not necessarily received: UDP has no acknowledgement).",
+		}),
 	}
 	lagDesc := prometheus.NewDesc("dtforward_checkpoint_lag_seconds",
 		"Time between now and the end of the last window delivered, by appliance and source.",
 		[]string{"appliance", "source"}, nil)
+	upDesc := prometheus.NewDesc("dtforward_appliance_up",
+		"1 while an appliance is ready (as /readyz judges it), 0 while it fails or is disabled (e.g. unusable checkpoint).",
+		[]string{"appliance"}, nil)
 	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects, m.anomalies,
-		&lagCollector{m: m, desc: lagDesc},
+		m.sinkDatagrams,
+		&lagCollector{m: m, desc: lagDesc}, &upCollector{m: m, desc: upDesc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.state = newStateSeries(m.reg)
 	return m
 }
 
@@ -138,6 +156,14 @@ func (m *Metrics) DecodeAnomaly(source, field string) {
 	m.anomalies.WithLabelValues(source, field).Inc()
 }
 
+// AddSinkDatagrams counts n UDP datagrams sent.
+func (m *Metrics) AddSinkDatagrams(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.sinkDatagrams.Add(float64(n))
+}
+
 // AddLagFunc registers a function reporting checkpoint lags; it is called at every scrape, so
 // the gauge keeps growing while a source is stuck rather than freezing at its last success.
 func (m *Metrics) AddLagFunc(f func() []Lag) {
@@ -147,6 +173,48 @@ func (m *Metrics) AddLagFunc(f func() []Lag) {
 	m.mu.Lock()
 	m.lags = append(m.lags, f)
 	m.mu.Unlock()
+}
+
+// SetApplianceUpFunc sets the function reporting dtforward_appliance_up; it is called at every
+// scrape.
+func (m *Metrics) SetApplianceUpFunc(f func() []ApplianceUp) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.up = f
+	m.mu.Unlock()
+}
+
+// AddGaugeFunc registers an unlabelled gauge read at every scrape.
+func (m *Metrics) AddGaugeFunc(name, help string, f func() float64) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
+type upCollector struct {
+	m    *Metrics
+	desc *prometheus.Desc
+}
+
+func (c *upCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *upCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	f := c.m.up
+	c.m.mu.Unlock()
+	if f == nil {
+		return
+	}
+	for _, u := range f() {
+		v := 0.0
+		if u.Up {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, u.Appliance)
+	}
 }
 
 type lagCollector struct {
