@@ -162,6 +162,7 @@ func isRetryableNetError(err error) bool {
 func isDecodeError(err error) bool {
 	var se *json.SyntaxError
 	return errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errTrailingData) ||
+		errors.Is(err, errSyntaxSplit) ||
 		// json.Decoder reports a body that ends mid-value as a plain io.ErrUnexpectedEOF or,
 		// for a body that ends right after a delimiter, as io.EOF.
 		errors.Is(err, io.EOF)

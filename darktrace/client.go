@@ -201,7 +201,9 @@ func (c *Client) Stream(ctx context.Context, pathAndQuery string, fn func(raw []
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
 	first, err := firstByte(br)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
+		// A body cut by our own timeout can read as a clean EOF: that is a timeout, not an
+		// empty answer.
+		if errors.Is(err, io.EOF) && reqCtx.Err() == nil {
 			return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: resp.StatusCode,
 				Msg: "empty response body", Err: io.ErrUnexpectedEOF}
 		}
