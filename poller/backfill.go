@@ -294,6 +294,7 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillSummary, error)
 			return b.sum, err
 		}
 		defer unlock()
+		removeTempFiles(b.path) // left by a killed run of this backfill; the lock makes them stale
 		if err := b.load(); err != nil {
 			return b.sum, err
 		}
