@@ -106,8 +106,14 @@ func newSink(cfg *config.Config, header string, stdout io.Writer, m *metrics.Met
 	})
 }
 
-// newClient builds the API client of one appliance.
-func newClient(app config.Appliance, cfg *config.Config, now func() time.Time) (*darktrace.Client, error) {
+// newClient builds the API client of one appliance. With a clock, requests are signed with the
+// estimated appliance time and every answer's Date header keeps the estimate current.
+func newClient(app config.Appliance, cfg *config.Config, clock *applianceClock) (*darktrace.Client, error) {
+	var now func() time.Time
+	var onDate func(time.Time)
+	if clock != nil {
+		now, onDate = clock.Now, clock.observe
+	}
 	return darktrace.New(darktrace.Config{
 		URL:          app.URL,
 		PublicToken:  app.PublicToken.Value(),
@@ -119,6 +125,7 @@ func newClient(app config.Appliance, cfg *config.Config, now func() time.Time) (
 		},
 		UserAgent: "dtforward/" + version,
 		Now:       now,
+		OnDate:    onDate,
 	})
 }
 
@@ -230,7 +237,14 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		Tags:                cfg.TagsRegexp(),
 	}
 	for _, app := range apps {
-		c, err := newClient(app, cfg, nil)
+		now := o.now
+		var clock *applianceClock
+		if now == nil {
+			clock = &applianceClock{log: log.With().Str("appliance", app.Name).Logger()}
+			now = clock.Now
+		}
+		d.clocks = append(d.clocks, clock)
+		c, err := newClient(app, cfg, clock)
 		if err != nil {
 			return nil, &configError{fmt.Errorf("appliance %s: %w", app.Name, err)}
 		}
@@ -238,13 +252,6 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		if app.InsecureSkipVerify {
 			log.Warn().Str("appliance", app.Name).Msg("TLS verification of the appliance is off (DARKTRACE_INSECURE_SKIP_VERIFY)")
 		}
-		now := o.now
-		var clock *applianceClock
-		if now == nil {
-			clock = &applianceClock{}
-			now = clock.Now
-		}
-		d.clocks = append(d.clocks, clock)
 		store, err := poller.OpenStore(cfg.StateDir, app.Name)
 		if err != nil {
 			return nil, &configError{err}
@@ -312,9 +319,8 @@ func (d *daemon) run(ctx context.Context) {
 		wg.Go(func() {
 			if c := d.clocks[i]; c != nil {
 				// Windows must follow the appliance clock from the very first poll.
-				log := d.log.With().Str("appliance", a.Name()).Logger()
-				c.sync(ctx, d.pipelines[i], d.clients[i], log)
-				wg.Go(func() { c.run(ctx, d.pipelines[i], d.clients[i], log) })
+				ok := c.sync(ctx, d.pipelines[i], d.clients[i])
+				wg.Go(func() { c.run(ctx, d.pipelines[i], d.clients[i], ok) })
 			}
 			_ = a.Run(ctx)
 		})
