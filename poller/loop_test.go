@@ -93,12 +93,19 @@ func run(t *testing.T, a *Appliance) (stop func()) {
 	return stop
 }
 
+// waitFor waits for cond. The timeout only bounds a failure: a loaded machine may be slow,
+// never wrong.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitUntil(t, time.Minute, what, cond)
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
