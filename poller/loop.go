@@ -248,8 +248,12 @@ func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
 		seen = map[string]Seen{}
 	}
 	m := a.cfg.Metrics
-	// span is the window size that currently works: MaxWindow, less after a split.
+	// span is the window size expected to hold about 3/4 of MaxRecords, from the density of
+	// the last window: a catch-up is not a split and a wasted capped response every time.
 	span := a.cfg.MaxWindow
+	// visible is the appliance time the last window was read at (zero after a start): every
+	// record created before visible − overlap had appeared by then.
+	var visible time.Time
 	for ctx.Err() == nil {
 		// Windows use cfg.Now (the appliance's clock in production); waiting uses the local
 		// monotonic clock, which an offset appliance clock must not stretch or shrink.
@@ -260,8 +264,16 @@ func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
 		r.mu.Unlock()
 
 		// The window: the cursor minus the overlap (late and slow-to-appear records), up to
-		// now, split into span pieces when far behind.
+		// now, split into span pieces when far behind. Re-reading the overlap is needless
+		// when the last window was read long after its end (catching up): what it holds had
+		// appeared by then.
 		start := cursor.Add(-a.cfg.Overlap)
+		if v := visible.Add(-a.cfg.Overlap); v.After(start) {
+			start = v
+			if start.After(cursor) {
+				start = cursor
+			}
+		}
 		end := cycleStart
 		caughtUp := true
 		if end.Sub(start) > span+a.cfg.Overlap {
@@ -280,10 +292,18 @@ func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
 		if !ok {
 			return // ctx cancelled while fetching, backing off or delivering
 		}
-		if p.split {
-			span = max(p.largest, a.cfg.MinWindow)
-		} else if !caughtUp {
-			span = min(2*span, a.cfg.MaxWindow)
+		if p.partial {
+			caughtUp = false
+		}
+		visible = p.readAt
+		if visible.IsZero() || visible.After(cycleStart) {
+			visible = cycleStart
+		}
+		if !caughtUp || p.split {
+			span = a.nextSpan(p.stats.Fetched, p.covered)
+			if p.slow {
+				span = min(span, p.covered)
+			}
 		}
 
 		d := a.cfg.Now().Sub(cycleStart)
@@ -310,9 +330,26 @@ type poll struct {
 	cursor time.Time
 	stats  Stats
 	pieces int
-	// split is set when a piece was halved; largest is the longest piece fetched.
-	split   bool
-	largest time.Duration
+	// split is set when a piece was halved (slow: because it timed out); the poll then ends
+	// after its first piece, partial, and the next window is sized from that piece's density
+	// instead of halving blindly again. covered is the span of the pieces delivered; readAt is
+	// the earliest answer's Date.
+	split, slow, partial bool
+	covered              time.Duration
+	readAt               time.Time
+}
+
+// errEnough ends a poll after the first piece of a split window.
+var errEnough = errors.New("enough for this poll")
+
+// nextSpan returns the window span expected to hold 3/4 of MaxRecords, at the density of the
+// last window (n records over d).
+func (a *Appliance) nextSpan(n int, d time.Duration) time.Duration {
+	if n <= 0 || d <= 0 {
+		return a.cfg.MaxWindow
+	}
+	span := time.Duration(float64(d) * float64(a.cfg.MaxRecords) * 0.75 / float64(n))
+	return min(max(span, a.cfg.MinWindow), a.cfg.MaxWindow)
 }
 
 // window fetches and delivers [start, end] (both inclusive); false means ctx ended first.
@@ -325,13 +362,20 @@ func (p *poll) window(ctx context.Context, start, end time.Time) bool {
 		return p.fetch(ctx, s, e, canSplit)
 	}, func(s, e int64, b *Batch) error {
 		p.pieces++
-		p.largest = max(p.largest, time.Duration(e-s)*time.Millisecond)
+		p.covered += time.Duration(e-s) * time.Millisecond
+		if !b.Date.IsZero() && (p.readAt.IsZero() || b.Date.Before(p.readAt)) {
+			p.readAt = b.Date
+		}
 		if !p.deliver(ctx, time.UnixMilli(e-1), b) {
 			return context.Canceled
 		}
+		if p.split {
+			p.partial = true
+			return errEnough
+		}
 		return nil
 	})
-	return err == nil
+	return err == nil || errors.Is(err, errEnough)
 }
 
 // fetch requests [s, e) (epoch ms, half-open), retrying with backoff until it succeeds. It asks
@@ -368,6 +412,7 @@ func (p *poll) fetch(ctx context.Context, s, e int64, canSplit bool) (*Batch, bo
 		a.cfg.Metrics.APIError(a.name, r.src.Name())
 		if tooSlow(err) {
 			if timeouts++; timeouts >= splitAfterTimeouts && canSplit {
+				p.slow = true
 				p.splitting(s, e, err)
 				return nil, true, nil
 			}
