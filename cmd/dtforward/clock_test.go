@@ -42,7 +42,7 @@ func TestRunFollowsASlowApplianceClock(t *testing.T) {
 		}
 		return m
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute) // bounds a failure only
 	for len(missing()) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d breaches never delivered: %v", len(missing()), len(want), missing()[:min(5, len(missing()))])
