@@ -143,3 +143,31 @@ func TestRunSurvivesAForwardStepOfOurClock(t *testing.T) {
 		t.Errorf("the clock correction was not logged:\n%s", tail(b.stderr.String(), 1500))
 	}
 }
+
+// TestRunWarnsWhenTheClockCannotBeRead: /status fails, so the appliance clock is not read at
+// start; that is a warning (windows may follow our clock until an answer's Date corrects it),
+// and polling goes on.
+func TestRunWarnsWhenTheClockCannotBeRead(t *testing.T) {
+	sim, url := startSim(t, simulator.Options{Seed: 33, History: time.Hour, HistoryCount: 10})
+	faults, err := simulator.ParseFaults("status:500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.SetFaults(faults)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	vars := baseVars(url, out, filepath.Join(dir, "state"))
+	vars["POLL_SOURCES"] = "modelbreaches"
+	b := startRun(t, vars, testInterval)
+	waitUntil(t, time.Minute, "breaches despite the failing /status", func() bool { return len(delivered(t, out)["modelbreach"]) > 0 })
+	b.stop(t)
+	for _, l := range strings.Split(b.stderr.String(), "\n") {
+		if strings.Contains(l, "reading the appliance clock from /status failed") {
+			if !strings.Contains(l, `"level":"warn"`) {
+				t.Fatalf("a failed clock reading is not a warning: %s", l)
+			}
+			return
+		}
+	}
+	t.Fatalf("the failed clock reading is not logged:\n%s", tail(b.stderr.String(), 2000))
+}
