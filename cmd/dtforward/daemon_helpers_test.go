@@ -130,8 +130,7 @@ func baseVars(url, out, state string) map[string]string {
 		"DARKTRACE_PUBLIC_TOKEN":  "pub-0123456789abcdef",
 		"DARKTRACE_PRIVATE_TOKEN": "priv-fedcba9876543210",
 		"DARKTRACE_NAME":          "sim",
-		// Generous: a timeout only bounds a failure, and a loaded machine is slow, not broken.
-		"DARKTRACE_TIMEOUT":       "60s",
+		"DARKTRACE_TIMEOUT":       "60s", // bounds a failure only: a loaded machine is slow, not broken
 		"POLL_INTERVAL":           "1s",
 		"POLL_START":              "3h",
 		"SIEM_FORMAT":             "json",
