@@ -18,9 +18,15 @@ const (
 	clockRetryEvery = time.Minute
 )
 
-// clockTolerance is how far an answer's Date may be from the estimate before the estimate is
-// reset to it. Date and /status have one-second resolution, and an answer takes time to arrive.
-const clockTolerance = 2 * time.Second
+// clockTolerance is how far ahead of an answer's Date the estimate may be before it is reset to
+// it: Date and /status have one-second resolution, and an answer takes time to arrive. An
+// estimate behind the appliance only delays alerts (windows end earlier), so it is reset only
+// beyond clockBehindTolerance: a slow answer on a loaded machine must not make it flap, nor
+// corrections of a few seconds fill the log.
+const (
+	clockTolerance       = 2 * time.Second
+	clockBehindTolerance = 30 * time.Second
+)
 
 // applianceClock estimates an appliance's clock: its time at the last reading plus the
 // monotonic time elapsed since. The poller computes windows with it: a window must end at the
@@ -63,7 +69,10 @@ func (c *applianceClock) set(at, mono time.Time, why string) {
 		return
 	}
 	ev := c.log.Info()
-	if wasSynced || step.Abs() > skewWarning {
+	switch {
+	case wasSynced && step.Abs() < clockBehindTolerance:
+		ev = c.log.Debug() // transit time of one answer, most likely
+	case wasSynced || step.Abs() > skewWarning:
 		ev = c.log.Warn()
 	}
 	// Our wall clock is only for the reader: Now never uses it.
@@ -84,7 +93,7 @@ func (c *applianceClock) observe(date time.Time) {
 		est = now
 	}
 	// Date is truncated to the second: the appliance time is in [date, date+1s) plus transit.
-	if d := est.Sub(date); d < -clockTolerance || d > clockTolerance+time.Second || !synced {
+	if d := est.Sub(date); d < -clockBehindTolerance || d > clockTolerance+time.Second || !synced {
 		c.set(date, now, "response Date header")
 	}
 }
