@@ -142,11 +142,11 @@ func tally(ids []string) map[string]int {
 	return n
 }
 
-// TestLoopCatchUpIsBoundedByConfiguration: 600 breaches to catch up on, at most 50 records
+// TestLoopCatchUpIsBoundedByConfiguration: 300 breaches to catch up on, at most 50 records
 // per response and 20 per Deliver call. Every breach arrives exactly once, no response carries
 // more than the cap (the 51st record aborts it) and no batch more than 20.
 func TestLoopCatchUpIsBoundedByConfiguration(t *testing.T) {
-	c := newCatchUp(t, simulator.Options{Seed: 61, History: 6 * time.Hour, HistoryCount: 600}, time.Minute)
+	c := newCatchUp(t, simulator.Options{Seed: 61, History: 6 * time.Hour, HistoryCount: 300}, time.Minute)
 	var logs syncBuffer
 	rec := &batchRecorder{accept: -1}
 	stop := run(t, c.appliance(t, rec, zerolog.New(&logs)))
@@ -175,7 +175,7 @@ func TestLoopCatchUpIsBoundedByConfiguration(t *testing.T) {
 // answering; after a restart, everything arrives and what the first run delivered is repeated
 // at most one batch: the checkpoint moved after each delivered batch, not once per window.
 func TestLoopMovesTheCheckpointPerBatch(t *testing.T) {
-	c := newCatchUp(t, simulator.Options{Seed: 62, History: 6 * time.Hour, HistoryCount: 600}, time.Minute)
+	c := newCatchUp(t, simulator.Options{Seed: 62, History: 6 * time.Hour, HistoryCount: 300}, time.Minute)
 	first := &batchRecorder{accept: 7}
 	stop := run(t, c.appliance(t, first, zerolog.Nop()))
 	waitFor(t, "7 batches", func() bool { first.mu.Lock(); defer first.mu.Unlock(); return first.accept == 0 })
