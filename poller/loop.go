@@ -157,6 +157,7 @@ func NewAppliance(cfg Config) (*Appliance, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.setStateDefaults()
 	if cfg.Start.IsZero() {
 		cfg.Start = cfg.Now().Add(-time.Hour)
 	}
