@@ -35,6 +35,10 @@ type Config struct {
 	Now          func() time.Time // clock for DTAPI-Date; nil = time.Now (tests skew it)
 	// Anomalies receives the values of unexpected type found by Records (nil: not reported).
 	Anomalies AnomalyFunc
+	// OnDate, when set, is called with the appliance's clock (the HTTP Date header) of every
+	// response that carries one, errors included, as soon as its headers arrive: dtforward
+	// keeps its estimate of the appliance clock current with it.
+	OnDate func(date time.Time)
 }
 
 // Client is a signed HTTP(S) client for one appliance. It is safe for concurrent use, although
@@ -48,6 +52,7 @@ type Client struct {
 	ua      string
 	now     func() time.Time
 	anoms   AnomalyFunc
+	onDate  func(time.Time)
 	// secrets are scrubbed from any text that reaches an error, in case an appliance or proxy
 	// echoes a request header back in a body.
 	secrets []string
@@ -106,6 +111,7 @@ func New(cfg Config) (*Client, error) {
 		ua:      cfg.UserAgent,
 		now:     cfg.Now,
 		anoms:   cfg.Anomalies,
+		onDate:  cfg.OnDate,
 		secrets: []string{cfg.PublicToken, cfg.PrivateToken},
 	}
 	if c.timeout == 0 {
@@ -175,6 +181,20 @@ func (c *Client) GetJSON(ctx context.Context, pathAndQuery string, v any) error 
 // read while fn runs, so Config.Timeout covers fn's time too: keep fn quick (decode, collect),
 // and deliver after Stream returns.
 func (c *Client) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
+	_, err := c.StreamDated(ctx, pathAndQuery, fn)
+	return err
+}
+
+// StreamDated is Stream that also returns the appliance's clock when it answered: the
+// response's Date header (one-second resolution), or the zero time when no response arrived or
+// it had no valid Date. The poller never lets a window end after it: the appliance cannot
+// have created anything later yet.
+func (c *Client) StreamDated(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) (date time.Time, err error) {
+	err = c.stream(ctx, pathAndQuery, fn, &date)
+	return date, err
+}
+
+func (c *Client) stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error, date *time.Time) error {
 	endpoint := endpointOf(pathAndQuery)
 	reqCtx, cancel := context.WithTimeoutCause(ctx, c.timeout, errOurTimeout)
 	defer cancel()
@@ -188,6 +208,12 @@ func (c *Client) Stream(ctx context.Context, pathAndQuery string, fn func(raw []
 		return c.transportError(ctx, reqCtx, endpoint, err)
 	}
 	defer resp.Body.Close()
+	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		*date = d
+		if c.onDate != nil {
+			c.onDate(d)
+		}
+	}
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		body, _ := readSnippet(resp.Body)

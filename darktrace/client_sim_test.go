@@ -38,7 +38,7 @@ func startSim(t *testing.T, o simulator.Options, mod ...func(*darktrace.Config))
 		URL:          url,
 		PublicToken:  simPublic,
 		PrivateToken: simPrivate,
-		Timeout:      5 * time.Second,
+		Timeout:      time.Minute, // bounds a failure only
 		UserAgent:    "dtforward/test",
 	}
 	cfg.TLS.CAFile = sim.CAFile()

@@ -34,7 +34,7 @@ func newTestServer(t *testing.T, h http.Handler, mod ...func(*Config)) (*httptes
 		PublicToken:  testPublic,
 		PrivateToken: testPrivate,
 		AllowHTTP:    true,
-		Timeout:      5 * time.Second,
+		Timeout:      time.Minute, // bounds a failure only
 		Now:          func() time.Time { return testNow },
 	}
 	for _, f := range mod {

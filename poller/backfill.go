@@ -294,6 +294,7 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillSummary, error)
 			return b.sum, err
 		}
 		defer unlock()
+		removeTempFiles(b.path) // left by a killed run of this backfill; the lock makes them stale
 		if err := b.load(); err != nil {
 			return b.sum, err
 		}
@@ -655,30 +656,29 @@ type piece struct {
 // to MinChunk). It returns a *windowError for a piece that cannot be fetched, a
 // *BackfillError when the backfill must stop, or emit's error.
 func (b *backfiller) fetchSplit(ctx context.Context, src *Source, start, end int64, emit func(piece) error) error {
-	batch, err := b.fetch(ctx, src, start, end)
-	if err != nil {
+	return halve(start, end, b.cfg.MinChunk.Milliseconds(), func(start, end int64, canSplit bool) (*Batch, bool, error) {
+		batch, err := b.fetch(ctx, src, start, end)
+		if err == nil {
+			return batch, false, nil
+		}
 		if ctx.Err() != nil {
-			return b.stop(src, start, end, context.Cause(ctx))
+			return nil, false, b.stop(src, start, end, context.Cause(ctx))
 		}
 		class := darktrace.ClassOf(err)
 		if class == darktrace.ClassAuth {
 			// Every other window would fail the same way: stop and let a person fix it.
-			return b.stop(src, start, end, err)
+			return nil, false, b.stop(src, start, end, err)
 		}
-		splittable := errors.Is(err, errTooLarge) || class == darktrace.ClassRetry
-		if splittable && end-start > b.cfg.MinChunk.Milliseconds() && end-start >= 2 {
-			mid := start + (end-start)/2
+		if splittable := errors.Is(err, errTooLarge) || class == darktrace.ClassRetry; splittable && canSplit {
 			b.splits.Add(1)
 			b.log.Warn().Str("source", src.Name()).Str("window", Window{Source: src.Name(), Start: time.UnixMilli(start), End: time.UnixMilli(end)}.String()).
 				Str("error", err.Error()).Msg("splitting the window in half")
-			if err := b.fetchSplit(ctx, src, start, mid, emit); err != nil {
-				return err
-			}
-			return b.fetchSplit(ctx, src, mid, end, emit)
+			return nil, true, nil
 		}
-		return &windowError{start: start, end: end, err: err}
-	}
-	return emit(piece{src: src, start: start, end: end, batch: batch})
+		return nil, false, &windowError{start: start, end: end, err: err}
+	}, func(start, end int64, batch *Batch) error {
+		return emit(piece{src: src, start: start, end: end, batch: batch})
+	})
 }
 
 // consume delivers a fetched piece: drops what the previous or current chunk already
@@ -779,8 +779,14 @@ type cappedFetcher struct {
 
 // Stream implements Fetcher.
 func (c cappedFetcher) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
+	_, err := c.StreamDated(ctx, pathAndQuery, fn)
+	return err
+}
+
+// StreamDated implements DatedFetcher.
+func (c cappedFetcher) StreamDated(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) (time.Time, error) {
 	n := 0
-	return c.f.Stream(ctx, pathAndQuery, func(raw []byte) error {
+	return streamDated(ctx, c.f, pathAndQuery, func(raw []byte) error {
 		if n++; n > c.max {
 			return fmt.Errorf("%w (%d)", errTooLarge, c.max)
 		}

@@ -8,8 +8,12 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // StateVersion is the checkpoint file format version written by this build. A file with another
@@ -50,11 +54,63 @@ type Seen struct {
 type StateError struct {
 	Path string
 	Err  error
+	// Recovery, when set, tells the user how to go on without a gap (the live checkpoint sets
+	// it: the exact backfill command and POLL_START).
+	Recovery string
 }
 
 // Error implements error.
 func (e *StateError) Error() string {
+	if e.Recovery != "" {
+		return fmt.Sprintf("checkpoint %s is unusable: %v.\n%s", e.Path, e.Err, e.Recovery)
+	}
 	return fmt.Sprintf("checkpoint %s is unusable: %v (fix it, or remove it to start again at POLL_START)", e.Path, e.Err)
+}
+
+// recoveryMargin is how far before the best known position the suggested backfill starts:
+// records the overlap would have re-read, and a margin for a cursor that is only estimated.
+const recoveryMargin = time.Hour
+
+// cursorText finds cursors in a checkpoint that does not parse as a whole.
+var cursorText = regexp.MustCompile(`"cursor"\s*:\s*([0-9]{1,18})`)
+
+// recovery explains how to replace an unusable checkpoint without losing alerts: move it aside,
+// backfill from before the last known position up to now, and start run exactly there. The
+// position is the smallest plausible cursor still readable in the file, else the file's last
+// write (the checkpoint is rewritten after every poll).
+func recovery(path, appliance string, content []byte, now time.Time) string {
+	var from time.Time
+	for _, m := range cursorText.FindAllSubmatch(content, -1) {
+		ms, err := strconv.ParseInt(string(m[1]), 10, 64)
+		if err != nil || ms <= 0 {
+			continue
+		}
+		if t := time.UnixMilli(ms); t.Before(now) && (from.IsZero() || t.Before(from)) {
+			from = t
+		}
+	}
+	if fi, err := os.Stat(path); from.IsZero() && err == nil {
+		from = fi.ModTime()
+	}
+	if from.IsZero() {
+		return "Move the file aside and start again: run begins at POLL_START; cover the time before it with \"dtforward backfill --appliance " +
+			shellQuote(appliance) + " --from <when dtforward last ran> --to <POLL_START>\"."
+	}
+	to := now.UTC().Truncate(time.Second)
+	from = from.Add(-recoveryMargin).UTC().Truncate(time.Second)
+	stamp := func(t time.Time) string { return t.Format(time.RFC3339) }
+	return "dtforward does not guess where it stopped. To go on without a gap: move the file aside, forward what may be missing with\n" +
+		"  dtforward backfill --appliance " + shellQuote(appliance) + " --from " + stamp(from) + " --to " + stamp(to) + "\n" +
+		"and start run with POLL_START=" + stamp(to) + " (where the backfill ends). --from is " + recoveryMargin.String() +
+		" before the last position readable in the file (or its last write): a few duplicates, no gap."
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but safe characters.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-/") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // Unwrap returns the underlying error.
@@ -97,6 +153,7 @@ func OpenStore(dir, appliance string) (*Store, error) {
 		path: filepath.Join(dir, FileName(appliance)),
 		st:   State{Version: StateVersion, Appliance: appliance, Sources: map[string]*SourceState{}},
 	}
+	removeTempFiles(s.path)
 	b, err := os.ReadFile(s.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -104,22 +161,26 @@ func OpenStore(dir, appliance string) (*Store, error) {
 	case err != nil:
 		return nil, &StateError{Path: s.path, Err: err}
 	}
+	unusable := func(err error) error {
+		return &StateError{Path: s.path, Err: err, Recovery: recovery(s.path, appliance, b, time.Now())}
+	}
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, &StateError{Path: s.path, Err: fmt.Errorf("not valid JSON: %w", err)}
+		return nil, unusable(fmt.Errorf("not valid JSON: %w", err))
 	}
 	if st.Version != StateVersion {
-		return nil, &StateError{Path: s.path, Err: fmt.Errorf("format version %d, this build reads version %d", st.Version, StateVersion)}
+		return nil, unusable(fmt.Errorf("format version %d, this build reads version %d", st.Version, StateVersion))
 	}
 	if st.Appliance != appliance {
-		return nil, &StateError{Path: s.path, Err: fmt.Errorf("belongs to appliance %q, not %q", st.Appliance, appliance)}
+		return nil, unusable(fmt.Errorf("belongs to appliance %q, not %q", st.Appliance, appliance))
 	}
 	if st.Sources == nil {
 		st.Sources = map[string]*SourceState{}
 	}
-	for name, ss := range st.Sources {
-		if ss == nil || ss.Cursor < 0 {
-			return nil, &StateError{Path: s.path, Err: fmt.Errorf("source %q has no valid cursor", name)}
+	for _, name := range slices.Sorted(maps.Keys(st.Sources)) {
+		// 0 is 1970: a zeroed or hand-edited file, never a position dtforward wrote.
+		if ss := st.Sources[name]; ss == nil || ss.Cursor <= 0 {
+			return nil, unusable(fmt.Errorf("source %q has no valid cursor", name))
 		}
 	}
 	s.st = st
@@ -153,6 +214,17 @@ func (s *Store) Commit(name string, ss SourceState) error {
 		return err
 	}
 	return writeFileAtomic(s.path, b)
+}
+
+// removeTempFiles deletes the temporary files a process killed mid-write left next to path
+// (".<name>.tmp-*", as writeFileAtomic and replaceFile create them). Only the caller may write
+// path, so none of them can belong to a write in progress.
+func removeTempFiles(path string) {
+	// The base name holds only [A-Za-z0-9._-], never a glob metacharacter.
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
+	for _, f := range leftovers {
+		_ = os.Remove(f)
+	}
 }
 
 func writeFileAtomic(path string, data []byte) (err error) {

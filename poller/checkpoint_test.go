@@ -4,8 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFileName(t *testing.T) {
@@ -131,4 +134,88 @@ func TestStoreCommitFailureKeepsMemoryState(t *testing.T) {
 		return
 	}
 	t.Skip("needs root to build the failure case portably")
+}
+
+// TestOpenStoreRefusesCursorZero: a cursor of 0 (1970) is what a zeroed or hand-edited file
+// holds, never a position dtforward wrote; starting there would re-send everything or, worse,
+// hide that the real position is lost.
+func TestOpenStoreRefusesCursorZero(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dt1.json")
+	content := `{"version":1,"appliance":"dt1","sources":{"aianalyst":{"cursor":1700000000000},"modelbreaches":{"cursor":0}}}`
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenStore(dir, "dt1")
+	var se *StateError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), `source "modelbreaches" has no valid cursor`) {
+		t.Fatalf("OpenStore = %v, want a StateError for the zero cursor", err)
+	}
+	// The other source's cursor is the best known position: the backfill starts an hour
+	// before it.
+	if want := "--from 2023-11-14T21:13:20Z"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("error does not suggest %q:\n%s", want, err)
+	}
+}
+
+// TestStateErrorTellsHowToCoverTheGap: the error for an unusable checkpoint gives the exact
+// backfill command and the POLL_START that continues where the backfill ends.
+func TestStateErrorTellsHowToCoverTheGap(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dt_1.json")
+	if err := os.WriteFile(path, []byte(`{"version":1,"appliance":"dt 1","sour`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	written := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	if err := os.Chtimes(path, written, written); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().UTC().Truncate(time.Second)
+	_, err := OpenStore(dir, "dt 1")
+	after := time.Now().UTC()
+	if err == nil {
+		t.Fatal("a truncated checkpoint was accepted")
+	}
+	msg := err.Error()
+	cmd := regexp.MustCompile(`dtforward backfill --appliance 'dt 1' --from (\S+) --to (\S+)\n`).FindStringSubmatch(msg)
+	if cmd == nil {
+		t.Fatalf("no backfill command in:\n%s", msg)
+	}
+	// Without a readable cursor the file's last write is the best estimate, an hour earlier.
+	if cmd[1] != "2026-03-04T04:06:07Z" {
+		t.Errorf("--from %s, want an hour before the file's last write (2026-03-04T04:06:07Z)", cmd[1])
+	}
+	to, perr := time.Parse(time.RFC3339, cmd[2])
+	if perr != nil || to.Before(before) || to.After(after) {
+		t.Errorf("--to %s, want the time of the error (%s..%s)", cmd[2], before, after)
+	}
+	if !strings.Contains(msg, "POLL_START="+cmd[2]) {
+		t.Errorf("the message does not tell run to start at the backfill's end (POLL_START=%s):\n%s", cmd[2], msg)
+	}
+}
+
+// TestOpenStoreRemovesLeftoverTempFiles: a process killed between creating the temp file and
+// renaming it leaves ".<name>.tmp-*" behind; the next start removes its own, and only its own.
+func TestOpenStoreRemovesLeftoverTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	leftovers := []string{".dt1.json.tmp-123", ".dt1.json.tmp-456"}
+	keep := []string{".dt2.json.tmp-789", "dt1.json.tmp-1", "notes.txt"}
+	for _, n := range append(slices.Clone(leftovers), keep...) {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := OpenStore(dir, "dt1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range leftovers {
+		if _, err := os.Stat(filepath.Join(dir, n)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("leftover %s not removed: %v", n, err)
+		}
+	}
+	for _, n := range keep {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s, which is not this appliance's temp file, was removed: %v", n, err)
+		}
+	}
 }

@@ -178,6 +178,9 @@ type Batch struct {
 	// Present holds every key the response contained, filtered or not; for the window-less
 	// Antigena endpoint it decides which remembered states can be forgotten.
 	Present map[string]struct{}
+	// Date is the appliance's clock when it answered (zero when the Fetcher cannot tell): a
+	// window is complete only up to it.
+	Date time.Time
 }
 
 // Fetch requests the window [start, end] and returns its records normalized, sorted and
@@ -187,8 +190,8 @@ type Batch struct {
 func (s *Source) Fetch(ctx context.Context, start, end time.Time) (*Batch, error) {
 	q := s.Query(start, end)
 	b := &Batch{Present: map[string]struct{}{}}
-	err := s.p.Exclusive(ctx, func(ctx context.Context) error {
-		return s.p.fetcher.Stream(ctx, q, func(raw []byte) error {
+	err := s.p.Exclusive(ctx, func(ctx context.Context) (err error) {
+		b.Date, err = streamDated(ctx, s.p.fetcher, q, func(raw []byte) error {
 			b.Stats.Fetched++
 			it, err := s.kind.decode(s.p, bytes.Clone(raw))
 			if err != nil {
@@ -205,6 +208,7 @@ func (s *Source) Fetch(ctx context.Context, start, end time.Time) (*Batch, error
 			b.Items = append(b.Items, it)
 			return nil
 		})
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -13,11 +13,14 @@
 //	            and the decode-only rate of darktrace.Client for the same responses (the same
 //	            chunk queries, each record json-decoded into darktrace.Breach, nothing else),
 //	            measured in the same run, best of -runs each; bar: ratio ≥ 0.8.
+//	catchup     "dtforward run" with POLL_START=-history on an appliance holding -counts
+//	            breaches in that span: time until all arrived and peak RSS; bar: <= 96 MB.
 //
 // Usage (see bench/backfill-memory and bench/backfill-throughput):
 //
 //	backfill-bench -bin ./dtforward -mode memory -counts 20000,200000
 //	backfill-bench -bin ./dtforward -mode throughput -counts 200000 -runs 2
+//	backfill-bench -bin ./dtforward -mode catchup -counts 100000 -history 6h
 package main
 
 import (
@@ -57,8 +60,9 @@ func main() {
 	days := flag.Int("days", 30, "days of history the breaches spread over")
 	runs := flag.Int("runs", 1, "runs per measurement; the best is reported")
 	chunk := flag.Duration("chunk", time.Hour, "backfill --chunk")
+	history := flag.Duration("history", 6*time.Hour, "catchup: the span the breaches are spread over, and POLL_START")
 	flag.Parse()
-	if *bin == "" || (*mode != "memory" && *mode != "throughput") {
+	if *bin == "" || (*mode != "memory" && *mode != "throughput" && *mode != "catchup") {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -70,6 +74,18 @@ func main() {
 			os.Exit(2)
 		}
 		ns = append(ns, n)
+	}
+	if *mode == "catchup" {
+		rs, err := startRsyslog()
+		if err == nil {
+			err = runCatchup(*bin, rs, ns, *history)
+			rs.stop()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "backfill-bench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(*bin, *mode, ns, *days, *runs, *chunk); err != nil {
 		fmt.Fprintln(os.Stderr, "backfill-bench:", err)

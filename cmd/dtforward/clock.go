@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -11,24 +11,97 @@ import (
 	"github.com/dtforward/dtforward/poller"
 )
 
-// clockSyncEvery is how often the appliance clock is re-read from /status.
-const clockSyncEvery = 10 * time.Minute
+// clockSyncEvery is how often the appliance clock is re-read from /status; clockRetryEvery is
+// how soon after a failed read it is tried again.
+const (
+	clockSyncEvery  = 10 * time.Minute
+	clockRetryEvery = time.Minute
+)
 
-// applianceClock estimates an appliance's clock as ours plus a measured offset. The poller
-// computes windows with it: a window must end at the appliance's "now", not ours, or an
-// appliance whose clock runs behind ours by more than POLL_OVERLAP would create records inside
-// windows we have already closed, and they would never be fetched. (The appliance accepts
-// requests up to ±30 minutes off, well beyond the default 10-minute overlap.)
+// clockTolerance is how far ahead of an answer's Date the estimate may be before it is reset to
+// it: Date and /status have one-second resolution, and an answer takes time to arrive. An
+// estimate behind the appliance only delays alerts (windows end earlier), so it is reset only
+// beyond clockBehindTolerance: a slow answer on a loaded machine must not make it flap, nor
+// corrections of a few seconds fill the log.
+const (
+	clockTolerance       = 2 * time.Second
+	clockBehindTolerance = 30 * time.Second
+)
+
+// applianceClock estimates an appliance's clock: its time at the last reading plus the
+// monotonic time elapsed since. The poller computes windows with it: a window must end at the
+// appliance's "now", not ours, or an appliance whose clock runs behind ours by more than
+// POLL_OVERLAP would create records inside windows we have already closed, and they would never
+// be fetched. Our wall clock plays no part once the appliance has answered, so a step of it
+// (NTP setting the clock after the service started) cannot push windows into the appliance's
+// future. Every answer's Date header re-reads the clock when the estimate is off.
 type applianceClock struct {
-	offset atomic.Int64 // nanoseconds to add to time.Now
+	mu     sync.Mutex
+	synced bool
+	at     time.Time // appliance time at the last reading
+	mono   time.Time // our time.Now() at that reading: only its monotonic part is used
+	log    zerolog.Logger
 }
 
-// Now returns the estimated appliance time.
-func (c *applianceClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+// Now returns the estimated appliance time (ours until the appliance first answered).
+func (c *applianceClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.synced {
+		return time.Now()
+	}
+	return c.at.Add(time.Since(c.mono))
+}
 
-// sync reads /status and updates the offset. /status has one-second resolution, so offsets
-// under two seconds are treated as none rather than adding noise to every window.
-func (c *applianceClock) sync(ctx context.Context, p *poller.Pipeline, client *darktrace.Client, log zerolog.Logger) {
+// set anchors the estimate at appliance time at, read at our (monotonic) instant mono, and logs
+// a correction larger than clockTolerance.
+func (c *applianceClock) set(at, mono time.Time, why string) {
+	c.mu.Lock()
+	wasSynced := c.synced
+	before := time.Now()
+	if c.synced {
+		before = c.at.Add(mono.Sub(c.mono))
+	}
+	c.at, c.mono, c.synced = at, mono, true
+	c.mu.Unlock()
+	step := at.Sub(before)
+	if step.Abs() < clockTolerance {
+		return
+	}
+	ev := c.log.Info()
+	switch {
+	case wasSynced && step.Abs() < clockBehindTolerance:
+		ev = c.log.Debug() // transit time of one answer, most likely
+	case wasSynced || step.Abs() > skewWarning:
+		ev = c.log.Warn()
+	}
+	// Our wall clock is only for the reader: Now never uses it.
+	ev.Dur("correction", step.Round(time.Second)).Dur("offset_from_our_clock", at.Sub(mono.Round(0)).Round(time.Second)).
+		Str("appliance_time", at.UTC().Format(time.RFC3339)).Str("from", why).
+		Msg("appliance clock differs from ours (or from our last reading of it); windows follow the appliance clock (fix NTP)")
+}
+
+// observe is the darktrace.Config.OnDate hook: an answer's Date header. It re-anchors the
+// estimate only when the estimate is off by more than clockTolerance, so the finer /status
+// reading is not replaced by a coarse one on every request.
+func (c *applianceClock) observe(date time.Time) {
+	now := time.Now()
+	c.mu.Lock()
+	synced, est := c.synced, c.at.Add(now.Sub(c.mono))
+	c.mu.Unlock()
+	if !synced {
+		est = now
+	}
+	// Date is truncated to the second: the appliance time is in [date, date+1s) plus transit.
+	if d := est.Sub(date); d < -clockBehindTolerance || d > clockTolerance+time.Second || !synced {
+		c.set(date, now, "response Date header")
+	}
+}
+
+// sync reads /status and anchors the estimate at its time (taken at the middle of the
+// request). A failed reading is logged at warn and leaves the estimate as it is; the caller
+// retries sooner. It reports whether the reading succeeded.
+func (c *applianceClock) sync(ctx context.Context, p *poller.Pipeline, client *darktrace.Client) bool {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var st *darktrace.Status
@@ -39,41 +112,36 @@ func (c *applianceClock) sync(ctx context.Context, p *poller.Pipeline, client *d
 		st, err = client.Status(ctx)
 		return err
 	})
-	if err != nil {
-		log.Debug().Err(err).Msg("reading the appliance clock from /status failed; keeping the last estimate")
-		return
+	if ctx.Err() != nil {
+		return false
 	}
-	at, err := parseApplianceTime(st.Time)
+	var at time.Time
+	if err == nil {
+		at, err = parseApplianceTime(st.Time)
+	}
 	if err != nil {
-		return
+		c.log.Warn().Err(err).Msg("reading the appliance clock from /status failed; keeping the current estimate (windows still never end after an answer's Date)")
+		return false
 	}
 	after := time.Now()
-	mid := before.Add(after.Sub(before) / 2)
-	off := at.Sub(mid.Truncate(time.Second))
-	if off.Abs() < 2*time.Second {
-		off = 0
-	}
-	old := time.Duration(c.offset.Swap(int64(off)))
-	if (off - old).Abs() >= 2*time.Second {
-		ev := log.Info()
-		if off.Abs() > skewWarning {
-			ev = log.Warn()
-		}
-		ev.Dur("offset_ms", off).Str("appliance_time", at.Format(time.RFC3339)).
-			Msg("appliance clock differs from ours; windows follow the appliance clock (fix NTP)")
-	}
+	c.set(at, before.Add(after.Sub(before)/2), "/status")
+	return true
 }
 
-// run re-syncs every clockSyncEvery until ctx ends.
-func (c *applianceClock) run(ctx context.Context, p *poller.Pipeline, client *darktrace.Client, log zerolog.Logger) {
-	t := time.NewTicker(clockSyncEvery)
-	defer t.Stop()
+// run re-syncs every clockSyncEvery (clockRetryEvery after a failure) until ctx ends.
+func (c *applianceClock) run(ctx context.Context, p *poller.Pipeline, client *darktrace.Client, ok bool) {
 	for {
+		wait := clockSyncEvery
+		if !ok {
+			wait = clockRetryEvery
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
-			c.sync(ctx, p, client, log)
+			ok = c.sync(ctx, p, client)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dtforward/dtforward/poller"
 	"github.com/dtforward/dtforward/simulator"
 )
 
@@ -41,7 +42,7 @@ func TestRunFollowsASlowApplianceClock(t *testing.T) {
 		}
 		return m
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute) // bounds a failure only
 	for len(missing()) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d breaches never delivered: %v", len(missing()), len(want), missing()[:min(5, len(missing()))])
@@ -76,4 +77,97 @@ func parseWindow(q string) (start, end time.Time) {
 		}
 	}
 	return start, end
+}
+
+// TestRunSurvivesAForwardStepOfOurClock: our clock steps two hours ahead of the appliance's
+// while run polls (as when NTP sets the clock after the service started, seen from the
+// appliance). The windows must stay at the appliance's "now": a cursor two hours in the
+// appliance's future would skip every breach created in the next two hours. Requests keep being
+// signed with the appliance's time, which the ±30 min DTAPI-Date check demands.
+func TestRunSurvivesAForwardStepOfOurClock(t *testing.T) {
+	sim, url := startSim(t, simulator.Options{Seed: 32, History: time.Hour, HistoryCount: 30})
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	state := filepath.Join(dir, "state")
+	vars := baseVars(url, out, state)
+	vars["POLL_SOURCES"] = "modelbreaches"
+	b := startRun(t, vars, testInterval)
+	missing := func() []string {
+		got := map[string]bool{}
+		for _, id := range delivered(t, out)["modelbreach"] {
+			got[id] = true
+		}
+		var m []string
+		for _, br := range sim.BreachInfos() {
+			if id := strconv.FormatInt(br.PBID, 10); !br.Suppressed && !got[id] {
+				m = append(m, id)
+			}
+		}
+		return m
+	}
+	waitUntil(t, time.Minute, "the history", func() bool { return len(missing()) == 0 })
+
+	stepped := time.Now()
+	sim.SetClockOffset(-2 * time.Hour)
+	for range 5 {
+		sim.AddBreaches(3)
+		time.Sleep(3 * testInterval)
+	}
+	waitUntil(t, time.Minute, "every breach created after the step", func() bool { return len(missing()) == 0 })
+	b.stop(t)
+
+	// The checkpoint is not ahead of the appliance.
+	st, err := poller.OpenStore(state, "sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, _ := st.Source(poller.SourceBreaches)
+	if cur := time.UnixMilli(ss.Cursor); cur.After(sim.Now()) {
+		t.Fatalf("cursor %s is ahead of the appliance clock %s", cur.UTC(), sim.Now().UTC())
+	}
+	// Only the window computed before the first answer after the step (refused for its
+	// DTAPI-Date, then retried as it was) can have used our clock.
+	future := map[string]bool{}
+	for _, r := range sim.Requests() {
+		if r.Path != "/modelbreaches" || r.Time.Before(stepped.Add(-2*time.Hour)) {
+			continue
+		}
+		if _, end := parseWindow(r.RawQuery); end.Sub(r.Time) > 2*time.Second {
+			future[r.RawQuery] = true
+		}
+	}
+	if len(future) > 1 {
+		t.Errorf("%d windows after the step ended in the appliance's future; the first answer's Date should correct the clock: %v", len(future), future)
+	}
+	if !strings.Contains(b.stderr.String(), "appliance clock") {
+		t.Errorf("the clock correction was not logged:\n%s", tail(b.stderr.String(), 1500))
+	}
+}
+
+// TestRunWarnsWhenTheClockCannotBeRead: /status fails, so the appliance clock is not read at
+// start; that is a warning (windows may follow our clock until an answer's Date corrects it),
+// and polling goes on.
+func TestRunWarnsWhenTheClockCannotBeRead(t *testing.T) {
+	sim, url := startSim(t, simulator.Options{Seed: 33, History: time.Hour, HistoryCount: 10})
+	faults, err := simulator.ParseFaults("status:500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.SetFaults(faults)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	vars := baseVars(url, out, filepath.Join(dir, "state"))
+	vars["POLL_SOURCES"] = "modelbreaches"
+	b := startRun(t, vars, testInterval)
+	waitUntil(t, time.Minute, "breaches despite the failing /status", func() bool { return len(delivered(t, out)["modelbreach"]) > 0 })
+	b.stop(t)
+	for _, l := range strings.Split(b.stderr.String(), "\n") {
+		if strings.Contains(l, "reading the appliance clock from /status failed") {
+			if !strings.Contains(l, `"level":"warn"`) {
+				t.Fatalf("a failed clock reading is not a warning: %s", l)
+			}
+			return
+		}
+	}
+	t.Fatalf("the failed clock reading is not logged:\n%s", tail(b.stderr.String(), 2000))
 }

@@ -130,7 +130,7 @@ func baseVars(url, out, state string) map[string]string {
 		"DARKTRACE_PUBLIC_TOKEN":  "pub-0123456789abcdef",
 		"DARKTRACE_PRIVATE_TOKEN": "priv-fedcba9876543210",
 		"DARKTRACE_NAME":          "sim",
-		"DARKTRACE_TIMEOUT":       "2s",
+		"DARKTRACE_TIMEOUT":       "60s", // bounds a failure only: a loaded machine is slow, not broken
 		"POLL_INTERVAL":           "1s",
 		"POLL_START":              "3h",
 		"SIEM_FORMAT":             "json",
@@ -166,8 +166,11 @@ func delivered(t *testing.T, path string) map[string][]string {
 	return out
 }
 
+// waitUntil waits for cond. timeout only bounds a failure, so it is at least waitFloor: no test
+// may depend on an idle machine.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = max(timeout, waitFloor)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -176,6 +179,8 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+const waitFloor = time.Minute
 
 func freeAddr(t *testing.T) string {
 	t.Helper()

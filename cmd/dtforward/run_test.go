@@ -115,7 +115,7 @@ func TestRunDeliversEveryBreachOnce(t *testing.T) {
 		}
 		return miss
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // bounds a failure only
 	for len(missing()) > 0 {
 		if time.Now().After(deadline) {
 			miss := missing()
@@ -228,7 +228,7 @@ func forEachLine(t *testing.T, path string, fn func(map[string]any)) {
 }
 
 func httpGet(url string) (int, string) {
-	c := &http.Client{Timeout: 2 * time.Second}
+	c := &http.Client{Timeout: 30 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
 		return 0, err.Error()
@@ -280,11 +280,13 @@ func TestRunSurvivesOutages(t *testing.T) {
 	}
 	sim.SetFaults(nil)
 
-	// 3. The appliance clock jumps 45 minutes: a clear error, not ready; then fixed.
+	// 3. The appliance clock jumps 45 minutes ahead, beyond the ±30 min DTAPI-Date check: the
+	// request signed before the jump is refused (clock skew), its answer's Date re-reads the
+	// clock and polling goes on at the appliance's time; then it jumps back. (A breach created
+	// meanwhile would carry a time 45 minutes ahead and be read when the clock reaches it.)
 	sim.SetClockOffset(45 * time.Minute)
-	waitUntil(t, 10*time.Second, "/readyz red with a clock-skew error", func() bool {
-		code, body := httpGet(readyz)
-		return code == http.StatusServiceUnavailable && strings.Contains(body, "clock skew")
+	waitUntil(t, time.Minute, "the clock correction in the log", func() bool {
+		return strings.Count(b.stderr.String(), "appliance clock differs from ours") >= 1 && strings.Contains(b.stderr.String(), "clock skew")
 	})
 	sim.SetClockOffset(0)
 	sim.AddBreaches(5)

@@ -113,8 +113,14 @@ func newSink(cfg *config.Config, header string, stdout io.Writer, m *metrics.Met
 	})
 }
 
-// newClient builds the API client of one appliance.
-func newClient(app config.Appliance, cfg *config.Config, now func() time.Time) (*darktrace.Client, error) {
+// newClient builds the API client of one appliance. With a clock, requests are signed with the
+// estimated appliance time and every answer's Date header keeps the estimate current.
+func newClient(app config.Appliance, cfg *config.Config, clock *applianceClock) (*darktrace.Client, error) {
+	var now func() time.Time
+	var onDate func(time.Time)
+	if clock != nil {
+		now, onDate = clock.Now, clock.observe
+	}
 	return darktrace.New(darktrace.Config{
 		URL:          app.URL,
 		PublicToken:  app.PublicToken.Value(),
@@ -126,6 +132,7 @@ func newClient(app config.Appliance, cfg *config.Config, now func() time.Time) (
 		},
 		UserAgent: "dtforward/" + version,
 		Now:       now,
+		OnDate:    onDate,
 	})
 }
 
@@ -262,18 +269,18 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 	}
 	anomalies := newAnomalyReporter(d.metrics, log)
 	for _, app := range apps {
-		c, err := newClient(app, cfg, nil)
+		now := o.now
+		var clock *applianceClock
+		if now == nil {
+			clock = &applianceClock{log: log.With().Str("appliance", app.Name).Logger()}
+			now = clock.Now
+		}
+		c, err := newClient(app, cfg, clock)
 		if err != nil {
 			return nil, &configError{fmt.Errorf("appliance %s: %w", app.Name, err)}
 		}
 		if app.InsecureSkipVerify {
 			log.Warn().Str("appliance", app.Name).Msg("TLS verification of the appliance is off (DARKTRACE_INSECURE_SKIP_VERIFY)")
-		}
-		now := o.now
-		var clock *applianceClock
-		if now == nil {
-			clock = &applianceClock{}
-			now = clock.Now
 		}
 		store, err := poller.OpenStore(cfg.StateDir, app.Name)
 		var se *poller.StateError
@@ -426,9 +433,8 @@ func (d *daemon) run(ctx context.Context) {
 			}
 			if c := d.clocks[i]; c != nil {
 				// Windows must follow the appliance clock from the very first poll.
-				log := d.log.With().Str("appliance", a.Name()).Logger()
-				c.sync(ctx, d.pipelines[i], d.clients[i], log)
-				wg.Go(func() { c.run(ctx, d.pipelines[i], d.clients[i], log) })
+				ok := c.sync(ctx, d.pipelines[i], d.clients[i])
+				wg.Go(func() { c.run(ctx, d.pipelines[i], d.clients[i], ok) })
 			}
 			_ = a.Run(ctx)
 		})

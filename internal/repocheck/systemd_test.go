@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,6 +76,17 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	if stateDir != "/var/lib/"+u.get("Service", "StateDirectory") {
 		t.Errorf("STATE_DIR=%q does not match StateDirectory=%s", stateDir, u.get("Service", "StateDirectory"))
+	}
+	// Windows follow the appliance clock, but POLL_START and the first DTAPI-Date use ours
+	// until the appliance answers: start only once NTP has set it (issue 11).
+	for _, key := range []string{"After", "Wants"} {
+		var targets []string
+		for _, v := range u["Unit"][key] {
+			targets = append(targets, strings.Fields(v)...)
+		}
+		if !slices.Contains(targets, "time-sync.target") {
+			t.Errorf("%s= lists %v, want time-sync.target among them", key, targets)
+		}
 	}
 	if u.get("Install", "WantedBy") != "multi-user.target" {
 		t.Errorf("WantedBy=%q, want multi-user.target", u.get("Install", "WantedBy"))
