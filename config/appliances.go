@@ -1,8 +1,6 @@
 package config
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -10,8 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Appliance is one Darktrace appliance to poll, from DARKTRACE_URL and friends or from one
@@ -206,30 +202,9 @@ func (c *Config) appliancesFromFile(path string) ([]Appliance, error) {
 	return out, nil
 }
 
-// decodeEntries reads a JSON array, or failing the JSON sniff, a YAML list. JSON goes through
-// encoding/json because JSON files are often indented with tabs, which YAML forbids. Unknown
-// keys are errors: a misspelt "privte_token" must not silently leave the token empty.
+// decodeEntries reads the appliances file (see decodeList).
 func decodeEntries(data []byte) ([]applianceEntry, error) {
-	var entries []applianceEntry
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) > 0 && (trimmed[0] == '[' || trimmed[0] == '{') {
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&entries); err != nil {
-			return nil, fmt.Errorf("not a JSON list of appliances: %v", err)
-		}
-		return entries, nil
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&entries); err != nil {
-		// yaml.v3 quotes the offending scalar in backticks and spreads errors over lines; the
-		// scalar may be a token, and the message must stay one line.
-		msg := yamlQuoted.ReplaceAllString(err.Error(), "a value")
-		msg = strings.Join(strings.Fields(msg), " ")
-		return nil, fmt.Errorf("not a YAML list of appliances: %s", msg)
-	}
-	return entries, nil
+	return decodeList[applianceEntry](data, "appliances")
 }
 
 // relTo resolves a path in the appliances file relative to the file's directory, so a file
