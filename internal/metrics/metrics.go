@@ -45,9 +45,12 @@ type Metrics struct {
 	anomalies      *prometheus.CounterVec
 	sinkDatagrams  prometheus.Counter
 
-	mu   sync.Mutex
-	lags []func() []Lag
-	up   func() []ApplianceUp
+	sinks *sinkSeries
+
+	mu     sync.Mutex
+	lags   []func() []Lag
+	up     func() []ApplianceUp
+	sinkUp func() []SinkUp
 }
 
 // ApplianceUp is one appliance's readiness for dtforward_appliance_up.
@@ -91,7 +94,7 @@ func New() *Metrics {
 		}),
 	}
 	lagDesc := prometheus.NewDesc("dtforward_checkpoint_lag_seconds",
-		"Time between now and the end of the last window delivered, by appliance and source.",
+		"Time between now and the end of the last window delivered, by appliance and source (with several sinks: the sink furthest behind).",
 		[]string{"appliance", "source"}, nil)
 	upDesc := prometheus.NewDesc("dtforward_appliance_up",
 		"1 while an appliance is ready (as /readyz judges it), 0 while it fails or is disabled (e.g. unusable checkpoint).",
@@ -101,6 +104,9 @@ func New() *Metrics {
 		&lagCollector{m: m, desc: lagDesc}, &upCollector{m: m, desc: upDesc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.state = newStateSeries(m.reg)
+	m.sinks = newSinkSeries(m.reg)
+	m.reg.MustRegister(&sinkUpCollector{m: m, desc: prometheus.NewDesc("dtforward_sink_up",
+		"1 while a sink accepts what every appliance sends it, 0 while it fails.", []string{"sink"}, nil)})
 	return m
 }
 
@@ -228,10 +234,25 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.Lock()
 	fs := append([]func() []Lag(nil), c.m.lags...)
 	c.m.mu.Unlock()
+	// With several sinks each appliance source has one poller per sink; the series reports
+	// the worst of them (one series per label set, as Prometheus requires).
+	type key struct{ appliance, source string }
+	worst := map[key]float64{}
+	var order []key
 	for _, f := range fs {
 		for _, l := range f() {
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, l.Lag.Seconds(), l.Appliance, l.Source)
+			k := key{l.Appliance, l.Source}
+			v, ok := worst[k]
+			if !ok {
+				order = append(order, k)
+			}
+			if !ok || l.Lag.Seconds() > v {
+				worst[k] = l.Lag.Seconds()
+			}
 		}
+	}
+	for _, k := range order {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, worst[k], k.appliance, k.source)
 	}
 }
 

@@ -1,0 +1,165 @@
+package sharedfetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// records serves n numbered records per request and counts requests.
+type records struct {
+	n     int
+	calls atomic.Int32
+}
+
+func (r *records) Stream(ctx context.Context, q string, fn func([]byte) error) error {
+	r.calls.Add(1)
+	for i := range r.n {
+		if err := fn(fmt.Appendf(nil, "%s#%d", q, i)); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+func collect(t *testing.T, g *Group, q string) ([]string, error) {
+	t.Helper()
+	var got []string
+	err := g.Stream(context.Background(), q, func(raw []byte) error {
+		got = append(got, string(raw))
+		return nil
+	})
+	return got, err
+}
+
+func TestIdenticalQueriesShareOneRequest(t *testing.T) {
+	r := &records{n: 5}
+	g := New(r, 3, 10*time.Second) // a long gather: the test passes only if "all joined" starts it
+	var wg sync.WaitGroup
+	results := make([][]string, 3)
+	for i := range 3 {
+		wg.Go(func() {
+			got, err := collect(t, g, "/modelbreaches?starttime=1&endtime=2")
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = got
+		})
+	}
+	wg.Wait()
+	if r.calls.Load() != 1 || g.Requests() != 1 || g.Joined() != 2 {
+		t.Fatalf("requests %d (group %d, joined %d), want 1 shared by 3", r.calls.Load(), g.Requests(), g.Joined())
+	}
+	for i, got := range results {
+		if len(got) != 5 || got[0] != "/modelbreaches?starttime=1&endtime=2#0" || got[4] != "/modelbreaches?starttime=1&endtime=2#4" {
+			t.Errorf("poller %d got %q", i, got)
+		}
+	}
+}
+
+func TestDifferentQueriesAreNotShared(t *testing.T) {
+	r := &records{n: 2}
+	g := New(r, 2, 50*time.Millisecond)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			got, err := collect(t, g, fmt.Sprintf("/q%d", i))
+			if err != nil || len(got) != 2 || got[0] != fmt.Sprintf("/q%d#0", i) {
+				t.Errorf("poller %d: %q, %v", i, got, err)
+			}
+		})
+	}
+	wg.Wait()
+	if r.calls.Load() != 2 || g.Joined() != 0 {
+		t.Fatalf("requests %d, joined %d; want 2 separate", r.calls.Load(), g.Joined())
+	}
+}
+
+// One poller's failing callback (its own problem) must not cut the others' stream short.
+func TestOneFailingPollerDoesNotStopTheOthers(t *testing.T) {
+	r := &records{n: 4}
+	g := New(r, 2, 10*time.Second)
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	var good []string
+	var badErr error
+	wg.Go(func() {
+		badErr = g.Stream(context.Background(), "/q", func([]byte) error { return boom })
+	})
+	wg.Go(func() {
+		var err error
+		good, err = collect(t, g, "/q")
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	wg.Wait()
+	if !errors.Is(badErr, boom) || len(good) != 4 || r.calls.Load() != 1 {
+		t.Fatalf("failing poller %v, other got %d records over %d requests", badErr, len(good), r.calls.Load())
+	}
+}
+
+// A poller whose context ends while it waits for a shared request returns at once and is
+// not called again.
+func TestLeavingPollerIsNotCalledAfterReturning(t *testing.T) {
+	gate := make(chan struct{})
+	var after atomic.Bool
+	f := fetchFunc(func(ctx context.Context, q string, fn func([]byte) error) error {
+		<-gate
+		return fn([]byte("x"))
+	})
+	g := New(f, 2, 10*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	left := make(chan error, 1)
+	leader := make(chan error, 1)
+	go func() { leader <- g.Stream(context.Background(), "/q", func([]byte) error { return nil }) }()
+	// Join only once the leader has registered the call.
+	for {
+		g.mu.Lock()
+		_, ok := g.calls["/q"]
+		g.mu.Unlock()
+		if ok {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var returned atomic.Bool
+	go func() {
+		err := g.Stream(ctx, "/q", func([]byte) error {
+			if returned.Load() {
+				after.Store(true)
+			}
+			return nil
+		})
+		returned.Store(true)
+		left <- err
+	}()
+	for g.Joined() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-left; !errors.Is(err, context.Canceled) {
+		t.Fatalf("leaving poller: %v", err)
+	}
+	close(gate)
+	if err := <-leader; err != nil {
+		t.Fatal(err)
+	}
+	if after.Load() {
+		t.Fatal("a poller was called after its Stream returned")
+	}
+}
+
+type fetchFunc func(ctx context.Context, q string, fn func([]byte) error) error
+
+func (f fetchFunc) Stream(ctx context.Context, q string, fn func([]byte) error) error {
+	return f(ctx, q, fn)
+}
