@@ -1,10 +1,8 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -98,23 +96,8 @@ const filesVar = "DARKTRACE_APPLIANCES_FILE"
 
 func (c *Config) appliancesFromFile(path string) ([]Appliance, error) {
 	var p problems
-	data, err := os.ReadFile(path)
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		p.add(filesVar, "cannot read %s: %v", path, err)
-		return nil, p.err()
-	}
-	entries, err := decodeEntries(data)
-	if err != nil {
-		// Decoder messages quote at most a key or a type, not values, so no token leaks here.
-		p.add(filesVar, "%s: %v", path, err)
-		return nil, p.err()
-	}
-	if len(entries) == 0 {
-		p.add(filesVar, "%s lists no appliances", path)
+	entries, ok := readList[applianceEntry](&p, filesVar, path, "appliances")
+	if !ok {
 		return nil, p.err()
 	}
 	dir := filepath.Dir(path)
@@ -200,11 +183,6 @@ func (c *Config) appliancesFromFile(path string) ([]Appliance, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-// decodeEntries reads the appliances file (see decodeList).
-func decodeEntries(data []byte) ([]applianceEntry, error) {
-	return decodeList[applianceEntry](data, "appliances")
 }
 
 // relTo resolves a path in the appliances file relative to the file's directory, so a file

@@ -180,22 +180,8 @@ func (c *Config) validateSinksFile(mode Mode, p *problems) {
 // sinksFromFile reads and checks SIEM_SINKS_FILE, adding every problem to p.
 func (c *Config) sinksFromFile(mode Mode, p *problems) []Sink {
 	path := c.SIEMSinksFile
-	data, err := os.ReadFile(path)
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		p.add(sinksVar, "cannot read %s: %v", path, err)
-		return nil
-	}
-	entries, err := decodeList[sinkEntry](data, "sinks")
-	if err != nil {
-		p.add(sinksVar, "%s: %v", path, err)
-		return nil
-	}
-	if len(entries) == 0 {
-		p.add(sinksVar, "%s lists no sinks", path)
+	entries, ok := readList[sinkEntry](p, sinksVar, path, "sinks")
+	if !ok {
 		return nil
 	}
 	var defaults Config
@@ -279,6 +265,31 @@ func intOr(v *int, def int) int {
 		return def
 	}
 	return *v
+}
+
+// readList reads the list file path named by variable name, reporting to p an unreadable
+// file, a decoding error or an empty list; ok is false after any of them.
+func readList[T any](p *problems, name, path, what string) (entries []T, ok bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		p.add(name, "cannot read %s: %v", path, err)
+		return nil, false
+	}
+	entries, err = decodeList[T](data, what)
+	if err != nil {
+		// Decoder messages quote at most a key or a type, not values, so no token leaks here.
+		p.add(name, "%s: %v", path, err)
+		return nil, false
+	}
+	if len(entries) == 0 {
+		p.add(name, "%s lists no %s", path, what)
+		return nil, false
+	}
+	return entries, true
 }
 
 // decodeList reads a JSON array, or failing the JSON sniff, a YAML list of T. JSON goes

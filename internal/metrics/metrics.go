@@ -101,11 +101,11 @@ func New() *Metrics {
 		[]string{"appliance"}, nil)
 	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects, m.anomalies,
 		m.sinkDatagrams,
-		&lagCollector{m: m, desc: lagDesc}, &upCollector{m: m, desc: upDesc},
+		&lagCollector{m: m, desc: lagDesc}, &upCollector{desc: upDesc, read: m.appliancesUp},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.state = newStateSeries(m.reg)
 	m.sinks = newSinkSeries(m.reg)
-	m.reg.MustRegister(&sinkUpCollector{m: m, desc: prometheus.NewDesc("dtforward_sink_up",
+	m.reg.MustRegister(&upCollector{read: m.sinksUp, desc: prometheus.NewDesc("dtforward_sink_up",
 		"1 while a sink accepts what every appliance sends it, 0 while it fails.", []string{"sink"}, nil)})
 	return m
 }
@@ -200,27 +200,43 @@ func (m *Metrics) AddGaugeFunc(name, help string, f func() float64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 }
 
+// upCollector is a 0/1 gauge with one label, read at every scrape through read.
 type upCollector struct {
-	m    *Metrics
 	desc *prometheus.Desc
+	read func() []namedUp
+}
+
+// namedUp is one series of an upCollector: its label value and whether it is up.
+type namedUp struct {
+	name string
+	up   bool
 }
 
 func (c *upCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *upCollector) Collect(ch chan<- prometheus.Metric) {
-	c.m.mu.Lock()
-	f := c.m.up
-	c.m.mu.Unlock()
-	if f == nil {
-		return
-	}
-	for _, u := range f() {
+	for _, u := range c.read() {
 		v := 0.0
-		if u.Up {
+		if u.up {
 			v = 1
 		}
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, u.Appliance)
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, u.name)
 	}
+}
+
+// appliancesUp reads the SetApplianceUpFunc function.
+func (m *Metrics) appliancesUp() []namedUp {
+	m.mu.Lock()
+	f := m.up
+	m.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	var out []namedUp
+	for _, u := range f() {
+		out = append(out, namedUp{u.Appliance, u.Up})
+	}
+	return out
 }
 
 type lagCollector struct {

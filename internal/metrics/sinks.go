@@ -56,25 +56,17 @@ func (m *Metrics) SetSinkUpFunc(f func() []SinkUp) {
 	m.mu.Unlock()
 }
 
-type sinkUpCollector struct {
-	m    *Metrics
-	desc *prometheus.Desc
-}
-
-func (c *sinkUpCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *sinkUpCollector) Collect(ch chan<- prometheus.Metric) {
-	c.m.mu.Lock()
-	f := c.m.sinkUp
-	c.m.mu.Unlock()
+// sinksUp reads the SetSinkUpFunc function.
+func (m *Metrics) sinksUp() []namedUp {
+	m.mu.Lock()
+	f := m.sinkUp
+	m.mu.Unlock()
 	if f == nil {
-		return
+		return nil
 	}
+	var out []namedUp
 	for _, u := range f() {
-		v := 0.0
-		if u.Up {
-			v = 1
-		}
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, u.Sink)
+		out = append(out, namedUp{u.Sink, u.Up})
 	}
+	return out
 }
