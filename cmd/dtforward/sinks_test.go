@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,7 +68,13 @@ func missing(sim *simulator.Simulator, got map[string]bool) []string {
 func TestRunSinkDownHoldsBackNoOther(t *testing.T) {
 	rcvA := syslogd.StartRsyslog(t, syslogd.Options{RELP: true})
 	rcvB := syslogd.StartRsyslog(t, syslogd.Options{RELP: true})
-	sim, url := startSim(t, simulator.Options{Seed: 81, History: time.Hour, HistoryCount: 20})
+	var polls atomic.Int64
+	sim, url := startSim(t, simulator.Options{Seed: 81, History: time.Hour, HistoryCount: 20,
+		OnRequest: func(r simulator.Request) {
+			if r.Path == "/modelbreaches" && strings.Contains(r.RawQuery, "starttime=") {
+				polls.Add(1)
+			}
+		}})
 	state := filepath.Join(t.TempDir(), "state")
 	vars := sinksVars(t, url, state, []map[string]any{
 		{"name": "siem-a", "format": "json", "transport": "relp", "address": rcvA.RELP, "timeout": "1s"},
@@ -114,6 +121,19 @@ func TestRunSinkDownHoldsBackNoOther(t *testing.T) {
 	})
 	if m := missing(sim, breachIDs(t, rcvA)); len(m) > 0 {
 		t.Errorf("sink a is missing %v", m)
+	}
+
+	// Both caught up again, b at whatever phase its retries left it: the appliance is polled
+	// once per window for both, not once per sink. Unshared, 2 s of 200 ms intervals would be
+	// 20 window requests; allow for polls a loaded machine delays past the recording's TTL.
+	time.Sleep(time.Second)
+	before, since := polls.Load(), time.Now()
+	time.Sleep(2 * time.Second)
+	intervals := float64(time.Since(since)) / float64(testInterval)
+	if n := float64(polls.Load() - before); n > 1.5*intervals {
+		t.Errorf("%.0f window requests in %.0f intervals with both sinks caught up: the sinks do not share them", n, intervals)
+	} else {
+		t.Logf("%.0f window requests in %.0f intervals for 2 sinks", n, intervals)
 	}
 
 	_, metricsText := httpGet("http://" + httpAddr + "/metrics")

@@ -161,7 +161,26 @@ type polled struct {
 	pollers []*poller.Appliance
 	sinks   []string         // destination label of each poller
 	first   *poller.Pipeline // the one the clock check runs under
+	phase   time.Duration    // stagger: delay of the first poll
+
+	// With several destinations: the clock without grid, and the grid window ends are on.
+	exactNow func() time.Time
+	grid     func(time.Time) time.Time
 }
+
+// grid returns the function that rounds a time down to the grid of interval offset by phase
+// from the Unix epoch.
+func grid(phase, interval time.Duration) func(time.Time) time.Time {
+	base := time.Unix(0, 0).Add(phase)
+	return func(t time.Time) time.Time {
+		return base.Add(t.Sub(base) / interval * interval)
+	}
+}
+
+// sharedBudget bounds the bytes of API responses an appliance's shared fetch keeps for
+// destinations that poll the same window a little later (several destinations only). A
+// caught-up window is far smaller; catch-up windows larger than this are not kept.
+const sharedBudget = 4 << 20
 
 // daemon is a composed "run": every appliance's pollers, the destinations and the HTTP server.
 type daemon struct {
@@ -186,10 +205,10 @@ type daemonOptions struct {
 	gather time.Duration
 }
 
-// defaultGather bounds the wait of a shared request for the other destinations' pollers,
-// which ask within milliseconds of each other while they are caught up. A destination that
-// is behind asks for other windows, so this is the most it delays the caught-up ones.
-const defaultGather = 250 * time.Millisecond
+// defaultGather is how long a shared request waits for the other destinations' pollers before
+// it starts. They ask within milliseconds of each other; one that asks later waits for the
+// response's recording instead, so no wait is needed.
+const defaultGather = time.Nanosecond
 
 // configError marks errors that are the user's to fix before starting: exit 2.
 type configError struct{ err error }
@@ -266,7 +285,7 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 	}
 	gather := cmp.Or(o.gather, defaultGather)
 	anomalies := newAnomalyReporter(d.metrics, log)
-	for _, app := range apps {
+	for i, app := range apps {
 		c, err := newClient(app, cfg, nil)
 		if err != nil {
 			return nil, &configError{fmt.Errorf("appliance %s: %w", app.Name, err)}
@@ -280,13 +299,17 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 			pa.clock = &applianceClock{}
 			now = pa.clock.Now
 		}
+		pa.phase = staggerDelay(i, len(apps), cfg.PollInterval)
 		if len(d.dests) > 1 {
-			// Window ends in whole seconds, so the destinations' pollers, which poll within
-			// milliseconds of each other, ask for the very same window and share its request.
-			exact := now
-			now = func() time.Time { return exact().Truncate(time.Second) }
+			// Window ends on a grid of POLL_INTERVAL (offset by the appliance's stagger), so
+			// every destination's poller asks for the very same windows, whatever its phase
+			// after an outage, and the shared fetch serves them from one request.
+			pa.exactNow, pa.grid = now, grid(pa.phase, cfg.PollInterval)
+			now = func() time.Time { return pa.grid(pa.exactNow()) }
 		}
-		pa.group = sharedfetch.New(limitedFetcher{c: c, slots: d.requests}, len(d.dests), gather)
+		pa.group = sharedfetch.New(limitedFetcher{c: c, slots: d.requests}, len(d.dests), sharedfetch.Options{
+			Gather: gather, TTL: cfg.PollInterval, Budget: sharedBudget,
+		})
 		for _, dest := range d.dests {
 			stateDir := cfg.StateDir
 			if dest.Config.Name != "" {
@@ -494,9 +517,9 @@ func (d *daemon) run(ctx context.Context) {
 	ev.Msg("dtforward started")
 
 	var wg sync.WaitGroup
-	for i, p := range d.polled {
+	for _, p := range d.polled {
 		wg.Go(func() {
-			if !sleepCtx(ctx, staggerDelay(i, len(d.polled), d.cfg.PollInterval)) {
+			if p.grid == nil && !sleepCtx(ctx, p.phase) {
 				return
 			}
 			if c := p.clock; c != nil {
@@ -504,6 +527,14 @@ func (d *daemon) run(ctx context.Context) {
 				log := d.log.With().Str("appliance", p.name).Logger()
 				c.sync(ctx, p.first, p.client, log)
 				wg.Go(func() { c.run(ctx, p.first, p.client, log) })
+			}
+			if p.grid != nil {
+				// Start on a grid point of the appliance clock, so that the window ends (on
+				// the grid) are as fresh as they can be. This waits at most one interval, once.
+				now := p.exactNow()
+				if !sleepCtx(ctx, p.grid(now).Add(d.cfg.PollInterval).Sub(now)) {
+					return
+				}
 			}
 			// The destinations' pollers start together, so that while caught up they ask for
 			// the same windows at the same moments and share the requests.

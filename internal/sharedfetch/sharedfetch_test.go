@@ -42,7 +42,7 @@ func collect(t *testing.T, g *Group, q string) ([]string, error) {
 
 func TestIdenticalQueriesShareOneRequest(t *testing.T) {
 	r := &records{n: 5}
-	g := New(r, 3, 10*time.Second) // a long gather: the test passes only if "all joined" starts it
+	g := New(r, 3, Options{Gather: 10 * time.Second}) // a long gather: the test passes only if "all joined" starts it
 	var wg sync.WaitGroup
 	results := make([][]string, 3)
 	for i := range 3 {
@@ -67,7 +67,7 @@ func TestIdenticalQueriesShareOneRequest(t *testing.T) {
 
 func TestDifferentQueriesAreNotShared(t *testing.T) {
 	r := &records{n: 2}
-	g := New(r, 2, 50*time.Millisecond)
+	g := New(r, 2, Options{Gather: 50 * time.Millisecond})
 	var wg sync.WaitGroup
 	for i := range 2 {
 		wg.Go(func() {
@@ -86,7 +86,7 @@ func TestDifferentQueriesAreNotShared(t *testing.T) {
 // One poller's failing callback (its own problem) must not cut the others' stream short.
 func TestOneFailingPollerDoesNotStopTheOthers(t *testing.T) {
 	r := &records{n: 4}
-	g := New(r, 2, 10*time.Second)
+	g := New(r, 2, Options{Gather: 10 * time.Second})
 	boom := errors.New("boom")
 	var wg sync.WaitGroup
 	var good []string
@@ -116,7 +116,7 @@ func TestLeavingPollerIsNotCalledAfterReturning(t *testing.T) {
 		<-gate
 		return fn([]byte("x"))
 	})
-	g := New(f, 2, 10*time.Second)
+	g := New(f, 2, Options{Gather: 10 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	left := make(chan error, 1)
 	leader := make(chan error, 1)
@@ -162,4 +162,80 @@ type fetchFunc func(ctx context.Context, q string, fn func([]byte) error) error
 
 func (f fetchFunc) Stream(ctx context.Context, q string, fn func([]byte) error) error {
 	return f(ctx, q, fn)
+}
+
+// A poller that asks for the same query after the request finished (it polls at another
+// phase) is served the recording within the TTL; one that does not fit the budget is not kept.
+func TestLaterPollerIsServedTheRecording(t *testing.T) {
+	r := &records{n: 3}
+	g := New(r, 2, Options{TTL: time.Minute, Budget: 1 << 10})
+	first, err := collect(t, g, "/q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := collect(t, g, "/q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.calls.Load() != 1 || g.Joined() != 1 || fmt.Sprint(first) != fmt.Sprint(second) || len(second) != 3 {
+		t.Fatalf("requests %d, joined %d; first %q, second %q", r.calls.Load(), g.Joined(), first, second)
+	}
+
+	big := &records{n: 100} // 100 records of ~5 bytes: more than a 64-byte budget
+	g = New(big, 2, Options{TTL: time.Minute, Budget: 64})
+	for range 2 {
+		if got, err := collect(t, g, "/q"); err != nil || len(got) != 100 {
+			t.Fatalf("%d records, %v", len(got), err)
+		}
+	}
+	if big.calls.Load() != 2 {
+		t.Fatalf("a response over the budget was kept: %d requests for 2 polls", big.calls.Load())
+	}
+
+	expired := &records{n: 1}
+	g = New(expired, 2, Options{TTL: time.Millisecond, Budget: 1 << 10})
+	for range 2 {
+		if _, err := collect(t, g, "/q"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if expired.calls.Load() != 2 {
+		t.Fatalf("a recording was served after its TTL: %d requests", expired.calls.Load())
+	}
+}
+
+// A poller that asks while the same request is already streaming waits for it and is served
+// its recording: one request.
+func TestPollerArrivingMidStreamIsServedTheRecording(t *testing.T) {
+	gate := make(chan struct{})
+	var calls atomic.Int32
+	f := fetchFunc(func(ctx context.Context, q string, fn func([]byte) error) error {
+		calls.Add(1)
+		if err := fn([]byte("a")); err != nil {
+			return err
+		}
+		<-gate
+		return fn([]byte("b"))
+	})
+	g := New(f, 2, Options{TTL: time.Minute, Budget: 1 << 10})
+	first := make(chan []string, 1)
+	go func() {
+		got, _ := collect(t, g, "/q")
+		first <- got
+	}()
+	for calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	second := make(chan []string, 1)
+	go func() {
+		got, _ := collect(t, g, "/q")
+		second <- got
+	}()
+	time.Sleep(20 * time.Millisecond) // let the second caller find the request streaming
+	close(gate)
+	a, b := <-first, <-second
+	if calls.Load() != 1 || fmt.Sprint(a) != "[a b]" || fmt.Sprint(b) != "[a b]" {
+		t.Fatalf("requests %d; first %q, second %q", calls.Load(), a, b)
+	}
 }
