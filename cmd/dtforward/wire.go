@@ -200,15 +200,7 @@ type daemonOptions struct {
 	now      func() time.Time
 	retryMin time.Duration
 	retryMax time.Duration
-	// gather is how long the first poller of a shared request waits for the other
-	// destinations' identical one (defaultGather when zero).
-	gather time.Duration
 }
-
-// defaultGather is how long a shared request waits for the other destinations' pollers before
-// it starts. They ask within milliseconds of each other; one that asks later waits for the
-// response's recording instead, so no wait is needed.
-const defaultGather = time.Nanosecond
 
 // configError marks errors that are the user's to fix before starting: exit 2.
 type configError struct{ err error }
@@ -283,7 +275,6 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		Models:              cfg.ModelsRegexp(),
 		Tags:                cfg.TagsRegexp(),
 	}
-	gather := cmp.Or(o.gather, defaultGather)
 	anomalies := newAnomalyReporter(d.metrics, log)
 	for i, app := range apps {
 		c, err := newClient(app, cfg, nil)
@@ -308,7 +299,8 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 			now = func() time.Time { return pa.grid(pa.exactNow()) }
 		}
 		pa.group = sharedfetch.New(limitedFetcher{c: c, slots: d.requests}, len(d.dests), sharedfetch.Options{
-			Gather: gather, TTL: cfg.PollInterval, Budget: sharedBudget,
+			// No gathering wait: a poller that asks a moment later is served the recording.
+			TTL: cfg.PollInterval, Budget: sharedBudget,
 		})
 		for _, dest := range d.dests {
 			stateDir := cfg.StateDir
