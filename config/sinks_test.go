@@ -168,3 +168,26 @@ func TestSIEMAppName(t *testing.T) {
 		t.Errorf("darktrace-json app name %q", s.AppNameOrDefault())
 	}
 }
+
+// The example in deploy/ is valid as shipped (next to its CA file).
+func TestSinksExampleFile(t *testing.T) {
+	b, err := os.ReadFile("../deploy/sinks.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := writeSinks(t, string(b))
+	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "ca.pem"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadFor(ModeRun, with("SIEM_SINKS_FILE", path, "POLL_SOURCES", "modelbreaches,antigena,aianalyst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinks, err := c.Sinks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sinks) != 3 || sinks[1].Sources[0] != "aianalyst" || sinks[2].AppNameOrDefault() != "darktrace" {
+		t.Errorf("example sinks: %+v", sinks)
+	}
+}

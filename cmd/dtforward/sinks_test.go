@@ -208,3 +208,13 @@ func TestSinksFileWithSIEMVariables(t *testing.T) {
 		}
 	}
 }
+
+// TestBackfillRefusesSinksFile: a backfill fills one sink; with a sinks file it says how to
+// pick one instead of guessing.
+func TestBackfillRefusesSinksFile(t *testing.T) {
+	vars := sinksVars(t, "http://127.0.0.1:1", t.TempDir(), []map[string]any{{"name": "a", "transport": "stdout"}})
+	code, _, stderr := runCmd(t, t.Context(), vars, "backfill", "--from", "2026-01-01", "--to", "2026-01-02")
+	if code != exitUsage || !strings.Contains(stderr, "dtforward backfill: SIEM_SINKS_FILE: backfill sends to one sink") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
