@@ -3,7 +3,6 @@ package config
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -272,11 +271,7 @@ func intOr(v *int, def int) int {
 func readList[T any](p *problems, name, path, what string) (entries []T, ok bool) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		p.add(name, "cannot read %s: %v", path, err)
+		addUnreadable(p, name, path, err)
 		return nil, false
 	}
 	entries, err = decodeList[T](data, what)

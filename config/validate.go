@@ -386,6 +386,16 @@ func checkHostPort(s string, needHost bool) error {
 	return nil
 }
 
+// addUnreadable reports that the file path named by name cannot be read, with the cause
+// only (the path is already in the message).
+func addUnreadable(p *problems, name, path string, err error) {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	p.add(name, "cannot read %s: %v", path, err)
+}
+
 // checkFile reports a named file that cannot be opened. It reads nothing, so a key file's
 // content cannot end up in a message.
 func checkFile(p *problems, name, path string) {
@@ -394,11 +404,7 @@ func checkFile(p *problems, name, path string) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		p.add(name, "cannot read %s: %v", path, err)
+		addUnreadable(p, name, path, err)
 		return
 	}
 	defer f.Close()
