@@ -218,3 +218,32 @@ func TestBackfillRefusesSinksFile(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
 }
+
+// TestCheckEverySink: check reaches every sink of the file and prints each one's sample line.
+func TestCheckEverySink(t *testing.T) {
+	_, url := startSim(t, simulator.Options{HistoryCount: 3})
+	dir := t.TempDir()
+	closed := freeAddr(t) // nothing listens there
+	vars := sinksVars(t, url, filepath.Join(dir, "state"), []map[string]any{
+		{"name": "archive", "format": "darktrace-json", "transport": "file", "address": filepath.Join(dir, "archive.jsonl")},
+		{"name": "siem", "format": "cef", "transport": "tcp", "address": closed},
+	})
+	vars["POLL_SOURCES"] = "modelbreaches"
+	code, out, stderr := runCmd(t, t.Context(), vars, "check")
+	if code != exitFailure {
+		t.Fatalf("exit %d with an unreachable sink, want %d\nstdout:\n%s\nstderr:\n%s", code, exitFailure, out, stderr)
+	}
+	for _, w := range []string{
+		"\nsink archive (file " + filepath.Join(dir, "archive.jsonl") + "): reachable\n",
+		"\nsample darktrace-json line (a built-in example breach, not appliance data):\n{",
+		"sink siem (tcp " + closed + "): ",
+		"\nsample cef line (a built-in example breach, not appliance data):\nCEF:0|Darktrace|DCIP|",
+	} {
+		if !strings.Contains(out+stderr, w) {
+			t.Errorf("output lacks %q:\nstdout:\n%s\nstderr:\n%s", w, out, stderr)
+		}
+	}
+	if strings.Contains(out, "sink siem (tcp "+closed+"): reachable") {
+		t.Errorf("an unreachable sink reported reachable:\n%s", out)
+	}
+}
