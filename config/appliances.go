@@ -1,17 +1,11 @@
 package config
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Appliance is one Darktrace appliance to poll, from DARKTRACE_URL and friends or from one
@@ -102,23 +96,8 @@ const filesVar = "DARKTRACE_APPLIANCES_FILE"
 
 func (c *Config) appliancesFromFile(path string) ([]Appliance, error) {
 	var p problems
-	data, err := os.ReadFile(path)
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		p.add(filesVar, "cannot read %s: %v", path, err)
-		return nil, p.err()
-	}
-	entries, err := decodeEntries(data)
-	if err != nil {
-		// Decoder messages quote at most a key or a type, not values, so no token leaks here.
-		p.add(filesVar, "%s: %v", path, err)
-		return nil, p.err()
-	}
-	if len(entries) == 0 {
-		p.add(filesVar, "%s lists no appliances", path)
+	entries, ok := readList[applianceEntry](&p, filesVar, path, "appliances")
+	if !ok {
 		return nil, p.err()
 	}
 	dir := filepath.Dir(path)
@@ -204,32 +183,6 @@ func (c *Config) appliancesFromFile(path string) ([]Appliance, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-// decodeEntries reads a JSON array, or failing the JSON sniff, a YAML list. JSON goes through
-// encoding/json because JSON files are often indented with tabs, which YAML forbids. Unknown
-// keys are errors: a misspelt "privte_token" must not silently leave the token empty.
-func decodeEntries(data []byte) ([]applianceEntry, error) {
-	var entries []applianceEntry
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) > 0 && (trimmed[0] == '[' || trimmed[0] == '{') {
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&entries); err != nil {
-			return nil, fmt.Errorf("not a JSON list of appliances: %v", err)
-		}
-		return entries, nil
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&entries); err != nil {
-		// yaml.v3 quotes the offending scalar in backticks and spreads errors over lines; the
-		// scalar may be a token, and the message must stay one line.
-		msg := yamlQuoted.ReplaceAllString(err.Error(), "a value")
-		msg = strings.Join(strings.Fields(msg), " ")
-		return nil, fmt.Errorf("not a YAML list of appliances: %s", msg)
-	}
-	return entries, nil
 }
 
 // relTo resolves a path in the appliances file relative to the file's directory, so a file

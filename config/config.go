@@ -53,6 +53,8 @@ type Config struct {
 	SIEMMaxMessageBytes       int           `envconfig:"SIEM_MAX_MESSAGE_BYTES" default:"8192" desc:"Longest line sent, at least 480; longer lines are trimmed field-wise (8192 is rsyslog's default limit)"`
 	SIEMTimeout               time.Duration `envconfig:"SIEM_TIMEOUT" default:"10s" desc:"Dial, handshake and write deadline; also how long a TCP/TLS batch may wait to be acknowledged by the collector's kernel, and (relp) the longest wait for an answer"`
 	SIEMUDPRate               int           `envconfig:"SIEM_UDP_RATE" default:"1000" desc:"UDP only: most datagrams sent per second (0 = unlimited), so that a burst such as a backfill does not overrun the collector's socket buffer"`
+	SIEMAppName               string        `envconfig:"SIEM_APP_NAME" desc:"Syslog APP-NAME (RFC 5424) or TAG (RFC 3164), 1–48 printable ASCII characters (default: dtforward; darktrace for SIEM_FORMAT=darktrace-json)"`
+	SIEMSinksFile             string        `envconfig:"SIEM_SINKS_FILE" desc:"JSON or YAML file listing several sinks (name, sources, format, transport, address and the other SIEM_* settings in lower case, e.g. tls_ca_file, app_name); each keeps its own progress in STATE_DIR/<name>/; replaces the other SIEM_* variables"`
 
 	StateDir        string        `envconfig:"STATE_DIR" default:"./state" desc:"Directory for checkpoint files (container: /var/lib/dtforward)"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"How long SIGTERM waits for the in-flight batch"`

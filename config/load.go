@@ -160,6 +160,7 @@ func load(mode Mode, getenv func(string) string, environ []string, decodeProcess
 		}
 	}
 	probs = append(probs, c.resolveSecrets(getenv)...)
+	probs = append(probs, sinksFileConflicts(c, getenv)...)
 	// A variable that did not parse keeps its default (or stays empty), so Validate may
 	// complain about it again ("required"); one problem per variable is clearer.
 	reported := map[string]bool{}
@@ -401,6 +402,7 @@ var hints = map[string]string{ //nolint:gosec // G101: variable names, not crede
 	"FILTER_MODEL":             "FILTER_MODELS",
 	"FILTER_TAG":               "FILTER_TAGS",
 	"DARKTRACE_APPLIANCE_FILE": "DARKTRACE_APPLIANCES_FILE",
+	"SIEM_SINK_FILE":           "SIEM_SINKS_FILE",
 }
 
 // knownNames is every variable dtforward reads.

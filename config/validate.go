@@ -207,101 +207,130 @@ func compileOrNil(expr string) *regexp.Regexp {
 }
 
 func (c *Config) validateSIEM(mode Mode, p *problems) {
-	oneOf(p, "SIEM_FORMAT", c.SIEMFormat, Formats)
-	oneOf(p, "SIEM_LEEF_VERSION", c.SIEMLEEFVersion, LEEFVersion)
-	oneOf(p, "SIEM_HEADER", c.SIEMHeader, Headers)
-	if c.SIEMFraming != "" {
-		oneOf(p, "SIEM_FRAMING", c.SIEMFraming, Framings)
+	if c.SIEMSinksFile != "" {
+		c.validateSinksFile(mode, p)
+		return
 	}
-	if _, ok := Facilities[c.SIEMFacility]; !ok {
-		p.add("SIEM_FACILITY", "%q is not a syslog facility (%s)", c.SIEMFacility, strings.Join(facilityNames(), ", "))
+	s := c.EnvSink()
+	s.validate(mode, p.add, envKey)
+}
+
+// envKey names a sink setting as its SIEM_* variable: "tls_ca_file" is SIEM_TLS_CA_FILE.
+func envKey(key string) string { return "SIEM_" + strings.ToUpper(key) }
+
+// validate checks one sink's settings for mode. add reports a problem about a setting named
+// by name(key) (SIEM_FORMAT for the environment, format in SIEM_SINKS_FILE), so both report
+// the same rules in their own words.
+func (s *Sink) validate(mode Mode, add func(name, format string, args ...any), name func(string) string) {
+	one := func(key, value string, allowed []string) bool {
+		if slices.Contains(allowed, value) {
+			return true
+		}
+		add(name(key), "%q is not one of %s", value, strings.Join(allowed, ", "))
+		return false
 	}
-	if oneOf(p, "SIEM_TRANSPORT", c.SIEMTransport, Transports) {
-		switch c.SIEMTransport {
+	one("format", s.Format, Formats)
+	one("leef_version", s.LEEFVersion, LEEFVersion)
+	if s.Header != "" {
+		one("header", s.Header, Headers)
+	}
+	if s.Framing != "" {
+		one("framing", s.Framing, Framings)
+	}
+	if _, ok := Facilities[s.Facility]; !ok {
+		add(name("facility"), "%q is not a syslog facility (%s)", s.Facility, strings.Join(facilityNames(), ", "))
+	}
+	if s.AppName != "" && !appName.MatchString(s.AppName) {
+		add(name("app_name"), "%q is not a syslog APP-NAME: use 1–48 printable ASCII characters, no spaces", s.AppName)
+	}
+	if one("transport", s.Transport, Transports) {
+		switch s.Transport {
 		case "udp", "tcp", "tls", "relp":
-			if c.SIEMAddress == "" {
+			if s.Address == "" {
 				if mode != ModeFormat {
-					p.add("SIEM_ADDRESS", "required for transport %s (host:port)", c.SIEMTransport)
+					add(name("address"), "required for transport %s (host:port)", s.Transport)
 				}
-			} else if err := checkHostPort(c.SIEMAddress, true); err != nil {
-				p.add("SIEM_ADDRESS", "%v", err)
+			} else if err := checkHostPort(s.Address, true); err != nil {
+				add(name("address"), "%v", err)
 			}
 		case "file":
-			if c.SIEMAddress == "" && mode != ModeFormat {
-				p.add("SIEM_ADDRESS", "required for transport file (the path to append to)")
+			if s.Address == "" && mode != ModeFormat {
+				add(name("address"), "required for transport file (the path to append to)")
 			}
 		case "stdout":
-			if c.SIEMAddress != "" {
-				p.add("SIEM_ADDRESS", "%q is set but SIEM_TRANSPORT is stdout; set SIEM_TRANSPORT to udp, tcp, tls, relp or file", c.SIEMAddress)
+			if s.Address != "" {
+				add(name("address"), "%q is set but %s is stdout; set %s to udp, tcp, tls, relp or file", s.Address, name("transport"), name("transport"))
 			}
 		}
-		c.validateRELP(p)
-		if c.SIEMTransport != "tls" && !(c.SIEMTransport == "relp" && c.SIEMRELPTLS) {
+		s.validateRELP(add, name)
+		if s.Transport != "tls" && !(s.Transport == "relp" && s.RELPTLS) {
 			for _, v := range []struct {
-				name string
-				set  bool
+				key string
+				set bool
 			}{
-				{"SIEM_TLS_CA_FILE", c.SIEMTLSCAFile != ""},
-				{"SIEM_TLS_CERT_FILE", c.SIEMTLSCertFile != ""},
-				{"SIEM_TLS_KEY_FILE", c.SIEMTLSKeyFile != ""},
-				{"SIEM_TLS_SERVER_NAME", c.SIEMTLSServerName != ""},
-				{"SIEM_TLS_INSECURE_SKIP_VERIFY", c.SIEMTLSInsecureSkipVerify},
+				{"tls_ca_file", s.TLSCAFile != ""},
+				{"tls_cert_file", s.TLSCertFile != ""},
+				{"tls_key_file", s.TLSKeyFile != ""},
+				{"tls_server_name", s.TLSServerName != ""},
+				{"tls_insecure_skip_verify", s.TLSInsecureSkipVerify},
 			} {
 				switch {
-				case v.set && c.SIEMTransport == "relp":
-					p.add(v.name, "only applies to SIEM_TRANSPORT=relp with SIEM_RELP_TLS=true")
+				case v.set && s.Transport == "relp":
+					add(name(v.key), "only applies to %s=relp with %s=true", name("transport"), name("relp_tls"))
 				case v.set:
-					p.add(v.name, "only applies to SIEM_TRANSPORT=tls (it is %s)", c.SIEMTransport)
+					add(name(v.key), "only applies to %s=tls (it is %s)", name("transport"), s.Transport)
 				}
 			}
 		}
-		if c.SIEMTransport == "udp" && c.SIEMMaxMessageBytes > MaxUDPMessageBytes {
-			p.add("SIEM_MAX_MESSAGE_BYTES", "%d is more than a UDP datagram holds (%d)", c.SIEMMaxMessageBytes, MaxUDPMessageBytes)
+		if s.Transport == "udp" && s.MaxMessageBytes > MaxUDPMessageBytes {
+			add(name("max_message_bytes"), "%d is more than a UDP datagram holds (%d)", s.MaxMessageBytes, MaxUDPMessageBytes)
 		}
 	}
-	if (c.SIEMTLSCertFile == "") != (c.SIEMTLSKeyFile == "") {
-		p.add("SIEM_TLS_CERT_FILE", "SIEM_TLS_CERT_FILE and SIEM_TLS_KEY_FILE must be set together")
+	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
+		add(name("tls_cert_file"), "%s and %s must be set together", name("tls_cert_file"), name("tls_key_file"))
 	}
-	checkFile(p, "SIEM_TLS_CA_FILE", c.SIEMTLSCAFile)
-	checkFile(p, "SIEM_TLS_CERT_FILE", c.SIEMTLSCertFile)
-	checkFile(p, "SIEM_TLS_KEY_FILE", c.SIEMTLSKeyFile)
-	if c.SIEMMaxMessageBytes < MinMessageBytes || c.SIEMMaxMessageBytes > MaxMessageBytes {
-		p.add("SIEM_MAX_MESSAGE_BYTES", "%d is outside %d–%d", c.SIEMMaxMessageBytes, MinMessageBytes, MaxMessageBytes)
+	var fp problems
+	checkFile(&fp, name("tls_ca_file"), s.TLSCAFile)
+	checkFile(&fp, name("tls_cert_file"), s.TLSCertFile)
+	checkFile(&fp, name("tls_key_file"), s.TLSKeyFile)
+	for _, e := range fp {
+		var ve *VarError
+		if errors.As(e, &ve) {
+			add(ve.Var, "%s", ve.Msg)
+		}
 	}
-	if c.SIEMTimeout <= 0 {
-		p.add("SIEM_TIMEOUT", "%s must be positive (e.g. 10s)", c.SIEMTimeout)
+	if s.MaxMessageBytes < MinMessageBytes || s.MaxMessageBytes > MaxMessageBytes {
+		add(name("max_message_bytes"), "%d is outside %d–%d", s.MaxMessageBytes, MinMessageBytes, MaxMessageBytes)
 	}
-	if c.SIEMUDPRate < 0 || c.SIEMUDPRate > MaxUDPRate {
-		p.add("SIEM_UDP_RATE", "%d is outside 0–%d (datagrams per second; 0 = unlimited)", c.SIEMUDPRate, MaxUDPRate)
+	if s.Timeout <= 0 {
+		add(name("timeout"), "%s must be positive (e.g. 10s)", s.Timeout)
+	}
+	if s.UDPRate < 0 || s.UDPRate > MaxUDPRate {
+		add(name("udp_rate"), "%d is outside 0–%d (datagrams per second; 0 = unlimited)", s.UDPRate, MaxUDPRate)
 	}
 }
 
 // validateRELP checks the relp settings, and the settings relp has no use for.
-func (c *Config) validateRELP(p *problems) {
-	if c.SIEMRELPWindow < 1 || c.SIEMRELPWindow > MaxRELPWindow {
-		p.add("SIEM_RELP_WINDOW", "%d is outside 1–%d", c.SIEMRELPWindow, MaxRELPWindow)
+func (s *Sink) validateRELP(add func(name, format string, args ...any), name func(string) string) {
+	if s.RELPWindow < 1 || s.RELPWindow > MaxRELPWindow {
+		add(name("relp_window"), "%d is outside 1–%d", s.RELPWindow, MaxRELPWindow)
 	}
-	if c.SIEMTransport != "relp" {
-		if c.SIEMRELPTLS {
-			p.add("SIEM_RELP_TLS", "only applies to SIEM_TRANSPORT=relp (it is %s); for syslog over TLS set SIEM_TRANSPORT=tls", c.SIEMTransport)
+	if s.Transport != "relp" {
+		if s.RELPTLS {
+			add(name("relp_tls"), "only applies to %s=relp (it is %s); for syslog over TLS set %s=tls", name("transport"), s.Transport, name("transport"))
 		}
 		return
 	}
-	if c.SIEMFraming != "" {
-		p.add("SIEM_FRAMING", "does not apply to SIEM_TRANSPORT=relp: RELP frames every message itself")
+	if s.Framing != "" {
+		add(name("framing"), "does not apply to %s=relp: RELP frames every message itself", name("transport"))
 	}
 }
 
 // Framing returns SIEM_FRAMING, or its default for the transport: octet-counting for tls
 // (RFC 5425 allows nothing else), lf otherwise.
 func (c *Config) Framing() string {
-	if c.SIEMFraming != "" {
-		return c.SIEMFraming
-	}
-	if c.SIEMTransport == "tls" {
-		return "octet-counting"
-	}
-	return "lf"
+	s := c.EnvSink()
+	return s.FramingOrDefault()
 }
 
 // Facility returns the numeric code of SIEM_FACILITY (local4 = 20 when it is unknown, which
@@ -357,6 +386,16 @@ func checkHostPort(s string, needHost bool) error {
 	return nil
 }
 
+// addUnreadable reports that the file path named by name cannot be read, with the cause
+// only (the path is already in the message).
+func addUnreadable(p *problems, name, path string, err error) {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	p.add(name, "cannot read %s: %v", path, err)
+}
+
 // checkFile reports a named file that cannot be opened. It reads nothing, so a key file's
 // content cannot end up in a message.
 func checkFile(p *problems, name, path string) {
@@ -365,11 +404,7 @@ func checkFile(p *problems, name, path string) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		p.add(name, "cannot read %s: %v", path, err)
+		addUnreadable(p, name, path, err)
 		return
 	}
 	defer f.Close()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dtforward/dtforward/config"
 	"github.com/dtforward/dtforward/poller"
+	"github.com/dtforward/dtforward/route"
 	"github.com/dtforward/dtforward/sink"
 )
 
@@ -71,8 +72,16 @@ func runBackfill(ctx context.Context, e *env) int {
 		log.Warn().Time("to", fl.to).Msg("--to is less than 10 minutes ago: records the appliance publishes late may be missed; let run cover the last minutes")
 	}
 
-	header := sinkHeader(cfg, e.getenv)
-	f, err := newFormatter(cfg, header)
+	if cfg.SIEMSinksFile != "" {
+		// A backfill has one checkpoint of its own; which sink it fills is the operator's call.
+		return printConfigError(e.stderr, "backfill", &config.Error{Problems: []error{&config.VarError{Var: "SIEM_SINKS_FILE",
+			Msg: "backfill sends to one sink: unset it and give that sink's settings as SIEM_* variables"}}})
+	}
+	sinks, err := sinksOf(cfg, e)
+	if err != nil {
+		return printConfigError(e.stderr, "backfill", err)
+	}
+	f, err := route.NewFormatter(sinks[0], version)
 	if err != nil {
 		return printConfigError(e.stderr, "backfill", fmt.Errorf("SIEM_FORMAT: %w", err))
 	}
@@ -80,7 +89,7 @@ func runBackfill(ctx context.Context, e *env) int {
 	dry := &discardSink{}
 	if fl.dryRun {
 		s = dry
-	} else if s, err = newSink(cfg, header, e.stdout, nil, &log); err != nil {
+	} else if s, err = route.NewSink(sinks[0], route.Options{Version: version, Stdout: e.stdout, Logger: log}); err != nil {
 		return printConfigError(e.stderr, "backfill", err)
 	}
 	defer func() {
@@ -89,7 +98,7 @@ func runBackfill(ctx context.Context, e *env) int {
 		}
 	}()
 	// The same composition of formatter and sink as run: one Deliverer.
-	del := &delivery{f: f, s: s, log: log}
+	del := route.NewDelivery(f, s, log)
 	filter := poller.Filter{
 		MinScore:            cfg.FilterMinScore,
 		IncludeAcknowledged: cfg.FilterIncludeAcknowledged,

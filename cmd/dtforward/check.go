@@ -16,6 +16,7 @@ import (
 	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/poller"
+	"github.com/dtforward/dtforward/route"
 	"github.com/dtforward/dtforward/sink"
 )
 
@@ -114,18 +115,27 @@ error.
 		c.CloseIdleConnections()
 	}
 
-	sinkName := strings.TrimSpace(cfg.SIEMTransport + " " + cfg.SIEMAddress)
-	if err := reachSink(ctx, cfg, *timeout); err != nil {
-		fail("sink %s: %v", sinkName, err)
-	} else {
-		fmt.Fprintf(out, "sink %s: reachable\n", sinkName)
-	}
-
-	line, err := sampleLine(cfg, e)
+	sinks, err := sinksOf(cfg, e)
 	if err != nil {
-		fail("sample %s line: %v", cfg.SIEMFormat, err)
-	} else {
-		fmt.Fprintf(out, "sample %s line (a built-in example breach, not appliance data):\n%s\n", cfg.SIEMFormat, line)
+		return printConfigError(e.stderr, "check", err)
+	}
+	for _, sk := range sinks {
+		sinkName := strings.TrimSpace(sk.Transport + " " + sk.Address)
+		if sk.Name != "" {
+			sinkName = sk.Name + " (" + sinkName + ")"
+		}
+		if err := reachSink(ctx, sk, *timeout); err != nil {
+			fail("sink %s: %v", sinkName, err)
+		} else {
+			fmt.Fprintf(out, "sink %s: reachable\n", sinkName)
+		}
+
+		line, err := sampleLine(cfg, sk)
+		if err != nil {
+			fail("sample %s line: %v", sk.Format, err)
+		} else {
+			fmt.Fprintf(out, "sample %s line (a built-in example breach, not appliance data):\n%s\n", sk.Format, line)
+		}
 	}
 	if failed {
 		return exitFailure
@@ -155,57 +165,57 @@ func parseApplianceTime(s string) (time.Time, error) {
 // reachSink proves the SIEM side is reachable without sending a message: a TCP connect, a
 // TLS handshake with the configured trust, a UDP socket, a RELP session, or opening the file
 // for append.
-func reachSink(ctx context.Context, cfg *config.Config, timeout time.Duration) error {
+func reachSink(ctx context.Context, s config.Sink, timeout time.Duration) error {
 	d := net.Dialer{Timeout: timeout}
-	switch cfg.SIEMTransport {
+	switch s.Transport {
 	case "stdout":
 		return nil
 	case "file":
-		f, err := os.OpenFile(cfg.SIEMAddress, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640) //nolint:gosec // same mode as the file sink: a log shipper in the group reads it
+		f, err := os.OpenFile(s.Address, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640) //nolint:gosec // same mode as the file sink: a log shipper in the group reads it
 		if err != nil {
 			return err
 		}
 		return f.Close()
 	case "udp", "tcp":
-		conn, err := d.DialContext(ctx, cfg.SIEMTransport, cfg.SIEMAddress)
+		conn, err := d.DialContext(ctx, s.Transport, s.Address)
 		if err != nil {
 			return err
 		}
 		return conn.Close()
 	case "tls":
 		tc, err := tlsconfig.Client(tlsconfig.Options{
-			CAFile: cfg.SIEMTLSCAFile, CertFile: cfg.SIEMTLSCertFile, KeyFile: cfg.SIEMTLSKeyFile,
-			ServerName: cfg.SIEMTLSServerName, InsecureSkipVerify: cfg.SIEMTLSInsecureSkipVerify,
+			CAFile: s.TLSCAFile, CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile,
+			ServerName: s.TLSServerName, InsecureSkipVerify: s.TLSInsecureSkipVerify,
 		})
 		if err != nil {
 			return err
 		}
 		if tc.ServerName == "" {
-			host, _, _ := net.SplitHostPort(cfg.SIEMAddress)
+			host, _, _ := net.SplitHostPort(s.Address)
 			tc.ServerName = host
 		}
 		td := tls.Dialer{NetDialer: &d, Config: tc}
-		conn, err := td.DialContext(ctx, "tcp", cfg.SIEMAddress)
+		conn, err := td.DialContext(ctx, "tcp", s.Address)
 		if err != nil {
 			return err
 		}
 		return conn.Close()
 	case "relp":
 		// Open a RELP session (and close it): proves the receiver speaks RELP and takes syslog.
-		s, err := sink.New(sink.Config{Transport: "relp", Address: cfg.SIEMAddress, Timeout: timeout,
+		rs, err := sink.New(sink.Config{Transport: "relp", Address: s.Address, Timeout: timeout,
 			TLS: tlsconfig.Options{
-				CAFile: cfg.SIEMTLSCAFile, CertFile: cfg.SIEMTLSCertFile, KeyFile: cfg.SIEMTLSKeyFile,
-				ServerName: cfg.SIEMTLSServerName, InsecureSkipVerify: cfg.SIEMTLSInsecureSkipVerify,
+				CAFile: s.TLSCAFile, CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile,
+				ServerName: s.TLSServerName, InsecureSkipVerify: s.TLSInsecureSkipVerify,
 			},
-			RELP: sink.RELPOptions{Window: cfg.SIEMRELPWindow, TLS: cfg.SIEMRELPTLS}})
+			RELP: sink.RELPOptions{Window: s.RELPWindow, TLS: s.RELPTLS}})
 		if err != nil {
 			return err
 		}
-		err = s.Send(ctx, nil)
-		_ = s.Close()
+		err = rs.Send(ctx, nil)
+		_ = rs.Close()
 		return err
 	}
-	return fmt.Errorf("unknown transport %q", cfg.SIEMTransport)
+	return fmt.Errorf("unknown transport %q", s.Transport)
 }
 
 // sampleBreach is a typical model breach as the API returns it, for the sample line.
@@ -217,8 +227,8 @@ const sampleBreach = `{"pbid":95,"time":1597688304000,"creationTime":15976883100
 	`"triggeredComponents":[{"time":1597688304000,"triggeredFilters":[{"filterType":"Destination IP","trigger":{"value":"81.2.69.144"}},` +
 	`{"filterType":"Destination port","trigger":{"value":443}}]}]}`
 
-// sampleLine formats sampleBreach exactly as "run" would.
-func sampleLine(cfg *config.Config, e *env) (string, error) {
+// sampleLine formats sampleBreach exactly as "run" would for sink sk.
+func sampleLine(cfg *config.Config, sk config.Sink) (string, error) {
 	var b darktrace.Breach
 	if err := json.Unmarshal([]byte(sampleBreach), &b); err != nil {
 		return "", err
@@ -231,7 +241,7 @@ func sampleLine(cfg *config.Config, e *env) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f, err := newFormatter(cfg, sinkHeader(cfg, e.getenv))
+	f, err := route.NewFormatter(sk, version)
 	if err != nil {
 		return "", err
 	}

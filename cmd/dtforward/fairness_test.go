@@ -17,6 +17,7 @@ import (
 	"github.com/dtforward/dtforward/config"
 	"github.com/dtforward/dtforward/formatter"
 	"github.com/dtforward/dtforward/internal/limit"
+	"github.com/dtforward/dtforward/route"
 	"github.com/dtforward/dtforward/simulator"
 	"github.com/dtforward/dtforward/sink"
 )
@@ -84,9 +85,9 @@ func jsonFormatter(t *testing.T) formatter.Formatter {
 // is written right after that slice, not after A's whole backlog. Ordering is asserted, not
 // timing: the sink stays blocked until B is queued.
 func TestDeliverySharesTheSinkFairly(t *testing.T) {
-	const huge = 20 * deliverySlice
+	const huge = 20 * route.Slice
 	s := &gateSink{hold: `"appliance":"dt-a"`, gate: make(chan struct{}), blocked: make(chan struct{})}
-	d := &delivery{f: jsonFormatter(t), s: s, log: zerolog.Nop()}
+	d := route.NewDelivery(jsonFormatter(t), s, zerolog.Nop())
 	ctx := context.Background()
 
 	errA := make(chan error, 1)
@@ -94,7 +95,7 @@ func TestDeliverySharesTheSinkFairly(t *testing.T) {
 	<-s.blocked // A holds the sink, stuck in its first write
 	errB := make(chan error, 1)
 	go func() { errB <- d.Deliver(ctx, alertsOf("dt-b", 10)) }()
-	waitUntil(t, 10*time.Second, "B to queue for the sink", func() bool { return d.queued() == 1 })
+	waitUntil(t, 10*time.Second, "B to queue for the sink", func() bool { return d.Queued() == 1 })
 	close(s.gate) // the collector catches up
 	if err := <-errB; err != nil {
 		t.Fatal(err)
@@ -124,13 +125,13 @@ func TestDeliverySharesTheSinkFairly(t *testing.T) {
 		}
 	}
 	// B queued while A's first slice was in the sink, so exactly one slice of A goes first.
-	if firstB != deliverySlice {
+	if firstB != route.Slice {
 		t.Fatalf("B's first line is line %d of %d; want it right after A's first slice of %d (A must not hold the sink for its whole batch)",
-			firstB, len(lines), deliverySlice)
+			firstB, len(lines), route.Slice)
 	}
 	for i, n := range s.sends {
-		if n > deliverySlice {
-			t.Fatalf("send %d carried %d lines, more than a slice of %d", i, n, deliverySlice)
+		if n > route.Slice {
+			t.Fatalf("send %d carried %d lines, more than a slice of %d", i, n, route.Slice)
 		}
 	}
 }
@@ -139,7 +140,7 @@ func TestDeliverySharesTheSinkFairly(t *testing.T) {
 // when its context ends instead of waiting forever (shutdown must not hang on the sink lock).
 func TestDeliveryWaitHonoursContext(t *testing.T) {
 	s := &gateSink{hold: `"appliance":"dt-a"`, gate: make(chan struct{}), blocked: make(chan struct{})}
-	d := &delivery{f: jsonFormatter(t), s: s, log: zerolog.Nop()}
+	d := route.NewDelivery(jsonFormatter(t), s, zerolog.Nop())
 	errA := make(chan error, 1)
 	go func() { errA <- d.Deliver(context.Background(), alertsOf("dt-a", 3)) }()
 	<-s.blocked
@@ -180,23 +181,23 @@ func (labelsSeen) Append(dst []byte, a *alert.Alert) ([]byte, error) {
 // appliances file reach the formatter on every alert of that appliance, and only of that one.
 func TestDeliveryStampsApplianceLabels(t *testing.T) {
 	s := &gateSink{}
-	d := &delivery{f: labelsSeen{}, s: s, log: zerolog.Nop()}
+	d := route.NewDelivery(labelsSeen{}, s, zerolog.Nop())
 	a := labelled{d: d, labels: map[string]string{"customer": "acme", "site": "lon"}}
 	b := labelled{d: d}
 	ctx := context.Background()
-	if err := a.Deliver(ctx, alertsOf("dt-a", deliverySlice+3)); err != nil {
+	if err := a.Deliver(ctx, alertsOf("dt-a", route.Slice+3)); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Deliver(ctx, alertsOf("dt-b", 2)); err != nil {
 		t.Fatal(err)
 	}
 	lines := s.snapshot()
-	if len(lines) != deliverySlice+5 {
-		t.Fatalf("%d lines, want %d", len(lines), deliverySlice+5)
+	if len(lines) != route.Slice+5 {
+		t.Fatalf("%d lines, want %d", len(lines), route.Slice+5)
 	}
 	for i, l := range lines {
 		want := "dt-a map[customer:acme site:lon]"
-		if i >= deliverySlice+3 {
+		if i >= route.Slice+3 {
 			want = "dt-b map[]"
 		}
 		if l != want {
@@ -209,14 +210,14 @@ func TestDeliveryStampsApplianceLabels(t *testing.T) {
 // one write (one fsync for a file sink), in arrival order.
 func TestDeliveryGroupsQueuedSlices(t *testing.T) {
 	s := &gateSink{hold: `"appliance":"dt-a"`, gate: make(chan struct{}), blocked: make(chan struct{})}
-	d := &delivery{f: jsonFormatter(t), s: s, log: zerolog.Nop()}
+	d := route.NewDelivery(jsonFormatter(t), s, zerolog.Nop())
 	ctx := context.Background()
 	errs := make(chan error, 11)
 	go func() { errs <- d.Deliver(ctx, alertsOf("dt-a", 5)) }()
 	<-s.blocked
 	for i := range 10 {
 		go func() { errs <- d.Deliver(ctx, alertsOf(fmt.Sprintf("dt-%d", i), 20)) }()
-		waitUntil(t, 10*time.Second, "the slice to queue", func() bool { return d.queued() == i+1 })
+		waitUntil(t, 10*time.Second, "the slice to queue", func() bool { return d.Queued() == i+1 })
 	}
 	close(s.gate)
 	for range 11 {
@@ -253,14 +254,14 @@ func TestFetchWaitsWhileTheSinkIsFull(t *testing.T) {
 	defer c.CloseIdleConnections()
 
 	s := &gateSink{hold: `"appliance":"dt-a"`, gate: make(chan struct{}), blocked: make(chan struct{})}
-	d := &delivery{f: jsonFormatter(t), s: s, log: zerolog.Nop()}
-	f := limitedFetcher{c: c, slots: limit.New(4), backlog: d, room: 2}
+	d := route.NewDelivery(jsonFormatter(t), s, zerolog.Nop())
+	f := roomFetcher{next: limitedFetcher{c: c, slots: limit.New(4)}, backlog: d, room: 2}
 	errs := make(chan error, 3)
 	go func() { errs <- d.Deliver(context.Background(), alertsOf("dt-a", 1)) }()
 	<-s.blocked
 	for i := range 2 {
 		go func() { errs <- d.Deliver(context.Background(), alertsOf(fmt.Sprintf("dt-%d", i), 1)) }()
-		waitUntil(t, 10*time.Second, "the slice to queue", func() bool { return d.queued() == i+1 })
+		waitUntil(t, 10*time.Second, "the slice to queue", func() bool { return d.Queued() == i+1 })
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,11 +24,12 @@ import (
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/config"
 	"github.com/dtforward/dtforward/darktrace"
-	"github.com/dtforward/dtforward/formatter"
 	"github.com/dtforward/dtforward/internal/limit"
 	"github.com/dtforward/dtforward/internal/metrics"
+	"github.com/dtforward/dtforward/internal/sharedfetch"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/poller"
+	"github.com/dtforward/dtforward/route"
 	"github.com/dtforward/dtforward/sink"
 )
 
@@ -53,64 +55,18 @@ func isTerminal(w io.Writer) bool {
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
-// headerReserve is room left for the syslog header inside SIEM_MAX_MESSAGE_BYTES: PRI,
-// version, a microsecond timestamp with offset, APP-NAME, PROCID and MSGID take under 100
-// bytes; the hostname is added on top.
-const headerReserve = 100
-
-// newFormatter builds SIEM_FORMAT with a line limit that leaves room for the syslog header.
-func newFormatter(cfg *config.Config, header string) (formatter.Formatter, error) {
-	maxBytes := cfg.SIEMMaxMessageBytes
-	if header != sink.HeaderNone && maxBytes > 0 {
-		host, _ := os.Hostname()
-		maxBytes -= headerReserve + len(host)
+// sinksOf returns the destinations' configurations: SIEM_SINKS_FILE's sinks, or the one sink
+// of the SIEM_* variables. For that one, stdout and file get bare lines unless SIEM_HEADER is
+// set explicitly (bare lines are what people pipe and tail).
+func sinksOf(cfg *config.Config, e *env) ([]config.Sink, error) {
+	sinks, err := cfg.Sinks()
+	if err != nil {
+		return nil, err
 	}
-	if maxBytes > 0 && maxBytes < formatter.MinMaxBytes {
-		maxBytes = formatter.MinMaxBytes
+	if cfg.SIEMSinksFile == "" && e.getenv("SIEM_HEADER") == "" {
+		sinks[0].Header = ""
 	}
-	return formatter.New(cfg.SIEMFormat, formatter.Options{Version: version, LEEFVersion: cfg.SIEMLEEFVersion, MaxBytes: maxBytes})
-}
-
-// sinkHeader returns the syslog header to use: SIEM_HEADER for network transports; for stdout
-// and file only when set explicitly (bare lines are what people pipe and tail).
-func sinkHeader(cfg *config.Config, getenv func(string) string) string {
-	switch cfg.SIEMTransport {
-	case "stdout", "file":
-		if getenv("SIEM_HEADER") == "" {
-			return sink.HeaderNone
-		}
-	}
-	if cfg.SIEMHeader == "" {
-		return sink.HeaderRFC5424
-	}
-	return cfg.SIEMHeader
-}
-
-// newSink builds the configured sink, counting reconnects in m.
-func newSink(cfg *config.Config, header string, stdout io.Writer, m *metrics.Metrics, log *zerolog.Logger) (sink.Sink, error) {
-	app := "dtforward"
-	if cfg.SIEMFormat == "darktrace-json" {
-		// Darktrace's own "Syslog JSON" alerts use this APP-NAME; existing parsers key on it.
-		app = "darktrace"
-	}
-	return sink.New(sink.Config{
-		Transport: cfg.SIEMTransport,
-		Address:   cfg.SIEMAddress,
-		Header:    header,
-		Framing:   cfg.Framing(),
-		Facility:  cfg.SIEMFacility,
-		AppName:   app,
-		TLS: tlsconfig.Options{
-			CAFile: cfg.SIEMTLSCAFile, CertFile: cfg.SIEMTLSCertFile, KeyFile: cfg.SIEMTLSKeyFile,
-			ServerName: cfg.SIEMTLSServerName, InsecureSkipVerify: cfg.SIEMTLSInsecureSkipVerify,
-		},
-		RELP:    sink.RELPOptions{Window: cfg.SIEMRELPWindow, TLS: cfg.SIEMRELPTLS},
-		Timeout: cfg.SIEMTimeout,
-		UDPRate: cfg.SIEMUDPRate,
-		Stdout:  stdout,
-		Hooks:   sink.Hooks{Reconnect: m.SinkReconnect, Datagrams: m.AddSinkDatagrams},
-		Logger:  log,
-	})
+	return sinks, nil
 }
 
 // newClient builds the API client of one appliance. With a clock, requests are signed with the
@@ -139,7 +95,7 @@ func newClient(app config.Appliance, cfg *config.Config, clock *applianceClock) 
 // labelled is one appliance's view of the shared delivery: it stamps the appliance's labels
 // from the appliances file on every alert.
 type labelled struct {
-	d      *delivery
+	d      poller.Deliverer
 	labels map[string]string // shared, read-only
 }
 
@@ -156,21 +112,14 @@ func (l labelled) Deliver(ctx context.Context, alerts []*alert.Alert) error {
 // limitedFetcher takes a slot of the process-wide request limit
 // (DARKTRACE_MAX_CONCURRENT_REQUESTS) for each API request. Slots are granted in arrival
 // order, so a slow or huge appliance holds at most one and cannot starve the others; time
-// spent queueing does not count against the request timeout. Before that it waits while the
-// sink's queue is full (delivery.waitRoom): fetching more than the sink can take only costs
-// memory.
+// spent queueing does not count against the request timeout.
 type limitedFetcher struct {
-	c       *darktrace.Client
-	slots   *limit.FIFO
-	backlog *delivery
-	room    int // most slices queued at the sink before fetches wait
+	c     *darktrace.Client
+	slots *limit.FIFO
 }
 
 // Stream implements poller.Fetcher.
 func (l limitedFetcher) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
-	if err := l.backlog.waitRoom(ctx, l.room); err != nil {
-		return err
-	}
 	if err := l.slots.Acquire(ctx); err != nil {
 		return err
 	}
@@ -178,31 +127,79 @@ func (l limitedFetcher) Stream(ctx context.Context, pathAndQuery string, fn func
 	return l.c.Stream(ctx, pathAndQuery, fn)
 }
 
+// roomFetcher waits while its sink's queue is full (Delivery.WaitRoom) before fetching:
+// fetching more than the sink can take only costs memory. It sits in front of the shared
+// fetch, so a stuck sink holds back only its own pollers.
+type roomFetcher struct {
+	next    poller.Fetcher
+	backlog *route.Delivery
+	room    int // most slices queued at the sink before fetches wait
+}
+
+// Stream implements poller.Fetcher.
+func (r roomFetcher) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
+	if err := r.backlog.WaitRoom(ctx, r.room); err != nil {
+		return err
+	}
+	return r.next.Stream(ctx, pathAndQuery, fn)
+}
+
 // sinkRoom is how many slices may wait for the sink before appliances stop fetching: enough
 // to keep group commits full, few enough that a slow collector holds a bounded amount of
 // fetched data (at most sinkRoom + DARKTRACE_MAX_CONCURRENT_REQUESTS batches).
 func sinkRoom(maxRequests int) int { return max(2*maxRequests, 32) }
 
-// brokenAppliance is an appliance that cannot be polled until the operator acts (its
-// checkpoint is unusable). The others run; /readyz and dtforward_appliance_up report it.
+// brokenAppliance is an appliance that cannot be polled for one sink until the operator acts
+// (its checkpoint is unusable). The others run; /readyz and dtforward_appliance_up report it.
 type brokenAppliance struct {
 	name string
+	sink string // the sink's label, "" for the SIEM_* sink
 	err  error
 }
 
-// daemon is a composed "run": every appliance's poller, the sink and the HTTP server.
+// polled is one appliance: its client and clock, and one poller per destination, each with
+// that destination's checkpoint and Deliverer. The pollers fetch through one shared-fetch
+// group, so destinations that are caught up are served by one request per window.
+type polled struct {
+	name    string
+	client  *darktrace.Client
+	clock   *applianceClock // nil when daemonOptions.now overrides the clock
+	group   *sharedfetch.Group
+	pollers []*poller.Appliance
+	sinks   []string         // destination label of each poller
+	first   *poller.Pipeline // the one the clock check runs under
+	phase   time.Duration    // stagger: delay of the first poll
+
+	// With several destinations: the clock without grid, and the grid window ends are on.
+	exactNow func() time.Time
+	grid     func(time.Time) time.Time
+}
+
+// grid returns the function that rounds a time down to the grid of interval offset by phase
+// from the Unix epoch.
+func grid(phase, interval time.Duration) func(time.Time) time.Time {
+	base := time.Unix(0, 0).Add(phase)
+	return func(t time.Time) time.Time {
+		return base.Add(t.Sub(base) / interval * interval)
+	}
+}
+
+// sharedBudget bounds the bytes of API responses an appliance's shared fetch keeps for
+// destinations that poll the same window a little later (several destinations only). A
+// caught-up window is far smaller; catch-up windows larger than this are not kept.
+const sharedBudget = 4 << 20
+
+// daemon is a composed "run": every appliance's pollers, the destinations and the HTTP server.
 type daemon struct {
-	log        zerolog.Logger
-	cfg        *config.Config
-	metrics    *metrics.Metrics
-	sink       sink.Sink
-	appliances []*poller.Appliance
-	broken     []brokenAppliance
-	requests   *limit.FIFO // the process-wide API request slots
-	clients    []*darktrace.Client
-	clocks     []*applianceClock // nil entries when daemonOptions.now overrides the clock
-	pipelines  []*poller.Pipeline
-	http       *metrics.Server
+	log       zerolog.Logger
+	cfg       *config.Config
+	metrics   *metrics.Metrics
+	dests     []*route.Destination
+	polled    []*polled
+	broken    []brokenAppliance
+	requests  *limit.FIFO // the process-wide API request slots
+	http      *metrics.Server
+	multiSink bool
 }
 
 // daemonOptions are the knobs tests and demo turn; zero values mean production behaviour.
@@ -242,20 +239,39 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		func() float64 { return float64(d.requests.InUse()) })
 	d.metrics.AddGaugeFunc("dtforward_api_requests_queued", "API requests waiting for a DARKTRACE_MAX_CONCURRENT_REQUESTS slot.",
 		func() float64 { return float64(d.requests.Waiting()) })
+	d.metrics.AddGaugeFunc("dtforward_api_requests_shared_total", "Poll requests served by another sink's identical request (several sinks only).",
+		func() float64 {
+			var n int64
+			for _, p := range d.polled {
+				n += p.group.Joined()
+			}
+			return float64(n)
+		})
 	d.metrics.SetApplianceUpFunc(d.applianceUp)
 	d.metrics.SetReadyDetail(d.readyDetail)
-	header := sinkHeader(cfg, e.getenv)
-	f, err := newFormatter(cfg, header)
+	d.metrics.SetSinkUpFunc(d.sinkUp)
+	sinks, err := sinksOf(cfg, e)
 	if err != nil {
-		return nil, &configError{fmt.Errorf("SIEM_FORMAT: %w", err)}
-	}
-	if d.sink, err = newSink(cfg, header, e.stdout, d.metrics, &log); err != nil {
 		return nil, &configError{err}
 	}
-	if cfg.SIEMTLSInsecureSkipVerify {
-		log.Warn().Msg("SIEM_TLS_INSECURE_SKIP_VERIFY=true: the collector's certificate is not verified")
+	d.multiSink = cfg.SIEMSinksFile != ""
+	for _, sk := range sinks {
+		dest, err := route.Open(sk, route.Options{Version: version, Stdout: e.stdout, Metrics: d.metrics, Logger: log})
+		if err != nil {
+			var fe *route.FormatError
+			switch {
+			case d.multiSink:
+				err = fmt.Errorf("SIEM_SINKS_FILE: sink %q: %w", sk.Name, err)
+			case errors.As(err, &fe):
+				err = fmt.Errorf("SIEM_FORMAT: %w", err)
+			}
+			return nil, &configError{err}
+		}
+		d.dests = append(d.dests, dest)
+		if sk.TLSInsecureSkipVerify {
+			log.Warn().Str("sink", dest.Name()).Msg("TLS verification of the collector is off (SIEM_TLS_INSECURE_SKIP_VERIFY / tls_insecure_skip_verify)")
+		}
 	}
-	del := &delivery{f: f, s: d.sink, log: log}
 	start, err := cfg.StartTime(time.Now())
 	if err != nil {
 		return nil, &configError{fmt.Errorf("POLL_START: %w", err)}
@@ -268,7 +284,7 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		Tags:                cfg.TagsRegexp(),
 	}
 	anomalies := newAnomalyReporter(d.metrics, log)
-	for _, app := range apps {
+	for i, app := range apps {
 		now := o.now
 		var clock *applianceClock
 		if now == nil {
@@ -282,51 +298,81 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		if app.InsecureSkipVerify {
 			log.Warn().Str("appliance", app.Name).Msg("TLS verification of the appliance is off (DARKTRACE_INSECURE_SKIP_VERIFY)")
 		}
-		store, err := poller.OpenStore(cfg.StateDir, app.Name)
-		var se *poller.StateError
-		if errors.As(err, &se) {
-			// One unusable checkpoint must not stop the other appliances: skip this one,
-			// leave the file for the operator, and keep reporting it.
-			log.Error().Str("appliance", app.Name).Err(err).
-				Msg("appliance disabled: its checkpoint is unusable; the other appliances go on (fix or remove the file and restart)")
-			d.broken = append(d.broken, brokenAppliance{name: app.Name, err: err})
+		pa := &polled{name: app.Name, client: c, clock: clock}
+		pa.phase = staggerDelay(i, len(apps), cfg.PollInterval)
+		if len(d.dests) > 1 {
+			// Window ends on a grid of POLL_INTERVAL (offset by the appliance's stagger), so
+			// every destination's poller asks for the very same windows, whatever its phase
+			// after an outage, and the shared fetch serves them from one request.
+			pa.exactNow, pa.grid = now, grid(pa.phase, cfg.PollInterval)
+			now = func() time.Time { return pa.grid(pa.exactNow()) }
+		}
+		pa.group = sharedfetch.New(limitedFetcher{c: c, slots: d.requests}, len(d.dests), sharedfetch.Options{
+			// No gathering wait: a poller that asks a moment later is served the recording.
+			TTL: cfg.PollInterval, Budget: sharedBudget,
+		})
+		for _, dest := range d.dests {
+			stateDir := cfg.StateDir
+			if dest.Config.Name != "" {
+				// Each sink keeps its own progress; the SIEM_* sink keeps the layout it always had.
+				stateDir = filepath.Join(cfg.StateDir, dest.Config.Name)
+			}
+			store, err := poller.OpenStore(stateDir, app.Name)
+			var se *poller.StateError
+			if errors.As(err, &se) {
+				// One unusable checkpoint must not stop the others: skip this appliance for this
+				// sink, leave the file for the operator, and keep reporting it.
+				log.Error().Str("appliance", app.Name).Str("sink", dest.Name()).Err(err).
+					Msg("appliance disabled for this sink: its checkpoint is unusable; the others go on (fix or remove the file and restart)")
+				d.broken = append(d.broken, brokenAppliance{name: app.Name, sink: dest.Config.Name, err: err})
+				continue
+			}
+			if err != nil {
+				return nil, &configError{err}
+			}
+			plog := log
+			if dest.Config.Name != "" {
+				plog = log.With().Str("sink", dest.Config.Name).Logger()
+			}
+			fetch := roomFetcher{next: pa.group, backlog: dest.Delivery, room: sinkRoom(cfg.DarktraceMaxConcurrentRequests)}
+			p := poller.NewPipeline(fetch, app.Name, c.Host(), filter, plog).ReportAnomalies(anomalies.Report)
+			a, err := poller.NewAppliance(poller.Config{
+				Pipeline:        p,
+				Sources:         dest.Sources(cfg.PollSources),
+				Store:           store,
+				Deliverer:       labelled{d: dest, labels: app.Labels},
+				Interval:        cfg.PollInterval,
+				Overlap:         cfg.PollOverlap,
+				Start:           start,
+				RetryMin:        o.retryMin,
+				RetryMax:        o.retryMax,
+				RetryAfter:      darktrace.RetryAfterOf,
+				ShutdownTimeout: cfg.ShutdownTimeout,
+				Now:             now,
+				Logger:          plog,
+				Metrics:         d.metrics,
+
+				// POLL_AIANALYST_REFRESH_HORIZON=0 turns the refresh off; the poller reads 0 as
+				// "default" and a negative horizon as off.
+				AIAnalystRefreshHorizon:  cmp.Or(cfg.PollAIAnalystRefreshHorizon, -1),
+				AIAnalystRefreshInterval: cfg.PollAIAnalystRefreshInterval,
+			})
+			if err != nil {
+				return nil, &configError{err}
+			}
+			if pa.first == nil {
+				pa.first = p
+			}
+			pa.pollers = append(pa.pollers, a)
+			pa.sinks = append(pa.sinks, dest.Config.Name)
+		}
+		if len(pa.pollers) == 0 {
 			c.CloseIdleConnections()
 			continue
 		}
-		if err != nil {
-			return nil, &configError{err}
-		}
-		d.clients = append(d.clients, c)
-		d.clocks = append(d.clocks, clock)
-		p := poller.NewPipeline(limitedFetcher{c: c, slots: d.requests, backlog: del, room: sinkRoom(cfg.DarktraceMaxConcurrentRequests)}, app.Name, c.Host(), filter, log).ReportAnomalies(anomalies.Report)
-		d.pipelines = append(d.pipelines, p)
-		a, err := poller.NewAppliance(poller.Config{
-			Pipeline:        p,
-			Sources:         cfg.PollSources,
-			Store:           store,
-			Deliverer:       labelled{d: del, labels: app.Labels},
-			Interval:        cfg.PollInterval,
-			Overlap:         cfg.PollOverlap,
-			Start:           start,
-			RetryMin:        o.retryMin,
-			RetryMax:        o.retryMax,
-			RetryAfter:      darktrace.RetryAfterOf,
-			ShutdownTimeout: cfg.ShutdownTimeout,
-			Now:             now,
-			Logger:          log,
-			Metrics:         d.metrics,
-
-			// POLL_AIANALYST_REFRESH_HORIZON=0 turns the refresh off; the poller reads 0 as
-			// "default" and a negative horizon as off.
-			AIAnalystRefreshHorizon:  cmp.Or(cfg.PollAIAnalystRefreshHorizon, -1),
-			AIAnalystRefreshInterval: cfg.PollAIAnalystRefreshInterval,
-		})
-		if err != nil {
-			return nil, &configError{err}
-		}
-		d.appliances = append(d.appliances, a)
+		d.polled = append(d.polled, pa)
 	}
-	if len(d.appliances) == 0 && len(d.broken) > 0 {
+	if len(d.polled) == 0 && len(d.broken) > 0 {
 		// Nothing left to poll: a start-up error, as it has always been for one appliance.
 		errs := make([]error, len(d.broken))
 		for i, b := range d.broken {
@@ -346,51 +392,110 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 	return d, nil
 }
 
-// ready is /readyz: every appliance's sources answer, deliver and keep up. The error names
-// each appliance that is not ready (one line per problem), after a count when there are
-// several appliances.
+// ready is /readyz: every appliance's sources answer, deliver and keep up, for every sink. The
+// error names each appliance (and, with several sinks, the sink) that is not ready, one line per
+// problem, after a count when there are several.
 func (d *daemon) ready() error {
 	var errs []error
+	total, notReady := len(d.broken), len(d.broken)
 	for _, b := range d.broken {
-		errs = append(errs, fmt.Errorf("%s: disabled: %w", b.name, b.err))
+		errs = append(errs, fmt.Errorf("%s%s: disabled: %w", sinkPrefix(b.sink), b.name, b.err))
 	}
-	notReady := len(d.broken)
-	for _, a := range d.appliances {
-		if err := a.Ready(); err != nil {
-			errs = append(errs, err)
-			notReady++
+	for _, p := range d.polled {
+		for i, a := range p.pollers {
+			total++
+			if err := a.Ready(); err != nil {
+				if p.sinks[i] != "" {
+					err = fmt.Errorf("%s%w", sinkPrefix(p.sinks[i]), err)
+				}
+				errs = append(errs, err)
+				notReady++
+			}
 		}
 	}
-	if total := len(d.broken) + len(d.appliances); notReady > 0 && total > 1 {
-		errs = append([]error{fmt.Errorf("%d of %d appliances not ready", notReady, total)}, errs...)
+	if notReady > 0 && total > 1 {
+		what := "appliances"
+		if d.multiSink {
+			what = "appliance pollers (one per appliance and sink)"
+		}
+		errs = append([]error{fmt.Errorf("%d of %d %s not ready", notReady, total, what)}, errs...)
 	}
 	return errors.Join(errs...)
 }
 
-// applianceUp is dtforward_appliance_up: 1 per ready appliance, 0 per failing or disabled one.
-func (d *daemon) applianceUp() []metrics.ApplianceUp {
-	out := make([]metrics.ApplianceUp, 0, len(d.broken)+len(d.appliances))
-	for _, b := range d.broken {
-		out = append(out, metrics.ApplianceUp{Appliance: b.name})
+// sinkPrefix is "sink NAME: " for a named sink, "" for the SIEM_* sink.
+func sinkPrefix(name string) string {
+	if name == "" {
+		return ""
 	}
-	for _, a := range d.appliances {
-		out = append(out, metrics.ApplianceUp{Appliance: a.Name(), Up: a.Ready() == nil})
+	return "sink " + name + ": "
+}
+
+// applianceUp is dtforward_appliance_up: 1 per appliance whose pollers are all ready, 0 per
+// failing or disabled one.
+func (d *daemon) applianceUp() []metrics.ApplianceUp {
+	up := map[string]bool{}
+	var order []string
+	mark := func(name string, ok bool) {
+		if prev, seen := up[name]; !seen {
+			order = append(order, name)
+			up[name] = ok
+		} else {
+			up[name] = prev && ok
+		}
+	}
+	for _, b := range d.broken {
+		mark(b.name, false)
+	}
+	for _, p := range d.polled {
+		for _, a := range p.pollers {
+			mark(p.name, a.Ready() == nil)
+		}
+	}
+	out := make([]metrics.ApplianceUp, 0, len(order))
+	for _, n := range order {
+		out = append(out, metrics.ApplianceUp{Appliance: n, Up: up[n]})
+	}
+	return out
+}
+
+// sinkUp is dtforward_sink_up: 1 per sink that no appliance's poller reports failing.
+func (d *daemon) sinkUp() []metrics.SinkUp {
+	failing := map[string]bool{}
+	for _, p := range d.polled {
+		for i, a := range p.pollers {
+			for _, st := range a.Status() {
+				if st.SinkError != "" {
+					failing[p.sinks[i]] = true
+				}
+			}
+		}
+	}
+	out := make([]metrics.SinkUp, 0, len(d.dests))
+	for _, dest := range d.dests {
+		out = append(out, metrics.SinkUp{Sink: dest.Name(), Up: !failing[dest.Config.Name]})
 	}
 	return out
 }
 
 // readyDetail is /readyz?verbose: one line per appliance, ready, not ready or disabled.
 func (d *daemon) readyDetail() []string {
-	out := make([]string, 0, len(d.broken)+len(d.appliances))
+	out := make([]string, 0, len(d.broken)+len(d.polled))
 	for _, b := range d.broken {
+		if b.sink != "" {
+			out = append(out, b.name+" (sink "+b.sink+"): disabled")
+			continue
+		}
 		out = append(out, b.name+": disabled")
 	}
-	for _, a := range d.appliances {
+	for _, p := range d.polled {
 		state := "ready"
-		if a.Ready() != nil {
-			state = "not ready"
+		for _, a := range p.pollers {
+			if a.Ready() != nil {
+				state = "not ready"
+			}
 		}
-		out = append(out, a.Name()+": "+state)
+		out = append(out, p.name+": "+state)
 	}
 	return out
 }
@@ -410,33 +515,54 @@ func staggerDelay(i, n int, interval time.Duration) time.Duration {
 	return min(interval, maxStagger) / time.Duration(n) * time.Duration(i)
 }
 
-// run polls until ctx ends, reopening a file sink on SIGHUP, then shuts down in order.
+// run polls until ctx ends, reopening file sinks on SIGHUP, then shuts down in order.
 func (d *daemon) run(ctx context.Context) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
 	// Hundreds of names would make one enormous line; past a few dozen, the count says enough.
-	names := make([]string, 0, min(len(d.appliances), maxLoggedNames))
-	for _, a := range d.appliances[:min(len(d.appliances), maxLoggedNames)] {
-		names = append(names, a.Name())
+	names := make([]string, 0, min(len(d.polled), maxLoggedNames))
+	for _, p := range d.polled[:min(len(d.polled), maxLoggedNames)] {
+		names = append(names, p.name)
 	}
-	d.log.Info().Str("version", version).Int("appliance_count", len(d.appliances)).Strs("appliances", names).Strs("sources", d.cfg.PollSources).
-		Dur("interval_ms", d.cfg.PollInterval).Dur("overlap_ms", d.cfg.PollOverlap).
-		Str("format", d.cfg.SIEMFormat).Str("transport", d.cfg.SIEMTransport).Msg("dtforward started")
+	ev := d.log.Info().Str("version", version).Int("appliance_count", len(d.polled)).Strs("appliances", names).Strs("sources", d.cfg.PollSources).
+		Dur("interval_ms", d.cfg.PollInterval).Dur("overlap_ms", d.cfg.PollOverlap)
+	if d.multiSink {
+		sinks := make([]string, len(d.dests))
+		for i, dest := range d.dests {
+			sinks[i] = dest.Name()
+		}
+		ev = ev.Strs("sinks", sinks)
+	} else {
+		ev = ev.Str("format", d.cfg.SIEMFormat).Str("transport", d.cfg.SIEMTransport)
+	}
+	ev.Msg("dtforward started")
 
 	var wg sync.WaitGroup
-	for i, a := range d.appliances {
+	for _, p := range d.polled {
 		wg.Go(func() {
-			if !sleepCtx(ctx, staggerDelay(i, len(d.appliances), d.cfg.PollInterval)) {
+			if p.grid == nil && !sleepCtx(ctx, p.phase) {
 				return
 			}
-			if c := d.clocks[i]; c != nil {
+			if c := p.clock; c != nil {
 				// Windows must follow the appliance clock from the very first poll.
-				ok := c.sync(ctx, d.pipelines[i], d.clients[i])
-				wg.Go(func() { c.run(ctx, d.pipelines[i], d.clients[i], ok) })
+				ok := c.sync(ctx, p.first, p.client)
+				wg.Go(func() { c.run(ctx, p.first, p.client, ok) })
 			}
-			_ = a.Run(ctx)
+			if p.grid != nil {
+				// Start on a grid point of the appliance clock, so that the window ends (on
+				// the grid) are as fresh as they can be. This waits at most one interval, once.
+				now := p.exactNow()
+				if !sleepCtx(ctx, p.grid(now).Add(d.cfg.PollInterval).Sub(now)) {
+					return
+				}
+			}
+			// The destinations' pollers start together, so that while caught up they ask for
+			// the same windows at the same moments and share the requests.
+			for _, a := range p.pollers {
+				wg.Go(func() { _ = a.Run(ctx) })
+			}
 		})
 	}
 	done := make(chan struct{})
@@ -450,11 +576,15 @@ func (d *daemon) run(ctx context.Context) {
 	for {
 		select {
 		case <-hup:
-			if r, ok := d.sink.(sink.Reopener); ok {
+			for _, dest := range d.dests {
+				r, ok := dest.Sink.(sink.Reopener)
+				if !ok {
+					continue
+				}
 				if err := r.Reopen(); err != nil {
-					d.log.Error().Err(err).Msg("SIGHUP: reopening the output file failed")
+					d.log.Error().Err(err).Str("sink", dest.Name()).Msg("SIGHUP: reopening the output file failed")
 				} else {
-					d.log.Info().Msg("SIGHUP: output file reopened")
+					d.log.Info().Str("sink", dest.Name()).Msg("SIGHUP: output file reopened")
 				}
 			}
 		case <-done:
@@ -469,13 +599,13 @@ func (d *daemon) close() {
 	if d.http != nil {
 		_ = d.http.Close()
 	}
-	if d.sink != nil {
-		if err := d.sink.Close(); err != nil {
-			d.log.Warn().Err(err).Msg("closing the sink")
+	for _, dest := range d.dests {
+		if err := dest.Close(); err != nil {
+			d.log.Warn().Err(err).Str("sink", dest.Name()).Msg("closing the sink")
 		}
 	}
-	for _, c := range d.clients {
-		c.CloseIdleConnections()
+	for _, p := range d.polled {
+		p.client.CloseIdleConnections()
 	}
 }
 

@@ -46,9 +46,12 @@ type Metrics struct {
 	anomalies      *prometheus.CounterVec
 	sinkDatagrams  prometheus.Counter
 
-	mu   sync.Mutex
-	lags []func() []Lag
-	up   func() []ApplianceUp
+	sinks *sinkSeries
+
+	mu     sync.Mutex
+	lags   []func() []Lag
+	up     func() []ApplianceUp
+	sinkUp func() []SinkUp
 	// detail lists one status line per appliance for /readyz?verbose.
 	detail func() []string
 }
@@ -94,16 +97,19 @@ func New() *Metrics {
 		}),
 	}
 	lagDesc := prometheus.NewDesc("dtforward_checkpoint_lag_seconds",
-		"Time between now and the end of the last window delivered, by appliance and source.",
+		"Time between now and the end of the last window delivered, by appliance and source (with several sinks: the sink furthest behind).",
 		[]string{"appliance", "source"}, nil)
 	upDesc := prometheus.NewDesc("dtforward_appliance_up",
 		"1 while an appliance is ready (as /readyz judges it), 0 while it fails or is disabled (e.g. unusable checkpoint).",
 		[]string{"appliance"}, nil)
 	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects, m.anomalies,
 		m.sinkDatagrams,
-		&lagCollector{m: m, desc: lagDesc}, &upCollector{m: m, desc: upDesc},
+		&lagCollector{m: m, desc: lagDesc}, &upCollector{desc: upDesc, read: m.appliancesUp},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.state = newStateSeries(m.reg)
+	m.sinks = newSinkSeries(m.reg)
+	m.reg.MustRegister(&upCollector{read: m.sinksUp, desc: prometheus.NewDesc("dtforward_sink_up",
+		"1 while a sink accepts what every appliance sends it, 0 while it fails.", []string{"sink"}, nil)})
 	return m
 }
 
@@ -220,27 +226,43 @@ func (m *Metrics) AddGaugeFunc(name, help string, f func() float64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 }
 
+// upCollector is a 0/1 gauge with one label, read at every scrape through read.
 type upCollector struct {
-	m    *Metrics
 	desc *prometheus.Desc
+	read func() []namedUp
+}
+
+// namedUp is one series of an upCollector: its label value and whether it is up.
+type namedUp struct {
+	name string
+	up   bool
 }
 
 func (c *upCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *upCollector) Collect(ch chan<- prometheus.Metric) {
-	c.m.mu.Lock()
-	f := c.m.up
-	c.m.mu.Unlock()
-	if f == nil {
-		return
-	}
-	for _, u := range f() {
+	for _, u := range c.read() {
 		v := 0.0
-		if u.Up {
+		if u.up {
 			v = 1
 		}
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, u.Appliance)
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, u.name)
 	}
+}
+
+// appliancesUp reads the SetApplianceUpFunc function.
+func (m *Metrics) appliancesUp() []namedUp {
+	m.mu.Lock()
+	f := m.up
+	m.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	var out []namedUp
+	for _, u := range f() {
+		out = append(out, namedUp{u.Appliance, u.Up})
+	}
+	return out
 }
 
 type lagCollector struct {
@@ -254,10 +276,25 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.Lock()
 	fs := append([]func() []Lag(nil), c.m.lags...)
 	c.m.mu.Unlock()
+	// With several sinks each appliance source has one poller per sink; the series reports
+	// the worst of them (one series per label set, as Prometheus requires).
+	type key struct{ appliance, source string }
+	worst := map[key]float64{}
+	var order []key
 	for _, f := range fs {
 		for _, l := range f() {
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, l.Lag.Seconds(), l.Appliance, l.Source)
+			k := key{l.Appliance, l.Source}
+			v, ok := worst[k]
+			if !ok {
+				order = append(order, k)
+			}
+			if !ok || l.Lag.Seconds() > v {
+				worst[k] = l.Lag.Seconds()
+			}
 		}
+	}
+	for _, k := range order {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, worst[k], k.appliance, k.source)
 	}
 }
 

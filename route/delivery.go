@@ -1,4 +1,4 @@
-package main
+package route
 
 import (
 	"context"
@@ -12,22 +12,22 @@ import (
 	"github.com/dtforward/dtforward/sink"
 )
 
-// deliverySlice is the most lines one sink write carries. An appliance hands its batch over a
+// Slice is the most lines one sink write carries. An appliance hands its batch over a
 // slice at a time and queues behind the others between slices, so a huge batch or a slow
 // collector delays another appliance by at most one slice, and formatted lines are held one
 // slice at a time per appliance.
-const deliverySlice = 500
+const Slice = 500
 
-// delivery is the poller.Deliverer shared by every appliance: it formats a batch and sends it
-// through the one sink (sink.Sink is not required to be concurrent-safe).
+// Delivery is the poller.Deliverer of one destination, shared by every appliance: it formats a
+// batch and sends it through the destination's sink (sink.Sink is not required to be concurrent-safe).
 //
 // Slices queue in arrival order. One writer at a time takes the queue's head and, behind it,
-// as many whole queued slices as fit in deliverySlice lines, and sends them in one write: a
+// as many whole queued slices as fit in Slice lines, and sends them in one write: a
 // group commit. With hundreds of appliances the file sink then fsyncs once per group instead
 // of once per appliance, and a syslog sink makes one write. Every slice in the group gets the
 // group's result; a failed group is retried whole by each appliance (duplicates, never a gap).
 // The lines of one batch stay in order; other appliances' lines may come between its slices.
-type delivery struct {
+type Delivery struct {
 	f   formatter.Formatter
 	s   sink.Sink
 	log zerolog.Logger
@@ -46,10 +46,15 @@ type pendingSlice struct {
 	done  chan error // buffered: the write's result
 }
 
+// NewDelivery returns the Deliverer that formats with f and sends through s.
+func NewDelivery(f formatter.Formatter, s sink.Sink, log zerolog.Logger) *Delivery {
+	return &Delivery{f: f, s: s, log: log}
+}
+
 // Deliver implements poller.Deliverer.
-func (d *delivery) Deliver(ctx context.Context, alerts []*alert.Alert) error {
+func (d *Delivery) Deliver(ctx context.Context, alerts []*alert.Alert) error {
 	for len(alerts) > 0 {
-		n := min(len(alerts), deliverySlice)
+		n := min(len(alerts), Slice)
 		msgs := make([]sink.Message, 0, n)
 		for _, a := range alerts[:n] {
 			line, err := d.f.Append(nil, a)
@@ -74,7 +79,7 @@ func (d *delivery) Deliver(ctx context.Context, alerts []*alert.Alert) error {
 // send queues one slice and waits for its write. It gives up when ctx ends before the slice
 // is taken into a write; once taken, the write (bounded by the sink's own deadlines, and
 // cancelled with ctx) decides.
-func (d *delivery) send(ctx context.Context, msgs []sink.Message) error {
+func (d *Delivery) send(ctx context.Context, msgs []sink.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -108,10 +113,10 @@ func (d *delivery) send(ctx context.Context, msgs []sink.Message) error {
 	return <-p.done
 }
 
-// waitRoom returns once fewer than limit slices wait for the sink, or with ctx.Err(). Fetches
+// WaitRoom returns once fewer than limit slices wait for the sink, or with ctx.Err(). Fetches
 // call it first: with a slow collector, appliances then stop fetching batches that could only
 // pile up in memory behind it, so memory follows the configuration, not the appliance count.
-func (d *delivery) waitRoom(ctx context.Context, limit int) error {
+func (d *Delivery) WaitRoom(ctx context.Context, limit int) error {
 	for {
 		d.mu.Lock()
 		if len(d.queue) < limit {
@@ -131,22 +136,22 @@ func (d *delivery) waitRoom(ctx context.Context, limit int) error {
 	}
 }
 
-func (d *delivery) shrunkLocked() {
+func (d *Delivery) shrunkLocked() {
 	if d.room != nil {
 		close(d.room)
 		d.room = nil
 	}
 }
 
-// queued returns how many slices wait for a write (for tests).
-func (d *delivery) queued() int {
+// Queued returns how many slices wait for a write.
+func (d *Delivery) Queued() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return len(d.queue)
 }
 
 // write sends groups of queued slices until the queue is empty.
-func (d *delivery) write() {
+func (d *Delivery) write() {
 	for {
 		d.mu.Lock()
 		if len(d.queue) == 0 {
@@ -156,7 +161,7 @@ func (d *delivery) write() {
 		}
 		n, lines := 0, 0
 		for _, p := range d.queue {
-			if n > 0 && lines+len(p.msgs) > deliverySlice {
+			if n > 0 && lines+len(p.msgs) > Slice {
 				break
 			}
 			p.taken = true
@@ -173,7 +178,7 @@ func (d *delivery) write() {
 
 // writeGroup sends a group in one write and reports to each slice. The write is cancelled as
 // soon as any member's context ends (shutdown cancels them all); the others then retry.
-func (d *delivery) writeGroup(group []*pendingSlice) {
+func (d *Delivery) writeGroup(group []*pendingSlice) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for _, p := range group {
@@ -182,7 +187,7 @@ func (d *delivery) writeGroup(group []*pendingSlice) {
 	}
 	msgs := group[0].msgs
 	if len(group) > 1 {
-		msgs = make([]sink.Message, 0, deliverySlice)
+		msgs = make([]sink.Message, 0, Slice)
 		for _, p := range group {
 			msgs = append(msgs, p.msgs...)
 		}
@@ -201,7 +206,7 @@ func (d *delivery) writeGroup(group []*pendingSlice) {
 	}
 }
 
-func (d *delivery) sendEach(ctx context.Context, msgs []sink.Message) error {
+func (d *Delivery) sendEach(ctx context.Context, msgs []sink.Message) error {
 	for _, m := range msgs {
 		err := d.s.Send(ctx, []sink.Message{m})
 		switch {

@@ -1,0 +1,314 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Sink is one destination: the SIEM_* variables, or one entry of SIEM_SINKS_FILE.
+type Sink struct {
+	// Name labels the sink in logs, metrics and /readyz, and names its checkpoint directory
+	// STATE_DIR/<Name>/. It is "" for the single sink of the SIEM_* variables, whose
+	// checkpoints stay in STATE_DIR itself.
+	Name string
+	// Sources are the sources this sink receives; nil means every POLL_SOURCES source.
+	Sources []string
+
+	Format      string
+	LEEFVersion string
+	Transport   string
+	Address     string
+	Header      string // "" = the transport's default (none for stdout and file, else rfc5424)
+	Framing     string // "" = the transport's default
+	Facility    string
+	AppName     string // "" = the format's default (DefaultAppName)
+
+	TLSCAFile, TLSCertFile, TLSKeyFile, TLSServerName string
+	TLSInsecureSkipVerify                             bool
+
+	RELPWindow      int
+	RELPTLS         bool
+	MaxMessageBytes int
+	Timeout         time.Duration
+	UDPRate         int
+}
+
+// Label is the sink's name for logs and metrics: its name, or "siem" for the SIEM_* sink.
+func (s *Sink) Label() string {
+	if s.Name == "" {
+		return "siem"
+	}
+	return s.Name
+}
+
+// FramingOrDefault returns the framing, or the transport's default: octet-counting for tls
+// (RFC 5425 allows nothing else), lf otherwise.
+func (s *Sink) FramingOrDefault() string {
+	if s.Framing != "" {
+		return s.Framing
+	}
+	if s.Transport == "tls" {
+		return "octet-counting"
+	}
+	return "lf"
+}
+
+// HeaderOrDefault returns the syslog header: the one set, or for stdout and file none (bare
+// lines are what people pipe and tail), else rfc5424.
+func (s *Sink) HeaderOrDefault() string {
+	switch {
+	case s.Header != "":
+		return s.Header
+	case s.Transport == "stdout" || s.Transport == "file":
+		return "none"
+	}
+	return "rfc5424"
+}
+
+// AppNameOrDefault returns the APP-NAME: the one set, else DefaultAppName(format).
+func (s *Sink) AppNameOrDefault() string {
+	if s.AppName != "" {
+		return s.AppName
+	}
+	return DefaultAppName(s.Format)
+}
+
+// DefaultAppName is the syslog APP-NAME for a format: "darktrace" for darktrace-json
+// (Darktrace's own "Syslog JSON" alerts use it and existing parsers key on it), else
+// "dtforward".
+func DefaultAppName(format string) string {
+	if format == "darktrace-json" {
+		return "darktrace"
+	}
+	return "dtforward"
+}
+
+// appName is RFC 5424 APP-NAME: 1*48PRINTUSASCII.
+var appName = regexp.MustCompile(`^[!-~]{1,48}$`)
+
+// sinkName is what a sink name may look like: it names a directory and a metric label.
+var sinkName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$`)
+
+const sinkNameRule = "use 1–32 letters, digits, '_' or '-', starting with a letter or digit"
+
+const sinksVar = "SIEM_SINKS_FILE"
+
+// EnvSink returns the sink described by the SIEM_* variables. Its Header is SIEM_HEADER with
+// its default; a caller that knows SIEM_HEADER was not set clears it, so that stdout and file
+// get bare lines.
+func (c *Config) EnvSink() Sink {
+	return Sink{
+		Format: c.SIEMFormat, LEEFVersion: c.SIEMLEEFVersion, Transport: c.SIEMTransport, Address: c.SIEMAddress,
+		Header: c.SIEMHeader, Framing: c.SIEMFraming, Facility: c.SIEMFacility, AppName: c.SIEMAppName,
+		TLSCAFile: c.SIEMTLSCAFile, TLSCertFile: c.SIEMTLSCertFile, TLSKeyFile: c.SIEMTLSKeyFile,
+		TLSServerName: c.SIEMTLSServerName, TLSInsecureSkipVerify: c.SIEMTLSInsecureSkipVerify,
+		RELPWindow: c.SIEMRELPWindow, RELPTLS: c.SIEMRELPTLS, MaxMessageBytes: c.SIEMMaxMessageBytes,
+		Timeout: c.SIEMTimeout, UDPRate: c.SIEMUDPRate,
+	}
+}
+
+// Sinks returns the destinations: every entry of SIEM_SINKS_FILE, or the one sink of the
+// SIEM_* variables. Errors are *Error naming the file, the sink and the key.
+func (c *Config) Sinks() ([]Sink, error) {
+	if c.SIEMSinksFile == "" {
+		return []Sink{c.EnvSink()}, nil
+	}
+	var p problems
+	out := c.sinksFromFile(ModeAny, &p)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// sinkEntry is one element of SIEM_SINKS_FILE. Pointers tell "not set" (the default) from a
+// zero that means something (udp_rate: 0 is unlimited).
+type sinkEntry struct {
+	Name                  string   `json:"name" yaml:"name"`
+	Sources               []string `json:"sources" yaml:"sources"`
+	Format                string   `json:"format" yaml:"format"`
+	LEEFVersion           string   `json:"leef_version" yaml:"leef_version"`
+	Transport             string   `json:"transport" yaml:"transport"`
+	Address               string   `json:"address" yaml:"address"`
+	Header                string   `json:"header" yaml:"header"`
+	Framing               string   `json:"framing" yaml:"framing"`
+	Facility              string   `json:"facility" yaml:"facility"`
+	AppName               string   `json:"app_name" yaml:"app_name"`
+	TLSCAFile             string   `json:"tls_ca_file" yaml:"tls_ca_file"`
+	TLSCertFile           string   `json:"tls_cert_file" yaml:"tls_cert_file"`
+	TLSKeyFile            string   `json:"tls_key_file" yaml:"tls_key_file"`
+	TLSServerName         string   `json:"tls_server_name" yaml:"tls_server_name"`
+	TLSInsecureSkipVerify bool     `json:"tls_insecure_skip_verify" yaml:"tls_insecure_skip_verify"`
+	RELPWindow            *int     `json:"relp_window" yaml:"relp_window"`
+	RELPTLS               bool     `json:"relp_tls" yaml:"relp_tls"`
+	MaxMessageBytes       *int     `json:"max_message_bytes" yaml:"max_message_bytes"`
+	Timeout               string   `json:"timeout" yaml:"timeout"`
+	UDPRate               *int     `json:"udp_rate" yaml:"udp_rate"`
+}
+
+// sinksFileConflicts reports SIEM_* variables set next to SIEM_SINKS_FILE, which replaces
+// them: silently ignoring one would send somewhere the operator did not mean.
+func sinksFileConflicts(c *Config, getenv func(string) string) problems {
+	var p problems
+	if c.SIEMSinksFile == "" {
+		return nil
+	}
+	for _, n := range knownNames() {
+		if strings.HasPrefix(n, "SIEM_") && n != sinksVar && getenv(n) != "" {
+			p.add(n, "cannot be combined with %s; set %s per sink in %s",
+				sinksVar, strings.ToLower(strings.TrimPrefix(n, "SIEM_")), c.SIEMSinksFile)
+		}
+	}
+	return p
+}
+
+// validateSinksFile reports every problem of every sink in SIEM_SINKS_FILE.
+func (c *Config) validateSinksFile(mode Mode, p *problems) {
+	c.sinksFromFile(mode, p)
+}
+
+// sinksFromFile reads and checks SIEM_SINKS_FILE, adding every problem to p.
+func (c *Config) sinksFromFile(mode Mode, p *problems) []Sink {
+	path := c.SIEMSinksFile
+	entries, ok := readList[sinkEntry](p, sinksVar, path, "sinks")
+	if !ok {
+		return nil
+	}
+	var defaults Config
+	defaults.decode(func(string) string { return "" })
+	dir := filepath.Dir(path)
+	seen := map[string]int{}
+	out := make([]Sink, 0, len(entries))
+	for i, e := range entries {
+		where := fmt.Sprintf("%s: sink %d", path, i+1)
+		if e.Name != "" {
+			where += fmt.Sprintf(" (%q)", e.Name)
+		}
+		add := func(key, format string, args ...any) {
+			p.add(sinksVar, "%s: %s: %s", where, key, fmt.Sprintf(format, args...))
+		}
+		s := Sink{
+			Name: e.Name, Sources: e.Sources,
+			Format: cmpOr(e.Format, defaults.SIEMFormat), LEEFVersion: cmpOr(e.LEEFVersion, defaults.SIEMLEEFVersion),
+			Transport: e.Transport, Address: e.Address, Header: e.Header, Framing: e.Framing,
+			Facility: cmpOr(e.Facility, defaults.SIEMFacility), AppName: e.AppName,
+			TLSCAFile: relTo(dir, e.TLSCAFile), TLSCertFile: relTo(dir, e.TLSCertFile), TLSKeyFile: relTo(dir, e.TLSKeyFile),
+			TLSServerName: e.TLSServerName, TLSInsecureSkipVerify: e.TLSInsecureSkipVerify,
+			RELPWindow: intOr(e.RELPWindow, defaults.SIEMRELPWindow), RELPTLS: e.RELPTLS,
+			MaxMessageBytes: intOr(e.MaxMessageBytes, defaults.SIEMMaxMessageBytes),
+			Timeout:         defaults.SIEMTimeout, UDPRate: intOr(e.UDPRate, defaults.SIEMUDPRate),
+		}
+		switch {
+		case e.Name == "":
+			add("name", "required (%s)", sinkNameRule)
+		case !sinkName.MatchString(e.Name):
+			add("name", "%q is not a safe name: %s", e.Name, sinkNameRule)
+		default:
+			if j, dup := seen[e.Name]; dup {
+				add("name", "%q is also used by sink %d; names must be unique", e.Name, j+1)
+			} else {
+				seen[e.Name] = i
+			}
+		}
+		if e.Transport == "" {
+			add("transport", "required (one of %s)", strings.Join(Transports, ", "))
+		}
+		if e.Timeout != "" {
+			if d, err := time.ParseDuration(e.Timeout); err != nil {
+				add("timeout", "%q is not a duration (e.g. 10s)", e.Timeout)
+			} else {
+				s.Timeout = d
+			}
+		}
+		if e.Sources != nil && len(e.Sources) == 0 {
+			add("sources", "empty; leave it out for every POLL_SOURCES source, or list some of %s", strings.Join(c.PollSources, ", "))
+		}
+		dup := map[string]bool{}
+		for _, src := range e.Sources {
+			switch {
+			case !slices.Contains(Sources, src):
+				add("sources", "%q is not one of %s", src, strings.Join(Sources, ", "))
+			case !slices.Contains(c.PollSources, src):
+				add("sources", "%q is not polled; add it to POLL_SOURCES (%s)", src, strings.Join(c.PollSources, ","))
+			case dup[src]:
+				add("sources", "%q is listed twice", src)
+			}
+			dup[src] = true
+		}
+		if e.Transport != "" {
+			s.validate(mode, add, func(key string) string { return key })
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func intOr(v *int, def int) int {
+	if v == nil {
+		return def
+	}
+	return *v
+}
+
+// readList reads the list file path named by variable name, reporting to p an unreadable
+// file, a decoding error or an empty list; ok is false after any of them.
+func readList[T any](p *problems, name, path, what string) (entries []T, ok bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		addUnreadable(p, name, path, err)
+		return nil, false
+	}
+	entries, err = decodeList[T](data, what)
+	if err != nil {
+		// Decoder messages quote at most a key or a type, not values, so no token leaks here.
+		p.add(name, "%s: %v", path, err)
+		return nil, false
+	}
+	if len(entries) == 0 {
+		p.add(name, "%s lists no %s", path, what)
+		return nil, false
+	}
+	return entries, true
+}
+
+// decodeList reads a JSON array, or failing the JSON sniff, a YAML list of T. JSON goes
+// through encoding/json because JSON files are often indented with tabs, which YAML forbids.
+// Unknown keys are errors: a misspelt key must not silently leave a setting at its default.
+func decodeList[T any](data []byte, what string) ([]T, error) {
+	var entries []T
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) > 0 && (trimmed[0] == '[' || trimmed[0] == '{') {
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&entries); err != nil {
+			return nil, fmt.Errorf("not a JSON list of %s: %v", what, err)
+		}
+		return entries, nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&entries); err != nil {
+		// yaml.v3 quotes the offending scalar in backticks and spreads errors over lines; the
+		// scalar may be a token, and the message must stay one line.
+		msg := yamlQuoted.ReplaceAllString(err.Error(), "a value")
+		msg = strings.Join(strings.Fields(msg), " ")
+		return nil, fmt.Errorf("not a YAML list of %s: %s", what, msg)
+	}
+	return entries, nil
+}

@@ -1,0 +1,72 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// sinkSeries are the per-sink series. The sink label is a name from SIEM_SINKS_FILE (or
+// "siem" for the SIEM_* sink): bounded by the configuration.
+type sinkSeries struct {
+	alerts   *prometheus.CounterVec
+	failures *prometheus.CounterVec
+}
+
+func newSinkSeries(reg *prometheus.Registry) *sinkSeries {
+	s := &sinkSeries{
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtforward_sink_alerts_total",
+			Help: "Alerts a sink accepted, by sink (with several sinks each counts its own copy).",
+		}, []string{"sink"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtforward_sink_failures_total",
+			Help: "Batches a sink failed to accept, by sink (each is retried; the other sinks go on).",
+		}, []string{"sink"}),
+	}
+	reg.MustRegister(s.alerts, s.failures)
+	return s
+}
+
+// SinkAlerts counts n alerts accepted by the named sink.
+func (m *Metrics) SinkAlerts(sink string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.sinks.alerts.WithLabelValues(sink).Add(float64(n))
+}
+
+// SinkFailure counts one batch the named sink did not accept.
+func (m *Metrics) SinkFailure(sink string) {
+	if m == nil {
+		return
+	}
+	m.sinks.failures.WithLabelValues(sink).Inc()
+}
+
+// SinkUp is one sink's readiness for dtforward_sink_up.
+type SinkUp struct {
+	Sink string
+	Up   bool
+}
+
+// SetSinkUpFunc sets the function reporting dtforward_sink_up; it is called at every scrape.
+func (m *Metrics) SetSinkUpFunc(f func() []SinkUp) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.sinkUp = f
+	m.mu.Unlock()
+}
+
+// sinksUp reads the SetSinkUpFunc function.
+func (m *Metrics) sinksUp() []namedUp {
+	m.mu.Lock()
+	f := m.sinkUp
+	m.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	var out []namedUp
+	for _, u := range f() {
+		out = append(out, namedUp{u.Sink, u.Up})
+	}
+	return out
+}

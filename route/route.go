@@ -1,0 +1,136 @@
+// Package route composes dtforward's destinations: one destination is a sink from the
+// configuration (SIEM_* or one entry of SIEM_SINKS_FILE) with the sources it receives, its
+// formatter, its sink and the poller.Deliverer that joins them. cmd wires destinations to
+// appliances; this package decides how one destination turns alerts into accepted lines.
+package route
+
+import (
+	"context"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/config"
+	"github.com/dtforward/dtforward/formatter"
+	"github.com/dtforward/dtforward/internal/metrics"
+	"github.com/dtforward/dtforward/internal/tlsconfig"
+	"github.com/dtforward/dtforward/sink"
+)
+
+// headerReserve is room left for the syslog header inside max_message_bytes: PRI, version,
+// a microsecond timestamp with offset, APP-NAME, PROCID and MSGID take under 100 bytes; the
+// hostname is added on top.
+const headerReserve = 100
+
+// NewFormatter builds the sink's format with a line limit that leaves room for its syslog
+// header. version is dtforward's, for the CEF/LEEF header.
+func NewFormatter(s config.Sink, version string) (formatter.Formatter, error) {
+	maxBytes := s.MaxMessageBytes
+	if s.HeaderOrDefault() != sink.HeaderNone && maxBytes > 0 {
+		host, _ := os.Hostname()
+		maxBytes -= headerReserve + len(host)
+	}
+	if maxBytes > 0 && maxBytes < formatter.MinMaxBytes {
+		maxBytes = formatter.MinMaxBytes
+	}
+	return formatter.New(s.Format, formatter.Options{Version: version, LEEFVersion: s.LEEFVersion, MaxBytes: maxBytes})
+}
+
+// Options are what a destination needs besides its configuration.
+type Options struct {
+	Version string           // dtforward's version, for CEF/LEEF headers
+	Stdout  io.Writer        // the stdout transport's writer
+	Metrics *metrics.Metrics // may be nil
+	Logger  zerolog.Logger
+}
+
+// NewSink builds the sink's transport, counting reconnects and datagrams in o.Metrics.
+func NewSink(s config.Sink, o Options) (sink.Sink, error) {
+	log := o.Logger
+	if s.Name != "" {
+		log = log.With().Str("sink", s.Name).Logger()
+	}
+	return sink.New(sink.Config{
+		Transport: s.Transport,
+		Address:   s.Address,
+		Header:    s.HeaderOrDefault(),
+		Framing:   s.FramingOrDefault(),
+		Facility:  s.Facility,
+		AppName:   s.AppNameOrDefault(),
+		TLS: tlsconfig.Options{
+			CAFile: s.TLSCAFile, CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile,
+			ServerName: s.TLSServerName, InsecureSkipVerify: s.TLSInsecureSkipVerify,
+		},
+		RELP:    sink.RELPOptions{Window: s.RELPWindow, TLS: s.RELPTLS},
+		Timeout: s.Timeout,
+		UDPRate: s.UDPRate,
+		Stdout:  o.Stdout,
+		Hooks:   sink.Hooks{Reconnect: o.Metrics.SinkReconnect, Datagrams: o.Metrics.AddSinkDatagrams},
+		Logger:  &log,
+	})
+}
+
+// Destination is one sink with its formatter and Deliverer. It implements poller.Deliverer,
+// counting what its sink accepts under its own name.
+type Destination struct {
+	Config   config.Sink
+	Sink     sink.Sink
+	Delivery *Delivery
+	metrics  *metrics.Metrics
+}
+
+// Open builds the destination of s.
+func Open(s config.Sink, o Options) (*Destination, error) {
+	f, err := NewFormatter(s, o.Version)
+	if err != nil {
+		return nil, &FormatError{err}
+	}
+	sk, err := NewSink(s, o)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if s.Name != "" {
+		log = log.With().Str("sink", s.Name).Logger()
+	}
+	return &Destination{Config: s, Sink: sk, Delivery: NewDelivery(f, sk, log), metrics: o.Metrics}, nil
+}
+
+// FormatError is Open's error when the format cannot be built (the rest is the sink's).
+type FormatError struct{ Err error }
+
+func (e *FormatError) Error() string { return e.Err.Error() }
+func (e *FormatError) Unwrap() error { return e.Err }
+
+// Name is the destination's label in logs, metrics and /readyz.
+func (d *Destination) Name() string { return d.Config.Label() }
+
+// Sources returns the polled sources this destination receives, in POLL_SOURCES order.
+func (d *Destination) Sources(polled []string) []string {
+	if d.Config.Sources == nil {
+		return polled
+	}
+	var out []string
+	for _, s := range polled {
+		if slices.Contains(d.Config.Sources, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Deliver implements poller.Deliverer.
+func (d *Destination) Deliver(ctx context.Context, alerts []*alert.Alert) error {
+	if err := d.Delivery.Deliver(ctx, alerts); err != nil {
+		d.metrics.SinkFailure(d.Name())
+		return err
+	}
+	d.metrics.SinkAlerts(d.Name(), len(alerts))
+	return nil
+}
+
+// Close closes the sink.
+func (d *Destination) Close() error { return d.Sink.Close() }
