@@ -183,6 +183,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 		wg.Go(func() { a.runSource(ctx, r) })
 	}
 	wg.Wait()
+	if err := a.cfg.Store.Flush(); err != nil {
+		a.cfg.Logger.Warn().Str("appliance", a.name).Err(err).Msg("checkpoint not saved durably at shutdown; a power loss now would repeat recent alerts")
+	}
 	return nil
 }
 
