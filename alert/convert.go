@@ -34,15 +34,14 @@ func FromBreach(b *darktrace.Breach, raw []byte, appliance, host string) (*Alert
 	id := strconv.FormatInt(b.PBID, 10)
 	m := &b.Model.Model
 	a := &Alert{
-		Kind:        KindBreach,
-		ID:          id,
-		Appliance:   clean(appliance),
-		Time:        msTime(b.Time),
-		Created:     msTime(b.Created()),
-		Name:        clean(m.Name),
-		SignatureID: strconv.FormatInt(m.PID, 10),
-		Category:    clean(m.Category),
-		Priority:    m.Priority,
+		Kind:      KindBreach,
+		ID:        id,
+		Appliance: clean(appliance),
+		Time:      msTime(b.Time),
+		Created:   msTime(b.Created()),
+		Name:      clean(m.Name),
+		Category:  clean(m.Category),
+		Priority:  NoPriority,
 		Model: Model{
 			PID:   m.PID,
 			UUID:  clean(m.UUID),
@@ -55,6 +54,16 @@ func FromBreach(b *darktrace.Breach, raw []byte, appliance, host string) (*Alert
 		URL:     recordURL(b.BreachURL, host, "#modelbreach/", id),
 		Message: firstParagraph(m.Description),
 		Raw:     bytes.Clone(raw),
+	}
+	if m.PID > 0 {
+		// No pid: left empty for the formatters to omit or fall back on, never a fake "0".
+		a.SignatureID = strconv.FormatInt(m.PID, 10)
+	}
+	if m.Priority != nil {
+		a.Priority = *m.Priority
+	}
+	if ack := b.Acknowledged; ack.Acked {
+		a.Ack = &Acknowledgement{Time: msTime(ack.Time), User: clean(strings.TrimSpace(ack.Username))}
 	}
 	if a.Name == "" {
 		a.Name = "Model breach " + id
@@ -90,6 +99,7 @@ func FromAction(act *darktrace.Action, raw []byte, appliance, host string) (*Ale
 		Name:        clean(act.Label),
 		SignatureID: "antigena:" + typ,
 		Category:    "Antigena",
+		Priority:    NoPriority,
 		Model:       Model{Name: clean(act.Model), UUID: clean(act.ModelUUID)},
 		Device:      Device{DID: act.DID, IP: validIP(act.IP)},
 		Message:     clean(act.Detail),
@@ -105,6 +115,9 @@ func FromAction(act *darktrace.Action, raw []byte, appliance, host string) (*Ale
 	}
 	if typ == "" {
 		a.SignatureID = "antigena:unknown"
+	}
+	if a.Device.IP == "" {
+		a.Device.Placeholder = placeholderIP(act.IP)
 	}
 	if act.Triggerer != nil {
 		a.Action.Triggerer = clean(act.Triggerer.Username)
@@ -144,10 +157,12 @@ func actionState(act *darktrace.Action) string {
 	return st
 }
 
-// FromIncident converts an AI Analyst incident event. Its scores are 0–100 and are normalised
-// to 0–1; groupScore (the incident as a whole) wins over aiaScore (this event) when present.
-// The device is the first breach device that carries anything; an IP with a prefix length
-// (10.0.0.5/24) is reduced to the address, a bare network (10.0.0.0/24) is dropped.
+// FromIncident converts an AI Analyst incident event. Severity and category are the event's
+// own (aiaScore 0–100 normalised to 0–1, category): the group an event belongs to
+// (currentGroup, groupScore, groupCategory) is kept apart in Group, because a group's score
+// says how bad the whole incident is, not this event. The device is the first breach device
+// that carries anything; an IP with a prefix length (10.0.0.5/24) is reduced to the address,
+// a bare network (10.0.0.0/24) is dropped.
 func FromIncident(e *darktrace.IncidentEvent, raw []byte, appliance, host string) (*Alert, error) {
 	if e == nil {
 		return nil, errors.New("ai analyst incident event: nil record")
@@ -168,10 +183,15 @@ func FromIncident(e *darktrace.IncidentEvent, raw []byte, appliance, host string
 		Created:     msTime(e.CreatedAt),
 		Name:        clean(e.Title),
 		SignatureID: "aianalyst:" + summariser,
-		Category:    capitalize(clean(firstNonEmpty(e.GroupCategory, e.Category))),
+		Category:    capitalize(clean(strings.TrimSpace(e.Category))),
+		Priority:    NoPriority,
 		URL:         recordURL(e.IncidentEventURL, host, "#aiaincidentevent/", id),
 		Message:     clean(strings.TrimSpace(e.Summary)),
+		Group:       incidentGroup(e),
 		Raw:         bytes.Clone(raw),
+	}
+	if e.Acknowledged {
+		a.Ack = &Acknowledgement{}
 	}
 	if len(e.Periods) > 0 && e.Periods[0].Start > 0 && e.Periods[0].Start < e.CreatedAt {
 		a.Time = msTime(e.Periods[0].Start)
@@ -189,12 +209,26 @@ func FromIncident(e *darktrace.IncidentEvent, raw []byte, appliance, host string
 	if a.Message == "" {
 		a.Message = a.Name
 	}
-	score := e.GroupScore.Float64()
-	if score == 0 {
-		score = e.AIAScore.Float64()
-	}
-	a.setScore(score / 100)
+	a.setScore(e.AIAScore.Float64() / 100)
 	return a, nil
+}
+
+// incidentGroup returns the event's incident group, nil when the record names none. A
+// groupScore of 0 is taken as absent (Score -1): appliances send null for an unscored group,
+// which decodes as 0.
+func incidentGroup(e *darktrace.IncidentEvent) *Group {
+	g := &Group{
+		ID:       clean(strings.TrimSpace(e.CurrentGroup)),
+		Score:    -1,
+		Category: capitalize(clean(strings.TrimSpace(e.GroupCategory))),
+	}
+	if s := e.GroupScore.Float64(); s > 0 && !math.IsNaN(s) && !math.IsInf(s, 0) {
+		g.Score = math.Min(s, 100) / 100
+	}
+	if g.ID == "" && g.Category == "" && g.Score < 0 {
+		return nil
+	}
+	return g
 }
 
 // setScore clamps s to 0..1 (NaN counts as 0) and derives Severity = round(s*10).
@@ -254,8 +288,12 @@ func capitalize(s string) string {
 }
 
 // firstParagraph returns the text before the first blank line: Darktrace model descriptions
-// start with what the model detects and continue with "Action: ..." advice and notes.
+// start with what the model detects and continue with "Action: ..." advice and notes. Some
+// records carry the two characters `\` `n` instead of newlines; they count as newlines.
 func firstParagraph(s string) string {
+	if strings.Contains(s, `\n`) {
+		s = strings.NewReplacer(`\r\n`, "\n", `\n`, "\n").Replace(s)
+	}
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.TrimSpace(s)
 	if i := strings.Index(s, "\n\n"); i >= 0 {
@@ -308,8 +346,33 @@ func breachDevice(d *darktrace.Device) Device {
 		MAC:      validMAC(d.MACAddress),
 		Type:     clean(firstNonEmpty(d.TypeLabel, d.TypeName)),
 		SID:      d.SID,
+		Label:    clean(strings.TrimSpace(d.DeviceLabel)),
+	}
+	if out.IP == "" {
+		out.Placeholder = placeholderIP(d.IP)
 	}
 	return out
+}
+
+// placeholderIP returns s when it is an address with a '#' part, the form the appliance uses
+// for a device it knows no address of ("10.0.0.#36859"), "" otherwise.
+func placeholderIP(s string) string {
+	s = strings.TrimSpace(s)
+	i := strings.IndexByte(s, '#')
+	if i <= 0 || i == len(s)-1 || len(s) > 64 {
+		return ""
+	}
+	for _, r := range s[:i] {
+		if !(r == '.' || r == ':' || ('0' <= r && r <= '9') || ('a' <= r && r <= 'f') || ('A' <= r && r <= 'F')) {
+			return ""
+		}
+	}
+	for _, r := range s[i+1:] {
+		if r < '0' || r > '9' {
+			return ""
+		}
+	}
+	return s
 }
 
 func incidentDevice(d *darktrace.BreachDevice) Device {

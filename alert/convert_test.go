@@ -174,10 +174,13 @@ func TestFromIncident(t *testing.T) {
 		name, rec string
 		score     float64
 		ip        string
+		group     *alert.Group
 	}{
-		{"string group score", `{"id":"x","groupScore":"87.5","aiaScore":10,"breachDevices":[{"did":1,"ip":"10.0.0.5/24"}]}`, 0.875, "10.0.0.5"},
-		{"aia score when no group score", `{"id":"x","groupScore":null,"aiaScore":64,"breachDevices":[{"did":null,"ip":null},{"did":2,"ip":"10.0.0.0/24"}]}`, 0.64, ""},
-		{"bad ip dropped", `{"id":"x","groupScore":150,"breachDevices":[{"did":3,"ip":"10.0.0.5/33"}]}`, 1, ""},
+		{"string group score kept apart", `{"id":"x","currentGroup":"g1","groupScore":"87.5","aiaScore":10,"breachDevices":[{"did":1,"ip":"10.0.0.5/24"}]}`,
+			0.1, "10.0.0.5", &alert.Group{ID: "g1", Score: 0.875}},
+		{"null group score is absent", `{"id":"x","groupScore":null,"groupCategory":"critical","aiaScore":64,"breachDevices":[{"did":null,"ip":null},{"did":2,"ip":"10.0.0.0/24"}]}`,
+			0.64, "", &alert.Group{Score: -1, Category: "Critical"}},
+		{"no group", `{"id":"x","aiaScore":150,"breachDevices":[{"did":3,"ip":"10.0.0.5/33"}]}`, 1, "", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,10 +191,35 @@ func TestFromIncident(t *testing.T) {
 			if a.Score != tc.score || a.Device.IP != tc.ip {
 				t.Errorf("score %v ip %q, want %v %q", a.Score, a.Device.IP, tc.score, tc.ip)
 			}
-			if a.URL != "https://h/#aiaincidentevent/x" || a.SignatureID != "aianalyst:unknown" {
-				t.Errorf("url %q sig %q", a.URL, a.SignatureID)
+			if (a.Group == nil) != (tc.group == nil) || (a.Group != nil && *a.Group != *tc.group) {
+				t.Errorf("group %+v, want %+v", a.Group, tc.group)
+			}
+			if a.URL != "https://h/#aiaincidentevent/x" || a.SignatureID != "aianalyst:unknown" || a.Priority != alert.NoPriority {
+				t.Errorf("url %q sig %q priority %d", a.URL, a.SignatureID, a.Priority)
 			}
 		})
+	}
+}
+
+// TestFromIncidentSeverityFromEvent: the events of issue 10 (aiaScore 98, 93.7, 85.5, 55.5 in
+// a group scored 12 and categorised "suspicious") take severity and category from the event.
+func TestFromIncidentSeverityFromEvent(t *testing.T) {
+	for _, tc := range []struct {
+		aia, cat string
+		sev      int
+		wantCat  string
+	}{{"98", "critical", 10, "Critical"}, {"93.7", "critical", 9, "Critical"}, {"85.5", "suspicious", 9, "Suspicious"}, {"55.5", "compliance", 6, "Compliance"}} {
+		rec := `{"id":"e1","aiaScore":` + tc.aia + `,"category":"` + tc.cat + `","currentGroup":"g9","groupScore":12,"groupCategory":"suspicious"}`
+		a, err := alert.FromIncident(decode[darktrace.IncidentEvent](t, rec), nil, "lab", "h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Severity != tc.sev || a.Category != tc.wantCat {
+			t.Errorf("aiaScore %s: severity %d category %q, want %d %q", tc.aia, a.Severity, a.Category, tc.sev, tc.wantCat)
+		}
+		if a.Group == nil || a.Group.ID != "g9" || a.Group.Score != 0.12 || a.Group.Category != "Suspicious" {
+			t.Errorf("aiaScore %s: group %+v", tc.aia, a.Group)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package alert
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -20,28 +21,38 @@ const (
 // SourceAIAnalyst, or "" to recognise the record by its id key (pbid, codeid, or id with
 // createdAt). The returned Alert keeps raw as its Raw field.
 func Decode(source string, raw []byte, appliance, host string) (*Alert, error) {
+	return DecodeReporting(source, raw, appliance, host, nil)
+}
+
+// ErrUnknownSource is returned by Decode when source is "" and the record's keys do not say
+// what it is.
+var ErrUnknownSource = errors.New("cannot tell the record type (no pbid, codeid or id key)")
+
+// DecodeReporting is Decode with the tolerant decoders' anomalies (values of an unexpected
+// type, which cost only that value) passed to anomalies (may be nil).
+func DecodeReporting(source string, raw []byte, appliance, host string, anomalies darktrace.AnomalyFunc) (*Alert, error) {
 	if source == "" {
 		source = DetectSource(raw)
 		if source == "" {
-			return nil, fmt.Errorf("cannot tell the record type (no pbid, codeid or id key); name the source")
+			return nil, ErrUnknownSource
 		}
 	}
 	switch source {
 	case SourceBreaches:
-		var b darktrace.Breach
-		if err := json.Unmarshal(raw, &b); err != nil {
+		b, err := darktrace.DecodeBreach(raw, anomalies)
+		if err != nil {
 			return nil, fmt.Errorf("model breach: %w", err)
 		}
 		return FromBreach(&b, raw, appliance, host)
 	case SourceAntigena:
-		var a darktrace.Action
-		if err := json.Unmarshal(raw, &a); err != nil {
+		a, err := darktrace.DecodeAction(raw, anomalies)
+		if err != nil {
 			return nil, fmt.Errorf("antigena action: %w", err)
 		}
 		return FromAction(&a, raw, appliance, host)
 	case SourceAIAnalyst:
-		var e darktrace.IncidentEvent
-		if err := json.Unmarshal(raw, &e); err != nil {
+		e, err := darktrace.DecodeIncidentEvent(raw, anomalies)
+		if err != nil {
 			return nil, fmt.Errorf("ai analyst incident event: %w", err)
 		}
 		return FromIncident(&e, raw, appliance, host)

@@ -17,11 +17,18 @@ type Config struct {
 	DarktraceTimeout            time.Duration `envconfig:"DARKTRACE_TIMEOUT" default:"60s" desc:"Per-request timeout"`
 	DarktraceName               string        `envconfig:"DARKTRACE_NAME" desc:"Appliance label in output, state file name and metrics (default: URL host)"`
 	DarktraceAppliancesFile     string        `envconfig:"DARKTRACE_APPLIANCES_FILE" desc:"JSON or YAML file listing several appliances (name, url, tokens or token files, CA, labels) for one process; replaces DARKTRACE_URL and the token variables"`
+	// Scale: many appliances in one process, and appliances sharded over several processes.
+	DarktraceMaxConcurrentRequests int    `envconfig:"DARKTRACE_MAX_CONCURRENT_REQUESTS" default:"16" desc:"Most API requests in flight at once across all appliances (1-1024); the others queue in arrival order"`
+	ShardCount                     int    `envconfig:"SHARD_COUNT" default:"1" desc:"Number of processes (e.g. StatefulSet replicas) sharing the appliances file; each polls the appliances whose name hashes to its SHARD_INDEX (1-1000)"`
+	ShardIndex                     string `envconfig:"SHARD_INDEX" desc:"This process's shard, 0 to SHARD_COUNT-1, or a StatefulSet pod name ending in its ordinal (dtforward-2 is shard 2); required when SHARD_COUNT > 1"`
 
 	PollSources  []string      `envconfig:"POLL_SOURCES" default:"modelbreaches,antigena" desc:"Comma-separated sources: modelbreaches, antigena, aianalyst"`
 	PollInterval time.Duration `envconfig:"POLL_INTERVAL" default:"60s" desc:"Time between polls"`
 	PollStart    string        `envconfig:"POLL_START" default:"1h" desc:"How far back the very first run reaches: a duration (1h, 7d) or a timestamp (RFC 3339, YYYY-MM-DD, epoch ms)"`
-	PollOverlap  time.Duration `envconfig:"POLL_OVERLAP" default:"10m" desc:"Each window re-reads this much for late records; dedupe removes repeats (0 to 24h)"`
+	PollOverlap  time.Duration `envconfig:"POLL_OVERLAP" default:"10m" desc:"Each window re-reads this much for late records; dedupe removes repeats (1m to 24h)"`
+
+	PollAIAnalystRefreshHorizon  time.Duration `envconfig:"POLL_AIANALYST_REFRESH_HORIZON" default:"24h" desc:"AI Analyst events change for hours: re-read events created this far back and send one again when its scores, group or acknowledgement changed (0 = off, at most 168h)"`
+	PollAIAnalystRefreshInterval time.Duration `envconfig:"POLL_AIANALYST_REFRESH_INTERVAL" default:"10m" desc:"Time between two re-reads of POLL_AIANALYST_REFRESH_HORIZON (at least 1m)"`
 
 	FilterMinScore            float64 `envconfig:"FILTER_MIN_SCORE" default:"0" desc:"Drop alerts scoring below this (0-1); also sent as minscore"`
 	FilterIncludeAcknowledged bool    `envconfig:"FILTER_INCLUDE_ACKNOWLEDGED" default:"true" desc:"Forward acknowledged breaches"`
@@ -31,8 +38,8 @@ type Config struct {
 
 	SIEMFormat                string        `envconfig:"SIEM_FORMAT" default:"cef" desc:"Output format: cef, leef, json, darktrace-json"`
 	SIEMLEEFVersion           string        `envconfig:"SIEM_LEEF_VERSION" default:"2.0" desc:"LEEF version: 2.0 (tab delimiter) or 1.0"`
-	SIEMTransport             string        `envconfig:"SIEM_TRANSPORT" default:"stdout" desc:"Transport: udp, tcp, tls, stdout, file"`
-	SIEMAddress               string        `envconfig:"SIEM_ADDRESS" desc:"host:port for udp/tcp/tls, a path for file"`
+	SIEMTransport             string        `envconfig:"SIEM_TRANSPORT" default:"stdout" desc:"Transport: udp, tcp, tls, relp, stdout, file"`
+	SIEMAddress               string        `envconfig:"SIEM_ADDRESS" desc:"host:port for udp/tcp/tls/relp, a path for file"`
 	SIEMHeader                string        `envconfig:"SIEM_HEADER" default:"rfc5424" desc:"Syslog header: rfc5424, rfc3164, none (stdout and file transports: none unless set)"`
 	SIEMFraming               string        `envconfig:"SIEM_FRAMING" desc:"Stream framing: lf or octet-counting (default lf; octet-counting for tls)"`
 	SIEMFacility              string        `envconfig:"SIEM_FACILITY" default:"local4" desc:"Syslog facility name"`
@@ -41,8 +48,11 @@ type Config struct {
 	SIEMTLSKeyFile            string        `envconfig:"SIEM_TLS_KEY_FILE" desc:"Client key for mutual TLS"`
 	SIEMTLSServerName         string        `envconfig:"SIEM_TLS_SERVER_NAME" desc:"TLS server name to verify instead of the address host"`
 	SIEMTLSInsecureSkipVerify bool          `envconfig:"SIEM_TLS_INSECURE_SKIP_VERIFY" default:"false" desc:"Skip TLS verification of the collector (logs a warning)"`
+	SIEMRELPWindow            int           `envconfig:"SIEM_RELP_WINDOW" default:"128" desc:"relp: most messages sent and not yet acknowledged (1–65536); also bounds what a lost connection resends"`
+	SIEMRELPTLS               bool          `envconfig:"SIEM_RELP_TLS" default:"false" desc:"relp: TLS from the first byte (imrelp tls=\"on\") with the SIEM_TLS_* settings"`
 	SIEMMaxMessageBytes       int           `envconfig:"SIEM_MAX_MESSAGE_BYTES" default:"8192" desc:"Longest line sent, at least 480; longer lines are trimmed field-wise (8192 is rsyslog's default limit)"`
-	SIEMTimeout               time.Duration `envconfig:"SIEM_TIMEOUT" default:"10s" desc:"Dial, handshake and write deadline"`
+	SIEMTimeout               time.Duration `envconfig:"SIEM_TIMEOUT" default:"10s" desc:"Dial, handshake and write deadline; also how long a TCP/TLS batch may wait to be acknowledged by the collector's kernel, and (relp) the longest wait for an answer"`
+	SIEMUDPRate               int           `envconfig:"SIEM_UDP_RATE" default:"1000" desc:"UDP only: most datagrams sent per second (0 = unlimited), so that a burst such as a backfill does not overrun the collector's socket buffer"`
 
 	StateDir        string        `envconfig:"STATE_DIR" default:"./state" desc:"Directory for checkpoint files (container: /var/lib/dtforward)"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"How long SIGTERM waits for the in-flight batch"`

@@ -372,7 +372,7 @@ func tokenLike(s string) bool {
 
 // prefixes are dtforward's variable namespaces; exactNames are its variables outside them.
 var (
-	prefixes   = []string{"DARKTRACE_", "POLL_", "FILTER_", "SIEM_"}
+	prefixes   = []string{"DARKTRACE_", "POLL_", "FILTER_", "SIEM_", "SHARD_"}
 	exactNames = []string{"STATE_DIR", "LOG_LEVEL", "LOG_FORMAT", "HTTP_ADDRESS", "SHUTDOWN_TIMEOUT"}
 )
 

@@ -17,7 +17,7 @@ import (
 var (
 	Sources     = []string{"modelbreaches", "antigena", "aianalyst"}
 	Formats     = []string{"cef", "leef", "json", "darktrace-json"}
-	Transports  = []string{"udp", "tcp", "tls", "stdout", "file"}
+	Transports  = []string{"udp", "tcp", "tls", "relp", "stdout", "file"}
 	Headers     = []string{"rfc5424", "rfc3164", "none"}
 	Framings    = []string{"lf", "octet-counting"}
 	LEEFVersion = []string{"2.0", "1.0"}
@@ -49,6 +49,13 @@ const (
 	MaxMessageBytes    = 1 << 20 // far above any receiver's limit; catches a unit mistake
 	MaxUDPMessageBytes = 65507   // the largest IPv4 UDP payload; sendto fails above it
 	MaxOverlap         = 24 * time.Hour
+	// MinOverlap: breaches are created seconds after their activity and reach the API later
+	// still; a shorter overlap loses the ones created just before a window's end.
+	MinOverlap         = time.Minute
+	MaxRefreshHorizon  = 7 * 24 * time.Hour
+	MinRefreshInterval = time.Minute
+	MaxUDPRate         = 1_000_000 // above what one socket sends; catches a unit mistake
+	MaxRELPWindow      = 65536     // sink.MaxRELPWindow
 )
 
 // Validate checks c for mode and returns every problem at once as *Error, or nil. It does no
@@ -62,6 +69,7 @@ func (c *Config) Validate(mode Mode) error {
 	c.validateFilter(&p)
 	c.validateSIEM(mode, &p)
 	c.validateProcess(mode, &p)
+	c.validateScale(&p)
 	return p.err()
 }
 
@@ -144,9 +152,16 @@ func (c *Config) validatePoll(p *problems) {
 	if _, err := c.StartTime(time.Now()); err != nil {
 		p.add("POLL_START", "%v", err)
 	}
-	if c.PollOverlap < 0 || c.PollOverlap > MaxOverlap {
+	if c.PollOverlap < MinOverlap || c.PollOverlap > MaxOverlap {
 		// The dedupe set holds every id seen inside the overlap, so it must stay bounded.
-		p.add("POLL_OVERLAP", "%s is outside 0–%s", c.PollOverlap, shortDuration(MaxOverlap))
+		p.add("POLL_OVERLAP", "%s is outside %s–%s", c.PollOverlap, shortDuration(MinOverlap), shortDuration(MaxOverlap))
+	}
+	if c.PollAIAnalystRefreshHorizon < 0 || c.PollAIAnalystRefreshHorizon > MaxRefreshHorizon {
+		// Every event inside the horizon is remembered: bounded, like the overlap.
+		p.add("POLL_AIANALYST_REFRESH_HORIZON", "%s is outside 0 (off)–%s", c.PollAIAnalystRefreshHorizon, shortDuration(MaxRefreshHorizon))
+	}
+	if c.PollAIAnalystRefreshInterval < MinRefreshInterval {
+		p.add("POLL_AIANALYST_REFRESH_INTERVAL", "%s is too short; use at least %s (e.g. 10m)", c.PollAIAnalystRefreshInterval, shortDuration(MinRefreshInterval))
 	}
 }
 
@@ -203,7 +218,7 @@ func (c *Config) validateSIEM(mode Mode, p *problems) {
 	}
 	if oneOf(p, "SIEM_TRANSPORT", c.SIEMTransport, Transports) {
 		switch c.SIEMTransport {
-		case "udp", "tcp", "tls":
+		case "udp", "tcp", "tls", "relp":
 			if c.SIEMAddress == "" {
 				if mode != ModeFormat {
 					p.add("SIEM_ADDRESS", "required for transport %s (host:port)", c.SIEMTransport)
@@ -217,10 +232,11 @@ func (c *Config) validateSIEM(mode Mode, p *problems) {
 			}
 		case "stdout":
 			if c.SIEMAddress != "" {
-				p.add("SIEM_ADDRESS", "%q is set but SIEM_TRANSPORT is stdout; set SIEM_TRANSPORT to udp, tcp, tls or file", c.SIEMAddress)
+				p.add("SIEM_ADDRESS", "%q is set but SIEM_TRANSPORT is stdout; set SIEM_TRANSPORT to udp, tcp, tls, relp or file", c.SIEMAddress)
 			}
 		}
-		if c.SIEMTransport != "tls" {
+		c.validateRELP(p)
+		if c.SIEMTransport != "tls" && !(c.SIEMTransport == "relp" && c.SIEMRELPTLS) {
 			for _, v := range []struct {
 				name string
 				set  bool
@@ -231,7 +247,10 @@ func (c *Config) validateSIEM(mode Mode, p *problems) {
 				{"SIEM_TLS_SERVER_NAME", c.SIEMTLSServerName != ""},
 				{"SIEM_TLS_INSECURE_SKIP_VERIFY", c.SIEMTLSInsecureSkipVerify},
 			} {
-				if v.set {
+				switch {
+				case v.set && c.SIEMTransport == "relp":
+					p.add(v.name, "only applies to SIEM_TRANSPORT=relp with SIEM_RELP_TLS=true")
+				case v.set:
 					p.add(v.name, "only applies to SIEM_TRANSPORT=tls (it is %s)", c.SIEMTransport)
 				}
 			}
@@ -251,6 +270,25 @@ func (c *Config) validateSIEM(mode Mode, p *problems) {
 	}
 	if c.SIEMTimeout <= 0 {
 		p.add("SIEM_TIMEOUT", "%s must be positive (e.g. 10s)", c.SIEMTimeout)
+	}
+	if c.SIEMUDPRate < 0 || c.SIEMUDPRate > MaxUDPRate {
+		p.add("SIEM_UDP_RATE", "%d is outside 0–%d (datagrams per second; 0 = unlimited)", c.SIEMUDPRate, MaxUDPRate)
+	}
+}
+
+// validateRELP checks the relp settings, and the settings relp has no use for.
+func (c *Config) validateRELP(p *problems) {
+	if c.SIEMRELPWindow < 1 || c.SIEMRELPWindow > MaxRELPWindow {
+		p.add("SIEM_RELP_WINDOW", "%d is outside 1–%d", c.SIEMRELPWindow, MaxRELPWindow)
+	}
+	if c.SIEMTransport != "relp" {
+		if c.SIEMRELPTLS {
+			p.add("SIEM_RELP_TLS", "only applies to SIEM_TRANSPORT=relp (it is %s); for syslog over TLS set SIEM_TRANSPORT=tls", c.SIEMTransport)
+		}
+		return
+	}
+	if c.SIEMFraming != "" {
+		p.add("SIEM_FRAMING", "does not apply to SIEM_TRANSPORT=relp: RELP frames every message itself")
 	}
 }
 

@@ -279,3 +279,82 @@ func BenchmarkUnmarshalBreach(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeVsEncodingJSON decodes the same records with the tolerant decoder and with
+// encoding/json into the same types, interleaved in every iteration so that a busy machine
+// slows both alike, and reports the speed-up as x-vs-encoding/json (issue 13: at least 3).
+// modelbreaches are the realistic 2.5 KB records of benchBreach (deep logic trees, hostile
+// strings); antigena and aianalyst are the real-shaped corpus records that encoding/json can
+// decode.
+func BenchmarkDecodeVsEncodingJSON(b *testing.B) {
+	type tc struct {
+		source string
+		recs   [][]byte
+	}
+	var breaches [][]byte
+	for i := range 200 {
+		breaches = append(breaches, benchBreach(i, false, 0))
+	}
+	cases := []tc{{SourceBreaches, breaches}}
+	for _, source := range []string{SourceAntigena, SourceAIAnalyst} {
+		var ok [][]byte
+		for _, raw := range corpus(b, source) {
+			if _, std, _ := decodeBoth(b, source, raw, nil); std != nil {
+				ok = append(ok, raw)
+			}
+		}
+		cases = append(cases, tc{source, ok})
+	}
+	for _, c := range cases {
+		b.Run(c.source, func(b *testing.B) {
+			size := 0
+			for _, r := range c.recs {
+				size += len(r)
+			}
+			b.SetBytes(int64(size))
+			var fast, std time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				for _, raw := range c.recs {
+					var err error
+					switch c.source {
+					case SourceBreaches:
+						_, err = DecodeBreach(raw, nil)
+					case SourceAntigena:
+						_, err = DecodeAction(raw, nil)
+					default:
+						_, err = DecodeIncidentEvent(raw, nil)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				t1 := time.Now()
+				for _, raw := range c.recs {
+					var err error
+					switch c.source {
+					case SourceBreaches:
+						var v Breach
+						err = json.Unmarshal(raw, &v)
+					case SourceAntigena:
+						var v Action
+						err = json.Unmarshal(raw, &v)
+					default:
+						var v IncidentEvent
+						err = json.Unmarshal(raw, &v)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				fast += t1.Sub(t0)
+				std += time.Since(t1)
+			}
+			n := float64(len(c.recs) * b.N)
+			b.ReportMetric(std.Seconds()/fast.Seconds(), "x-vs-encoding/json")
+			b.ReportMetric(n/fast.Seconds(), "records/s")
+			b.ReportMetric(n/std.Seconds(), "encoding/json-records/s")
+			b.ReportMetric(float64(size)*float64(b.N)/fast.Seconds()/1e6, "MB/s-tolerant")
+		})
+	}
+}

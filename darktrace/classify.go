@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -173,7 +174,7 @@ func (c *Client) transportError(callerCtx, reqCtx context.Context, endpoint stri
 	}
 	if errors.Is(context.Cause(reqCtx), errOurTimeout) {
 		return &Error{Class: ClassRetry, Endpoint: endpoint,
-			Msg: fmt.Sprintf("no complete response within %s; the appliance is slow or unreachable (raise DARKTRACE_TIMEOUT if large responses are expected); will retry", c.timeout),
+			Msg: fmt.Sprintf("no complete response within %s; the appliance is slow or unreachable (raise DARKTRACE_TIMEOUT if large responses are expected)", c.timeout),
 			Err: ErrTimeout}
 	}
 	var (
@@ -190,7 +191,8 @@ func (c *Client) transportError(callerCtx, reqCtx context.Context, endpoint stri
 			Err: err}
 	case errors.As(err, &hostErr):
 		return &Error{Class: ClassPermanent, Endpoint: endpoint,
-			Msg: "TLS: the appliance certificate does not name " + c.base.Hostname() + "; use the name in the certificate in DARKTRACE_URL or set the TLS server name override",
+			Msg: "TLS: the appliance certificate does not name " + c.base.Hostname() + certNames(hostErr.Certificate) +
+				"; use a name in the certificate in DARKTRACE_URL, or set DARKTRACE_SERVER_NAME (server_name in DARKTRACE_APPLIANCES_FILE) to it",
 			Err: err}
 	case errors.As(err, &invalid), errors.As(err, &verifyErr):
 		return &Error{Class: ClassPermanent, Endpoint: endpoint,
@@ -204,7 +206,28 @@ func (c *Client) transportError(callerCtx, reqCtx context.Context, endpoint stri
 			Err: err}
 	}
 	return &Error{Class: ClassRetry, Endpoint: endpoint,
-		Msg: "connection to the appliance failed; will retry", Err: err}
+		Msg: "connection to the appliance failed", Err: err}
+}
+
+// certNames lists the names a certificate is valid for, as " (it names a, b)".
+func certNames(cert *x509.Certificate) string {
+	if cert == nil {
+		return ""
+	}
+	names := slices.Clone(cert.DNSNames)
+	for _, ip := range cert.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 && cert.Subject.CommonName != "" {
+		names = append(names, cert.Subject.CommonName)
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	if len(names) > 5 {
+		names = append(names[:5], "…")
+	}
+	return " (it names " + strings.Join(names, ", ") + ")"
 }
 
 // bodyError classifies a failure while reading a 2xx body after n elements: the caller's
@@ -215,7 +238,7 @@ func (c *Client) bodyError(callerCtx, reqCtx context.Context, endpoint string, s
 		return c.transportError(callerCtx, reqCtx, endpoint, err)
 	}
 	return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: status,
-		Msg: fmt.Sprintf("response body is truncated or not valid JSON (near byte %d, after %d records); will retry", offset, n),
+		Msg: fmt.Sprintf("response body is truncated or not valid JSON (near byte %d, after %d records)", offset, n),
 		Err: err}
 }
 
@@ -270,9 +293,9 @@ func classify(r response) *Error {
 		case http.StatusTooManyRequests:
 			what = "appliance is rate limiting"
 		}
-		e.Msg = fmt.Sprintf("HTTP %d: %s (%s); will retry", status, what, describeBody(body, html))
+		e.Msg = fmt.Sprintf("HTTP %d: %s (%s)", status, what, describeBody(body, html))
 		if e.RetryAfter > 0 {
-			e.Msg += " after " + e.RetryAfter.String()
+			e.Msg += "; the appliance asks to wait " + e.RetryAfter.String()
 		}
 		return e
 
@@ -315,7 +338,7 @@ func classify(r response) *Error {
 
 	case status < 200:
 		e.Class = ClassRetry
-		e.Msg = fmt.Sprintf("unexpected HTTP %d; will retry", status)
+		e.Msg = fmt.Sprintf("unexpected HTTP %d", status)
 		return e
 	}
 

@@ -41,10 +41,10 @@ var responseCases = []responseCase{
 	{name: "200 single record object", status: 200, body: `{"pbid":95,"time":1,"score":0.5,"model":{"name":"m"},"device":{"did":-1}}`, class: ClassOK},
 	{name: "200 object with error key among many", status: 200, body: `{"pbid":95,"time":1,"error":false,"score":0.5,"model":{}}`, class: ClassOK},
 
-	{name: "500 JSON", status: 500, body: `{"error":"internal failure"}`, class: ClassRetry, msg: []string{"HTTP 500", "internal failure", "will retry"}},
+	{name: "500 JSON", status: 500, body: `{"error":"internal failure"}`, class: ClassRetry, msg: []string{"HTTP 500", "internal failure"}},
 	{name: "502 HTML", status: 502, header: http.Header{"Content-Type": {"text/html"}}, body: "<html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1></body></html>", class: ClassRetry, msg: []string{"HTTP 502", `"502 Bad Gateway"`}},
 	{name: "503 HTML no content type", status: 503, body: "\n<!DOCTYPE html><p>maintenance</p>", class: ClassRetry, msg: []string{"HTTP 503", "HTML page"}},
-	{name: "503 Retry-After seconds", status: 503, header: http.Header{"Retry-After": {"7"}}, body: `{}`, class: ClassRetry, retryAfter: 7 * time.Second, msg: []string{"after 7s"}},
+	{name: "503 Retry-After seconds", status: 503, header: http.Header{"Retry-After": {"7"}}, body: `{}`, class: ClassRetry, retryAfter: 7 * time.Second, msg: []string{"wait 7s"}},
 	{name: "429 Retry-After seconds", status: 429, header: http.Header{"Retry-After": {"30"}}, class: ClassRetry, retryAfter: 30 * time.Second, msg: []string{"rate limiting"}},
 	{name: "429 Retry-After HTTP-date against server Date", status: 429, header: http.Header{"Date": {applianceDate}, "Retry-After": {"Mon, 23 Nov 2026 12:47:00 GMT"}}, class: ClassRetry, retryAfter: 2 * time.Minute},
 	{name: "429 Retry-After HTTP-date against our clock", status: 429, header: http.Header{"Date": nil, "Retry-After": {"Mon, 23 Nov 2026 13:31:30 GMT"}}, class: ClassRetry, retryAfter: 90 * time.Second},

@@ -37,6 +37,8 @@ type Config struct {
 	// response that carries one, errors included, as soon as its headers arrive: dtforward
 	// keeps its estimate of the appliance clock current with it.
 	OnDate func(date time.Time)
+	// Anomalies receives the values of unexpected type found by Records (nil: not reported).
+	Anomalies AnomalyFunc
 }
 
 // Client is a signed HTTP(S) client for one appliance. It is safe for concurrent use, although
@@ -50,6 +52,7 @@ type Client struct {
 	ua      string
 	now     func() time.Time
 	onDate  func(time.Time)
+	anoms   AnomalyFunc
 	// secrets are scrubbed from any text that reaches an error, in case an appliance or proxy
 	// echoes a request header back in a body.
 	secrets []string
@@ -108,6 +111,7 @@ func New(cfg Config) (*Client, error) {
 		ua:      cfg.UserAgent,
 		now:     cfg.Now,
 		onDate:  cfg.OnDate,
+		anoms:   cfg.Anomalies,
 		secrets: []string{cfg.PublicToken, cfg.PrivateToken},
 	}
 	if c.timeout == 0 {
@@ -225,7 +229,7 @@ func (c *Client) stream(ctx context.Context, pathAndQuery string, fn func(raw []
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: resp.StatusCode,
-				Msg: "empty response body; will retry", Err: io.ErrUnexpectedEOF}
+				Msg: "empty response body", Err: io.ErrUnexpectedEOF}
 		}
 		return c.transportError(ctx, reqCtx, endpoint, err)
 	}
@@ -238,7 +242,7 @@ func (c *Client) stream(ctx context.Context, pathAndQuery string, fn func(raw []
 			return e
 		}
 		return &Error{Class: ClassRetry, Endpoint: endpoint, StatusCode: resp.StatusCode,
-			Msg: "response is not JSON (" + quoteSnippet(c.scrub(body)) + "); will retry"}
+			Msg: "response is not JSON (" + quoteSnippet(c.scrub(body)) + ")"}
 	}
 
 	if first == '{' {

@@ -212,7 +212,8 @@ func TestSimFaults(t *testing.T) {
 		class      darktrace.Class
 		is         error
 		retryAfter time.Duration
-		extra      int // records added by the fault to a successful answer
+		extra      int  // records added by the fault to a successful answer
+		empty      bool // a successful answer with no records at all
 	}
 	expect := map[simulator.FaultKind]want{
 		simulator.FaultJSON500:       {class: darktrace.ClassRetry},
@@ -233,6 +234,8 @@ func TestSimFaults(t *testing.T) {
 		simulator.FaultLarge:         {spec: "modelbreaches:large@300*1", class: darktrace.ClassOK, extra: 300},
 		simulator.FaultError200:      {class: darktrace.ClassPermanent},
 		simulator.FaultResponseError: {class: darktrace.ClassPermanent},
+		// An empty list is a valid answer: the client cannot tell it from "nothing new".
+		simulator.FaultEmpty: {class: darktrace.ClassOK, empty: true},
 	}
 	for _, kind := range simulator.FaultKinds() {
 		t.Run(string(kind), func(t *testing.T) {
@@ -268,7 +271,10 @@ func TestSimFaults(t *testing.T) {
 			if darktrace.RetryAfterOf(err) != w.retryAfter {
 				t.Errorf("RetryAfter = %s, want %s", darktrace.RetryAfterOf(err), w.retryAfter)
 			}
-			if w.class == darktrace.ClassOK && len(got) != base+w.extra {
+			switch {
+			case w.empty && len(got) != 0:
+				t.Errorf("got %d records from an empty answer", len(got))
+			case !w.empty && w.class == darktrace.ClassOK && len(got) != base+w.extra:
 				t.Errorf("got %d records, want %d", len(got), base+w.extra)
 			}
 			// The fault was for one request: the retry gets the full answer.

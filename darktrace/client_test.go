@@ -314,8 +314,9 @@ func TestCallbackErrorStops(t *testing.T) {
 	}
 }
 
-// TestRecordsBadRecords: malformed records in the middle are reported with index and id and
-// skipped; the others are delivered, each as its own value.
+// TestRecordsBadRecords: records without a usable id and elements that are not objects are
+// reported with index and id and skipped; the others are delivered, each as its own value,
+// including one whose time is of the wrong type (tolerant decoding keeps it, time left 0).
 func TestRecordsBadRecords(t *testing.T) {
 	body := `[
 	  {"pbid": 1, "time": 10, "score": 0.5, "model": {"name": "A"}, "device": {"did": 7}},
@@ -339,19 +340,22 @@ func TestRecordsBadRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0].PBID != 1 || got[1].PBID != 4 {
-		t.Fatalf("got %d records %+v, want pbid 1 and 4", len(got), got)
+	if len(got) != 3 || got[0].PBID != 1 || got[1].PBID != 3 || got[2].PBID != 4 {
+		t.Fatalf("got %d records %+v, want pbid 1, 3 and 4", len(got), got)
 	}
-	if got[1].Model.Name != "B" || got[1].Score != 0.25 || got[1].Device.DID != -1 {
-		t.Errorf("record 4 decoded as %+v", got[1])
+	if got[1].Time != 0 {
+		t.Errorf("record 3 decoded as %+v", got[1])
 	}
-	if !strings.HasPrefix(raws[0], `{"pbid": 1`) || !strings.HasPrefix(raws[1], `{"pbid": 4`) {
+	if got[2].Model.Name != "B" || got[2].Score != 0.25 || got[2].Device.DID != -1 {
+		t.Errorf("record 4 decoded as %+v", got[2])
+	}
+	if !strings.HasPrefix(raws[0], `{"pbid": 1`) || !strings.HasPrefix(raws[1], `{"pbid": 3`) || !strings.HasPrefix(raws[2], `{"pbid": 4`) {
 		t.Errorf("raw = %q", raws)
 	}
 	want := []struct {
 		index int
 		id    string
-	}{{1, "2x"}, {2, "3"}, {3, ""}, {4, "evil??id"}}
+	}{{1, "2x"}, {3, ""}, {4, "evil??id"}}
 	if len(bad) != len(want) {
 		t.Fatalf("bad = %+v, want %d entries", bad, len(want))
 	}

@@ -100,17 +100,20 @@ type BadRecord struct {
 	Err   error
 }
 
-// Records is Stream + json.Unmarshal into T: fn gets each decoded record (rec is a fresh value
-// the caller may keep; raw is valid only during the call, copy it to keep it). An element that
-// does not decode into T is passed to bad (may be nil) and skipped, so one malformed record does
-// not hold back the rest of the batch.
+// Records is Stream + tolerant decoding into T: fn gets each decoded record (rec is a fresh
+// value the caller may keep; raw is valid only during the call, copy it to keep it).
+// Breach, Action and IncidentEvent are decoded by DecodeBreach, DecodeAction and
+// DecodeIncidentEvent: a value of an unexpected type costs only that value (reported to the
+// client's Config.Anomalies), never the record. Other types go through encoding/json. An
+// element that does not decode at all (not an object, or for other types a type error) is
+// passed to bad (may be nil) and skipped, as is a record without a usable id, so one malformed record does not hold back the rest.
 func Records[T any](ctx context.Context, c *Client, pathAndQuery string, fn func(rec *T, raw []byte) error, bad func(BadRecord)) error {
 	i := 0
 	return c.Stream(ctx, pathAndQuery, func(raw []byte) error {
 		idx := i
 		i++
 		rec := new(T)
-		if err := json.Unmarshal(raw, rec); err != nil {
+		if err := decodeRecord(raw, rec, c.anoms); err != nil {
 			if bad != nil {
 				bad(BadRecord{Index: idx, ID: recordID(raw), Err: err})
 			}
@@ -119,6 +122,32 @@ func Records[T any](ctx context.Context, c *Client, pathAndQuery string, fn func
 		return fn(rec, raw)
 	})
 }
+
+// decodeRecord decodes raw into rec with the tolerant decoder of its type, or encoding/json.
+// A Breach, Action or IncidentEvent without a usable id is an error (errNoID): it cannot be
+// deduplicated or linked.
+func decodeRecord(raw []byte, rec any, anomalies AnomalyFunc) error {
+	var err error
+	switch r := rec.(type) {
+	case *Breach:
+		if *r, err = DecodeBreach(raw, anomalies); err == nil && r.PBID <= 0 {
+			err = fmt.Errorf("pbid: %w", errNoID)
+		}
+	case *Action:
+		if *r, err = DecodeAction(raw, anomalies); err == nil && r.CodeID <= 0 {
+			err = fmt.Errorf("codeid: %w", errNoID)
+		}
+	case *IncidentEvent:
+		if *r, err = DecodeIncidentEvent(raw, anomalies); err == nil && strings.TrimSpace(r.ID) == "" {
+			err = fmt.Errorf("id: %w", errNoID)
+		}
+	default:
+		err = json.Unmarshal(raw, rec)
+	}
+	return err
+}
+
+var errNoID = errors.New("record has no usable id")
 
 // expectEOF fails when anything but whitespace follows the top-level value.
 func expectEOF(dec *json.Decoder) error {

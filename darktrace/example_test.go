@@ -23,7 +23,7 @@ func fakeAppliance() *httptest.Server {
 		_, _ = io.WriteString(w, `[
 			{"pbid": 95, "time": 1597688304000, "creationTime": 1597688310000, "score": 0.674,
 			 "model": {"name": "Anomalous Connection::Data Sent to Rare Domain", "pid": 762}, "device": {"did": 7}},
-			{"pbid": 96, "time": "not a number"},
+			{"pbid": "unknown", "time": 1597688305000},
 			{"pbid": 97, "time": 1597688400000, "score": "0.9",
 			 "model": {"name": "System::System"}, "device": {"did": -1}}
 		]`)
@@ -58,7 +58,7 @@ func ExampleRecords() {
 	fmt.Println("error:", err)
 	// Output:
 	// breach 95 "Anomalous Connection::Data Sent to Rare Domain" score 0.674
-	// skipped record 1 (pbid 96)
+	// skipped record 1 (pbid unknown)
 	// breach 97 "System::System" score 0.900
 	// error: <nil>
 }

@@ -119,7 +119,7 @@ func TestHTTPS(t *testing.T) {
 		{"system roots reject self-signed", ipSrv.URL, func(*Config) {}, ClassPermanent, "set DARKTRACE_CA_FILE"},
 		{"wrong CA", ipSrv.URL, func(c *Config) { c.TLS.CAFile = otherCA.file }, ClassPermanent, "not signed by a trusted CA"},
 		{"server name override", nameOnlySrv.URL, func(c *Config) { c.TLS.CAFile = ca.file; c.TLS.ServerName = "appliance.test" }, ClassOK, ""},
-		{"name mismatch", nameOnlySrv.URL, func(c *Config) { c.TLS.CAFile = ca.file }, ClassPermanent, "does not name 127.0.0.1"},
+		{"name mismatch", nameOnlySrv.URL, func(c *Config) { c.TLS.CAFile = ca.file }, ClassPermanent, "does not name 127.0.0.1 (it names appliance.test); use a name in the certificate in DARKTRACE_URL, or set DARKTRACE_SERVER_NAME"},
 		{"expired certificate", expiredSrv.URL, func(c *Config) { c.TLS.CAFile = ca.file }, ClassPermanent, "not valid"},
 		{"insecure skip verify", ipSrv.URL, func(c *Config) { c.TLS.InsecureSkipVerify = true }, ClassOK, ""},
 		{"https to a plain HTTP port", strings.Replace(plain.URL, "http://", "https://", 1), func(c *Config) { c.TLS.CAFile = ca.file }, ClassPermanent, "does not speak TLS"},

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 )
 
@@ -17,7 +18,7 @@ type Breach struct {
 	Time                int64                `json:"time"`         // first activity, epoch ms
 	CreationTime        int64                `json:"creationTime"` // 0 when the appliance build predates it
 	CommentCount        int                  `json:"commentCount"`
-	Acknowledged        bool                 `json:"acknowledged"`
+	Acknowledged        Acknowledgement      `json:"acknowledged"`
 	Score               FlexFloat            `json:"score"`
 	BreachURL           string               `json:"breachUrl,omitempty"`
 	Model               BreachModel          `json:"model"`
@@ -42,7 +43,7 @@ type Model struct {
 	PHID        int64           `json:"phid,omitempty"`
 	UUID        string          `json:"uuid,omitempty"`
 	Tags        []string        `json:"tags,omitempty"`
-	Priority    int             `json:"priority"`
+	Priority    *int            `json:"priority,omitempty"` // nil when the record has none
 	Category    string          `json:"category,omitempty"`
 	Compliance  bool            `json:"compliance,omitempty"`
 	Description string          `json:"description,omitempty"`
@@ -107,6 +108,8 @@ type Device struct {
 	FirstSeen  int64       `json:"firstSeen,omitempty"`
 	LastSeen   int64       `json:"lastSeen,omitempty"`
 	Tags       []DeviceTag `json:"tags,omitempty"`
+	// DeviceLabel is the label an operator gave the device; sometimes its only human name.
+	DeviceLabel string `json:"devicelabel,omitempty"`
 }
 
 // DeviceIP is one entry of a device's IP history.
@@ -282,8 +285,51 @@ type Status struct {
 	UUID     string `json:"uuid,omitempty"`
 }
 
+// Acknowledgement is a breach's `acknowledged` field, which appliances send as false, true,
+// or {"time": <ms>, "username": "…"} (who acknowledged it and when). An object means
+// acknowledged; null means not.
+type Acknowledgement struct {
+	Acked    bool
+	Time     int64  // epoch ms, 0 when unknown
+	Username string // "" when unknown
+}
+
+// UnmarshalJSON implements json.Unmarshaler for the three shapes.
+func (a *Acknowledgement) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")), bytes.Equal(b, []byte("false")):
+		*a = Acknowledgement{}
+	case bytes.Equal(b, []byte("true")):
+		*a = Acknowledgement{Acked: true}
+	case len(b) > 0 && b[0] == '{':
+		var v struct {
+			Time     int64  `json:"time"`
+			Username string `json:"username"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		*a = Acknowledgement{Acked: true, Time: v.Time, Username: v.Username}
+	default:
+		return fmt.Errorf("acknowledged: want a bool or an object, got %.20s", b)
+	}
+	return nil
+}
+
+// MarshalJSON writes a bool, or the object when the time or user is known.
+func (a Acknowledgement) MarshalJSON() ([]byte, error) {
+	if a.Time == 0 && a.Username == "" {
+		return strconv.AppendBool(nil, a.Acked), nil
+	}
+	return json.Marshal(struct {
+		Time     int64  `json:"time"`
+		Username string `json:"username"`
+	}{a.Time, a.Username})
+}
+
 // FlexFloat decodes a JSON number, a numeric string, or null (as 0). Real appliances send
-// groupScore and some scores either way.
+// groupScore and some scores either way. NaN and infinities are rejected: no score is one.
 type FlexFloat float64
 
 // UnmarshalJSON implements json.Unmarshaler.
@@ -303,7 +349,7 @@ func (f *FlexFloat) UnmarshalJSON(b []byte) error {
 			return nil
 		}
 		v, err := strconv.ParseFloat(s, 64)
-		if err != nil {
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 			return fmt.Errorf("not a number: %q", s)
 		}
 		*f = FlexFloat(v)

@@ -33,7 +33,7 @@ func ExampleNew() {
 	buf, _ = f.Append(buf[:0], a)
 	os.Stdout.Write(append(buf, '\n'))
 	// Output:
-	// CEF:0|Darktrace|DCIP|1.0.0|762|Device::Unusual \| Activity|7|rt=1700000060000 start=1700000000000 externalId=95 cat=Suspicious src=10.0.0.7 shost=ws-7 cs4Label=appliance cs4=dt-lab dvchost=dt-lab cn1Label=modelPid cn1=762 cn2Label=deviceId cn2=7 cn3Label=priority cn3=4 cfp1Label=score cfp1=0.674 msg=key\=value text\nsecond line
+	// CEF:0|Darktrace|DCIP|1.0.0|762|Device/Unusual \| Activity|7|externalId=95 rt=1700000060000 start=1700000000000 cat=Suspicious dvc=10.0.0.7 src=10.0.0.7 dvchost=ws-7 shost=ws-7 cs4Label=appliance cs4=dt-lab cn1Label=modelPid cn1=762 cn2Label=deviceId cn2=7 cn3Label=priority cn3=4 cfp1Label=score cfp1=0.674 msg=key\=value text\nsecond line
 }
 
 func ExampleNames() {

@@ -20,6 +20,9 @@ const (
 	kTime              // n, Unix milliseconds (alerts carry millisecond times)
 	kList              // l (comma-joined in CEF/LEEF, an array in JSON)
 	kBool              // n != 0
+	// kPairs is l as alternating key, value: "k=v,k2=v2" in CEF/LEEF (',' and '=' inside a
+	// key or value become spaces there), an object in JSON.
+	kPairs
 )
 
 // field is one output key of a record. Formatters fill a fixed array of them per alert (no
@@ -34,6 +37,7 @@ type field struct {
 	f     float64
 	l     []string
 	cut   string // list items are trimmed of these characters; all-empty lists are omitted
+	slash bool   // CEF: a model name, written with "::" as "/"
 	// trim is the field's place in the trimming order, 1 = trimmed first; 0 = never trimmed.
 	trim    int8
 	trimmed bool
@@ -44,6 +48,8 @@ func (f *field) empty() bool {
 	switch f.kind {
 	case kStr:
 		return f.s == ""
+	case kPairs:
+		return len(f.l) == 0
 	case kList:
 		for _, s := range f.l {
 			if trimSpace(s, f.cut) != "" {
@@ -55,13 +61,15 @@ func (f *field) empty() bool {
 	return false
 }
 
-const maxFields = 40
+const maxFields = 56
 
-// record is the field list of one alert; a is the alert itself, for header values.
+// record is the field list of one alert; a is the alert itself, for header values. order is
+// the format's trimming order, applied to the fields only when a line needs trimming.
 type record struct {
-	f [maxFields]field
-	n int
-	a *alert.Alert
+	f     [maxFields]field
+	n     int
+	a     *alert.Alert
+	order []string
 }
 
 // records recycles records: a record is a few KiB, too big to build per alert without
@@ -79,6 +87,7 @@ func putRecord(r *record) {
 	clear(r.f[:r.n])
 	r.n = 0
 	r.a = nil
+	r.order = nil
 	records.Put(r)
 }
 
@@ -96,13 +105,20 @@ func (r *record) str(key, s string, trim int8) {
 
 func (r *record) fields() []field { return r.f[:r.n] }
 
-// trimmedKeys returns the keys of trimmed fields in trimming order, comma-joined.
+// trimmedKeys returns the keys of trimmed fields in trimming order, comma-joined. The list
+// stops at markerMax bytes with "..." (the keys are alphanumeric, so "..." cannot be one):
+// a hostile record can have every free-text field trimmed, and the full list would then not
+// fit the smallest line limit next to the fields that are never trimmed.
 func (r *record) trimmedKeys(dst []byte) []byte {
+	start := len(dst)
 	first := true
 	for rank := int8(1); rank < maxFields; rank++ {
 		for i := range r.fields() {
 			f := &r.f[i]
 			if f.trim == rank && f.trimmed {
+				if len(dst)-start+1+len(f.key) > markerMax-len(markerMore) {
+					return append(dst, markerMore...)
+				}
 				if !first {
 					dst = append(dst, ',')
 				}
@@ -113,6 +129,12 @@ func (r *record) trimmedKeys(dst []byte) []byte {
 	}
 	return dst
 }
+
+// markerMax bounds the trimmed-keys list; markerMore ends a list cut there.
+const (
+	markerMax  = 100
+	markerMore = ",..."
+)
 
 func (r *record) anyTrimmed() bool {
 	for i := range r.fields() {
@@ -141,10 +163,14 @@ type renderer interface {
 // list is dropped whole. Trimmed fields are marked so the renderer can flag the line.
 func fit(dst []byte, r *record, max int, rn renderer) ([]byte, error) {
 	start := len(dst)
+	if r.anyTrimmed() {
+		r.rank(r.order) // a header field cut at its own limit: the marker lists it
+	}
 	out := rn.render(dst, r)
 	if max <= 0 || len(out)-start <= max {
 		return out, nil
 	}
+	r.rank(r.order)
 	// cur is the line length: exact after a render; in between it is estimated from value
 	// widths, and slack bounds the estimate's error (keys, labels and separators of dropped
 	// fields, marker growth). A render is skipped only while the line is surely still too long,

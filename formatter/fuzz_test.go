@@ -12,7 +12,9 @@ import (
 	"github.com/dtforward/dtforward/formatter"
 )
 
-// fuzzAlert spreads the fuzzer's strings over every free-text field of an alert.
+// fuzzAlert spreads the fuzzer's strings over every free-text field of an alert. Every one of
+// them is trimmable, so with any limit >= MinMaxBytes every alert must fit: the fuzz targets
+// fail on ErrTooLong instead of skipping (a skipped case checks nothing).
 func fuzzAlert(name, host, msg, tag string, score float64, maxBytes int) *alert.Alert {
 	a := &alert.Alert{
 		Kind: alert.KindAntigena, ID: "42", Appliance: host, Name: name, SignatureID: name,
@@ -24,6 +26,15 @@ func fuzzAlert(name, host, msg, tag string, score float64, maxBytes int) *alert.
 		URL:     "https://dt.example.com/#modelbreach/1?" + tag,
 		Message: msg,
 		Action:  &alert.Action{Type: tag, Label: name, State: tag, Triggerer: host},
+		Ack:     &alert.Acknowledgement{User: host, Time: time.UnixMilli(1700000900000).UTC()},
+		Group:   &alert.Group{ID: tag, Score: score, Category: name},
+		Labels:  map[string]string{"site": msg, "customer": tag},
+	}
+	if len(name)%2 == 1 {
+		// A device known by its label only, or by the appliance's placeholder only.
+		a.Device.Hostname, a.Device.Label = "", host
+	} else if len(msg)%2 == 1 {
+		a.Device.Hostname, a.Device.Placeholder = "", "10.0.0.#"+tag
 	}
 	a.Raw, _ = json.Marshal(map[string]any{"codeid": 42, "label": name, "detail": msg, "aghost": host})
 	return a
@@ -133,7 +144,7 @@ func FuzzCEF(f *testing.F) {
 		a := fuzzAlert(name, host, msg, tag, score, max)
 		line, err := fm.Append(nil, a)
 		if err != nil {
-			t.Skip(err) // only ErrTooLong with a tiny limit
+			t.Fatalf("%v (limit %d)", err, max)
 		}
 		checkLine(t, line, max)
 		pipes, i := 0, 0
@@ -191,7 +202,7 @@ func FuzzLEEF(f *testing.F) {
 			a := fuzzAlert(name, host, msg, tag, score, max)
 			line, err := fm.Append(nil, a)
 			if err != nil {
-				t.Skip(err)
+				t.Fatalf("%v (limit %d)", err, max)
 			}
 			checkLine(t, line, max)
 			parts := strings.SplitN(string(line), "|", 7)
@@ -233,7 +244,7 @@ func FuzzJSON(f *testing.F) {
 		a := fuzzAlert(name, host, msg, tag, score, max)
 		line, err := fm.Append(nil, a)
 		if err != nil {
-			t.Skip(err)
+			t.Fatalf("%v (limit %d)", err, max)
 		}
 		checkLine(t, line, max)
 		var o map[string]any
@@ -261,7 +272,7 @@ func FuzzDarktraceJSON(f *testing.F) {
 		a := fuzzAlert(name, host, msg, tag, score, max)
 		line, err := fm.Append(nil, a)
 		if err != nil {
-			t.Skip(err)
+			t.Fatalf("%v (limit %d)", err, max)
 		}
 		if bytes.ContainsAny(line, "\r\n\x00") || !json.Valid(line) || (max > 0 && len(line) > max) {
 			t.Fatalf("bad line %q", line)

@@ -48,8 +48,15 @@ func (l *leefFormatter) Append(dst []byte, a *alert.Alert) ([]byte, error) {
 	return fit(dst, r, l.max, l)
 }
 
+// leefTrimOrder is the documented trimming order (first = trimmed first).
+var leefTrimOrder = []string{"msg", "tags", "mitreTechniques", "url", "dstHost", "applianceLabels",
+	"ackUser", "groupingId", "groupCategory", "hostname", "modelUuid", "appliance", "cat", "name",
+	"modelName", "usrName", "action", "actionState", "proto", "eventId"}
+
 func leefFields(r *record, a *alert.Alert) {
 	ts := func(s string) string { return trimSpace(s, leefSpace) }
+	// The header EventID is a field so that it can be trimmed; the renderer writes it.
+	r.add(field{key: "eventId", kind: kStr, s: ts(signatureID(a))})
 	t := a.Time
 	if t.IsZero() {
 		t = a.Created
@@ -60,7 +67,7 @@ func leefFields(r *record, a *alert.Alert) {
 	}
 	// LEEF sev is 1..10.
 	r.add(field{key: "sev", kind: kInt, n: int64(clampSeverity(a.Severity, 1))})
-	r.str("cat", ts(a.Category), 10)
+	r.str("cat", ts(a.Category), 0)
 	r.str("src", a.Device.IP, 0)
 	r.str("srcMAC", a.Device.MAC, 0)
 	r.str("dst", a.Dest.IP, 0)
@@ -68,15 +75,15 @@ func leefFields(r *record, a *alert.Alert) {
 		r.add(field{key: "dstPort", kind: kInt, n: int64(a.Dest.Port)})
 	}
 	r.str("proto", ts(a.Dest.Protocol), 0)
-	r.str("url", ts(a.URL), 4)
+	r.str("url", ts(a.URL), 0)
 	r.str("kind", a.Kind, 0)
 	r.str("id", ts(a.ID), 0)
-	r.str("name", ts(a.Name), 11)
-	r.str("modelName", ts(a.Model.Name), 12)
+	r.str("name", ts(a.Name), 0)
+	r.str("modelName", ts(a.Model.Name), 0)
 	if a.Model.PID != 0 {
 		r.add(field{key: "modelPid", kind: kInt, n: a.Model.PID})
 	}
-	r.str("modelUuid", ts(a.Model.UUID), 7)
+	r.str("modelUuid", ts(a.Model.UUID), 0)
 	switch {
 	case a.Kind == alert.KindBreach:
 		r.str("pbid", ts(a.ID), 0)
@@ -86,25 +93,44 @@ func leefFields(r *record, a *alert.Alert) {
 	if a.Device.DID != 0 {
 		r.add(field{key: "did", kind: kInt, n: a.Device.DID})
 	}
-	r.str("hostname", ts(a.Device.Hostname), 6)
-	r.str("dstHost", ts(a.Dest.Host), 5)
+	// The device's name with the same fallbacks as CEF's dvchost: hostname, label, placeholder.
+	r.str("hostname", ts(deviceName(&a.Device)), 0)
+	r.str("dstHost", ts(a.Dest.Host), 0)
 	r.add(field{key: "score", kind: kFloat, f: a.Score})
-	if a.Kind == alert.KindBreach {
+	if hasPriority(a) {
 		r.add(field{key: "priority", kind: kInt, n: int64(a.Priority)})
 	}
 	if len(a.Model.Tags) > 0 {
-		r.add(field{key: "tags", kind: kList, l: a.Model.Tags, cut: leefSpace, trim: 2})
+		r.add(field{key: "tags", kind: kList, l: a.Model.Tags, cut: leefSpace})
 	}
 	if len(a.Model.MITRE) > 0 {
-		r.add(field{key: "mitreTechniques", kind: kList, l: a.Model.MITRE, cut: leefSpace, trim: 3})
+		r.add(field{key: "mitreTechniques", kind: kList, l: a.Model.MITRE, cut: leefSpace})
 	}
-	r.str("appliance", ts(a.Appliance), 8)
+	r.str("appliance", ts(a.Appliance), 0)
 	if a.Action != nil {
 		r.str("action", ts(a.Action.Type), 0)
 		r.str("actionState", ts(a.Action.State), 0)
 		r.str("usrName", ts(a.Action.Triggerer), 0)
 	}
-	r.str("msg", ts(a.Message), 1)
+	if g := a.Group; g != nil {
+		r.str("groupingId", ts(g.ID), 0)
+		if g.Score >= 0 {
+			r.add(field{key: "groupScore", kind: kFloat, f: g.Score})
+		}
+		r.str("groupCategory", ts(g.Category), 0)
+	}
+	if a.Ack != nil {
+		r.str("acknowledged", "true", 0)
+		if ms := ackTime(a); ms != 0 {
+			r.add(field{key: "ackTime", kind: kTime, n: ms})
+		}
+		r.str("ackUser", ts(a.Ack.User), 0)
+	}
+	if l := labelPairs(a.Labels); len(l) > 0 {
+		r.add(field{key: "applianceLabels", kind: kPairs, l: l})
+	}
+	r.str("msg", ts(a.Message), 0)
+	r.order = leefTrimOrder
 }
 
 func (l *leefFormatter) valueLen(s string) int {
@@ -127,14 +153,19 @@ func (l *leefFormatter) cut(s string, budget int) string {
 
 func (l *leefFormatter) render(dst []byte, r *record) []byte {
 	dst = append(dst, l.header...)
-	dst = appendEsc(dst, trimSpace(r.a.SignatureID, leefSpace), leefHdrEsc)
+	fs := r.fields()
+	sig := fs[0].s
+	if sig == "" {
+		sig = unknownSignature(r.a.Kind) // trimmed away: the header field must not be empty
+	}
+	dst = appendEsc(dst, sig, leefHdrEsc)
 	dst = append(dst, '|')
 	if l.v2 {
 		dst = append(dst, leefDelimiterHex...)
 		dst = append(dst, '|')
 	}
 	sep := false
-	for i, fs := 0, r.fields(); i < len(fs); i++ {
+	for i := 1; i < len(fs); i++ {
 		f := &fs[i]
 		if f.key == "msg" && r.anyTrimmed() {
 			dst = l.marker(dst, r, sep)
@@ -155,12 +186,16 @@ func (l *leefFormatter) render(dst []byte, r *record) []byte {
 		case kInt:
 			dst = strconv.AppendInt(dst, f.n, 10)
 		case kFloat:
-			dst = strconv.AppendFloat(dst, finite(f.f), 'f', -1, 64)
+			dst = strconv.AppendFloat(dst, roundScore(f.f), 'f', -1, 64)
 		case kTime:
 			dst = appendTimeMillis(dst, f.n, "+0000")
 		case kList:
 			start := len(dst)
 			dst = appendList(dst, f.l, leefValEsc, leefSpace)
+			dst = fixLEEFValue(dst, start)
+		case kPairs:
+			start := len(dst)
+			dst = appendPairs(dst, f.l, leefValEsc, leefSpace)
 			dst = fixLEEFValue(dst, start)
 		}
 	}

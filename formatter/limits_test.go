@@ -3,6 +3,7 @@ package formatter_test
 import (
 	"bytes"
 	"errors"
+	"math/rand"
 	"strings"
 	"testing"
 
@@ -36,8 +37,10 @@ func TestTrimOrder(t *testing.T) {
 		format, marker string
 		max            int
 	}{
-		{"cef", "cs6Label=trimmed cs6=msg msg=mmm", 2000},
-		{"cef", "cs6Label=trimmed cs6=msg,cs2,cs3,shost", 600},
+		// The device name is written twice in CEF (dvchost and shost); shost goes first.
+		{"cef", "cs6Label=trimmed cs6=msg msg=mmm", 3000},
+		{"cef", "cs6Label=trimmed cs6=msg,cs2,cs3,shost", 1500},
+		{"cef", "cs6Label=trimmed cs6=msg,cs2,cs3,shost,dvchost", 600},
 		{"leef", "\ttrimmed=msg\tmsg=mmm", 2000},
 		{"leef", "\ttrimmed=msg,tags,mitreTechniques,hostname", 600},
 		{"json", `"trimmed":true,"trimmedFields":"message"}`, 2000},
@@ -71,6 +74,31 @@ func TestTooLongAndOptions(t *testing.T) {
 		}
 		if _, err := formatter.New(name, o); err == nil {
 			t.Errorf("%+v accepted", o)
+		}
+	}
+}
+
+// TestHostileAlertsFitAnyLimit: every attacker-influenced string is trimmable, so any alert
+// with short identifiers fits every limit from MinMaxBytes up — including the fuzz seed that
+// used to be skipped ("2117 > 1536"): seeded random hostile values of up to 2000 bytes per
+// field, each format, limits from MinMaxBytes to 4 KiB.
+func TestHostileAlertsFitAnyLimit(t *testing.T) {
+	rng := rand.New(rand.NewSource(14))
+	for i := 0; i < 80; i++ {
+		max := formatter.MinMaxBytes + rng.Intn(4096)
+		a := fuzzAlert(hostile(rng, 2000), hostile(rng, 2000), hostile(rng, 2000), hostile(rng, 2000), rng.Float64(), max)
+		for _, name := range formatter.Names() {
+			f, err := formatter.New(name, formatter.Options{Version: "1", MaxBytes: max})
+			if err != nil {
+				t.Fatal(err)
+			}
+			line, err := f.Append(nil, a)
+			if err != nil {
+				t.Fatalf("%s, limit %d: %v", name, max, err)
+			}
+			if len(line) > max {
+				t.Fatalf("%s: %d bytes > limit %d", name, len(line), max)
+			}
 		}
 	}
 }

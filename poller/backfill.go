@@ -738,7 +738,7 @@ func (b *backfiller) fetch(ctx context.Context, src *Source, start, end int64) (
 		if ra := darktrace.RetryAfterOf(err); ra > delay {
 			delay = min(ra, 10*b.cfg.RetryMax)
 		}
-		b.log.Warn().Str("source", src.Name()).Int("attempt", attempt).Str("error", err.Error()).Dur("retry_in", delay).
+		b.log.Warn().Str("source", src.Name()).Int("attempt", attempt).Str("error", err.Error()).Dur("retry_in_ms", delay).
 			Msg("backfill request failed; retrying")
 		if !sleep(ctx, delay) {
 			return nil, ctx.Err()
@@ -763,7 +763,7 @@ func (b *backfiller) deliver(ctx context.Context, alerts []*alert.Alert) error {
 			return fmt.Errorf("delivery failed %d times: %w", attempt, err)
 		}
 		delay := bo.Next()
-		b.log.Warn().Int("attempt", attempt).Str("error", err.Error()).Dur("retry_in", delay).
+		b.log.Warn().Int("attempt", attempt).Str("error", err.Error()).Dur("retry_in_ms", delay).
 			Msg("sink did not accept the batch; retrying")
 		if !sleep(ctx, delay) {
 			return context.Cause(ctx)

@@ -35,6 +35,8 @@ type SourceState struct {
 	// Seen holds the keys already delivered that can still come back in a future window, with
 	// the record version that was delivered (so a changed record is sent again).
 	Seen map[string]Seen `json:"seen,omitempty"`
+	// Gaps tracks the pbids missing between delivered breaches (modelbreaches only).
+	Gaps *GapState `json:"gaps,omitempty"`
 }
 
 // Seen is one delivered record.
@@ -200,7 +202,7 @@ func (s *Store) Source(name string) (ss SourceState, ok bool) {
 	if !ok {
 		return SourceState{}, false
 	}
-	return SourceState{Cursor: cur.Cursor, Seen: maps.Clone(cur.Seen)}, true
+	return SourceState{Cursor: cur.Cursor, Seen: maps.Clone(cur.Seen), Gaps: cur.Gaps.clone()}, true
 }
 
 // Commit records a source's new state and rewrites the file atomically (temp file, rename), so
@@ -213,7 +215,7 @@ func (s *Store) Source(name string) (ss SourceState, ok bool) {
 func (s *Store) Commit(name string, ss SourceState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.st.Sources[name] = &SourceState{Cursor: ss.Cursor, Seen: maps.Clone(ss.Seen)}
+	s.st.Sources[name] = &SourceState{Cursor: ss.Cursor, Seen: maps.Clone(ss.Seen), Gaps: ss.Gaps.clone()}
 	return s.writeLocked(time.Since(s.synced) >= durableEvery)
 }
 

@@ -19,4 +19,10 @@
 // after it was created) are still read; the delivered keys kept in the checkpoint remove the
 // repeats. The result is exactly-once delivery in the normal case and at-least-once in every
 // failure case, with at most one batch repeated per crash.
+//
+// What the overlap cannot reach, each source's state (state.go, gaps.go) covers: an Antigena
+// action missing from one answer keeps its delivered state for a grace period; AI Analyst
+// events are re-read over a longer horizon at a lower cadence and re-sent when they change;
+// pbids missing between delivered breaches are checked by id, and one that appears after its
+// window passed is delivered.
 package poller

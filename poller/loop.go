@@ -77,10 +77,22 @@ type Config struct {
 	RetryAfter func(error) time.Duration
 	// ShutdownTimeout is how long an in-flight send may continue after ctx is cancelled.
 	ShutdownTimeout time.Duration
+	// SummaryEvery is how often the appliance's poll totals are logged at info
+	// (DefaultSummaryEvery when zero); a poll that forwarded nothing is logged at debug.
+	SummaryEvery time.Duration
 
 	Now     func() time.Time // default time.Now
 	Logger  zerolog.Logger
 	Metrics *metrics.Metrics // may be nil
+
+	// Per-source state (state.go); zero values pick the documented defaults.
+	AntigenaGrace            time.Duration // keep an absent action's state this long (DefaultAntigenaGrace)
+	AIAnalystRefreshHorizon  time.Duration // re-read incident events this far back; <0 = never
+	AIAnalystRefreshInterval time.Duration // between two re-reads of the horizon
+	AIAnalystMaxTracked      int           // incident events remembered for the refresh at most
+	GapRecheck               time.Duration // between two by-id checks of one missing pbid
+	GapHorizon               time.Duration // give a missing pbid up after this long
+	MaxGaps                  int           // missing pbids tracked at most
 }
 
 // Appliance polls one appliance: one goroutine per source, sharing one request slot and one
@@ -89,6 +101,7 @@ type Appliance struct {
 	cfg     Config
 	name    string
 	sources []*sourceRun
+	summary *pollSummary
 }
 
 // sourceRun is one source's loop state; the mutex guards what Status reads.
@@ -143,10 +156,11 @@ func NewAppliance(cfg Config) (*Appliance, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.setStateDefaults()
 	if cfg.Start.IsZero() {
 		cfg.Start = cfg.Now().Add(-time.Hour)
 	}
-	a := &Appliance{cfg: cfg, name: cfg.Pipeline.Appliance()}
+	a := &Appliance{cfg: cfg, name: cfg.Pipeline.Appliance(), summary: newPollSummary(cfg.SummaryEvery, time.Now())}
 	// The same pipeline (and request slot), its responses cut off past MaxRecords.
 	capped := *cfg.Pipeline
 	capped.fetcher = cappedFetcher{f: cfg.Pipeline.fetcher, max: cfg.MaxRecords}
@@ -250,6 +264,7 @@ func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
 	if seen == nil {
 		seen = map[string]Seen{}
 	}
+	st := a.newSourceState(r, ss)
 	m := a.cfg.Metrics
 	// span is the window size expected to hold about 3/4 of MaxRecords, from the density of
 	// the last window: a catch-up is not a split and a wasted capped response every time.
@@ -289,7 +304,7 @@ func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
 			end = cursor
 		}
 
-		p := &poll{a: a, r: r, seen: seen, cursor: cursor}
+		p := &poll{a: a, r: r, st: st, seen: seen, cursor: cursor}
 		ok := p.window(ctx, start, end)
 		seen = p.seen
 		if !ok {
@@ -311,12 +326,22 @@ func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
 
 		d := a.cfg.Now().Sub(cycleStart)
 		m.ObservePoll(a.name, name, d)
-		r.log.Info().
-			Time("window_start", start).Time("window_end", p.cursor).
+		ev := r.log.Info()
+		if quiet(p.stats) {
+			ev = r.log.Debug()
+		}
+		ev.Time("window_start", start).Time("window_end", p.cursor).
 			Int("fetched", p.stats.Fetched).Int("sent", p.stats.Sent).Int("deduped", p.stats.Deduped).
 			Int("filtered", p.stats.Filtered).Int("malformed", p.stats.Malformed).Int("pieces", p.pieces).
-			Dur("duration", d).Msg("poll")
+			Dur("duration_ms", d).Msg("poll")
+		a.summary.add(a.cfg.Logger, a.name, p.stats, time.Now())
 
+		if caughtUp {
+			a.summary.caughtUp(a.cfg.Logger, a.name, wallStart.Add(a.cfg.Interval), a.cfg.Interval)
+		}
+		if caughtUp && !st.between(ctx, seen) {
+			return
+		}
 		if caughtUp && !sleep(ctx, time.Until(wallStart.Add(a.cfg.Interval))) {
 			return
 		}
@@ -329,6 +354,7 @@ func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
 type poll struct {
 	a      *Appliance
 	r      *sourceRun
+	st     *sourceState
 	seen   map[string]Seen
 	cursor time.Time
 	stats  Stats
@@ -492,20 +518,17 @@ func (p *poll) deliver(ctx context.Context, last time.Time, b *Batch) bool {
 	p.stats.Filtered += b.Stats.Filtered
 	p.stats.Deduped += b.Stats.Deduped
 	p.stats.Sent += b.Stats.Sent
-	// Everything up to last is delivered: remember each record's current version too.
-	for _, it := range b.Items {
-		p.seen[it.Key] = Seen{Version: it.Version, Time: it.Time}
-	}
-	p.commit(last, b.Present, b.Date)
+	p.commit(last, b, b.Date)
 	return true
 }
 
-// commit moves the cursor to end, forgets what can no longer come back and saves the checkpoint.
-// The cursor never moves back, except to the appliance's clock (date, the answer's Date header):
+// commit moves the cursor to end and saves the checkpoint. With the piece's batch b (its whole
+// window delivered), the source's state also forgets what can no longer come back (state.go);
+// between the batches of a piece b is nil and the delivered keys were just added. The cursor never moves back, except to the appliance's clock (date, the answer's Date header):
 // nothing after it can have been read yet, so a cursor past it (our clock ahead of the
 // appliance's, a checkpoint written by such a clock) would skip what the appliance creates
-// until then. present is the response's key set for the window-less source, else nil.
-func (p *poll) commit(end time.Time, present map[string]struct{}, date time.Time) {
+// until then.
+func (p *poll) commit(end time.Time, b *Batch, date time.Time) {
 	r, name := p.r, p.r.src.Name()
 	if end.Before(p.cursor) {
 		end = p.cursor
@@ -518,19 +541,13 @@ func (p *poll) commit(end time.Time, present map[string]struct{}, date time.Time
 		end = date
 	}
 	p.cursor = end
-	// Remember what was sent while it can still come back, forget what cannot.
-	horizon := end.Add(-p.a.cfg.Overlap).UnixMilli()
-	for k, v := range p.seen {
-		if r.src.Windowed() && v.Time < horizon {
-			delete(p.seen, k)
-		} else if _, ok := present[k]; !r.src.Windowed() && present != nil && !ok {
-			delete(p.seen, k)
-		}
+	if b != nil {
+		p.seen = p.st.afterDelivery(p.seen, b, end)
 	}
 	r.mu.Lock()
 	r.cursor = end
 	r.mu.Unlock()
-	if err := p.a.cfg.Store.Commit(name, SourceState{Cursor: end.UnixMilli(), Seen: p.seen}); err != nil {
+	if err := p.a.cfg.Store.Commit(name, p.st.checkpoint(end, p.seen)); err != nil {
 		// Keep polling: the in-memory state is right and the next commit retries the write;
 		// /readyz shows the problem, and a crash now costs duplicates, never losses.
 		r.setErr(&r.persistErr, err, "checkpoint not saved")

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"regexp"
 	"slices"
 	"strconv"
@@ -83,6 +84,14 @@ type Pipeline struct {
 	filter    Filter
 	log       zerolog.Logger
 	inflight  chan struct{}
+	anomalies darktrace.AnomalyFunc
+}
+
+// ReportAnomalies makes the pipeline pass the values of unexpected type its tolerant decoders
+// find (the record is kept) to fn. Call it before the first fetch.
+func (p *Pipeline) ReportAnomalies(fn darktrace.AnomalyFunc) *Pipeline {
+	p.anomalies = fn
+	return p
 }
 
 // NewPipeline returns the pipeline for one appliance. appliance is its label (DARKTRACE_NAME);
@@ -228,6 +237,36 @@ func (s *Source) Fetch(ctx context.Context, start, end time.Time) (*Batch, error
 	return b, nil
 }
 
+// PBIDQuery returns the path and query that fetch one breach by pbid. The appliance answers
+// with one object, or {} when there is no such breach.
+func PBIDQuery(pbid int64) string {
+	return "/modelbreaches?pbid=" + strconv.FormatInt(pbid, 10) + "&minimal=false&deviceattop=true&historicmodelonly=true"
+}
+
+// FetchPBID asks the appliance for one breach by pbid (modelbreaches only) and returns its
+// creation time; found is false when the appliance does not have it (an empty object or list).
+// A record that does not decode is logged and reported found with created 0.
+func (s *Source) FetchPBID(ctx context.Context, pbid int64) (created int64, found bool, err error) {
+	if s.kind.name != SourceBreaches {
+		return 0, false, fmt.Errorf("poller: %s has no pbids", s.kind.name)
+	}
+	err = s.p.Exclusive(ctx, func(ctx context.Context) error {
+		return s.p.fetcher.Stream(ctx, PBIDQuery(pbid), func(raw []byte) error {
+			var b darktrace.Breach
+			if err := json.Unmarshal(raw, &b); err != nil {
+				s.p.log.Warn().Str("source", s.kind.name).Int64("id", pbid).Err(err).Msg("malformed record skipped")
+				found = true // it exists; created stays 0
+				return nil
+			}
+			if b.PBID == pbid {
+				created, found = b.Created(), true
+			}
+			return nil
+		})
+	})
+	return created, found, err
+}
+
 // FetchWindow is Fetch returning just the alerts, for one-shot callers (backfill).
 func (s *Source) FetchWindow(ctx context.Context, start, end time.Time) ([]*alert.Alert, Stats, error) {
 	b, err := s.Fetch(ctx, start, end)
@@ -277,15 +316,15 @@ var kinds = map[string]*kind{
 			return q
 		},
 		decode: func(p *Pipeline, raw []byte) (Item, error) {
-			var b darktrace.Breach
-			if err := json.Unmarshal(raw, &b); err != nil {
+			b, err := darktrace.DecodeBreach(raw, p.anomalies)
+			if err != nil {
 				return Item{}, err
 			}
 			a, err := alert.FromBreach(&b, raw, p.appliance, p.host)
 			if err != nil {
 				return Item{}, err
 			}
-			return Item{Alert: a, Key: strconv.FormatInt(b.PBID, 10), Time: b.Created(), Acknowledged: b.Acknowledged}, nil
+			return Item{Alert: a, Key: strconv.FormatInt(b.PBID, 10), Time: b.Created(), Acknowledged: b.Acknowledged.Acked}, nil
 		},
 	},
 	SourceAntigena: {
@@ -294,8 +333,8 @@ var kinds = map[string]*kind{
 			return "/antigena?includecleared=true&includehistory=true"
 		},
 		decode: func(p *Pipeline, raw []byte) (Item, error) {
-			var x darktrace.Action
-			if err := json.Unmarshal(raw, &x); err != nil {
+			x, err := darktrace.DecodeAction(raw, p.anomalies)
+			if err != nil {
 				return Item{}, err
 			}
 			a, err := alert.FromAction(&x, raw, p.appliance, p.host)
@@ -304,7 +343,7 @@ var kinds = map[string]*kind{
 			}
 			// DESIGN keys state on updated+active+cleared; expires is added because an
 			// extension moves it, and a line per extension is what the SOC wants to see.
-			v := fmt.Sprintf("%d/%t/%t/%d", x.Updated.Int64(), x.Active, x.Cleared, x.Expires)
+			v := actionVersionOf(x.Updated.Int64(), x.Active, x.Cleared, x.Expires)
 			t := x.Updated.Int64()
 			if t == 0 {
 				t = x.Start
@@ -320,8 +359,8 @@ var kinds = map[string]*kind{
 				"&includeacknowledged=true&includeallpinned=false&includeincidenteventurl=true"
 		},
 		decode: func(p *Pipeline, raw []byte) (Item, error) {
-			var e darktrace.IncidentEvent
-			if err := json.Unmarshal(raw, &e); err != nil {
+			e, err := darktrace.DecodeIncidentEvent(raw, p.anomalies)
+			if err != nil {
 				return Item{}, err
 			}
 			if e.ID == "" {
@@ -331,10 +370,20 @@ var kinds = map[string]*kind{
 			if err != nil {
 				return Item{}, err
 			}
-			v := strconv.FormatFloat(e.GroupScore.Float64(), 'g', -1, 64) + "/" + e.CurrentGroup + "/" + strconv.FormatBool(e.Acknowledged)
-			return Item{Alert: a, Key: e.ID, Version: v, Time: e.CreatedAt, Acknowledged: e.Acknowledged}, nil
+			return Item{Alert: a, Key: e.ID, Version: incidentVersion(&e), Time: e.CreatedAt, Acknowledged: e.Acknowledged}, nil
 		},
 	},
+}
+
+// incidentVersion is the fingerprint of what makes an incident event worth sending again: its
+// group score, its own score, its group (groups merge) and its acknowledgement. A 64-bit hash
+// keeps the remembered versions of a day of events small.
+func incidentVersion(e *darktrace.IncidentEvent) string {
+	h := fnv.New64a()
+	h.Write([]byte(strconv.FormatFloat(e.GroupScore.Float64(), 'g', -1, 64) + "/" +
+		strconv.FormatFloat(e.AIAScore.Float64(), 'g', -1, 64) + "/" + e.CurrentGroup + "/" +
+		strconv.FormatBool(e.Acknowledged)))
+	return strconv.FormatUint(h.Sum64(), 16)
 }
 
 // recordID reads a record's id for a log line when the record itself would not decode. The

@@ -61,8 +61,9 @@ func TestFetchSortsSkipsMalformedAndFilters(t *testing.T) {
 	api.addBreach(breach(3, 100, 3000)) // late: created long after its activity
 	api.addBreach(breach(4, 1500, 1500))
 	api.extra = []string{
-		`{"pbid": 77, "score": "not a number"}`, // does not decode
+		`{"pbid": 77, "score": "not a number"}`, // a value of the wrong type: kept (no time: sorted first)
 		`{"pbid": 0, "model": {"name": "x"}}`,   // decodes, but has no id
+		`[77]`,                                  // not a record
 	}
 	var logs bytes.Buffer
 	p := NewPipeline(api, "dt", "dt.example", Filter{IncludeAcknowledged: true}, zerolog.New(&logs))
@@ -75,13 +76,13 @@ func TestFetchSortsSkipsMalformedAndFilters(t *testing.T) {
 	for _, a := range alerts {
 		ids = append(ids, a.ID)
 	}
-	if want := []string{"4", "9", "10", "3"}; !slices.Equal(ids, want) {
+	if want := []string{"77", "4", "9", "10", "3"}; !slices.Equal(ids, want) {
 		t.Fatalf("order = %v, want %v", ids, want)
 	}
-	if st.Fetched != 6 || st.Malformed != 2 || st.Filtered != 0 {
-		t.Fatalf("stats = %+v, want fetched 6 malformed 2", st)
+	if st.Fetched != 7 || st.Malformed != 2 || st.Filtered != 0 {
+		t.Fatalf("stats = %+v, want fetched 7 malformed 2", st)
 	}
-	if !strings.Contains(logs.String(), `"id":"77"`) || !strings.Contains(logs.String(), "malformed record skipped") {
+	if !strings.Contains(logs.String(), `"id":"0"`) || !strings.Contains(logs.String(), "malformed record skipped") {
 		t.Fatalf("malformed record not logged with its id:\n%s", logs.String())
 	}
 	if alerts[0].Appliance != "dt" || alerts[0].Kind != alert.KindBreach || len(alerts[0].Raw) == 0 {

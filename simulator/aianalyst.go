@@ -3,6 +3,7 @@ package simulator
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dtforward/dtforward/darktrace"
@@ -66,7 +67,7 @@ func (s *Simulator) newIncidentLocked(now int64) *incidentRec {
 			ThreatScore: darktrace.FlexFloat(float64(b.score) / 10), Timestamp: b.time}}
 	}
 	if !s.opts.NoURLs {
-		e.IncidentEventURL = "https://" + s.opts.Hostname + "/#aiaincidentevent/" + e.ID
+		e.IncidentEventURL = "/#aiaincidentevent/" + e.ID // the host is added when served: urlHost
 	}
 	s.incidents = append(s.incidents, e)
 	return e
@@ -134,17 +135,24 @@ func (s *Simulator) IncidentEvents() []darktrace.IncidentEvent {
 	out := make([]darktrace.IncidentEvent, len(s.incidents))
 	for i, e := range s.incidents {
 		out[i] = e.IncidentEvent
+		if out[i].IncidentEventURL != "" {
+			out[i].IncidentEventURL = "https://" + s.urlHost() + out[i].IncidentEventURL
+		}
 		out[i].GroupPreviousGroups = append([]string(nil), e.GroupPreviousGroups...)
 	}
 	return out
 }
 
-func appendIncident(w *jw, e *incidentRec, url bool) {
+func appendIncident(w *jw, e *incidentRec, urlBase string, odd oddShape) {
 	w.obj()
 	w.kStr("id", e.ID)
 	w.kInt("createdAt", e.CreatedAt)
 	w.kStr("title", e.Title)
-	w.kStr("summary", e.Summary)
+	if odd.literalNewline {
+		w.kStr("summary", strings.ReplaceAll(e.Summary, "\n", `\n`))
+	} else {
+		w.kStr("summary", e.Summary)
+	}
 	w.kStr("summariser", e.Summariser)
 	w.kFloat("aiaScore", float64(e.AIAScore))
 	if e.scoreAsString {
@@ -156,7 +164,15 @@ func appendIncident(w *jw, e *incidentRec, url bool) {
 	w.kStr("groupCategory", e.GroupCategory)
 	w.kStrs("groupPreviousGroups", append([]string{}, e.GroupPreviousGroups...))
 	w.kStr("category", e.Category)
-	w.kBool("acknowledged", e.Acknowledged)
+	if odd.ackObject && e.Acknowledged {
+		w.key("acknowledged")
+		w.obj()
+		w.kInt("time", e.CreatedAt+60_000)
+		w.kStr("username", "analyst@dt.example.com")
+		w.endObj()
+	} else {
+		w.kBool("acknowledged", e.Acknowledged)
+	}
 	w.kBool("pinned", e.Pinned)
 	w.kStrs("mitreTactics", e.MitreTactics)
 	w.key("attackPhases")
@@ -204,8 +220,8 @@ func appendIncident(w *jw, e *incidentRec, url bool) {
 	w.endArr()
 	w.key("details")
 	appendDetails(w, e)
-	if url && e.IncidentEventURL != "" {
-		w.kStr("incidentEventUrl", e.IncidentEventURL)
+	if urlBase != "" && e.IncidentEventURL != "" && !odd.noURL {
+		w.kStr("incidentEventUrl", urlBase+e.IncidentEventURL)
 	}
 	w.endObj()
 }

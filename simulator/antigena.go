@@ -1,6 +1,8 @@
 package simulator
 
 import (
+	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -194,6 +196,16 @@ func (s *Simulator) ExpireActions() []ActionState {
 	return out
 }
 
+// RemoveActions deletes actions from the appliance, as when it purges old ones: they are no
+// longer listed, whatever their state. It returns how many it removed.
+func (s *Simulator) RemoveActions(codeids ...int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.actions)
+	s.actions = slices.DeleteFunc(s.actions, func(a *actionRec) bool { return slices.Contains(codeids, a.CodeID) })
+	return n - len(s.actions)
+}
+
 // Actions returns the current state of every action, in codeid order.
 func (s *Simulator) Actions() []darktrace.Action {
 	s.mu.RLock()
@@ -214,11 +226,15 @@ func (s *Simulator) ActionStates() []ActionState {
 	return append([]ActionState(nil), s.actionLog...)
 }
 
-func appendAction(w *jw, a *darktrace.Action, history bool) {
+func appendAction(w *jw, a *darktrace.Action, history bool, odd oddShape) {
 	w.obj()
 	w.kInt("codeid", a.CodeID)
 	w.kInt("did", a.DID)
-	w.kStr("ip", a.IP)
+	if odd.placeholderIP {
+		w.kStr("ip", fmt.Sprintf("10.0.0.#%d", 30000+a.DID))
+	} else {
+		w.kStr("ip", a.IP)
+	}
 	w.kStr("action", a.Action)
 	w.kStr("label", a.Label)
 	w.kStr("detail", a.Detail)
@@ -238,7 +254,11 @@ func appendAction(w *jw, a *darktrace.Action, history bool) {
 	w.kStr("modeluuid", a.ModelUUID)
 	w.kInt("start", a.Start)
 	w.kInt("expires", a.Expires)
-	w.kStr("updated", strconv.FormatInt(a.Updated.Int64(), 10)) // a string on real appliances
+	if odd.numberUpdated {
+		w.kInt("updated", a.Updated.Int64())
+	} else {
+		w.kStr("updated", strconv.FormatInt(a.Updated.Int64(), 10)) // a string on real appliances
+	}
 	w.kBool("blocked", a.Blocked)
 	w.kBool("active", a.Active)
 	w.kBool("cleared", a.Cleared)

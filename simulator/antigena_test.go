@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,7 +152,7 @@ func TestIncidentEvents(t *testing.T) {
 	q := "/aianalyst/incidentevents?" + window(base.Add(-time.Hour), base) + "&includeacknowledged=true&includeallpinned=false&includeincidenteventurl=true"
 	var before, after []darktrace.IncidentEvent
 	c.get(q).ok(t, &before)
-	if before[0].IncidentEventURL != "https://dt.example.com/#aiaincidentevent/"+before[0].ID {
+	if before[0].IncidentEventURL != "https://"+strings.TrimPrefix(c.base, "http://")+"/#aiaincidentevent/"+before[0].ID {
 		t.Errorf("incidentEventUrl %q", before[0].IncidentEventURL)
 	}
 	raw := c.get(q).body
@@ -206,7 +207,9 @@ func TestStatus(t *testing.T) {
 func TestDeterminism(t *testing.T) {
 	run := func(seed int64) [][]byte {
 		clk := &fixedClock{t: base}
-		s, c := start(t, Options{Seed: seed, HistoryCount: 60, LateFraction: 0.2, HostileFraction: 0.2, SystemFraction: 0.1, Now: clk.now})
+		// A fixed Hostname: by default URLs name the listening port, which differs per run.
+		s, c := start(t, Options{Seed: seed, HistoryCount: 60, LateFraction: 0.2, HostileFraction: 0.2, SystemFraction: 0.1,
+			Hostname: "dt.example.com", Now: clk.now})
 		clk.t = clk.t.Add(time.Second)
 		s.AddBreaches(5)
 		s.AddActions(5)

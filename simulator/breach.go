@@ -20,6 +20,7 @@ const (
 	flagHostile
 	flagNoCreation
 	flagSystem
+	flagHeld // created, but not visible through the API until released (HoldBreaches)
 )
 
 // breachRec is the compact stored form of a breach (40 bytes); everything else about it is
@@ -97,7 +98,7 @@ func (s *Simulator) breach(b *breachRec) darktrace.Breach {
 	m := &s.models[b.model]
 	out := darktrace.Breach{
 		PBID: b.pbid, Time: b.time, CreationTime: b.created,
-		Acknowledged: b.flags&flagAck != 0,
+		Acknowledged: darktrace.Acknowledgement{Acked: b.flags&flagAck != 0},
 		Score:        darktrace.FlexFloat(float64(b.score) / 1000),
 	}
 	if b.flags&flagNoCreation != 0 {
@@ -107,12 +108,13 @@ func (s *Simulator) breach(b *breachRec) darktrace.Breach {
 		out.CommentCount = 1 + r.IntN(3)
 	}
 	if !s.opts.NoURLs {
-		out.BreachURL = "https://" + s.opts.Hostname + "/#modelbreach/" + strconv.FormatInt(b.pbid, 10)
+		out.BreachURL = "https://" + s.urlHost() + "/#modelbreach/" + strconv.FormatInt(b.pbid, 10)
 	}
 	out.Model.Model = m.Model
 	if b.dev < 0 {
 		out.Device = darktrace.Device{DID: -1}
 		out.TriggeredComponents = []darktrace.TriggeredComponent{}
+		applyOddBreach(&out, s.odd(oddBreach, b.pbid))
 		return out
 	}
 	out.Device = s.devices[b.dev].Device
@@ -168,6 +170,7 @@ func (s *Simulator) breach(b *breachRec) darktrace.Breach {
 			out.MitreTechniques = append(out.MitreTechniques, darktrace.MitreTechnique{Technique: m.techniqueNames[i], TechniqueID: id})
 		}
 	}
+	applyOddBreach(&out, s.odd(oddBreach, b.pbid))
 	return out
 }
 
@@ -182,29 +185,40 @@ type breachRender struct {
 // appendBreach renders one record as the API does under the given parameters.
 func (s *Simulator) appendBreach(w *jw, b *breachRec, p breachRender) {
 	full := s.breach(b)
+	odd := s.odd(oddBreach, b.pbid)
 	w.obj()
 	w.kInt("pbid", full.PBID)
 	w.kInt("time", full.Time)
 	if full.CreationTime != 0 {
 		w.kInt("creationTime", full.CreationTime)
 	}
-	w.kInt("commentCount", int64(full.CommentCount))
-	w.kBool("acknowledged", full.Acknowledged)
+	if !odd.noComments {
+		w.kInt("commentCount", int64(full.CommentCount))
+	}
+	if ack := full.Acknowledged; ack.Time != 0 || ack.Username != "" {
+		w.key("acknowledged")
+		w.obj()
+		w.kInt("time", ack.Time)
+		w.kStr("username", ack.Username)
+		w.endObj()
+	} else {
+		w.kBool("acknowledged", ack.Acked)
+	}
 	w.kFloat("score", float64(full.Score))
 	if p.url && full.BreachURL != "" {
 		w.kStr("breachUrl", full.BreachURL)
 	}
-	m := &s.models[b.model]
+	model := &full.Model.Model // the model definition, as the record's odd shapes render it
 	w.key("model")
 	if p.flatModel {
-		appendModel(w, &m.Model, p.minimal)
+		appendModel(w, model, p.minimal)
 	} else {
 		// The {then, now} shape: "now" is the model as edited since the breach fired.
-		now := m.Model
+		now := *model
 		now.PHID++
 		w.obj()
 		w.key("then")
-		appendModel(w, &m.Model, p.minimal)
+		appendModel(w, model, p.minimal)
 		w.key("now")
 		appendModel(w, &now, p.minimal)
 		w.endObj()
@@ -228,15 +242,17 @@ func (s *Simulator) appendBreach(w *jw, b *breachRec, p breachRender) {
 			appendComponent(w, &full.TriggeredComponents[i])
 		}
 		w.endArr()
-		w.key("mitreTechniques")
-		w.arr()
-		for _, t := range full.MitreTechniques {
-			w.obj()
-			w.kStr("technique", t.Technique)
-			w.kStr("techniqueID", t.TechniqueID)
-			w.endObj()
+		if !odd.noComments {
+			w.key("mitreTechniques")
+			w.arr()
+			for _, t := range full.MitreTechniques {
+				w.obj()
+				w.kStr("technique", t.Technique)
+				w.kStr("techniqueID", t.TechniqueID)
+				w.endObj()
+			}
+			w.endArr()
 		}
-		w.endArr()
 	}
 	w.endObj()
 }
@@ -248,7 +264,9 @@ func appendModel(w *jw, m *darktrace.Model, minimal bool) {
 	w.kInt("phid", m.PHID)
 	w.kStr("uuid", m.UUID)
 	w.kStrs("tags", m.Tags)
-	w.kInt("priority", int64(m.Priority))
+	if m.Priority != nil {
+		w.kInt("priority", int64(*m.Priority))
+	}
 	w.kStr("category", m.Category)
 	w.kBool("compliance", m.Compliance)
 	if !minimal {
@@ -273,7 +291,9 @@ func appendDevice(w *jw, d *darktrace.Device) {
 		w.endObj()
 		return
 	}
-	w.kStr("ip", d.IP)
+	if d.DeviceLabel == "" || d.IP != "" {
+		w.kStr("ip", d.IP)
+	}
 	w.key("ips")
 	w.arr()
 	for _, ip := range d.IPs {
@@ -292,7 +312,12 @@ func appendDevice(w *jw, d *darktrace.Device) {
 	if d.MACAddress != "" {
 		w.kStr("macaddress", d.MACAddress)
 	}
-	w.kStr("vendor", d.Vendor)
+	if d.DeviceLabel != "" {
+		w.kStr("devicelabel", d.DeviceLabel)
+	}
+	if d.DeviceLabel == "" || d.Vendor != "" {
+		w.kStr("vendor", d.Vendor)
+	}
 	w.kStr("typename", d.TypeName)
 	w.kStr("typelabel", d.TypeLabel)
 	w.kInt("firstSeen", d.FirstSeen)

@@ -116,7 +116,7 @@ func TestBreachParameters(t *testing.T) {
 	t.Run("includeacknowledged", func(t *testing.T) {
 		want := expect(s, func(b BreachInfo) bool { return !b.Suppressed })
 		got := list(t, all+"&includeacknowledged=true")
-		if !slices.Equal(pbids(got), want) || !slices.ContainsFunc(got, func(b darktrace.Breach) bool { return b.Acknowledged }) {
+		if !slices.Equal(pbids(got), want) || !slices.ContainsFunc(got, func(b darktrace.Breach) bool { return b.Acknowledged.Acked }) {
 			t.Errorf("got %d, want %d including acknowledged ones", len(got), len(want))
 		}
 	})
@@ -184,7 +184,8 @@ func TestBreachParameters(t *testing.T) {
 	t.Run("includebreachurl", func(t *testing.T) {
 		with := list(t, all+"&includebreachurl=true")
 		without := raw(t, all)
-		if want := fmt.Sprintf("https://dt.example.com/#modelbreach/%d", with[0].PBID); with[0].BreachURL != want {
+		// Without Options.Hostname, URLs name the address the simulator serves on.
+		if want := fmt.Sprintf("https://%s/#modelbreach/%d", strings.TrimPrefix(c.base, "http://"), with[0].PBID); with[0].BreachURL != want {
 			t.Errorf("breachUrl %q, want %q", with[0].BreachURL, want)
 		}
 		if without[0]["breachUrl"] != nil {

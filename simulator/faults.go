@@ -39,11 +39,14 @@ const (
 	// that reads them as "no records" and moves on loses data.
 	FaultError200      FaultKind = "error200"      // 200 {"error": "…"}
 	FaultResponseError FaultKind = "responseerror" // 200 {"response": "ERROR"}
+	// FaultEmpty answers 200 with an empty list, as an appliance can while it restarts or
+	// reindexes: a client that forgets what it knew on one empty answer re-sends it all.
+	FaultEmpty FaultKind = "empty" // 200 []
 )
 
 var faultKinds = []FaultKind{FaultJSON500, FaultHTML500, FaultBadGateway, FaultUnavailable, FaultRateLimit,
 	FaultHang, FaultSlow, FaultTruncated, FaultInvalidJSON, FaultLoginPage, FaultSignature, FaultDate,
-	FaultForbidden, FaultLoginRedirect, FaultReset, FaultLarge, FaultError200, FaultResponseError}
+	FaultForbidden, FaultLoginRedirect, FaultReset, FaultLarge, FaultError200, FaultResponseError, FaultEmpty}
 
 // faultAliases are extra spec names: "timeout" is what a client sees of a hang.
 var faultAliases = map[string]FaultKind{"timeout": FaultHang}
@@ -327,6 +330,9 @@ func (s *Simulator) serveFault(w http.ResponseWriter, r *http.Request, now time.
 		writeJSONError(w, http.StatusOK, "error", "Unable to process request")
 	case FaultResponseError:
 		writeJSONError(w, http.StatusOK, "response", "ERROR")
+	case FaultEmpty:
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		_, _ = io.WriteString(w, "[]")
 	case FaultLarge:
 		n := 10_000
 		if f.Param != "" {

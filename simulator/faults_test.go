@@ -150,6 +150,11 @@ func TestFaultKinds(t *testing.T) {
 		}, ""},
 		{"error200", 200, isJSONValue("Unable to process request"), ""},
 		{"responseerror", 200, isJSONValue("ERROR"), ""},
+		{"empty", 200, func(t *testing.T, r reply, err error) {
+			if err != nil || strings.TrimSpace(string(r.body)) != "[]" {
+				t.Errorf("empty answer: err %v, body %q", err, r.body)
+			}
+		}, ""},
 		{"slow@2ms", 200, func(t *testing.T, r reply, err error) {
 			var got []darktrace.Breach
 			if err != nil || json.Unmarshal(r.body, &got) != nil || len(got) != 5 {

@@ -95,7 +95,7 @@ func buildModels(seed int64) []modelDef {
 	r := newRand(seed, streamModels)
 	models := []modelDef{{
 		Model: darktrace.Model{
-			Name: "System::System", PID: 1, PHID: 1, UUID: uuid(r), Priority: 0, Category: "Informational",
+			Name: "System::System", PID: 1, PHID: 1, UUID: uuid(r), Priority: new(int), Category: "Informational",
 			Description: "An appliance system event.\n\nAction: check the appliance health page.",
 			Logic:       []byte(`{"data":[],"type":"componentList","version":1}`),
 			Actions:     []byte(`{"alert":true,"antigena":{},"breach":true,"model":true,"setPriority":false,"setTag":false,"setType":false}`),
@@ -113,7 +113,7 @@ func buildModels(seed int64) []modelDef {
 		m.PHID = m.PID*2 + int64(r.IntN(50))
 		m.UUID = uuid(r)
 		m.Tags = append([]string{}, ms.tags...)
-		m.Priority = ms.priority
+		m.Priority = new(ms.priority)
 		m.Category = ms.category
 		m.Compliance = ms.category == "Compliance"
 		m.Description = desc

@@ -214,6 +214,9 @@ func (s *Simulator) serveBreaches(w http.ResponseWriter, r *http.Request, now ti
 		// pbid returns ONE object, not a list; an unknown pbid gives an empty object.
 		s.mu.RLock()
 		b := s.findLocked(pbid)
+		if b != nil && b.flags&flagHeld != 0 {
+			b = nil
+		}
 		var rec breachRec
 		if b != nil {
 			rec = *b
@@ -248,7 +251,7 @@ func (s *Simulator) serveBreaches(w http.ResponseWriter, r *http.Request, now ti
 		if onCreation {
 			t = b.windowCreated()
 		}
-		if t < start || t > end || b.score < minMilli ||
+		if t < start || t > end || b.score < minMilli || b.flags&flagHeld != 0 ||
 			(!ack && b.flags&flagAck != 0) || (!suppressed && b.flags&flagSuppressed != 0) {
 			continue
 		}
@@ -329,7 +332,7 @@ func (s *Simulator) serveActions(w http.ResponseWriter, r *http.Request, now tim
 	}
 	st.j.arr()
 	for i := range sel {
-		appendAction(&st.j, &sel[i], history)
+		appendAction(&st.j, &sel[i], history, s.odd(oddAction, sel[i].CodeID))
 		if !st.flush(false) {
 			return
 		}
@@ -415,7 +418,10 @@ func (s *Simulator) serveIncidents(w http.ResponseWriter, r *http.Request, now t
 	start, end := p.window(now, incidentDefaultWindow)
 	ack := p.bool("includeacknowledged", false)
 	pinned := p.bool("includeallpinned", true)
-	withURL := p.bool("includeincidenteventurl", false)
+	urlBase := ""
+	if p.bool("includeincidenteventurl", false) {
+		urlBase = "https://" + s.urlHost()
+	}
 	minScore := p.float("minscore", 0, 0, 100)
 	maxScore := p.float("maxscore", 100, 0, 100)
 	minGroup := p.float("mingroupscore", 0, 0, 100)
@@ -455,7 +461,7 @@ func (s *Simulator) serveIncidents(w http.ResponseWriter, r *http.Request, now t
 	st := newStream(w, r)
 	st.j.arr()
 	for i := range sel {
-		appendIncident(&st.j, &sel[i], withURL)
+		appendIncident(&st.j, &sel[i], urlBase, s.odd(oddIncident, oddIncidentID(sel[i].ID)))
 		if !st.flush(false) {
 			return
 		}
@@ -490,7 +496,7 @@ func (s *Simulator) serveStatus(w http.ResponseWriter, r *http.Request, now time
 	j.kStr("modelsUpdated", "2026-01-01 00:00:00")
 	j.kStr("modelPackageVersion", "6.1.10-2000~20250101000000~g0f0f0f")
 	j.kStr("bundleVersion", "61200")
-	j.kStr("hostname", s.opts.Hostname)
+	j.kStr("hostname", cmp.Or(s.opts.Hostname, defaultHostname))
 	j.kStr("label", "dtforward simulator")
 	j.kStr("uuid", s.models[0].UUID)
 	j.kStr("type", "master")

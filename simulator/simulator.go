@@ -47,6 +47,12 @@ type Options struct {
 	// MissingCreationFraction is the share of breaches without creationTime, as sent by older
 	// appliance builds (default 0). Their creation time counts as time for windows.
 	MissingCreationFraction float64
+	// OddFraction is the share of records sent in the other shapes real appliances use
+	// (default 0): acknowledged as {"time", "username"}, devices known only by devicelabel,
+	// placeholder IPs (10.0.0.#36859), literal backslash-n in descriptions and summaries,
+	// absent model.priority, URLs, commentCount and mitreTechniques, Antigena "updated" as a
+	// number. Which records and which shapes derive from Seed alone.
+	OddFraction float64
 
 	// NewestFirst sorts list responses by time descending. The API guide only says
 	// "time-sorted"; the default is ascending, and clients must not depend on either.
@@ -55,8 +61,11 @@ type Options struct {
 	// ClockOffset shifts the appliance clock from the real one: it moves the ±30 min
 	// DTAPI-Date check, the Date header and /status time.
 	ClockOffset time.Duration
-	// Hostname is the appliance FQDN used in breachUrl and incidentEventUrl
-	// (default "dt.example.com"). NoURLs models an appliance without an FQDN: no URLs at all.
+	// Hostname is the appliance FQDN used in breachUrl and incidentEventUrl. By default they
+	// name the address the simulator serves on (host:port, as in the URL Start returns), so
+	// they agree with the URLs dtforward builds from DARKTRACE_URL for records that carry none
+	// (Antigena actions); before Start, "dt.example.com". NoURLs models an appliance without
+	// an FQDN: no URLs at all.
 	Hostname string
 	NoURLs   bool
 
@@ -78,6 +87,8 @@ type Simulator struct {
 
 	models  []modelDef
 	devices []deviceDef
+
+	listenHost atomic.Value // string: the address Start listens on
 
 	mu         sync.RWMutex
 	breaches   []breachRec // in pbid (= creation) order
@@ -128,7 +139,8 @@ func New(o Options) (*Simulator, error) {
 		name string
 		v    float64
 	}{{"LateFraction", o.LateFraction}, {"HostileFraction", o.HostileFraction}, {"SystemFraction", o.SystemFraction},
-		{"AckFraction", o.AckFraction}, {"MissingCreationFraction", o.MissingCreationFraction}} {
+		{"AckFraction", o.AckFraction}, {"MissingCreationFraction", o.MissingCreationFraction},
+		{"OddFraction", o.OddFraction}} {
 		if f.v > 1 || math.IsNaN(f.v) {
 			errs = append(errs, fmt.Errorf("simulator: %s %v is not between 0 and 1", f.name, f.v))
 		}
@@ -165,9 +177,6 @@ func New(o Options) (*Simulator, error) {
 		o.AckFraction = 0.1
 	case o.AckFraction < 0:
 		o.AckFraction = 0
-	}
-	if o.Hostname == "" {
-		o.Hostname = "dt.example.com"
 	}
 	s := &Simulator{
 		opts:       o,
@@ -297,6 +306,21 @@ func (s *Simulator) raiseOne() {
 	}
 }
 
+// defaultHostname names the appliance in URLs before Start and in /status.
+const defaultHostname = "dt.example.com"
+
+// urlHost is the host of breachUrl and incidentEventUrl: Options.Hostname, else the address
+// the simulator serves on.
+func (s *Simulator) urlHost() string {
+	if s.opts.Hostname != "" {
+		return s.opts.Hostname
+	}
+	if h, ok := s.listenHost.Load().(string); ok {
+		return h
+	}
+	return defaultHostname
+}
+
 // Now returns the appliance clock: the real clock (Options.Now) plus the clock offset.
 func (s *Simulator) Now() time.Time {
 	return s.realNow().Add(time.Duration(s.offset.Load()))
@@ -342,6 +366,30 @@ func (s *Simulator) AddBreaches(n int) []int64 {
 		ids = append(ids, b.pbid)
 	}
 	return ids
+}
+
+// HoldBreaches creates n breaches now, like AddBreaches, that the API does not show (neither
+// in lists nor by pbid) until ReleaseBreaches: a breach that appears long after its creation
+// time, as when a probe syncs late or the appliance indexes it late. It returns their pbids.
+func (s *Simulator) HoldBreaches(n int) []int64 {
+	ids := s.AddBreaches(n)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		s.findLocked(id).flags |= flagHeld
+	}
+	return ids
+}
+
+// ReleaseBreaches makes held breaches visible, with their original pbid and creation time.
+func (s *Simulator) ReleaseBreaches(pbids ...int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range pbids {
+		if b := s.findLocked(id); b != nil {
+			b.flags &^= flagHeld
+		}
+	}
 }
 
 // createdBy returns how many stored breaches were created at or before at (epoch ms), so
@@ -398,6 +446,7 @@ type BreachInfo struct {
 	Hostile      bool
 	System       bool
 	Late         bool // created more than a minute after its activity
+	Held         bool // not visible through the API yet (HoldBreaches)
 }
 
 // BreachInfos returns a compact view of every breach created so far, in pbid order.
@@ -411,7 +460,7 @@ func (s *Simulator) BreachInfos() []BreachInfo {
 			Score: float64(b.score) / 1000, ModelName: s.models[b.model].Name, DID: -1,
 			Acknowledged: b.flags&flagAck != 0, Suppressed: b.flags&flagSuppressed != 0,
 			Hostile: b.flags&flagHostile != 0, System: b.flags&flagSystem != 0,
-			Late: b.created-b.time >= 60_000,
+			Late: b.created-b.time >= 60_000, Held: b.flags&flagHeld != 0,
 		}
 		if b.flags&flagNoCreation != 0 {
 			out[i].CreationTime = 0
@@ -498,6 +547,7 @@ func (s *Simulator) Start(addr string, useTLS bool) (string, error) {
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	s.url = scheme + "://" + ln.Addr().String()
+	s.listenHost.Store(ln.Addr().String())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -17,8 +17,8 @@ import (
 
 // Config selects and configures a sink. Zero values mean the documented defaults.
 type Config struct {
-	Transport string // udp, tcp, tls, stdout, file
-	Address   string // host:port for udp/tcp/tls, a path for file
+	Transport string // udp, tcp, tls, relp, stdout, file
+	Address   string // host:port for udp/tcp/tls/relp, a path for file
 	// Header is rfc5424, rfc3164 or none. "" means rfc5424 for udp/tcp/tls and none (bare
 	// lines) for stdout and file.
 	Header string
@@ -29,8 +29,14 @@ type Config struct {
 	AppName  string // RFC 5424 APP-NAME / RFC 3164 TAG; default "dtforward"
 	Hostname string // "" = os.Hostname()
 	TLS      tlsconfig.Options
-	// Timeout bounds every dial, TLS handshake and write; default 10s.
+	RELP     RELPOptions // transport relp only
+	// Timeout bounds every dial, TLS handshake and write, the wait for a TCP/TLS batch to be
+	// acknowledged by the peer's kernel and (relp) the wait for an answer; default 10s.
 	Timeout time.Duration
+	// UDPRate limits transport udp to this many datagrams per second; 0 means unlimited
+	// (the zero value is not the default here: cmd passes SIEM_UDP_RATE, whose default is
+	// DefaultUDPRate). Other transports ignore it.
+	UDPRate int
 	Stdout  io.Writer // for transport stdout; nil = os.Stdout
 	Hooks   Hooks
 	// Logger is optional; it receives the one-time warning when TLS verification is off.
@@ -46,6 +52,9 @@ type Hooks struct {
 	// Sanitized is called with the number of messages in a batch that contained CR or LF,
 	// which the sink replaced with spaces so that they cannot split or forge a message.
 	Sanitized func(msgs int)
+	// Datagrams is called after each UDP batch, failed or not, with the number of datagrams
+	// the kernel accepted in it.
+	Datagrams func(n int)
 }
 
 // Reopener is implemented by sinks that write to a file: cmd calls Reopen on SIGHUP, after
@@ -82,6 +91,7 @@ var constructors = map[string]func(Config) (Sink, error){
 	"udp":    newSyslog,
 	"tcp":    newSyslog,
 	"tls":    newSyslog,
+	"relp":   newRELP,
 	"stdout": newStdout,
 	"file":   newFile,
 }
@@ -126,7 +136,7 @@ func facilityNames() string {
 }
 
 func isNetwork(transport string) bool {
-	return transport == "udp" || transport == "tcp" || transport == "tls"
+	return transport == "udp" || transport == "tcp" || transport == "tls" || transport == "relp"
 }
 
 // normalize fills defaults and checks every field, joining all problems.
@@ -169,6 +179,9 @@ func (c *Config) normalize() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %v must be positive", c.Timeout))
+	}
+	if c.UDPRate < 0 {
+		errs = append(errs, fmt.Errorf("udp rate %d must be 0 (unlimited) or a number of messages per second", c.UDPRate))
 	}
 	switch {
 	case isNetwork(c.Transport):

@@ -37,7 +37,7 @@ func TestNewValidation(t *testing.T) {
 		cfg     Config
 		wantErr []string // substrings; empty = no error
 	}{
-		{"unknown transport lists valid ones", Config{Transport: "smtp"}, []string{`"smtp"`, "file, stdout, tcp, tls, udp"}},
+		{"unknown transport lists valid ones", Config{Transport: "smtp"}, []string{`"smtp"`, "file, relp, stdout, tcp, tls, udp"}},
 		{"stdout zero config", Config{Transport: "stdout"}, nil},
 		{"every problem at once", Config{Transport: "tcp", Address: "nohost", Header: "rfc9999", Framing: "octets", Facility: "local9", Timeout: -time.Second},
 			[]string{`address "nohost"`, `header "rfc9999"`, `framing "octets" is not one of lf, octet-counting`, `facility "local9" is not one of kern`, "timeout"}},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -21,12 +22,14 @@ const flushAt = 64 << 10
 // The first error is sticky: after a failed or partial write the stream is in an unknown
 // state and the connection must be dropped.
 type deadlineConn struct {
-	net.Conn              // the conn written to: *tls.Conn or the raw TCP/UDP conn
-	tcp      *net.TCPConn // the socket underneath, for peerGone; nil for UDP
+	net.Conn               // the conn written to: *tls.Conn or the raw TCP/UDP conn
+	tcp      *net.TCPConn  // the socket underneath, for peerGone; nil for UDP
+	setup    time.Duration // how long the TCP connect took
 	timeout  time.Duration
 	buffered bool
 	buf      []byte
 	written  int // bytes handed to the kernel in the current batch
+	packets  int // datagrams sent in the current batch (UDP)
 	err      error
 
 	mu        sync.Mutex // guards cancelled and deadline changes against the ctx callback
@@ -44,7 +47,7 @@ func (c *deadlineConn) begin(ctx context.Context) {
 	c.mu.Lock()
 	c.ctx, c.cancelled = ctx, false
 	c.mu.Unlock()
-	c.written = 0
+	c.written, c.packets = 0, 0
 	c.stop = context.AfterFunc(ctx, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -111,6 +114,9 @@ func (c *deadlineConn) writeNow(p []byte) (int, error) {
 	c.mu.Unlock()
 	n, err := c.Conn.Write(p)
 	c.written += n
+	if !c.buffered && err == nil {
+		c.packets++
+	}
 	if err != nil {
 		var ne net.Error
 		switch {
@@ -141,16 +147,133 @@ func (c *deadlineConn) takeWritten() int {
 	return n
 }
 
+// peerState is what a look at the socket tells about the receiver.
+type peerState int
+
+const (
+	peerAlive  peerState = iota // nothing to read: a syslog collector never sends
+	peerClosed                  // EOF: the collector closed its end
+	peerReset                   // a reset or another error: the connection is broken
+)
+
+// peerGone reports whether the receiver closed or reset the connection.
+func (c *deadlineConn) peerGone() bool { return c.peer() != peerAlive }
+
 // drain reads whatever the peer sent (TLS session tickets, alerts, or stray data from a
-// plain TCP receiver) for a moment, and reports whether the connection is still usable.
-func (c *deadlineConn) drain() bool {
+// plain TCP receiver) for a moment, and reports what is left of the connection.
+func (c *deadlineConn) drain() peerState {
 	_ = c.Conn.SetReadDeadline(time.Now().Add(time.Millisecond))
 	defer func() { _ = c.Conn.SetReadDeadline(time.Time{}) }()
 	var scratch [4096]byte
 	for {
 		if _, err := c.Conn.Read(scratch[:]); err != nil {
 			var ne net.Error
-			return errors.As(err, &ne) && ne.Timeout()
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				return peerAlive
+			case errors.Is(err, io.EOF):
+				return peerClosed // FIN, or a TLS close_notify
+			default:
+				return peerReset
+			}
 		}
 	}
+}
+
+// freshSettle is how long confirm watches a new connection after its first batch was
+// acknowledged. A load balancer with no healthy backend or a collector at its session limit
+// accepts and then drops the connection within milliseconds; when our bytes reached its
+// kernel before it did, they were acknowledged and are lost all the same, and only the close
+// or reset that follows tells. Paid once per connection, so it costs no throughput. The watch
+// grows by 4× the time the TCP connect took, which tracks both the distance to the
+// collector and how loaded the machines are: a slow peer also drops slowly.
+const freshSettle = 200 * time.Millisecond
+
+// errPeerGone marks a batch written into a connection the collector dropped.
+var errPeerGone = errors.New("the collector closed or reset the connection: the batch was not delivered")
+
+// confirm is called after a batch was flushed. Writing into a TCP connection the peer has
+// already closed succeeds (the kernel only learns of the reset later), so success of the
+// writes proves nothing. confirm waits, within the write deadline, until the peer's kernel has
+// acknowledged every byte (Linux SIOCOUTQ reaches 0) and checks that the peer has not reset
+// the connection; fresh adds freshSettle of watching on a new connection.
+//
+// A syslog collector never closes a connection it is still reading, and one that closes
+// with unread bytes in its socket sends a reset, not a FIN. So a reset fails the batch, and so
+// does a FIN, except on an established connection whose bytes were all acknowledged: then
+// the collector read them and closed (a graceful restart), and the next Send reconnects. On
+// a fresh connection even that fails the batch: a TLS-terminating proxy with no backend reads
+// our records into its own buffers and closes within milliseconds, which looks the same.
+// Without SIOCOUTQ a FIN always fails the batch. A false alarm costs a resent batch
+// (duplicates), never a gap.
+//
+// What it cannot see: bytes the collector (or a proxy in front of it) read and then lost,
+// e.g. a hung collector killed with a full buffer. Only an application-level acknowledgement
+// (RELP) closes that; see README "Delivery guarantees".
+func (c *deadlineConn) confirm(fresh bool) error {
+	if c.err != nil {
+		return c.err
+	}
+	if c.tcp == nil || (c.written == 0 && !fresh) {
+		return nil
+	}
+	deadline := time.Now().Add(c.timeout)
+	if cd, ok := c.ctx.Deadline(); ok && cd.Before(deadline) {
+		deadline = cd
+	}
+	pause := 20 * time.Microsecond
+	for {
+		st := c.peer()
+		n, ok := c.unacked()
+		switch {
+		case st == peerReset, st == peerClosed && (fresh || !ok || n > 0):
+			return c.fail(errPeerGone)
+		case st == peerClosed:
+			return nil
+		case !ok || n == 0:
+			return c.settle(fresh, deadline)
+		case !time.Now().Before(deadline):
+			return c.fail(fmt.Errorf("the collector did not acknowledge %d bytes within %v (host down or not reading?)", n, c.timeout))
+		}
+		if err := c.sleep(min(pause, time.Until(deadline))); err != nil {
+			return err
+		}
+		pause = min(pause*2, 2*time.Millisecond)
+	}
+}
+
+// settle watches a fresh connection for freshSettle (plus 4× its connect time) after its
+// bytes were acknowledged.
+func (c *deadlineConn) settle(fresh bool, deadline time.Time) error {
+	if !fresh {
+		return nil
+	}
+	if err := c.sleep(min(freshSettle+4*c.setup, c.timeout/2, time.Until(deadline))); err != nil {
+		return err
+	}
+	if c.peer() != peerAlive {
+		return c.fail(errPeerGone)
+	}
+	return nil
+}
+
+// sleep waits d or until the batch's ctx is cancelled.
+func (c *deadlineConn) sleep(d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-c.ctx.Done():
+		return c.fail(fmt.Errorf("delivery check abandoned: %w", context.Cause(c.ctx)))
+	}
+}
+
+// fail makes err the connection's sticky error: the connection must be dropped.
+func (c *deadlineConn) fail(err error) error {
+	c.err = err
+	return err
 }

@@ -70,6 +70,16 @@ func readUntil(c net.Conn, want int) []byte {
 	return data
 }
 
+// readThenClose is a collector that reads the first batch and closes the connection a while
+// later, like one restarted between batches. The pause is longer than the sink watches a new
+// connection after its first batch (200 ms): a close within that time counts as a dropped
+// connection (TestPeerAcceptsAndDrops).
+func readThenClose(_ int, c net.Conn) []byte {
+	data := readUntil(c, len("first\n"))
+	time.Sleep(300 * time.Millisecond)
+	return data
+}
+
 // TestPeerState: before each batch the sink looks at the connection. A peer that closed it is
 // noticed (reconnect, nothing lost); a peer that merely sent something (TLS 1.3 session
 // tickets, stray bytes) does not cost a reconnect.
@@ -90,9 +100,7 @@ func TestPeerState(t *testing.T) {
 		wantConns      []string
 		wantReconnects int
 	}{
-		{"closed after first batch", false, func(_ int, c net.Conn) []byte {
-			return readUntil(c, len("first\n")) // then close
-		}, []string{"first\n", "second\n"}, 1},
+		{"closed after first batch", false, readThenClose, []string{"first\n", "second\n"}, 1},
 		{"stray bytes from the receiver", false, func(_ int, c net.Conn) []byte {
 			_, _ = c.Write([]byte("hello from the collector\n"))
 			return readUntil(c, both)
@@ -101,9 +109,7 @@ func TestPeerState(t *testing.T) {
 			// Go's TLS 1.3 server sends session tickets right after the handshake.
 			return readUntil(c, both)
 		}, []string{"first\nsecond\n"}, 0},
-		{"tls closed after first batch", true, func(_ int, c net.Conn) []byte {
-			return readUntil(c, len("first\n"))
-		}, []string{"first\n", "second\n"}, 1},
+		{"tls closed after first batch", true, readThenClose, []string{"first\n", "second\n"}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,7 +126,7 @@ func TestPeerState(t *testing.T) {
 			if err := s.Send(ctx, one); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(100 * time.Millisecond) // let the peer act
+			time.Sleep(500 * time.Millisecond) // let the peer act
 			if err := s.Send(ctx, two); err != nil {
 				t.Fatal(err)
 			}

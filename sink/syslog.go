@@ -44,10 +44,18 @@ import (
 //     between batches: the first write after the peer's FIN still "succeeds". Before each
 //     batch we peek at the socket (non-blocking) and reconnect when the peer has gone, so a
 //     collector restart between batches loses nothing.
+//   - For the same reason a batch written into a connection the peer accepts and drops (a
+//     load balancer with no backend, a collector at its session limit) would "succeed". After
+//     each batch deadlineConn.confirm waits until the peer's kernel acknowledged every byte
+//     and checks for a close or reset before Send returns nil.
+//   - UDP has no flow control: a burst faster than the collector drains its socket buffer is
+//     dropped by the collector's kernel without a word. With UDPRate the sink paces
+//     datagrams (token bucket, see pacer), cancellable through ctx.
 type syslogSink struct {
 	cfg    Config
 	hdr    *header
 	tlsCfg *tls.Config // nil unless transport tls
+	pace   *pacer      // nil unless transport udp with a rate limit
 
 	w      *srslog.Writer
 	conn   *deadlineConn
@@ -69,6 +77,9 @@ func newSyslog(cfg Config) (Sink, error) {
 		framing = "" // one message per datagram, no trailer
 	}
 	s := &syslogSink{cfg: cfg, hdr: newHeader(cfg, framing)}
+	if cfg.Transport == "udp" {
+		s.pace = newPacer(cfg.UDPRate)
+	}
 	if cfg.Transport == "tls" {
 		c, err := tlsconfig.Client(cfg.TLS)
 		if err != nil {
@@ -108,18 +119,26 @@ func (s *syslogSink) Send(ctx context.Context, msgs []Message) (err error) {
 	if s.w != nil && s.conn.peerGone() {
 		s.drop()
 	}
-	if s.w == nil {
+	fresh := s.w == nil
+	if fresh {
 		if err := s.connect(ctx); err != nil {
 			return err
 		}
 	}
 	s.conn.begin(ctx)
 	defer s.conn.end()
+	if s.cfg.Transport == "udp" && s.cfg.Hooks.Datagrams != nil {
+		conn := s.conn // runs before the deferred drop above
+		defer func() { s.cfg.Hooks.Datagrams(conn.packets) }()
+	}
 	sanitized := 0
 	for i := range msgs {
 		line, changed := cleanLine(msgs[i].Line)
 		if changed {
 			sanitized++
+		}
+		if perr := s.pace.wait(ctx); perr != nil {
+			return fmt.Errorf("sink: udp %s: %w", s.cfg.Address, perr)
 		}
 		s.kind = msgs[i].Kind
 		if _, werr := s.w.WriteWithPriority(srslog.Priority(s.hdr.pri(msgs[i].Severity)), line); werr != nil {
@@ -131,6 +150,9 @@ func (s *syslogSink) Send(ctx context.Context, msgs []Message) (err error) {
 	}
 	if ferr := s.conn.flush(); ferr != nil {
 		return s.writeErr(ferr)
+	}
+	if cerr := s.conn.confirm(fresh); cerr != nil {
+		return s.writeErr(cerr)
 	}
 	if s.cfg.Hooks.Sent != nil {
 		s.cfg.Hooks.Sent(len(msgs), s.conn.takeWritten())
@@ -193,13 +215,16 @@ func (s *syslogSink) dial(_, addr string) (net.Conn, error) {
 		network = "udp"
 	}
 	var d net.Dialer
+	start := time.Now()
 	raw, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
+	setup := time.Since(start) // the TCP handshake only: a TLS client-certificate probe waits on purpose
 	tcp, _ := raw.(*net.TCPConn)
 	if s.tlsCfg == nil {
 		s.conn = newDeadlineConn(raw, tcp, s.cfg.Timeout, network == "tcp")
+		s.conn.setup = setup
 		return s.conn, nil
 	}
 	tc, err := s.handshake(ctx, raw, addr)
@@ -208,6 +233,7 @@ func (s *syslogSink) dial(_, addr string) (net.Conn, error) {
 		return nil, err
 	}
 	s.conn = newDeadlineConn(tc, tcp, s.cfg.Timeout, true)
+	s.conn.setup = setup
 	return s.conn, nil
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -32,6 +31,7 @@ type backfillFlags struct {
 	appliance       string
 	progressEvery   time.Duration
 	recent          bool // --to is within the last 10 minutes
+	relative        bool // --from or --to was a duration back from now
 }
 
 // runBackfill is "dtforward backfill": forward every record of [--from, --to) once, through the
@@ -49,7 +49,7 @@ func runBackfill(ctx context.Context, e *env) int {
 	if fl.sources == nil {
 		fl.sources = cfg.PollSources
 	}
-	apps, err := cfg.Appliances()
+	apps, err := cfg.ShardAppliances()
 	if err != nil {
 		return printConfigError(e.stderr, "backfill", err)
 	}
@@ -62,6 +62,9 @@ func runBackfill(ctx context.Context, e *env) int {
 	}
 	log := newLogger(cfg, e.stderr)
 	defer tuneGCForBackfill(e.getenv)()
+	if fl.relative {
+		log.Info().Time("from", fl.from).Time("to", fl.to).Msg("range given relative to now; fixed at these times (use them to resume)")
+	}
 	if fl.recent {
 		// The appliance can make a record visible a little after its creation time; run's
 		// overlap re-reads for that, a backfill reads each window once.
@@ -96,6 +99,7 @@ func runBackfill(ctx context.Context, e *env) int {
 	}
 
 	code = exitOK
+	anomalies := newAnomalyReporter(nil, log)
 	for _, app := range apps {
 		c, err := newClient(app, cfg, nil)
 		if err != nil {
@@ -103,7 +107,7 @@ func runBackfill(ctx context.Context, e *env) int {
 		}
 		prog := newBackfillProgress(e.stderr, log.With().Str("appliance", app.Name).Logger(), fl)
 		sum, err := poller.Backfill(ctx, poller.BackfillConfig{
-			Pipeline:   poller.NewPipeline(c, app.Name, c.Host(), filter, log),
+			Pipeline:   poller.NewPipeline(c, app.Name, c.Host(), filter, log).ReportAnomalies(anomalies.Report),
 			Sources:    fl.sources,
 			Deliverer:  del,
 			From:       fl.from,
@@ -140,10 +144,19 @@ func runBackfill(ctx context.Context, e *env) int {
 
 // parseBackfillFlags parses and checks the flags; code is -1 to go on, else the exit code.
 func parseBackfillFlags(e *env, now time.Time) (fl backfillFlags, code int) {
-	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	from := fs.String("from", "", "start of the range, inclusive: RFC 3339, YYYY-MM-DD or epoch milliseconds")
-	to := fs.String("to", "", "end of the range, exclusive (same forms as --from); not in the future")
+	fs := newFlags(e, "backfill", func(w io.Writer) {
+		fmt.Fprint(w, `Usage: dtforward backfill --from T --to T [--sources modelbreaches,antigena,aianalyst] [--chunk 1h] [--dry-run]
+
+Forwards every record of [from, to) once, resumably (state in STATE_DIR); configured like run.
+T is an RFC 3339 time (2024-05-01T12:00:00Z), a date (2024-05-01, midnight UTC), epoch
+milliseconds, a duration back from now (24h, 7d) or "now"; these are fixed to times at start,
+and an interrupted backfill prints the range as fixed times to resume with.
+Exit codes: 0 every chunk delivered, 1 incomplete (run it again to resume: the summary says
+how), 2 usage.
+`)
+	})
+	from := fs.String("from", "", "start of the range, inclusive: RFC 3339, YYYY-MM-DD, epoch milliseconds or a duration back from now (24h, 7d)")
+	to := fs.String("to", "", "end of the range, exclusive (same forms as --from, or now); not in the future")
 	sources := fs.String("sources", "", "comma-separated sources: modelbreaches, antigena, aianalyst (default POLL_SOURCES)")
 	fs.DurationVar(&fl.chunk, "chunk", poller.DefaultBackfillChunk, "window per request")
 	fs.DurationVar(&fl.minChunk, "min-chunk", poller.DefaultBackfillMinChunk, "smallest window a slow or too-large chunk is split into")
@@ -151,17 +164,8 @@ func parseBackfillFlags(e *env, now time.Time) (fl backfillFlags, code int) {
 	fs.BoolVar(&fl.dryRun, "dry-run", false, "fetch, count and format, but send nothing and keep no state")
 	fs.StringVar(&fl.appliance, "appliance", "", "backfill only this appliance (default: every configured one)")
 	fs.DurationVar(&fl.progressEvery, "progress-interval", 10*time.Second, "time between progress log lines when stderr is not a terminal")
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "Usage: dtforward backfill --from T --to T [--sources modelbreaches,antigena,aianalyst] [--chunk 1h] [--dry-run]\n\n"+
-			"Forwards every record of [from, to) once, resumably (state in STATE_DIR); configured like run.\n"+
-			"Exit codes: 0 every chunk delivered, 1 incomplete (run the same command again to resume), 2 usage.\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(e.args); err != nil {
-		if err == flag.ErrHelp {
-			return fl, exitOK
-		}
-		return fl, exitUsage
+	if code, ok := fs.parse(); !ok {
+		return fl, code
 	}
 	fail := func(format string, args ...any) (backfillFlags, int) {
 		fmt.Fprintf(e.stderr, "dtforward backfill: "+format+"\n", args...)
@@ -177,16 +181,20 @@ func parseBackfillFlags(e *env, now time.Time) (fl backfillFlags, code int) {
 		out  *time.Time
 	}{{"--from", *from, &fl.from}, {"--to", *to, &fl.to}} {
 		if t.in == "" {
-			return fail("%s is required (RFC 3339, YYYY-MM-DD or epoch milliseconds)", t.name)
+			return fail("%s is required (RFC 3339, YYYY-MM-DD, epoch milliseconds or a duration back from now such as 24h or 7d)", t.name)
+		}
+		if t.in == "now" {
+			*t.out, fl.relative = now.Truncate(time.Second), true
+			continue
 		}
 		if *t.out, err = config.ParseTime(t.in, now); err != nil {
 			return fail("%s: %v", t.name, err)
 		}
-		// A duration back from now names a different range on every run, so running the same
-		// command again would start over instead of resuming: ask for the fixed time.
+		// A duration back from now ("24h", "7d") names a different range on every run; it is
+		// fixed to whole seconds here, and the summary gives the fixed range to resume with.
 		if later, _ := config.ParseTime(t.in, now.Add(time.Hour)); !later.Equal(*t.out) {
-			return fail("%s: %q is relative to now, so the same command would not resume; give a fixed time, e.g. %s",
-				t.name, t.in, t.out.UTC().Truncate(time.Second).Format(time.RFC3339))
+			*t.out = t.out.Truncate(time.Second)
+			fl.relative = true
 		}
 	}
 	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
@@ -219,6 +227,16 @@ func parseBackfillFlags(e *env, now time.Time) (fl backfillFlags, code int) {
 		}
 	}
 	return fl, -1
+}
+
+// resumeHint tells how to resume an incomplete backfill: the same command, or for a range
+// given relative to now, the same range as fixed times.
+func resumeHint(fl backfillFlags) string {
+	if !fl.relative {
+		return "run the same command again to resume there"
+	}
+	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	return fmt.Sprintf("to resume there, run it again with --from %s --to %s (the range as fixed times)", stamp(fl.from), stamp(fl.to))
 }
 
 // backfillProgress shows progress: a bar when stderr is a terminal, else a log line every
@@ -286,7 +304,7 @@ func (p *backfillProgress) update(pr poller.BackfillProgress) {
 		Int("chunks_done", pr.ChunksDone).Int("chunks_total", pr.ChunksTotal).Time("window_end", pr.Window.End)
 	if done := pr.ChunksDone - p.base; done > 0 {
 		eta := time.Duration(float64(elapsed) / float64(done) * float64(pr.ChunksTotal-pr.ChunksDone))
-		ev = ev.Str("eta", eta.Round(time.Second).String())
+		ev = ev.Dur("eta_ms", eta.Round(time.Second))
 	}
 	ev.Msg("backfill progress")
 }
@@ -332,7 +350,7 @@ func printBackfillSummary(w io.Writer, log zerolog.Logger, sum *poller.BackfillS
 		sum.Records(), rate, dup, malformed, sum.Errors, sum.Splits, sum.ChunksDone, sum.ChunksTotal)
 	ev = ev.Int("records", sum.Records()).Int("duplicates", dup).Int("malformed", malformed).Int("errors", sum.Errors).
 		Int("splits", sum.Splits).Int("chunks_done", sum.ChunksDone).Int("chunks_total", sum.ChunksTotal).
-		Float64("records_per_second", round1(rate)).Dur("duration", sum.Duration)
+		Float64("records_per_second", round1(rate)).Dur("duration_ms", sum.Duration)
 	if fl.dryRun {
 		fmt.Fprintf(w, "  dry run: %d lines formatted (%d bytes), nothing sent, no state kept\n", dry.lines.Load(), dry.bytes.Load())
 	} else {
@@ -354,7 +372,7 @@ func printBackfillSummary(w io.Writer, log zerolog.Logger, sum *poller.BackfillS
 		fmt.Fprintf(w, "  %d windows failed; first: %s\n", len(sum.Failed), sum.Failed[0])
 	}
 	if state != "complete" {
-		fmt.Fprintf(w, "  first failing chunk: %s\n  run the same command again to resume there\n", first)
+		fmt.Fprintf(w, "  first failing chunk: %s\n  %s\n", first, resumeHint(fl))
 		ev = ev.Str("first_failing_chunk", first)
 		if err != nil {
 			ev = ev.Str("error", err.Error())

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -43,7 +44,8 @@ func TestBackfillUsageErrors(t *testing.T) {
 		{"bad source", []string{"--from", "2026-01-01", "--to", "2026-01-02", "--sources", "modelbreaches,alerts"}, `--sources: "alerts" is not one of modelbreaches, antigena, aianalyst`},
 		{"zero chunk", []string{"--from", "2026-01-01", "--to", "2026-01-02", "--chunk", "0"}, "--chunk 0s must be positive"},
 		{"min chunk above chunk", []string{"--from", "2026-01-01", "--to", "2026-01-02", "--min-chunk", "2h"}, "--min-chunk 2h0m0s must be positive and at most --chunk 1h0m0s"},
-		{"relative time", []string{"--from", "7d", "--to", "2026-01-02"}, `--from: "7d" is relative to now, so the same command would not resume; give a fixed time, e.g. `},
+		{"relative from after fixed to", []string{"--from", "7d", "--to", "2026-01-02"}, "must be after --from"},
+		{"negative duration", []string{"--from", "-24h", "--to", "2026-01-02"}, `--from: "-24h" is negative`},
 		{"unknown appliance", []string{"--from", "2026-01-01", "--to", "2026-01-02", "--appliance", "dt-other"}, `--appliance: no configured appliance is named "dt-other"`},
 		{"stray argument", []string{"--from", "2026-01-01", "--to", "2026-01-02", "now"}, `unexpected argument "now"`},
 		{"unknown flag", []string{"--form", "2026-01-01"}, "flag provided but not defined: -form"},
@@ -64,6 +66,38 @@ func TestBackfillUsageErrors(t *testing.T) {
 			t.Errorf("exit %d, stderr %q", code, stderr)
 		}
 	})
+}
+
+// TestBackfillRelativeRange: "--from 1d --to 1h" is accepted as now−24h and now−1h (whole
+// seconds), and the resume hint then gives that range as fixed times, since the same command
+// run later would name a different range.
+func TestBackfillRelativeRange(t *testing.T) {
+	now := time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.UTC)
+	for _, tc := range []struct {
+		from, to string
+		want     [2]time.Time
+	}{
+		{"1d", "1h", [2]time.Time{time.Date(2026, 3, 3, 5, 6, 7, 0, time.UTC), time.Date(2026, 3, 4, 4, 6, 7, 0, time.UTC)}},
+		{"24h", "2026-03-04", [2]time.Time{time.Date(2026, 3, 3, 5, 6, 7, 0, time.UTC), time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)}},
+		{"2026-03-04", "now", [2]time.Time{time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}},
+	} {
+		e := &env{args: []string{"--from", tc.from, "--to", tc.to}, stdout: io.Discard, stderr: io.Discard}
+		fl, code := parseBackfillFlags(e, now)
+		if code != -1 {
+			t.Fatalf("--from %s --to %s: exit %d, want accepted", tc.from, tc.to, code)
+		}
+		if !fl.from.Equal(tc.want[0]) || !fl.to.Equal(tc.want[1]) || !fl.relative {
+			t.Errorf("--from %s --to %s = [%s, %s) relative %v; want [%s, %s) relative", tc.from, tc.to, fl.from, fl.to, fl.relative, tc.want[0], tc.want[1])
+		}
+		want := "to resume there, run it again with --from " + tc.want[0].Format(time.RFC3339) + " --to " + tc.want[1].Format(time.RFC3339)
+		if got := resumeHint(fl); !strings.HasPrefix(got, want) {
+			t.Errorf("resume hint %q, want it to start with %q", got, want)
+		}
+	}
+	fl, _ := parseBackfillFlags(&env{args: []string{"--from", "2026-03-01", "--to", "2026-03-02"}, stdout: io.Discard, stderr: io.Discard}, now)
+	if fl.relative || resumeHint(fl) != "run the same command again to resume there" {
+		t.Errorf("fixed range: relative %v, hint %q", fl.relative, resumeHint(fl))
+	}
 }
 
 // backfillResult is the "backfill finished" log line.
@@ -399,18 +433,18 @@ func TestBackfillProgress(t *testing.T) {
 		var last struct {
 			Message          string
 			Records          int
-			ChunksDone       int     `json:"chunks_done"`
-			ChunksTotal      int     `json:"chunks_total"`
-			RecordsPerSecond float64 `json:"records_per_second"`
-			ETA              string
-			WindowEnd        string `json:"window_end"`
+			ChunksDone       int      `json:"chunks_done"`
+			ChunksTotal      int      `json:"chunks_total"`
+			RecordsPerSecond float64  `json:"records_per_second"`
+			ETA              *float64 `json:"eta_ms"`
+			WindowEnd        string   `json:"window_end"`
 		}
 		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 		if len(lines) != 2 || json.Unmarshal([]byte(lines[1]), &last) != nil {
 			t.Fatalf("want two JSON progress lines, got %q", out.String())
 		}
 		if last.Message != "backfill progress" || last.Records != 200 || last.ChunksDone != 6 || last.ChunksTotal != 20 ||
-			last.RecordsPerSecond <= 0 || last.ETA == "" || last.WindowEnd != "2026-10-01T03:00:00Z" {
+			last.RecordsPerSecond <= 0 || last.ETA == nil || last.WindowEnd != "2026-10-01T03:00:00Z" {
 			t.Errorf("progress line %q", lines[1])
 		}
 		if strings.Contains(out.String(), "\r") || strings.Contains(out.String(), "100%") {

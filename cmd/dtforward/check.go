@@ -4,10 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/dtforward/dtforward/alert"
@@ -15,6 +16,7 @@ import (
 	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/poller"
+	"github.com/dtforward/dtforward/sink"
 )
 
 // skewWarning is the clock difference "check" warns about. The appliance rejects requests
@@ -27,33 +29,29 @@ const skewWarning = 5 * time.Minute
 // format. Exit 0 when everything works, 1 when something is unreachable, 2 for configuration
 // errors.
 func runCheck(ctx context.Context, e *env) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: dtforward check [--timeout 30s]
+	fs := newFlags(e, "check", func(w io.Writer) {
+		fmt.Fprint(w, `Usage: dtforward check [--timeout 30s]
 
 Validates the configuration (same environment as run), then calls the appliance's /status
 (warning on clock skew over 5 minutes, failing over 30), fetches each configured source once,
-reaches the sink and prints one sample line in the configured format. Nothing is forwarded
-and no checkpoint is written. Exit 0 when every step passed, 1 when one failed, 2 on a
-configuration error.
-
-Flags:
+reaches the sink and prints one sample line in the configured format, made from a built-in
+example breach. Nothing is forwarded, no checkpoint is written and nothing is retried: each
+step is tried once. Exit 0 when every step passed, 1 when one failed, 2 on a configuration
+error.
 `)
-		fs.PrintDefaults()
-	}
+	})
 	timeout := fs.Duration("timeout", 30*time.Second, "give up on each network step after this long")
-	if err := fs.Parse(e.args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := fs.parse(); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(e, "check", "unexpected argument %q (check takes no arguments; it reads the same environment as run)", fs.Arg(0))
 	}
 	cfg, err := loadConfig(config.ModeCheck, e)
 	if err != nil {
 		return printConfigError(e.stderr, "check", err)
 	}
-	apps, err := cfg.Appliances()
+	apps, err := cfg.ShardAppliances()
 	if err != nil {
 		return printConfigError(e.stderr, "check", err)
 	}
@@ -74,7 +72,7 @@ Flags:
 		st, err := c.Status(sctx)
 		cancel()
 		if err != nil {
-			fail("appliance %s (%s): %v", app.Name, app.URL, err)
+			fail("appliance %s (%s): %v%s", app.Name, app.URL, err, transient(err))
 			c.CloseIdleConnections()
 			continue
 		}
@@ -103,30 +101,44 @@ Flags:
 			_, st, err := src.FetchWindow(sctx, now.Add(-time.Minute), now)
 			cancel()
 			if err != nil {
-				fail("appliance %s: %s: %v", app.Name, name, err)
+				fail("appliance %s: %s: %v%s", app.Name, name, err, transient(err))
 				continue
 			}
-			fmt.Fprintf(out, "appliance %s: %s: ok (%d records in the last minute)\n", app.Name, name, st.Fetched)
+			if src.Windowed() {
+				fmt.Fprintf(out, "appliance %s: %s: ok (%d records in the last minute)\n", app.Name, name, st.Fetched)
+			} else {
+				// /antigena has no time window: it lists every current action.
+				fmt.Fprintf(out, "appliance %s: %s: ok (%d current records)\n", app.Name, name, st.Fetched)
+			}
 		}
 		c.CloseIdleConnections()
 	}
 
+	sinkName := strings.TrimSpace(cfg.SIEMTransport + " " + cfg.SIEMAddress)
 	if err := reachSink(ctx, cfg, *timeout); err != nil {
-		fail("sink %s %s: %v", cfg.SIEMTransport, cfg.SIEMAddress, err)
+		fail("sink %s: %v", sinkName, err)
 	} else {
-		fmt.Fprintf(out, "sink %s %s: reachable\n", cfg.SIEMTransport, cfg.SIEMAddress)
+		fmt.Fprintf(out, "sink %s: reachable\n", sinkName)
 	}
 
 	line, err := sampleLine(cfg, e)
 	if err != nil {
 		fail("sample %s line: %v", cfg.SIEMFormat, err)
 	} else {
-		fmt.Fprintf(out, "sample %s line:\n%s\n", cfg.SIEMFormat, line)
+		fmt.Fprintf(out, "sample %s line (a built-in example breach, not appliance data):\n%s\n", cfg.SIEMFormat, line)
 	}
 	if failed {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// transient notes that run would retry a failure that check, trying each step once, reports.
+func transient(err error) string {
+	if darktrace.ClassOf(err) == darktrace.ClassRetry {
+		return " (temporary: run keeps retrying this; check tries once)"
+	}
+	return ""
 }
 
 // parseApplianceTime reads /status "time" ("2006-01-02 15:04:05" UTC on real appliances;
@@ -141,7 +153,8 @@ func parseApplianceTime(s string) (time.Time, error) {
 }
 
 // reachSink proves the SIEM side is reachable without sending a message: a TCP connect, a
-// TLS handshake with the configured trust, a UDP socket, or opening the file for append.
+// TLS handshake with the configured trust, a UDP socket, a RELP session, or opening the file
+// for append.
 func reachSink(ctx context.Context, cfg *config.Config, timeout time.Duration) error {
 	d := net.Dialer{Timeout: timeout}
 	switch cfg.SIEMTransport {
@@ -177,6 +190,20 @@ func reachSink(ctx context.Context, cfg *config.Config, timeout time.Duration) e
 			return err
 		}
 		return conn.Close()
+	case "relp":
+		// Open a RELP session (and close it): proves the receiver speaks RELP and takes syslog.
+		s, err := sink.New(sink.Config{Transport: "relp", Address: cfg.SIEMAddress, Timeout: timeout,
+			TLS: tlsconfig.Options{
+				CAFile: cfg.SIEMTLSCAFile, CertFile: cfg.SIEMTLSCertFile, KeyFile: cfg.SIEMTLSKeyFile,
+				ServerName: cfg.SIEMTLSServerName, InsecureSkipVerify: cfg.SIEMTLSInsecureSkipVerify,
+			},
+			RELP: sink.RELPOptions{Window: cfg.SIEMRELPWindow, TLS: cfg.SIEMRELPTLS}})
+		if err != nil {
+			return err
+		}
+		err = s.Send(ctx, nil)
+		_ = s.Close()
+		return err
 	}
 	return fmt.Errorf("unknown transport %q", cfg.SIEMTransport)
 }
@@ -197,7 +224,7 @@ func sampleLine(cfg *config.Config, e *env) (string, error) {
 		return "", err
 	}
 	name := "sample"
-	if apps, err := cfg.Appliances(); err == nil && len(apps) > 0 {
+	if apps, err := cfg.ShardAppliances(); err == nil && len(apps) > 0 {
 		name = apps[0].Name
 	}
 	a, err := alert.FromBreach(&b, []byte(sampleBreach), name, "dt.example.com")

@@ -76,7 +76,7 @@ func (c *applianceClock) set(at, mono time.Time, why string) {
 		ev = c.log.Warn()
 	}
 	// Our wall clock is only for the reader: Now never uses it.
-	ev.Dur("correction", step.Round(time.Second)).Dur("offset_from_our_clock", at.Sub(mono.Round(0)).Round(time.Second)).
+	ev.Dur("correction_ms", step.Round(time.Second)).Dur("offset_ms", at.Sub(mono.Round(0)).Round(time.Second)).
 		Str("appliance_time", at.UTC().Format(time.RFC3339)).Str("from", why).
 		Msg("appliance clock differs from ours (or from our last reading of it); windows follow the appliance clock (fix NTP)")
 }

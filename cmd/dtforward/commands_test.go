@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"github.com/dtforward/dtforward/internal/parsecheck"
+	"maps"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,7 +72,8 @@ func TestCheckCommand(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
 		}
-		for _, w := range []string{"appliance sim", "modelbreaches: ok", "antigena: ok", "aianalyst: ok", "sink file", "\nCEF:0|Darktrace|DCIP|"} {
+		for _, w := range []string{"appliance sim", "modelbreaches: ok (", "records in the last minute)", "antigena: ok (", "current records)", "aianalyst: ok (", "\nsink file " + vars["SIEM_ADDRESS"] + ": reachable\n",
+			"\nsample cef line (a built-in example breach, not appliance data):\nCEF:0|Darktrace|DCIP|"} {
 			if !strings.Contains(out, w) {
 				t.Errorf("output lacks %q:\n%s", w, out)
 			}
@@ -82,6 +85,31 @@ func TestCheckCommand(t *testing.T) {
 		code, out, _ := runCmd(t, context.Background(), vars, "check")
 		if code != exitOK || !strings.Contains(out, "WARN appliance sim: clock skew 10m") {
 			t.Fatalf("exit %d, want 0 with a skew warning:\n%s", code, out)
+		}
+	})
+	t.Run("stdout sink", func(t *testing.T) {
+		v := maps.Clone(vars)
+		v["SIEM_TRANSPORT"], v["SIEM_ADDRESS"] = "stdout", ""
+		code, out, _ := runCmd(t, context.Background(), v, "check")
+		if code != exitOK || !strings.Contains(out, "\nsink stdout: reachable\n") {
+			t.Fatalf("exit %d, want 0 and \"sink stdout: reachable\":\n%s", code, out)
+		}
+	})
+	t.Run("appliance error run would retry", func(t *testing.T) {
+		faults, err := simulator.ParseFaults("modelbreaches:503")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sim.SetFaults(faults)
+		defer sim.SetFaults(nil)
+		start := time.Now()
+		code, out, _ := runCmd(t, context.Background(), vars, "check")
+		if code != exitFailure || !strings.Contains(out, "FAIL appliance sim: modelbreaches: darktrace /modelbreaches: HTTP 503") ||
+			!strings.Contains(out, "(temporary: run keeps retrying this; check tries once)") || strings.Contains(out, "will retry") {
+			t.Fatalf("exit %d, want 1 with a 503 marked temporary and no promise to retry:\n%s", code, out)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("check took %s: it must try once, not retry", d)
 		}
 	})
 	t.Run("sink unreachable", func(t *testing.T) {
@@ -113,7 +141,12 @@ func TestCheckCommand(t *testing.T) {
 
 func TestDemoPrintsCEF(t *testing.T) {
 	b := startCmd(t, map[string]string{"LOG_LEVEL": "warn"}, "demo", "--interval", "1s")
-	waitUntil(t, 15*time.Second, "CEF lines", func() bool { return strings.Count(b.stdout.String(), "\n") >= 50 })
+	// Antigena lines too (the comparison of link hosts below needs both kinds); the bound only
+	// limits a failure, a loaded machine may take a while to get there.
+	waitUntil(t, 90*time.Second, "CEF lines", func() bool {
+		out := b.stdout.String()
+		return strings.Count(out, "\n") >= 50 && strings.Contains(out, " act=")
+	})
 	if code := b.stop(t); code != exitOK {
 		t.Fatalf("demo exit %d; stderr:\n%s", code, tail(b.stderr.String(), 2000))
 	}
@@ -126,6 +159,7 @@ func TestDemoPrintsCEF(t *testing.T) {
 	}
 	// The README's first command must print lines an independent CEF parser (liblognorm, as
 	// used by rsyslog's mmnormalize) accepts, with the fields a SOC analyst triages on.
+	hosts := map[string][]string{}
 	for i, c := range parsecheck.ParseCEF(t, lines) {
 		if c.Rejected {
 			t.Fatalf("liblognorm rejected demo line %d: %s", i, lines[i])
@@ -139,6 +173,25 @@ func TestDemoPrintsCEF(t *testing.T) {
 		// Every breach links back to the appliance; a manual Antigena action has no breach.
 		if c.Ext["act"] == "" && !strings.HasPrefix(c.Ext["darktraceUrl"], "https://") {
 			t.Errorf("demo breach line %d has no darktraceUrl after parsing: %v", i, c.Ext)
+		}
+		// Breach links come from the appliance, Antigena links are built from DARKTRACE_URL:
+		// both must name the same appliance address.
+		if u := c.Ext["darktraceUrl"]; u != "" {
+			host := strings.SplitN(strings.TrimPrefix(u, "https://"), "/", 2)[0]
+			kind := "breach"
+			if c.Ext["act"] != "" {
+				kind = "antigena"
+			}
+			hosts[kind] = append(hosts[kind], host)
+		}
+	}
+	if len(hosts["breach"]) == 0 || len(hosts["antigena"]) == 0 {
+		t.Fatalf("darktraceUrl hosts %v: want breach and Antigena lines to compare", hosts)
+	}
+	all := append(hosts["breach"], hosts["antigena"]...)
+	for _, h := range all {
+		if h != all[0] || !strings.HasPrefix(h, "127.0.0.1:") {
+			t.Fatalf("darktraceUrl hosts differ: breaches %v, Antigena %v; want the simulator's address everywhere", slices.Compact(hosts["breach"]), slices.Compact(hosts["antigena"]))
 		}
 	}
 }

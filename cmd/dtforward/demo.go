@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
-	"flag"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/dtforward/dtforward/config"
@@ -19,28 +21,27 @@ import (
 // POLL_SOURCES, LOG_LEVEL and friends are honoured when set. State lives in a temporary
 // directory removed on exit. Stop it with Ctrl-C.
 func runDemo(ctx context.Context, e *env) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: dtforward demo [--interval 2s] [--rate 2] [--seed N]
+	fs := newFlags(e, "demo", func(w io.Writer) {
+		fmt.Fprint(w, `Usage: dtforward demo [--interval 2s] [--rate 2] [--seed N]
 
 Starts the built-in Darktrace simulator (HTTPS on 127.0.0.1) and forwards its model breaches,
 Antigena actions and AI Analyst events to stdout as CEF, exactly as "run" would: no
-configuration needed. SIEM_FORMAT still picks the format; the output is always stdout.
-Ctrl-C stops it.
-
-Flags:
+configuration needed. SIEM_FORMAT still picks the format; the output is always stdout and
+nothing is kept (state lives in a temporary directory). On a terminal only warnings and errors
+are logged, readably; otherwise logs are JSON on stderr. Ctrl-C stops it.
 `)
-		fs.PrintDefaults()
-	}
+	})
 	rate := fs.Float64("rate", 2, "new breaches per second")
 	interval := fs.Duration("interval", 2*time.Second, "poll interval")
-	seed := fs.Int64("seed", time.Now().UnixNano(), "simulator seed")
-	if err := fs.Parse(e.args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitUsage
+	seed := fs.Int64("seed", 0, "simulator seed; the same seed gives the same records (default: random, printed at start)")
+	if code, ok := fs.parse(); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(e, "demo", "unexpected argument %q", fs.Arg(0))
+	}
+	if *seed == 0 {
+		*seed = randomSeed()
 	}
 	cfg, err := loadConfig(config.ModeDemo, e)
 	if err != nil {
@@ -83,8 +84,34 @@ Flags:
 	if e.getenv("POLL_SOURCES") == "" {
 		cfg.PollSources = []string{"modelbreaches", "antigena", "aianalyst"}
 	}
-	fmt.Fprintf(e.stderr, "dtforward demo: simulated appliance at %s; %s lines follow on stdout (Ctrl-C to stop)\n", url, cfg.SIEMFormat)
+	quiet := demoLogDefaults(cfg, e.getenv, isTerminal(e.stderr))
+	note := ""
+	if quiet {
+		note = "; only warnings are logged (LOG_LEVEL=info shows every poll)"
+	}
+	fmt.Fprintf(e.stderr, "dtforward demo: simulated appliance at %s (seed %d); %s lines follow on stdout%s. Ctrl-C to stop.\n",
+		url, *seed, strings.ToUpper(cfg.SIEMFormat), note)
 	return serve(ctx, e, cfg, daemonOptions{})
+}
+
+// demoLogDefaults adapts the logging to where it is read. On a terminal the CEF lines and the
+// logs share one screen, so unless LOG_LEVEL is set demo logs only warnings and errors (in
+// console format, newLogger's choice for a terminal): the screen shows alerts, not poll
+// bookkeeping. Off a terminal (piped, a file, CI) nothing changes: JSON at LOG_LEVEL. It
+// reports whether it lowered the level.
+func demoLogDefaults(cfg *config.Config, getenv func(string) string, stderrTTY bool) bool {
+	if !stderrTTY || getenv("LOG_LEVEL") != "" {
+		return false
+	}
+	cfg.LogLevel = "warn"
+	return true
+}
+
+// randomSeed picks a seed short enough to retype: 1 to 1 000 000 (0 means "pick one").
+func randomSeed() int64 {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return int64(binary.BigEndian.Uint64(b)%1_000_000) + 1
 }
 
 func randomToken() string {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -16,27 +15,22 @@ import (
 // would report "unhealthy" for a healthy process. A wildcard listen address (":9090",
 // "0.0.0.0:9090", "[::]:9090") is probed on loopback.
 func runHealth(ctx context.Context, e *env) int {
-	fs := flag.NewFlagSet("health", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: dtforward health [--ready] [--address HOST:PORT] [--timeout D]
+	fs := newFlags(e, "health", func(w io.Writer) {
+		fmt.Fprint(w, `Usage: dtforward health [--ready] [--address HOST:PORT] [--timeout D]
 
 Asks a running dtforward's /healthz (or /readyz with --ready) on HTTP_ADDRESS and exits 0 when
 it answers 200, 1 otherwise, 2 when no address is configured. Meant for container
 HEALTHCHECKs: the image has no shell or curl.
-
-Flags:
 `)
-		fs.PrintDefaults()
-	}
+	})
 	addr := fs.String("address", e.getenv("HTTP_ADDRESS"), "host:port the daemon serves on (default $HTTP_ADDRESS)")
 	ready := fs.Bool("ready", false, "probe /readyz (delivering and caught up) instead of /healthz (process up)")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
-	if err := fs.Parse(e.args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := fs.parse(); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(e, "health", "unexpected argument %q", fs.Arg(0))
 	}
 	if *addr == "" {
 		fmt.Fprintln(e.stderr, "dtforward health: HTTP_ADDRESS is not set (or pass --address host:port); the daemon serves /healthz only when HTTP_ADDRESS is set")

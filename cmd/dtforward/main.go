@@ -62,20 +62,27 @@ func main() {
 }
 
 func dispatch(ctx context.Context, args []string, e *env) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(e.stdout)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
+	if len(args) == 0 {
+		usage(e.stderr)
+		return exitUsage
 	}
-	if args[0] == "--version" || args[0] == "-version" {
-		args[0] = "version"
+	switch args[0] {
+	case "-h", "-help", "--help":
+		usage(e.stdout)
+		return exitOK
+	case "help":
+		// "dtforward help run" is "dtforward run --help".
+		if len(args) == 1 {
+			usage(e.stdout)
+			return exitOK
+		}
+		args = []string{args[1], "--help"}
+	case "-v", "-version", "--version":
+		args = []string{"version"}
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(e.stderr, "dtforward: unknown command %q\n\n", args[0])
-		usage(e.stderr)
+		fmt.Fprintf(e.stderr, "dtforward: unknown command %q\nRun \"dtforward --help\" for the commands.\n", args[0])
 		return exitUsage
 	}
 	e.args = args[1:]
@@ -95,6 +102,7 @@ func usage(w io.Writer) {
 events to a SIEM as CEF, LEEF or JSON over syslog (UDP, TCP, TLS), stdout or a file.
 
 Usage: dtforward <command> [flags]
+       dtforward --version | -v
 
 Commands:
 `)
@@ -107,8 +115,10 @@ Commands:
 		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprint(w, `
-Configuration comes from environment variables (see README.md, "Configuration").
-Run "dtforward <command> --help" for a command's flags.
+Configuration comes from environment variables (README.md, "Configuration reference";
+"dtforward run --help" lists them). Run "dtforward <command> --help" for a command's flags.
+New here? "dtforward demo" shows the output with no configuration; README.md, "Try it against
+the simulator", walks through simulate, check and run.
 Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 `)
 }

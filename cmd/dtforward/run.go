@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
+	"io"
 
 	"github.com/dtforward/dtforward/config"
 )
@@ -11,20 +11,22 @@ import (
 // runRun is "dtforward run": the env-configured daemon. Configuration and checkpoint problems
 // exit 2 before anything starts; after that it runs until SIGTERM/SIGINT and exits 0.
 func runRun(ctx context.Context, e *env) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "Usage: dtforward run\n\nPolls the appliance(s) forever and forwards every alert; configured by environment variables (see README.md).")
-	}
-	if err := fs.Parse(e.args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitUsage
+	fs := newFlags(e, "run", func(w io.Writer) {
+		fmt.Fprint(w, `Usage: dtforward run
+
+Polls the appliance(s) forever and forwards every alert to the SIEM; configured only by
+environment variables. Checkpoints go to STATE_DIR (./state unless set): keep that directory,
+it is how a restart resumes without losing or re-sending alerts. Run "dtforward check" first
+to test the configuration. Stop it with SIGTERM or Ctrl-C; exit 0 after a clean stop, 2 on a
+configuration error.
+`)
+		envHelp(w)
+	})
+	if code, ok := fs.parse(); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "dtforward run: unexpected argument %q (run takes no arguments; configure it with environment variables)\n", fs.Arg(0))
-		return exitUsage
+		return usageError(e, "run", "unexpected argument %q (run takes no arguments; configure it with environment variables)", fs.Arg(0))
 	}
 	cfg, err := loadConfig(config.ModeRun, e)
 	if err != nil {

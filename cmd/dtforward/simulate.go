@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dtforward/dtforward/simulator"
@@ -26,6 +30,7 @@ SYNOPSIS
                        [--clock-offset DURATION] [--hostname FQDN] [--no-urls] [--faults SPEC]
                        [--newest-first] [--verbose]
                        [--public-token T --private-token T]
+                       [--appliances N --appliances-file FILE]
 
 DESCRIPTION
     Serves /modelbreaches, /antigena, /antigena/summary, /aianalyst/incidentevents and
@@ -38,6 +43,14 @@ DESCRIPTION
         DARKTRACE_URL=https://127.0.0.1:8443
         DARKTRACE_CA_FILE=/tmp/dtforward-simulator-.../ca.pem    (with --tls only)
     It serves until interrupted (SIGINT/SIGTERM) and then removes its temporary files.
+
+    With --appliances N it serves N independent appliances, each on its own free port of
+    the --listen host, appliance i (0 to N-1) generating its records from seed + i; every
+    other flag (history, rate, faults, tokens, TLS) applies to each appliance. It writes
+    FILE, a list that DARKTRACE_APPLIANCES_FILE accepts as is (names sim-0..., labels
+    {customer: customer-0...}, the token pair, allow_http or the CA file), and prints
+        DARKTRACE_APPLIANCES_FILE=FILE
+    FILE holds the tokens (mode 0600) and goes stale when the simulator stops.
 
 OPTIONS
     --listen ADDR            address to listen on (default 127.0.0.1:8443; port 0 picks one)
@@ -64,12 +77,18 @@ OPTIONS
     --clock-offset DURATION  run the appliance clock this far from the real one, e.g. -45m,
                              to exercise DTAPI-Date errors (default 0)
     --hostname FQDN          appliance name used in breachUrl and incidentEventUrl
-                             (default dt.example.com)
+                             (default: the address it serves on, as in DARKTRACE_URL, so
+                             they match the links dtforward makes for Antigena actions)
     --no-urls                behave like an appliance without a configured FQDN: no
                              breachUrl or incidentEventUrl at all
     --missing-creation-fraction F
                              share of breaches without creationTime, as older appliance
                              builds send them (default 0)
+    --odd-fraction F         share of records in the other shapes real appliances send
+                             (default 0): acknowledged as {"time","username"}, devices
+                             known only by devicelabel, placeholder IPs (10.0.0.#36859),
+                             literal \n in descriptions, absent priority/URL/commentCount,
+                             Antigena "updated" as a number; chosen from --seed
     --faults SPEC            inject faults into authenticated requests (see FAULTS)
     --newest-first           sort list responses newest first (the API guide only promises
                              "time-sorted"; the default is oldest first)
@@ -77,6 +96,8 @@ OPTIONS
                              auth:signature, auth:date, fault:503) to stderr
     --public-token T, --private-token T
                              the API token pair (default: the environment, see ENVIRONMENT)
+    --appliances N           serve N appliances (default 1; up to 5000), see DESCRIPTION
+    --appliances-file FILE   where to write their appliances file (required when N > 1)
 
 FAULTS
     SPEC is groups separated by ";", each "[ENDPOINT:]ITEM[,ITEM...]" where ENDPOINT is one of
@@ -91,6 +112,7 @@ FAULTS
         forbidden      302 to /403                   login               302 to /login
         reset          TCP reset                     large[@N]           N (10000) extra records
         error200       200 {"error": "..."}          responseerror       200 {"response": "ERROR"}
+        empty          200 [] (no records)
     Example: "modelbreaches:500=0.1,timeout=0.05;antigena:429*3"
 
 ENVIRONMENT
@@ -125,20 +147,23 @@ func runSimulate(ctx context.Context, e *env) int {
 	system := fs.Float64("system-fraction", 0.01, "")
 	ack := fs.Float64("ack-fraction", 0.1, "")
 	offset := fs.Duration("clock-offset", 0, "")
-	hostname := fs.String("hostname", "dt.example.com", "")
+	hostname := fs.String("hostname", "", "")
 	faultSpec := fs.String("faults", "", "")
 	verbose := fs.Bool("verbose", false, "")
 	newestFirst := fs.Bool("newest-first", false, "")
 	missingCreation := fs.Float64("missing-creation-fraction", 0, "")
+	oddFraction := fs.Float64("odd-fraction", 0, "")
 	noURLs := fs.Bool("no-urls", false, "")
 	pub := fs.String("public-token", "", "")
 	priv := fs.String("private-token", "", "")
+	appliances := fs.Int("appliances", 1, "")
+	appliancesFile := fs.String("appliances-file", "", "")
 	if err := fs.Parse(e.args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			_, _ = io.WriteString(e.stdout, simulateHelp)
 			return exitOK
 		}
-		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for the flags.`)
+		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for usage.`)
 		return exitUsage
 	}
 	var problems []string
@@ -167,6 +192,11 @@ func runSimulate(ctx context.Context, e *env) int {
 	if *lateDelay < time.Minute {
 		problems = append(problems, fmt.Sprintf("--late-delay %v: want at least 1m", *lateDelay))
 	}
+	if *appliances < 1 || *appliances > maxSimAppliances {
+		problems = append(problems, fmt.Sprintf("--appliances %d: want 1 to %d", *appliances, maxSimAppliances))
+	} else if *appliances > 1 && *appliancesFile == "" {
+		problems = append(problems, fmt.Sprintf("--appliances %d needs --appliances-file FILE to write their URLs and tokens to", *appliances))
+	}
 	if (*cert == "") != (*key == "") {
 		problems = append(problems, "--cert and --key must be given together")
 	}
@@ -180,7 +210,7 @@ func runSimulate(ctx context.Context, e *env) int {
 		for _, p := range problems {
 			fmt.Fprintf(e.stderr, "dtforward simulate: %s\n", p)
 		}
-		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for the flags.`)
+		fmt.Fprintln(e.stderr, `Run "dtforward simulate --help" for usage.`)
 		return exitUsage
 	}
 	count := *historyCount
@@ -191,37 +221,135 @@ func runSimulate(ctx context.Context, e *env) int {
 	if ackFraction == 0 {
 		ackFraction = -1
 	}
-	sim, err := simulator.New(simulator.Options{
+	opts := simulator.Options{
 		PublicToken: publicToken, PrivateToken: privateToken,
 		Seed: *seed, History: *history, HistoryCount: count, Rate: perSecond,
 		LateFraction: *late, LateDelay: *lateDelay, HostileFraction: *hostile,
 		SystemFraction: *system, AckFraction: ackFraction, ClockOffset: *offset,
 		Hostname: *hostname, CertFile: *cert, KeyFile: *key,
 		OnRequest: requestLogger(e.stderr, *verbose), NewestFirst: *newestFirst,
-		MissingCreationFraction: *missingCreation, NoURLs: *noURLs,
-	})
+		MissingCreationFraction: *missingCreation, NoURLs: *noURLs, OddFraction: *oddFraction,
+	}
+	useTLSAll := *useTLS || *cert != ""
+	if *appliances > 1 || *appliancesFile != "" {
+		return serveMany(ctx, e, opts, faults, *listen, useTLSAll, *appliances, *appliancesFile)
+	}
+	sim, err := simulator.New(opts)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)
 		return exitUsage
 	}
 	defer sim.Close()
 	sim.SetFaults(faults)
-	url, err := sim.Start(*listen, *useTLS || *cert != "")
+	url, err := sim.Start(*listen, useTLSAll)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)
+		hint := ""
+		if errors.Is(err, syscall.EADDRINUSE) {
+			hint = " (another simulator still running? stop it, or pick a free port with --listen 127.0.0.1:0)"
+		}
+		fmt.Fprintf(e.stderr, "dtforward simulate: %v%s\n", err, hint)
 		return exitFailure
 	}
 	fmt.Fprintf(e.stdout, "DARKTRACE_URL=%s\n", url)
 	if ca := sim.CAFile(); ca != "" {
 		fmt.Fprintf(e.stdout, "DARKTRACE_CA_FILE=%s\n", ca)
 	}
-	fmt.Fprintf(e.stderr, "dtforward simulate: serving a simulated appliance at %s (seed %d, %d breaches of history, %g new/s); Ctrl-C to stop\n",
+	fmt.Fprintf(e.stderr, "dtforward simulate: serving a simulated appliance at %s (seed %d, %d breaches of history, %g new/s); Ctrl-C or SIGTERM stops it\n",
 		url, *seed, *historyCount, perSecond)
 	<-ctx.Done()
 	if err := sim.Close(); err != nil {
 		fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)
 	}
 	return exitOK
+}
+
+// maxSimAppliances bounds --appliances: each appliance is a listener and its records.
+const maxSimAppliances = 5000
+
+// simAppliance is one entry of the appliances file simulate writes; the keys are those of
+// DARKTRACE_APPLIANCES_FILE.
+type simAppliance struct {
+	Name         string            `json:"name"`
+	URL          string            `json:"url"`
+	PublicToken  string            `json:"public_token"`
+	PrivateToken string            `json:"private_token"`
+	AllowHTTP    bool              `json:"allow_http,omitempty"`
+	CAFile       string            `json:"ca_file,omitempty"`
+	Labels       map[string]string `json:"labels"`
+}
+
+// serveMany is simulate --appliances N: N simulators, appliance i seeded with seed + i, each
+// on a free port of listen's host, described in an appliances file at path.
+func serveMany(ctx context.Context, e *env, opts simulator.Options, faults []simulator.Fault, listen string, useTLS bool, n int, path string) int {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "dtforward simulate: --listen %q: %v\n", listen, err)
+		return exitUsage
+	}
+	addr := net.JoinHostPort(host, "0")
+	width := len(strconv.Itoa(n - 1))
+	sims := make([]*simulator.Simulator, 0, n)
+	defer func() {
+		for _, s := range sims {
+			if err := s.Close(); err != nil {
+				fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)
+			}
+		}
+	}()
+	entries := make([]simAppliance, 0, n)
+	for i := range n {
+		o := opts
+		o.Seed = opts.Seed + int64(i)
+		sim, err := simulator.New(o)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "dtforward simulate: %v\n", err)
+			return exitUsage
+		}
+		sims = append(sims, sim)
+		sim.SetFaults(faults)
+		url, err := sim.Start(addr, useTLS)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "dtforward simulate: appliance %d: %v\n", i, err)
+			return exitFailure
+		}
+		entries = append(entries, simAppliance{
+			Name: fmt.Sprintf("sim-%0*d", width, i), URL: url,
+			PublicToken: opts.PublicToken, PrivateToken: opts.PrivateToken,
+			AllowHTTP: !useTLS, CAFile: sim.CAFile(),
+			Labels: map[string]string{"customer": fmt.Sprintf("customer-%0*d", width, i)},
+		})
+	}
+	if err := writeAppliancesFile(path, entries); err != nil {
+		fmt.Fprintf(e.stderr, "dtforward simulate: --appliances-file: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(e.stdout, "DARKTRACE_APPLIANCES_FILE=%s\n", path)
+	fmt.Fprintf(e.stderr, "dtforward simulate: serving %d simulated appliances on %s (seeds %d..%d), listed in %s; Ctrl-C to stop\n",
+		n, host, opts.Seed, opts.Seed+int64(n-1), path)
+	<-ctx.Done()
+	return exitOK
+}
+
+// writeAppliancesFile writes entries as JSON, atomically and readable by the owner only (it
+// holds the tokens).
+func writeAppliancesFile(path string, entries []simAppliance) error {
+	data, err := json.MarshalIndent(entries, "", "  ") //nolint:gosec // G117: the simulator's own token pair, in a 0600 file run must read
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".appliances-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // requestLogger prints one line per request to w when on (nil otherwise). Lines carry the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -64,7 +65,8 @@ func TestSimulateHelp(t *testing.T) {
 	for _, w := range []string{"SYNOPSIS", "DESCRIPTION", "FAULTS", "ENVIRONMENT", "EXIT STATUS", "EXAMPLES",
 		"--listen", "--tls", "--cert", "--key", "--seed", "--history", "--history-count", "--rate", "--late-fraction",
 		"--late-delay", "--hostile-fraction", "--system-fraction", "--ack-fraction", "--clock-offset", "--hostname",
-		"--faults", "--newest-first", "--verbose", "--no-urls", "--missing-creation-fraction", "--public-token", "--private-token", "DARKTRACE_PUBLIC_TOKEN"} {
+		"--faults", "--newest-first", "--verbose", "--no-urls", "--missing-creation-fraction", "--public-token", "--private-token", "DARKTRACE_PUBLIC_TOKEN",
+		"--appliances", "--appliances-file", "DARKTRACE_APPLIANCES_FILE"} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("help does not mention %s", w)
 		}
@@ -171,5 +173,18 @@ func TestSimulateListenError(t *testing.T) {
 	code, _, stderr := runCmd(t, context.Background(), simTokens, "simulate", "--listen", "127.0.0.1:notaport", "--history-count", "1")
 	if code != exitFailure || !strings.Contains(stderr, "notaport") {
 		t.Errorf("exit %d stderr %q, want 1 naming the address", code, stderr)
+	}
+}
+
+// TestSimulatePortInUse: a second simulator on the same port says what to do about it.
+func TestSimulatePortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	code, stdout, stderr := runCmd(t, context.Background(), simTokens, "simulate", "--listen", l.Addr().String(), "--history-count", "1")
+	if code != exitFailure || stdout != "" || !strings.Contains(stderr, "address already in use (another simulator still running? stop it, or pick a free port with --listen 127.0.0.1:0)") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 1 and the hint", code, stdout, stderr)
 	}
 }

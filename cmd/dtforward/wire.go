@@ -5,6 +5,7 @@ package main
 // run, demo and check share it so that what "check" tests is exactly what "run" uses.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/dtforward/dtforward/config"
 	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/formatter"
+	"github.com/dtforward/dtforward/internal/limit"
 	"github.com/dtforward/dtforward/internal/metrics"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/poller"
@@ -30,22 +32,25 @@ import (
 )
 
 // newLogger returns the zerolog logger on w: JSON, or console when LOG_FORMAT=console or, with
-// LOG_FORMAT unset, when w is a terminal.
+// LOG_FORMAT unset, when w is a terminal. Console output is coloured only on a terminal, so a
+// pipe or a file never receives ANSI escapes.
 func newLogger(cfg *config.Config, w io.Writer) zerolog.Logger {
-	console := cfg.LogFormat == "console"
-	if cfg.LogFormat == "" {
-		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-			console = true
-		}
-	}
+	tty := isTerminal(w)
+	console := cfg.LogFormat == "console" || (cfg.LogFormat == "" && tty)
 	if console {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !tty}
 	}
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil || cfg.LogLevel == "" {
 		level = zerolog.InfoLevel
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// isTerminal reports whether w is a terminal (a TTY or a Windows console).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
 // headerReserve is room left for the syslog header inside SIEM_MAX_MESSAGE_BYTES: PRI,
@@ -99,9 +104,11 @@ func newSink(cfg *config.Config, header string, stdout io.Writer, m *metrics.Met
 			CAFile: cfg.SIEMTLSCAFile, CertFile: cfg.SIEMTLSCertFile, KeyFile: cfg.SIEMTLSKeyFile,
 			ServerName: cfg.SIEMTLSServerName, InsecureSkipVerify: cfg.SIEMTLSInsecureSkipVerify,
 		},
+		RELP:    sink.RELPOptions{Window: cfg.SIEMRELPWindow, TLS: cfg.SIEMRELPTLS},
 		Timeout: cfg.SIEMTimeout,
+		UDPRate: cfg.SIEMUDPRate,
 		Stdout:  stdout,
-		Hooks:   sink.Hooks{Reconnect: m.SinkReconnect},
+		Hooks:   sink.Hooks{Reconnect: m.SinkReconnect, Datagrams: m.AddSinkDatagrams},
 		Logger:  log,
 	})
 }
@@ -129,49 +136,67 @@ func newClient(app config.Appliance, cfg *config.Config, clock *applianceClock) 
 	})
 }
 
-// delivery is the poller.Deliverer: it formats a batch and sends it through the one sink. A
-// mutex serializes appliances on the sink (sink.Sink is not required to be concurrent-safe and
-// the lines of one batch must stay together and in order).
-type delivery struct {
-	mu  sync.Mutex
-	f   formatter.Formatter
-	s   sink.Sink
-	log zerolog.Logger
+// labelled is one appliance's view of the shared delivery: it stamps the appliance's labels
+// from the appliances file on every alert.
+type labelled struct {
+	d      *delivery
+	labels map[string]string // shared, read-only
 }
 
 // Deliver implements poller.Deliverer.
-func (d *delivery) Deliver(ctx context.Context, alerts []*alert.Alert) error {
-	msgs := make([]sink.Message, 0, len(alerts))
-	for _, a := range alerts {
-		line, err := d.f.Append(nil, a)
-		if err != nil {
-			d.log.Error().Str("kind", a.Kind).Str("id", a.ID).Str("appliance", a.Appliance).Err(err).
-				Msg("alert cannot be formatted; skipped")
-			continue
-		}
-		msgs = append(msgs, sink.Message{Severity: a.Severity, Kind: a.Kind, Line: line})
-	}
-	if len(msgs) == 0 {
-		return nil
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	err := d.s.Send(ctx, msgs)
-	if !errors.Is(err, sink.ErrMessageTooLarge) {
-		return err
-	}
-	// Nothing was sent and resending the batch cannot succeed: send one by one and drop (with
-	// a log line) only the messages the transport can never carry.
-	for _, m := range msgs {
-		err := d.s.Send(ctx, []sink.Message{m})
-		switch {
-		case errors.Is(err, sink.ErrMessageTooLarge):
-			d.log.Error().Str("kind", m.Kind).Int("bytes", len(m.Line)).Msg("message too large for the transport; skipped")
-		case err != nil:
-			return err
+func (l labelled) Deliver(ctx context.Context, alerts []*alert.Alert) error {
+	if len(l.labels) > 0 {
+		for _, a := range alerts {
+			a.Labels = l.labels
 		}
 	}
-	return nil
+	return l.d.Deliver(ctx, alerts)
+}
+
+// limitedFetcher takes a slot of the process-wide request limit
+// (DARKTRACE_MAX_CONCURRENT_REQUESTS) for each API request. Slots are granted in arrival
+// order, so a slow or huge appliance holds at most one and cannot starve the others; time
+// spent queueing does not count against the request timeout. Before that it waits while the
+// sink's queue is full (delivery.waitRoom): fetching more than the sink can take only costs
+// memory.
+type limitedFetcher struct {
+	c       *darktrace.Client
+	slots   *limit.FIFO
+	backlog *delivery
+	room    int // most slices queued at the sink before fetches wait
+}
+
+// The poller must see each answer's Date: no window may end past it.
+var _ poller.DatedFetcher = limitedFetcher{}
+
+// Stream implements poller.Fetcher.
+func (l limitedFetcher) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
+	_, err := l.StreamDated(ctx, pathAndQuery, fn)
+	return err
+}
+
+// StreamDated implements poller.DatedFetcher.
+func (l limitedFetcher) StreamDated(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) (time.Time, error) {
+	if err := l.backlog.waitRoom(ctx, l.room); err != nil {
+		return time.Time{}, err
+	}
+	if err := l.slots.Acquire(ctx); err != nil {
+		return time.Time{}, err
+	}
+	defer l.slots.Release()
+	return l.c.StreamDated(ctx, pathAndQuery, fn)
+}
+
+// sinkRoom is how many slices may wait for the sink before appliances stop fetching: enough
+// to keep group commits full, few enough that a slow collector holds a bounded amount of
+// fetched data (at most sinkRoom + DARKTRACE_MAX_CONCURRENT_REQUESTS batches).
+func sinkRoom(maxRequests int) int { return max(2*maxRequests, 32) }
+
+// brokenAppliance is an appliance that cannot be polled until the operator acts (its
+// checkpoint is unusable). The others run; /readyz and dtforward_appliance_up report it.
+type brokenAppliance struct {
+	name string
+	err  error
 }
 
 // daemon is a composed "run": every appliance's poller, the sink and the HTTP server.
@@ -181,6 +206,8 @@ type daemon struct {
 	metrics    *metrics.Metrics
 	sink       sink.Sink
 	appliances []*poller.Appliance
+	broken     []brokenAppliance
+	requests   *limit.FIFO // the process-wide API request slots
 	clients    []*darktrace.Client
 	clocks     []*applianceClock // nil entries when daemonOptions.now overrides the clock
 	pipelines  []*poller.Pipeline
@@ -209,10 +236,23 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 			d.close()
 		}
 	}()
-	apps, err := cfg.Appliances()
+	apps, err := cfg.ShardAppliances()
 	if err != nil {
 		return nil, &configError{err}
 	}
+	if shard, count := cfg.Shard(); count > 1 {
+		log.Info().Int("shard", shard).Int("shards", count).Int("appliances", len(apps)).Msg("polling this shard's appliances")
+		if len(apps) == 0 {
+			log.Warn().Int("shard", shard).Int("shards", count).Msg("no appliance hashes to this shard; idling (more replicas than appliances?)")
+		}
+	}
+	d.requests = limit.New(cfg.DarktraceMaxConcurrentRequests)
+	d.metrics.AddGaugeFunc("dtforward_api_requests_in_flight", "API requests holding one of the DARKTRACE_MAX_CONCURRENT_REQUESTS slots.",
+		func() float64 { return float64(d.requests.InUse()) })
+	d.metrics.AddGaugeFunc("dtforward_api_requests_queued", "API requests waiting for a DARKTRACE_MAX_CONCURRENT_REQUESTS slot.",
+		func() float64 { return float64(d.requests.Waiting()) })
+	d.metrics.SetApplianceUpFunc(d.applianceUp)
+	d.metrics.SetReadyDetail(d.readyDetail)
 	header := sinkHeader(cfg, e.getenv)
 	f, err := newFormatter(cfg, header)
 	if err != nil {
@@ -236,6 +276,7 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		Models:              cfg.ModelsRegexp(),
 		Tags:                cfg.TagsRegexp(),
 	}
+	anomalies := newAnomalyReporter(d.metrics, log)
 	for _, app := range apps {
 		now := o.now
 		var clock *applianceClock
@@ -248,21 +289,32 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 		if err != nil {
 			return nil, &configError{fmt.Errorf("appliance %s: %w", app.Name, err)}
 		}
-		d.clients = append(d.clients, c)
 		if app.InsecureSkipVerify {
 			log.Warn().Str("appliance", app.Name).Msg("TLS verification of the appliance is off (DARKTRACE_INSECURE_SKIP_VERIFY)")
 		}
 		store, err := poller.OpenStore(cfg.StateDir, app.Name)
+		var se *poller.StateError
+		if errors.As(err, &se) {
+			// One unusable checkpoint must not stop the other appliances: skip this one,
+			// leave the file for the operator, and keep reporting it.
+			log.Error().Str("appliance", app.Name).Err(err).
+				Msg("appliance disabled: its checkpoint is unusable; the other appliances go on (fix or remove the file and restart)")
+			d.broken = append(d.broken, brokenAppliance{name: app.Name, err: err})
+			c.CloseIdleConnections()
+			continue
+		}
 		if err != nil {
 			return nil, &configError{err}
 		}
-		p := poller.NewPipeline(c, app.Name, c.Host(), filter, log)
+		d.clients = append(d.clients, c)
+		d.clocks = append(d.clocks, clock)
+		p := poller.NewPipeline(limitedFetcher{c: c, slots: d.requests, backlog: del, room: sinkRoom(cfg.DarktraceMaxConcurrentRequests)}, app.Name, c.Host(), filter, log).ReportAnomalies(anomalies.Report)
 		d.pipelines = append(d.pipelines, p)
 		a, err := poller.NewAppliance(poller.Config{
 			Pipeline:        p,
 			Sources:         cfg.PollSources,
 			Store:           store,
-			Deliverer:       del,
+			Deliverer:       labelled{d: del, labels: app.Labels},
 			Interval:        cfg.PollInterval,
 			Overlap:         cfg.PollOverlap,
 			Start:           start,
@@ -273,11 +325,24 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 			Now:             now,
 			Logger:          log,
 			Metrics:         d.metrics,
+
+			// POLL_AIANALYST_REFRESH_HORIZON=0 turns the refresh off; the poller reads 0 as
+			// "default" and a negative horizon as off.
+			AIAnalystRefreshHorizon:  cmp.Or(cfg.PollAIAnalystRefreshHorizon, -1),
+			AIAnalystRefreshInterval: cfg.PollAIAnalystRefreshInterval,
 		})
 		if err != nil {
 			return nil, &configError{err}
 		}
 		d.appliances = append(d.appliances, a)
+	}
+	if len(d.appliances) == 0 && len(d.broken) > 0 {
+		// Nothing left to poll: a start-up error, as it has always been for one appliance.
+		errs := make([]error, len(d.broken))
+		for i, b := range d.broken {
+			errs[i] = b.err
+		}
+		return nil, &configError{errors.Join(errs...)}
 	}
 	if cfg.HTTPAddress != "" {
 		srv, err := metrics.Serve(cfg.HTTPAddress, d.metrics, d.ready)
@@ -291,13 +356,68 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 	return d, nil
 }
 
-// ready is /readyz: every appliance's sources answer, deliver and keep up.
+// ready is /readyz: every appliance's sources answer, deliver and keep up. The error names
+// each appliance that is not ready (one line per problem), after a count when there are
+// several appliances.
 func (d *daemon) ready() error {
 	var errs []error
+	for _, b := range d.broken {
+		errs = append(errs, fmt.Errorf("%s: disabled: %w", b.name, b.err))
+	}
+	notReady := len(d.broken)
 	for _, a := range d.appliances {
-		errs = append(errs, a.Ready())
+		if err := a.Ready(); err != nil {
+			errs = append(errs, err)
+			notReady++
+		}
+	}
+	if total := len(d.broken) + len(d.appliances); notReady > 0 && total > 1 {
+		errs = append([]error{fmt.Errorf("%d of %d appliances not ready", notReady, total)}, errs...)
 	}
 	return errors.Join(errs...)
+}
+
+// applianceUp is dtforward_appliance_up: 1 per ready appliance, 0 per failing or disabled one.
+func (d *daemon) applianceUp() []metrics.ApplianceUp {
+	out := make([]metrics.ApplianceUp, 0, len(d.broken)+len(d.appliances))
+	for _, b := range d.broken {
+		out = append(out, metrics.ApplianceUp{Appliance: b.name})
+	}
+	for _, a := range d.appliances {
+		out = append(out, metrics.ApplianceUp{Appliance: a.Name(), Up: a.Ready() == nil})
+	}
+	return out
+}
+
+// readyDetail is /readyz?verbose: one line per appliance, ready, not ready or disabled.
+func (d *daemon) readyDetail() []string {
+	out := make([]string, 0, len(d.broken)+len(d.appliances))
+	for _, b := range d.broken {
+		out = append(out, b.name+": disabled")
+	}
+	for _, a := range d.appliances {
+		state := "ready"
+		if a.Ready() != nil {
+			state = "not ready"
+		}
+		out = append(out, a.Name()+": "+state)
+	}
+	return out
+}
+
+// maxStagger bounds how far the first polls are spread, so a long POLL_INTERVAL does not delay
+// the last appliance's first poll by as much.
+const maxStagger = time.Minute
+
+// staggerDelay is appliance i of n's delay before its first poll: the starts are spread evenly
+// over min(POLL_INTERVAL, maxStagger), so hundreds of appliances do not all request (and
+// deliver) at the same instant at boot, nor in every interval after it, since each keeps its
+// phase.
+func staggerDelay(i, n int, interval time.Duration) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	return min(interval, maxStagger) / time.Duration(n) * time.Duration(i)
 }
 
 // run polls until ctx ends, reopening a file sink on SIGHUP, then shuts down in order.
@@ -306,17 +426,21 @@ func (d *daemon) run(ctx context.Context) {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	names := make([]string, len(d.appliances))
-	for i, a := range d.appliances {
-		names[i] = a.Name()
+	// Hundreds of names would make one enormous line; past a few dozen, the count says enough.
+	names := make([]string, 0, min(len(d.appliances), maxLoggedNames))
+	for _, a := range d.appliances[:min(len(d.appliances), maxLoggedNames)] {
+		names = append(names, a.Name())
 	}
-	d.log.Info().Str("version", version).Strs("appliances", names).Strs("sources", d.cfg.PollSources).
-		Dur("interval", d.cfg.PollInterval).Dur("overlap", d.cfg.PollOverlap).
+	d.log.Info().Str("version", version).Int("appliance_count", len(d.appliances)).Strs("appliances", names).Strs("sources", d.cfg.PollSources).
+		Dur("interval_ms", d.cfg.PollInterval).Dur("overlap_ms", d.cfg.PollOverlap).
 		Str("format", d.cfg.SIEMFormat).Str("transport", d.cfg.SIEMTransport).Msg("dtforward started")
 
 	var wg sync.WaitGroup
 	for i, a := range d.appliances {
 		wg.Go(func() {
+			if !sleepCtx(ctx, staggerDelay(i, len(d.appliances), d.cfg.PollInterval)) {
+				return
+			}
 			if c := d.clocks[i]; c != nil {
 				// Windows must follow the appliance clock from the very first poll.
 				ok := c.sync(ctx, d.pipelines[i], d.clients[i])
@@ -326,7 +450,13 @@ func (d *daemon) run(ctx context.Context) {
 		})
 	}
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() {
+		wg.Wait()
+		// A shard that owns no appliance still serves /healthz and /readyz until stopped,
+		// rather than exiting and being restarted over and over.
+		<-ctx.Done()
+		close(done)
+	}()
 	for {
 		select {
 		case <-hup:
@@ -374,5 +504,26 @@ func printConfigError(w io.Writer, cmd string, err error) int {
 	for _, l := range lines {
 		fmt.Fprintf(w, "dtforward %s: %s\n", cmd, l)
 	}
+	if ce != nil {
+		fmt.Fprintf(w, "Run \"dtforward %s --help\" for the variables it reads, or \"dtforward demo\" to try dtforward without an appliance.\n", cmd)
+	}
 	return exitUsage
+}
+
+// maxLoggedNames bounds the appliance names listed in the start-up log line.
+const maxLoggedNames = 50
+
+// sleepCtx waits d or until ctx ends; it reports whether the full time passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -41,9 +42,21 @@ type Metrics struct {
 	apiErrors      *prometheus.CounterVec
 	sinkErrors     prometheus.Counter
 	sinkReconnects prometheus.Counter
+	state          *stateSeries
+	anomalies      *prometheus.CounterVec
+	sinkDatagrams  prometheus.Counter
 
 	mu   sync.Mutex
 	lags []func() []Lag
+	up   func() []ApplianceUp
+	// detail lists one status line per appliance for /readyz?verbose.
+	detail func() []string
+}
+
+// ApplianceUp is one appliance's readiness for dtforward_appliance_up.
+type ApplianceUp struct {
+	Appliance string
+	Up        bool
 }
 
 // New returns the series registered on a fresh registry, plus Go runtime and process metrics.
@@ -71,13 +84,26 @@ func New() *Metrics {
 			Name: "dtforward_sink_reconnects_total",
 			Help: "Connections (re)established to the SIEM.",
 		}),
+		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtforward_decode_anomalies_total",
+			Help: "Record fields of an unexpected type, by source and field (the record was kept; the value was converted or left empty).",
+		}, []string{"source", "field"}),
+		sinkDatagrams: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dtforward_sink_datagrams_sent_total",
+			Help: "UDP datagrams handed to the kernel (sent, not necessarily received: UDP has no acknowledgement).",
+		}),
 	}
 	lagDesc := prometheus.NewDesc("dtforward_checkpoint_lag_seconds",
 		"Time between now and the end of the last window delivered, by appliance and source.",
 		[]string{"appliance", "source"}, nil)
-	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects,
-		&lagCollector{m: m, desc: lagDesc},
+	upDesc := prometheus.NewDesc("dtforward_appliance_up",
+		"1 while an appliance is ready (as /readyz judges it), 0 while it fails or is disabled (e.g. unusable checkpoint).",
+		[]string{"appliance"}, nil)
+	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects, m.anomalies,
+		m.sinkDatagrams,
+		&lagCollector{m: m, desc: lagDesc}, &upCollector{m: m, desc: upDesc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.state = newStateSeries(m.reg)
 	return m
 }
 
@@ -124,6 +150,23 @@ func (m *Metrics) SinkReconnect() {
 	m.sinkReconnects.Inc()
 }
 
+// DecodeAnomaly counts one record field of an unexpected type. field comes from the decoder's
+// fixed set of JSON paths, so the label's cardinality is bounded.
+func (m *Metrics) DecodeAnomaly(source, field string) {
+	if m == nil {
+		return
+	}
+	m.anomalies.WithLabelValues(source, field).Inc()
+}
+
+// AddSinkDatagrams counts n UDP datagrams sent.
+func (m *Metrics) AddSinkDatagrams(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.sinkDatagrams.Add(float64(n))
+}
+
 // AddLagFunc registers a function reporting checkpoint lags; it is called at every scrape, so
 // the gauge keeps growing while a source is stuck rather than freezing at its last success.
 func (m *Metrics) AddLagFunc(f func() []Lag) {
@@ -133,6 +176,71 @@ func (m *Metrics) AddLagFunc(f func() []Lag) {
 	m.mu.Lock()
 	m.lags = append(m.lags, f)
 	m.mu.Unlock()
+}
+
+// SetApplianceUpFunc sets the function reporting dtforward_appliance_up; it is called at every
+// scrape.
+func (m *Metrics) SetApplianceUpFunc(f func() []ApplianceUp) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.up = f
+	m.mu.Unlock()
+}
+
+// SetReadyDetail sets the lines /readyz?verbose adds after its verdict (one per appliance).
+func (m *Metrics) SetReadyDetail(f func() []string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.detail = f
+	m.mu.Unlock()
+}
+
+func (m *Metrics) readyDetail() []string {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	f := m.detail
+	m.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f()
+}
+
+// AddGaugeFunc registers an unlabelled gauge read at every scrape.
+func (m *Metrics) AddGaugeFunc(name, help string, f func() float64) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
+type upCollector struct {
+	m    *Metrics
+	desc *prometheus.Desc
+}
+
+func (c *upCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *upCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	f := c.m.up
+	c.m.mu.Unlock()
+	if f == nil {
+		return
+	}
+	for _, u := range f() {
+		v := 0.0
+		if u.Up {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, u.Appliance)
+	}
 }
 
 type lagCollector struct {
@@ -170,19 +278,31 @@ func Handler(m *Metrics, ready func() error) http.Handler {
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		var detail []string
+		if r.URL.Query().Has("verbose") {
+			detail = m.readyDetail()
+		}
 		if ready != nil {
 			if err := ready(); err != nil {
 				w.WriteHeader(http.StatusServiceUnavailable)
 				fmt.Fprintln(w, "not ready:", err)
+				writeLines(w, detail)
 				return
 			}
 		}
 		fmt.Fprintln(w, "ready")
+		writeLines(w, detail)
 	})
 	if m != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 	}
 	return mux
+}
+
+func writeLines(w io.Writer, lines []string) {
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
 }
 
 // Serve listens on addr and serves Handler(m, ready) until Close.

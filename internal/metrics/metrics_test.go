@@ -43,7 +43,11 @@ func TestServer(t *testing.T) {
 	m.ObservePoll("dt1", "modelbreaches", 150*time.Millisecond)
 	m.SinkError()
 	m.SinkReconnect()
+	m.AddSinkDatagrams(7)
+	m.AddSinkDatagrams(0) // ignored
 	m.APIError("dt1", "antigena")
+	m.DecodeAnomaly("modelbreaches", "model.priority")
+	m.DecodeAnomaly("modelbreaches", "model.priority")
 	m.AddLagFunc(func() []Lag { return []Lag{{Appliance: "dt1", Source: "modelbreaches", Lag: 90 * time.Second}} })
 
 	tests := []struct {
@@ -62,7 +66,9 @@ func TestServer(t *testing.T) {
 			`dtforward_checkpoint_lag_seconds{appliance="dt1",source="modelbreaches"} 90`,
 			"dtforward_sink_errors_total 1",
 			"dtforward_sink_reconnects_total 1",
+			"dtforward_sink_datagrams_sent_total 7",
 			`dtforward_api_errors_total{appliance="dt1",source="antigena"} 1`,
+			`dtforward_decode_anomalies_total{field="model.priority",source="modelbreaches"} 2`,
 			"go_goroutines",
 		}},
 	}
@@ -88,7 +94,9 @@ func TestNilMetricsIsANoOp(t *testing.T) {
 	m.ObservePoll("a", "b", time.Second)
 	m.SinkError()
 	m.SinkReconnect()
+	m.AddSinkDatagrams(1)
 	m.APIError("a", "b")
+	m.DecodeAnomaly("a", "b")
 	m.AddLagFunc(func() []Lag { return nil })
 }
 

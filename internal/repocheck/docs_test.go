@@ -1,12 +1,16 @@
 package repocheck
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/dtforward/dtforward/config"
 )
@@ -18,6 +22,7 @@ func TestREADMESections(t *testing.T) {
 	}
 	// The sections of the reference part, in the agreed order.
 	want := []string{
+		"## Try it against the simulator",
 		"## Connecting to a real appliance",
 		"## Configuration reference",
 		"## Output formats",
@@ -174,5 +179,106 @@ func TestREADMEAppliancesExample(t *testing.T) {
 	}
 	if !slices.Equal(names, []string{"london", "nyc"}) {
 		t.Errorf("appliances %q, want london and nyc", names)
+	}
+}
+
+// readmeRef finds pointers into the README: "README.md" (or "README") then a comma and a
+// quoted section name (Go-escaped quotes too), or the name in parentheses starting with a
+// capital. A section name may wrap lines.
+var readmeRef = regexp.MustCompile(`README(?:\.md)?,?\s+(?:\\?"([^"\\]+)\\?"|\(([A-Z][^)]*)\))`)
+
+// TestREADMESectionReferences: every file that points at a README section names one that
+// exists (a heading equal to the name, or starting with it and a space), so a renamed section
+// cannot leave stale pointers in help texts, scripts, manifests or comments.
+func TestREADMESectionReferences(t *testing.T) {
+	readme := read(t, "README.md")
+	var headings []string
+	for _, l := range strings.Split(readme, "\n") {
+		if h, ok := strings.CutPrefix(l, "## "); ok {
+			headings = append(headings, h)
+		} else if h, ok := strings.CutPrefix(l, "### "); ok {
+			headings = append(headings, h)
+		}
+	}
+	resolves := func(name string) bool {
+		return slices.ContainsFunc(headings, func(h string) bool { return h == name || strings.HasPrefix(h, name+" ") })
+	}
+	refs := 0
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == ".git" || d.Name() == "node_modules" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || info.Size() > 1<<20 || !info.Mode().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || bytes.IndexByte(b, 0) >= 0 {
+			return err // binaries hold no references
+		}
+		for _, m := range readmeRef.FindAllSubmatch(b, -1) {
+			name := strings.Join(strings.Fields(string(m[1])+string(m[2])), " ")
+			refs++
+			if !resolves(name) {
+				rel, _ := filepath.Rel(root, path)
+				t.Errorf("%s points at README section %q, which does not exist (sections: %q)", rel, name, headings)
+			}
+		}
+		// The README's own cross-references: "see *Operations*".
+		if filepath.Base(path) == "README.md" && filepath.Dir(path) == filepath.Clean(root) {
+			for _, m := range regexp.MustCompile(`see \*([A-Z][^*]+)\*`).FindAllSubmatch(b, -1) {
+				refs++
+				if !resolves(string(m[1])) {
+					t.Errorf("README.md refers to section %q, which does not exist", m[1])
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refs < 5 {
+		t.Fatalf("found only %d README section references: the pattern no longer matches how files cite the README", refs)
+	}
+}
+
+// TestLogDurationFieldsNameTheirUnit: zerolog's Dur writes milliseconds (DurationFieldUnit),
+// so every duration field is named *_ms; a bare "duration" or "interval" leaves the reader
+// guessing.
+func TestLogDurationFieldsNameTheirUnit(t *testing.T) {
+	durField := regexp.MustCompile(`\.Dur\("([^"]+)"`)
+	found := 0
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range durField.FindAllSubmatch(b, -1) {
+			found++
+			if !strings.HasSuffix(string(m[1]), "_ms") {
+				rel, _ := filepath.Rel(root, path)
+				t.Errorf("%s logs duration field %q: name it %s_ms (zerolog writes milliseconds)", rel, m[1], m[1])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found == 0 {
+		t.Fatal("found no .Dur( log field: the check would be empty")
+	}
+	if zerolog.DurationFieldUnit != time.Millisecond {
+		t.Errorf("zerolog.DurationFieldUnit is %s; the *_ms field names assume milliseconds", zerolog.DurationFieldUnit)
 	}
 }

@@ -43,6 +43,15 @@ type Options struct {
 	TLS   bool // TLS, octet-counted frames (RFC 5425); rsyslog also accepts LF frames
 	// MTLS makes the TLS listener require a client certificate signed by CA.
 	MTLS bool
+	// RELP is a RELP listener (rsyslog imrelp only); RELPTLS one with TLS from the first byte
+	// (server certificate from CA; with MTLS it also requires a client certificate).
+	RELP    bool
+	RELPTLS bool
+	// SyncWrites makes the receiver write each message to its output file before it takes
+	// the next one (rsyslog: direct queues instead of the in-memory main queue). An imrelp
+	// "200 OK" then means "written", so a crash right after it loses nothing; with the
+	// default queue it means "queued in memory".
+	SyncWrites bool
 	// CA signs the server (and client) certificates; nil creates a fresh one when TLS is set.
 	CA *CA
 	// MaxMessageSize is the daemon's message size limit; 0 means 256 KiB, far above the
@@ -53,7 +62,7 @@ type Options struct {
 
 // Message is one message as the receiver got it.
 type Message struct {
-	Input string // listener it arrived on: "udp", "tcp", "octet" or "tls"
+	Input string // listener it arrived on: "udp", "tcp", "octet", "tls", "relp" or "relptls"
 	Raw   []byte // the message bytes exactly as received, framing removed
 }
 
@@ -61,13 +70,15 @@ type Message struct {
 // "127.0.0.1:port", empty for listeners that were not requested. A Receiver is used from
 // one test goroutine.
 type Receiver struct {
-	Daemon string // "rsyslog" or "syslog-ng"
-	UDP    string
-	TCP    string
-	Octet  string
-	TLS    string
-	CA     *CA    // set when TLS was requested
-	Dir    string // config, output and daemon log live here
+	Daemon  string // "rsyslog" or "syslog-ng"
+	UDP     string
+	TCP     string
+	Octet   string
+	TLS     string
+	RELP    string
+	RELPTLS string
+	CA      *CA    // set when TLS was requested
+	Dir     string // config, output and daemon log live here
 
 	out     string                                       // JSON-lines output file
 	logFile string                                       // daemon's stdout/stderr
@@ -82,16 +93,16 @@ type Receiver struct {
 // ports when it fails to come up (another process may grab a port between pick and bind).
 func startReceiver(t testing.TB, r *Receiver, o Options) *Receiver {
 	t.Helper()
-	if o.MTLS {
+	if o.MTLS && !o.RELPTLS {
 		o.TLS = true
 	}
-	if !o.UDP && !o.TCP && !o.Octet && !o.TLS {
+	if !o.UDP && !o.TCP && !o.Octet && !o.TLS && !o.RELP && !o.RELPTLS {
 		t.Fatal("syslogd: Options must enable at least one listener")
 	}
 	if o.MaxMessageSize == 0 {
 		o.MaxMessageSize = 256 << 10
 	}
-	if (o.TLS || o.MTLS) && o.CA == nil {
+	if (o.TLS || o.MTLS || o.RELPTLS) && o.CA == nil {
 		o.CA = NewCA(t)
 	}
 	r.opts = o
@@ -105,7 +116,7 @@ func startReceiver(t testing.TB, r *Receiver, o Options) *Receiver {
 	t.Cleanup(func() { r.kill(syscall.SIGKILL) })
 	var lastErr error
 	for attempt := 0; attempt < 4; attempt++ {
-		r.UDP, r.TCP, r.Octet, r.TLS = "", "", "", ""
+		r.UDP, r.TCP, r.Octet, r.TLS, r.RELP, r.RELPTLS = "", "", "", "", "", ""
 		if o.UDP {
 			r.UDP = freePort(t, "udp")
 		}
@@ -117,6 +128,12 @@ func startReceiver(t testing.TB, r *Receiver, o Options) *Receiver {
 		}
 		if o.TLS {
 			r.TLS = freePort(t, "tcp")
+		}
+		if o.RELP {
+			r.RELP = freePort(t, "tcp")
+		}
+		if o.RELPTLS {
+			r.RELPTLS = freePort(t, "tcp")
 		}
 		conf, err := r.config(r, o)
 		if err != nil {
@@ -197,7 +214,8 @@ func (r *Receiver) listening() bool {
 		return false
 	}
 	return check(r.UDP, "/proc/net/udp", "07") && check(r.TCP, "/proc/net/tcp", "0A") &&
-		check(r.Octet, "/proc/net/tcp", "0A") && check(r.TLS, "/proc/net/tcp", "0A")
+		check(r.Octet, "/proc/net/tcp", "0A") && check(r.TLS, "/proc/net/tcp", "0A") &&
+		check(r.RELP, "/proc/net/tcp", "0A") && check(r.RELPTLS, "/proc/net/tcp", "0A")
 }
 
 func (r *Receiver) kill(sig syscall.Signal) {
@@ -219,6 +237,59 @@ func (r *Receiver) kill(sig syscall.Signal) {
 func (r *Receiver) Kill(t testing.TB) {
 	t.Helper()
 	r.kill(syscall.SIGKILL)
+}
+
+// Pause stops the daemon (SIGSTOP) without killing it, like a hung collector: the kernel
+// still accepts connections and bytes for it until its buffers fill, but nothing is read,
+// answered or written. Resume, Kill or Restart ends the pause.
+func (r *Receiver) Pause(t testing.TB) {
+	t.Helper()
+	if r.proc == nil {
+		t.Fatalf("syslogd: Pause: %s is not running", r.Daemon)
+	}
+	if err := r.proc.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("syslogd: Pause: %v", err)
+	}
+	// The signal is delivered asynchronously: wait until every thread has stopped, or a
+	// thread could still answer what a test sends right after Pause.
+	deadline := time.Now().Add(5 * time.Second)
+	for !stopped(r.proc.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("syslogd: Pause: %s did not stop within 5s", r.Daemon)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// stopped reports whether every thread of pid is stopped (state T in /proc/PID/task/*/stat).
+func stopped(pid int) bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return false
+		}
+		// "pid (comm) S ...": the state follows the last ')', since comm may hold spaces.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
+
+// Resume continues a paused daemon (SIGCONT).
+func (r *Receiver) Resume(t testing.TB) {
+	t.Helper()
+	if r.proc == nil {
+		t.Fatalf("syslogd: Resume: %s is not running", r.Daemon)
+	}
+	if err := r.proc.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("syslogd: Resume: %v", err)
+	}
 }
 
 // Stop stops the daemon gracefully (SIGTERM), letting it flush what it has queued.
@@ -256,6 +327,10 @@ func (r *Receiver) Restart(t testing.TB) {
 	}
 	t.Fatalf("syslogd: restarting %s: %v", r.Daemon, err)
 }
+
+// OutputFile is the file the daemon writes received messages to, one JSON object per line,
+// for benchmarks that count lines as they arrive rather than parse them all (Messages).
+func (r *Receiver) OutputFile() string { return r.out }
 
 // Log returns the daemon's own stdout/stderr, for failure messages.
 func (r *Receiver) Log() string {

@@ -32,6 +32,9 @@ func StartSyslogNG(t testing.TB, o Options) *Receiver {
 }
 
 func syslogNGConfig(r *Receiver, o Options) (string, error) {
+	if o.RELP || o.RELPTLS || o.SyncWrites {
+		return "", fmt.Errorf("syslog-ng: RELP and SyncWrites are only available with rsyslog")
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `@version: 3.38
 options { log-msg-size(%d); keep-hostname(yes); stats-freq(0); flush-lines(1); };

@@ -14,10 +14,22 @@ import (
 	"testing"
 )
 
-// Rsyslog is an rsyslogd binary and its module directory.
+// Rsyslog is an rsyslogd binary and its module directory. LibDir is set when rsyslog was
+// unpacked rather than installed: imrelp then needs the unpacked librelp on LD_LIBRARY_PATH.
 type Rsyslog struct {
 	Bin    string
 	ModDir string
+	LibDir string
+}
+
+// Env returns the environment to run rsyslogd with: os.Environ, plus LD_LIBRARY_PATH when
+// it was unpacked.
+func (r Rsyslog) Env() []string {
+	env := os.Environ()
+	if r.LibDir != "" {
+		env = append(env, "LD_LIBRARY_PATH="+r.LibDir)
+	}
+	return env
 }
 
 // SyslogNG is a syslog-ng binary; ModDir and LibDir are set when it was unpacked rather than
@@ -69,12 +81,15 @@ func FindRsyslog(t testing.TB) Rsyslog {
 // install-test-deps cache, then the system package.
 func LocateRsyslog() (Rsyslog, bool) {
 	cands := []Rsyslog{
-		{os.Getenv("RSYSLOGD"), os.Getenv("RSYSLOG_MODDIR")},
-		{filepath.Join(cacheRoot(), "usr/sbin/rsyslogd"), filepath.Join(cacheRoot(), "usr/lib/x86_64-linux-gnu/rsyslog")},
-		{"/usr/sbin/rsyslogd", "/usr/lib/x86_64-linux-gnu/rsyslog"},
+		{os.Getenv("RSYSLOGD"), os.Getenv("RSYSLOG_MODDIR"), os.Getenv("RSYSLOG_LIBDIR")},
+		{filepath.Join(cacheRoot(), "usr/sbin/rsyslogd"), filepath.Join(cacheRoot(), "usr/lib/x86_64-linux-gnu/rsyslog"), filepath.Join(cacheRoot(), "usr/lib/x86_64-linux-gnu")},
+		{"/usr/sbin/rsyslogd", "/usr/lib/x86_64-linux-gnu/rsyslog", ""},
 	}
 	for _, c := range cands {
 		if c.Bin != "" && executable(c.Bin) {
+			if c.LibDir == "" && strings.HasPrefix(c.Bin, cacheRoot()+"/") {
+				c.LibDir = filepath.Join(cacheRoot(), "usr/lib/x86_64-linux-gnu") // $RSYSLOGD from an older install-test-deps
+			}
 			return c, true
 		}
 	}

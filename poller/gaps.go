@@ -1,0 +1,318 @@
+package poller
+
+import (
+	"cmp"
+	"context"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/internal/metrics"
+)
+
+// pbids grow with creation, so a pbid missing between delivered ones is a breach the windows
+// did not return: filtered by the appliance (suppressed, below minscore), deleted, or not
+// visible yet. The last is the one that loses alerts: a breach that appears after the windows
+// moved past its creation time is never in a window again. The gap tracker remembers missing
+// pbids (bounded), checks each by id at a bounded cadence, delivers the ones that appear late,
+// and gives the others up after a horizon.
+
+// Defaults for the gap settings of Config.
+const (
+	DefaultGapRecheck = 10 * time.Minute // between two by-id checks of one missing pbid
+	DefaultGapHorizon = 24 * time.Hour   // a missing pbid is given up after this long
+	DefaultMaxGaps    = 1000             // missing pbids tracked at most (about 40 bytes each)
+	// gapChecksPerPoll bounds the by-id requests made after one poll.
+	gapChecksPerPoll = 10
+	// gapJump is a hole too large to be missing breaches: the pbid counter jumped.
+	gapJump = 1_000_000
+)
+
+// Gap outcomes, the values of the outcome label of dtforward_pbid_gaps_resolved_total.
+const (
+	GapAppeared = "appeared" // listed by a window after all (or by id, still inside the windows)
+	GapLate     = "late"     // appeared after its window had passed; fetched and delivered
+	GapFiltered = "filtered" // exists, but the query's filters exclude it (suppressed, minscore, …)
+	GapGaveUp   = "gave_up"  // never appeared within the horizon (deleted, or hidden)
+	GapDropped  = "dropped"  // not tracked: more gaps than the tracking cap
+)
+
+// GapState is the persisted pbid gap tracking of the breach source.
+type GapState struct {
+	// MaxPBID is the highest pbid delivered (or filtered) so far.
+	MaxPBID int64 `json:"max"`
+	// Missing are the pbids below MaxPBID not seen yet, oldest first.
+	Missing []MissingPBID `json:"missing,omitempty"`
+}
+
+// MissingPBID is one pbid missing between delivered ones.
+type MissingPBID struct {
+	PBID    int64 `json:"p"`
+	Since   int64 `json:"s"`           // noticed, epoch ms
+	Checked int64 `json:"c,omitempty"` // last by-id check, epoch ms; 0 = never
+}
+
+func (g *GapState) clone() *GapState {
+	if g == nil {
+		return nil
+	}
+	return &GapState{MaxPBID: g.MaxPBID, Missing: slices.Clone(g.Missing)}
+}
+
+type gapTracker struct {
+	max     int64
+	missing map[int64]*MissingPBID
+	limit   int
+	changed bool // since the last checkpoint
+}
+
+func newGapTracker(gs *GapState, limit int) *gapTracker {
+	g := &gapTracker{missing: map[int64]*MissingPBID{}, limit: limit}
+	if gs != nil {
+		g.max = gs.MaxPBID
+		for _, m := range gs.Missing {
+			g.missing[m.PBID] = &m
+		}
+	}
+	return g
+}
+
+func (g *gapTracker) state() *GapState {
+	gs := &GapState{MaxPBID: g.max, Missing: make([]MissingPBID, 0, len(g.missing))}
+	for _, id := range slices.Sorted(maps.Keys(g.missing)) {
+		gs.Missing = append(gs.Missing, *g.missing[id])
+	}
+	g.changed = false
+	return gs
+}
+
+// observe takes the pbids of a delivered batch: those tracked as missing have appeared, and
+// the holes above the previous maximum are new gaps.
+func (g *gapTracker) observe(st *sourceState, b *Batch) {
+	ids := make([]int64, 0, len(b.Present))
+	for k := range b.Present {
+		if id, err := strconv.ParseInt(k, 10, 64); err == nil && id > 0 {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	slices.Sort(ids)
+	m := st.a.cfg.Metrics
+	for _, id := range ids {
+		if _, ok := g.missing[id]; ok {
+			delete(g.missing, id)
+			g.changed = true
+			m.PBIDGapResolved(st.a.name, GapAppeared, 1)
+		}
+	}
+	if g.max > ids[len(ids)-1]+gapJump {
+		// Far below everything seen: the appliance's pbid counter started again (a rebuilt
+		// appliance, a restored backup). Start over from here.
+		st.r.log.Warn().Int64("max_seen", g.max).Int64("now_highest", ids[len(ids)-1]).
+			Msg("pbids restarted far below the highest seen; gap tracking starts over")
+		g.max = 0
+		clear(g.missing)
+		g.changed = true
+	}
+	if g.max == 0 {
+		g.max = ids[0] - 1 // the first run: nothing before the first pbid is a gap
+	}
+	now := st.a.cfg.Now().UnixMilli()
+	var found, dropped []int64
+	count := 0
+	prev := g.max
+	for _, id := range ids {
+		if id <= prev {
+			continue
+		}
+		if hole := id - prev - 1; hole > gapJump {
+			st.r.log.Warn().Int64("from", prev).Int64("to", id).
+				Msg("pbids jumped; the hole is not tracked as missing breaches")
+		} else {
+			for p := prev + 1; p < id; p++ {
+				count++
+				if len(g.missing) < g.limit {
+					g.missing[p] = &MissingPBID{PBID: p, Since: now}
+					found = append(found, p)
+				} else if len(dropped) < 2*g.limit {
+					dropped = append(dropped, p)
+				}
+			}
+		}
+		prev = id
+	}
+	if prev > g.max {
+		g.max = prev
+		g.changed = true
+	}
+	if count == 0 {
+		return
+	}
+	m.PBIDGaps(st.a.name, count)
+	if len(found) > 0 {
+		st.r.log.Info().Str("pbids", pbidRanges(found)).Int("count", len(found)).
+			Msg("pbid gap: breaches missing between delivered ones; checking them by id")
+	}
+	if n := count - len(found); n > 0 {
+		m.PBIDGapResolved(st.a.name, GapDropped, n)
+		st.r.log.Warn().Str("pbids", pbidRanges(dropped)).Int("count", n).Int("tracked", g.limit).
+			Msg("too many missing pbids to track; these are not checked by id")
+	}
+}
+
+// check gives up the pbids missing for longer than the horizon and checks up to
+// gapChecksPerPoll of the others by id; a breach found late is delivered. It returns false
+// when ctx ended during a delivery.
+func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string]Seen) bool {
+	cfg := &st.a.cfg
+	r := st.r
+	now := cfg.Now().UnixMilli()
+	horizon := cfg.GapHorizon.Milliseconds()
+	var gaveUp, due []int64
+	for id, m := range g.missing {
+		switch {
+		case now-m.Since >= horizon && m.Checked != 0:
+			// Given up only after one check at least: a busy appliance or a long list must not
+			// turn "not checked yet" into "never appeared".
+			gaveUp = append(gaveUp, id)
+		case m.Checked == 0 && now-m.Since < cfg.Overlap.Milliseconds():
+			// Probably just slow to become visible: the windows re-read it for one overlap.
+		case m.Checked == 0 || now-m.Checked >= cfg.GapRecheck.Milliseconds():
+			due = append(due, id)
+		}
+	}
+	if len(gaveUp) > 0 {
+		slices.Sort(gaveUp)
+		for _, id := range gaveUp {
+			delete(g.missing, id)
+		}
+		cfg.Metrics.PBIDGapResolved(st.a.name, GapGaveUp, len(gaveUp))
+		g.changed = true
+		r.log.Warn().Str("pbids", pbidRanges(gaveUp)).Int("count", len(gaveUp)).Dur("after_ms", cfg.GapHorizon).
+			Msg("missing pbids never appeared (deleted, or hidden by the appliance); giving up; use backfill if they appear later")
+	}
+	// Least recently checked first, so a long list is worked through in turn.
+	slices.SortFunc(due, func(x, y int64) int {
+		return cmp.Or(cmp.Compare(g.missing[x].Checked, g.missing[y].Checked), cmp.Compare(x, y))
+	})
+	if len(due) > gapChecksPerPoll {
+		due = due[:gapChecksPerPoll]
+	}
+	r.mu.Lock()
+	cursor := r.cursor
+	r.mu.Unlock()
+	inWindows := cursor.Add(-cfg.Overlap).UnixMilli()
+	var absent []int64
+	var late []Item
+	for _, id := range due {
+		m := g.missing[id]
+		first := m.Checked == 0
+		m.Checked = now
+		g.changed = true
+		created, found, err := r.src.FetchPBID(ctx, id)
+		if err != nil {
+			if ctx.Err() == nil {
+				cfg.Metrics.APIError(st.a.name, st.name)
+				r.log.Warn().Err(err).Int64("pbid", id).Msg("checking a missing pbid failed; retrying later")
+			}
+			break
+		}
+		if !found {
+			if first {
+				absent = append(absent, id)
+			}
+			continue
+		}
+		if created == 0 {
+			// There, but it did not decode (logged with its id): nothing to fetch.
+			delete(g.missing, id)
+			cfg.Metrics.PBIDGapResolved(st.a.name, GapFiltered, 1)
+			continue
+		}
+		if created >= inWindows {
+			// The next windows cover it: listed if it passes the filters, else filtered.
+			delete(g.missing, id)
+			cfg.Metrics.PBIDGapResolved(st.a.name, GapAppeared, 1)
+			continue
+		}
+		// Late: ask for it the way the windows do, so the query's own filters (suppressed,
+		// minscore) decide, exactly as if it had been in time.
+		t := time.UnixMilli(created)
+		b, err := r.src.Fetch(ctx, t, t)
+		if err != nil {
+			if ctx.Err() == nil {
+				cfg.Metrics.APIError(st.a.name, st.name)
+				r.log.Warn().Err(err).Int64("pbid", id).Msg("fetching a late breach failed; retrying later")
+			}
+			break
+		}
+		delete(g.missing, id)
+		key := strconv.FormatInt(id, 10)
+		i := slices.IndexFunc(b.Items, func(it Item) bool { return it.Key == key })
+		if _, done := seen[key]; i < 0 || done {
+			cfg.Metrics.PBIDGapResolved(st.a.name, GapFiltered, 1)
+			continue
+		}
+		late = append(late, b.Items[i])
+	}
+	if len(absent) > 0 {
+		slices.Sort(absent)
+		r.log.Warn().Str("pbids", pbidRanges(absent)).Int("count", len(absent)).
+			Dur("recheck_ms", cfg.GapRecheck).Dur("give_up_after_ms", cfg.GapHorizon).
+			Msg("pbids missing between delivered breaches are not on the appliance (yet); re-checking them by id")
+	}
+	if len(late) > 0 {
+		slices.SortFunc(late, func(x, y Item) int { return cmp.Or(cmp.Compare(x.Time, y.Time), compareKeys(x.Key, y.Key)) })
+		alerts := make([]*alert.Alert, len(late))
+		for i := range late {
+			alerts[i] = late[i].Alert
+		}
+		if !st.a.deliver(ctx, r, alerts) {
+			return false
+		}
+		cfg.Metrics.AddRecords(st.a.name, st.name, metrics.OutcomeSent, len(alerts))
+		for _, it := range late {
+			seen[it.Key] = Seen{Version: it.Version, Time: it.Time}
+			cfg.Metrics.PBIDGapResolved(st.a.name, GapLate, 1)
+			r.log.Warn().Str("pbid", it.Key).Time("created", time.UnixMilli(it.Time)).
+				Msg("late breach found by pbid after its window had passed; delivered")
+		}
+	}
+	if g.changed {
+		if err := cfg.Store.Commit(st.name, st.checkpoint(cursor, seen)); err != nil {
+			r.setErr(&r.persistErr, err, "checkpoint not saved")
+		}
+	}
+	return true
+}
+
+// pbidRanges formats sorted pbids as "5-7,9", at most 20 ranges.
+func pbidRanges(ids []int64) string {
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(ids); {
+		j := i
+		for j+1 < len(ids) && ids[j+1] == ids[j]+1 {
+			j++
+		}
+		if n == 20 {
+			b.WriteString(",… (" + strconv.Itoa(len(ids)-i) + " more)")
+			break
+		}
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(ids[i], 10))
+		if j > i {
+			b.WriteString("-" + strconv.FormatInt(ids[j], 10))
+		}
+		n++
+		i = j + 1
+	}
+	return b.String()
+}

@@ -1,0 +1,499 @@
+package sink
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dtforward/dtforward/internal/tlsconfig"
+)
+
+// RELPOptions configures transport relp.
+type RELPOptions struct {
+	// Window is the most messages sent and not yet acknowledged; 0 means DefaultRELPWindow.
+	// It also bounds how many messages a lost connection can duplicate.
+	Window int
+	// TLS turns on TLS (from the first byte, as imrelp's tls="on" expects) with Config.TLS.
+	TLS bool
+}
+
+// DefaultRELPWindow is librelp's (and so rsyslog omrelp's) default window.
+const DefaultRELPWindow = 128
+
+// MaxRELPWindow bounds Window: a larger window only lets more duplicates pile up after a lost
+// connection, and gains nothing on any network a SIEM sits on.
+const MaxRELPWindow = 65536
+
+// relpSink sends over RELP, the Reliable Event Logging Protocol of rsyslog's imrelp/omrelp:
+// every message is a "syslog" command that the receiver answers with "200 OK" once it has
+// taken the message. That is what plain TCP cannot give: bytes the kernel accepted for a
+// collector that then hangs and dies are lost without any error, while a RELP message that
+// got no answer is simply sent again.
+//
+// Send returns nil only when every message of the batch got "200". Up to Window messages
+// are in flight at a time. When the connection breaks (EOF, reset, a missing answer within
+// Timeout, serverclose, a protocol error), Send reconnects at once and resends the messages
+// that have no answer yet, in order — as long as the broken connection had made progress
+// (or was one left over from an earlier Send, which may simply have gone stale). A new
+// connection that breaks before any answer ends Send with an error; the caller backs off and
+// resends the batch. So nothing is skipped, and a failure duplicates at most Window
+// messages inside Send (plus the acknowledged part of the batch when the caller resends it).
+type relpSink struct {
+	cfg    Config
+	hdr    *header
+	tlsCfg *tls.Config
+	window int
+
+	conn   net.Conn      // nil when not connected; a *tls.Conn with TLS
+	raw    net.Conn      // the TCP connection under conn
+	br     *bufio.Reader // reads conn
+	txnr   int           // next transaction number on conn
+	dialed bool          // a connection was made before: later dials are reconnects
+	closed bool
+
+	wbuf []byte // frames not yet written
+	pbuf []byte // scratch for one message (header + line)
+
+	// mu guards ctx, cancelled and deadline changes on conn against the context callback.
+	mu        sync.Mutex
+	ctx       context.Context
+	cancelled bool
+}
+
+// relpSoftware is our relp_software offer (name, version, URL; only the name is required).
+const relpSoftware = "dtforward"
+
+func newRELP(cfg Config) (Sink, error) {
+	w := cfg.RELP.Window
+	if w == 0 {
+		w = DefaultRELPWindow
+	}
+	if w < 1 || w > MaxRELPWindow {
+		return nil, fmt.Errorf("sink: relp window %d is outside 1–%d", cfg.RELP.Window, MaxRELPWindow)
+	}
+	s := &relpSink{cfg: cfg, hdr: newHeader(cfg, ""), window: w, ctx: context.Background()}
+	if cfg.RELP.TLS {
+		c, err := tlsconfig.Client(cfg.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("sink: relp tls: %w", err)
+		}
+		s.tlsCfg = c
+		if cfg.TLS.InsecureSkipVerify && cfg.Logger != nil {
+			cfg.Logger.Warn().Str("address", cfg.Address).
+				Msg("TLS certificate verification of the RELP receiver is disabled: anyone on the path can read and alter alerts")
+		}
+	}
+	return s, nil
+}
+
+// inflight is a message sent on the current connection and not yet answered.
+type inflight struct {
+	txnr int
+	idx  int // index in the batch
+}
+
+// Send delivers msgs; see relpSink. An empty batch only makes sure a session is open, which
+// lets "dtforward check" test the sink.
+func (s *relpSink) Send(ctx context.Context, msgs []Message) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed {
+		return errors.New("sink: Send after Close")
+	}
+	s.mu.Lock()
+	s.ctx, s.cancelled = ctx, false
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.ctx != ctx {
+			return // fired late, for a Send that is over
+		}
+		s.cancelled = true
+		if s.conn != nil {
+			_ = s.conn.SetDeadline(time.Unix(1, 0))
+		}
+	})
+	defer func() {
+		stop()
+		s.mu.Lock()
+		s.ctx = context.Background()
+		s.mu.Unlock()
+		if err != nil {
+			s.drop()
+			err = fmt.Errorf("sink: relp %s: %w", s.cfg.Address, err)
+			if s.cfg.Hooks.Error != nil {
+				s.cfg.Hooks.Error(err)
+			}
+		}
+	}()
+
+	b := relpBatch{msgs: msgs}
+	progress := false      // the current connection acknowledged something
+	stale := s.conn != nil // the connection predates this Send
+	for {
+		if s.conn == nil {
+			if err := s.connect(ctx); err != nil {
+				return s.abandoned(ctx, err)
+			}
+		}
+		if b.acked == len(msgs) {
+			break
+		}
+		before := b.acked
+		err := s.exchange(&b)
+		if b.acked > before {
+			progress = true
+		}
+		if err == nil {
+			continue
+		}
+		var refused *relpRefusedError
+		if errors.As(err, &refused) {
+			refused.idx = b.indexOf(refused.txnr)
+			return err
+		}
+		if ctxDone(ctx) != nil || !progress && !stale {
+			return s.abandoned(ctx, err)
+		}
+		// The connection broke after doing its part: resend what it left unanswered.
+		s.drop()
+		b.requeue()
+		progress, stale = false, false
+	}
+	if b.sanitized > 0 && s.cfg.Hooks.Sanitized != nil {
+		s.cfg.Hooks.Sanitized(b.sanitized)
+	}
+	if s.cfg.Hooks.Sent != nil && len(msgs) > 0 {
+		s.cfg.Hooks.Sent(len(msgs), b.written)
+	}
+	return nil
+}
+
+// relpBatch is the progress of one Send.
+type relpBatch struct {
+	msgs      []Message
+	pending   []inflight // sent on the current connection, unanswered, in send order
+	retry     []int      // batch indices to send (again) before next, ascending
+	next      int        // first batch index never sent
+	acked     int
+	written   int // bytes, resends included
+	sanitized int
+}
+
+// take returns the batch index to send next, and whether it is sent for the first time.
+func (b *relpBatch) take() (idx int, fresh bool) {
+	if len(b.retry) > 0 {
+		idx, b.retry = b.retry[0], b.retry[1:]
+		return idx, false
+	}
+	b.next++
+	return b.next - 1, true
+}
+
+func (b *relpBatch) more() bool { return len(b.retry) > 0 || b.next < len(b.msgs) }
+
+// requeue puts the unanswered messages of a lost connection in front of the rest.
+func (b *relpBatch) requeue() {
+	retry := make([]int, 0, len(b.pending)+len(b.retry))
+	for _, p := range b.pending {
+		retry = append(retry, p.idx)
+	}
+	b.retry = append(retry, b.retry...)
+	slices.Sort(b.retry)
+	b.pending = b.pending[:0]
+}
+
+func (b *relpBatch) indexOf(txnr int) int {
+	for _, p := range b.pending {
+		if p.txnr == txnr {
+			return p.idx
+		}
+	}
+	return -1
+}
+
+// exchange fills the window with syslog commands, writes them, and handles the answers that
+// arrive within Timeout (at least one).
+func (s *relpSink) exchange(b *relpBatch) error {
+	for len(b.pending) < s.window && b.more() {
+		idx, fresh := b.take()
+		m := &b.msgs[idx]
+		line, changed := cleanLine(m.Line)
+		if changed && fresh {
+			b.sanitized++
+		}
+		s.pbuf = s.hdr.appendHeader(s.pbuf[:0], s.hdr.pri(m.Severity), m.Kind)
+		s.pbuf = append(s.pbuf, line...)
+		s.wbuf = appendRELPFrame(s.wbuf, s.txnr, "syslog", s.pbuf)
+		b.pending = append(b.pending, inflight{txnr: s.txnr, idx: idx})
+		s.txnr = nextTxnr(s.txnr)
+		if len(s.wbuf) >= flushAt {
+			n, err := s.flush()
+			b.written += n
+			if err != nil {
+				return err
+			}
+		}
+	}
+	n, err := s.flush()
+	b.written += n
+	if err != nil {
+		return err
+	}
+	return s.awaitAnswers(b)
+}
+
+// abandoned prefers the context's reason when the context ended the I/O.
+func (s *relpSink) abandoned(ctx context.Context, err error) error {
+	if cause := ctxDone(ctx); cause != nil && !errors.Is(err, cause) {
+		return fmt.Errorf("abandoned: %w (%v)", cause, err)
+	}
+	return err
+}
+
+// ctxDone is context.Cause, and DeadlineExceeded once the deadline has passed even if the
+// context's timer has not fired yet: I/O deadlines are set to it and may expire first.
+func ctxDone(ctx context.Context) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// relpRefusedError is a "rsp" with a status other than 200 for a message.
+type relpRefusedError struct {
+	txnr int
+	idx  int // index in the batch, filled in by Send
+	rsp  relpRsp
+}
+
+func (e *relpRefusedError) Error() string {
+	return fmt.Sprintf("receiver refused message %d of the batch (txnr %d): %03d %s", e.idx, e.txnr, e.rsp.code, e.rsp.text)
+}
+
+// awaitAnswers waits up to Timeout for the next frame and handles it and every further frame
+// already received, removing answered messages from pending. It returns an error when the
+// connection is no longer usable.
+func (s *relpSink) awaitAnswers(b *relpBatch) error {
+	if len(b.pending) == 0 {
+		return nil
+	}
+	if err := s.deadline(false); err != nil {
+		return err
+	}
+	quickAck(s.raw)
+	for {
+		f, err := readRELPFrame(s.br, relpMaxRspData)
+		if err != nil {
+			return s.readErr(err)
+		}
+		switch {
+		case f.txnr == 0 && f.cmd == "serverclose":
+			return errors.New("receiver closed the session (serverclose)")
+		case f.txnr == 0:
+			// another hint: none is defined besides serverclose; hints need no answer
+		case f.cmd != "rsp":
+			return fmt.Errorf("%w: server sent command %q with txnr %d", errRELPProtocol, f.cmd, f.txnr)
+		default:
+			i := slices.IndexFunc(b.pending, func(p inflight) bool { return p.txnr == f.txnr })
+			if i < 0 {
+				return fmt.Errorf("%w: answer for txnr %d, which is not waiting for one", errRELPProtocol, f.txnr)
+			}
+			rsp, err := parseRELPRsp(f.data)
+			if err != nil {
+				return err
+			}
+			if rsp.code != 200 {
+				return &relpRefusedError{txnr: f.txnr, rsp: rsp}
+			}
+			b.pending = slices.Delete(b.pending, i, i+1)
+			b.acked++
+		}
+		if len(b.pending) == 0 || s.br.Buffered() == 0 {
+			return nil
+		}
+	}
+}
+
+// connect dials, runs the TLS handshake and opens the RELP session, all within Timeout.
+func (s *relpSink) connect(ctx context.Context) error {
+	if s.dialed && s.cfg.Hooks.Reconnect != nil {
+		s.cfg.Hooks.Reconnect()
+	}
+	s.dialed = true
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	var d net.Dialer
+	raw, err := d.DialContext(dctx, "tcp", s.cfg.Address)
+	if err != nil {
+		return err
+	}
+	conn := raw
+	if s.tlsCfg != nil {
+		cfg := s.tlsCfg.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(s.cfg.Address)
+		}
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			_ = raw.Close()
+			return fmt.Errorf("TLS handshake failed (nothing was sent): %w", err)
+		}
+		conn = tc
+	}
+	s.mu.Lock()
+	s.conn, s.raw = conn, raw
+	s.mu.Unlock()
+	if s.br == nil {
+		s.br = bufio.NewReaderSize(conn, 4096)
+	} else {
+		s.br.Reset(conn)
+	}
+	s.wbuf = s.wbuf[:0]
+	if err := s.open(); err != nil {
+		s.drop()
+		return err
+	}
+	return nil
+}
+
+// open runs the "open" command: offers out, the server's accepted offers back.
+func (s *relpSink) open() error {
+	s.txnr = 1
+	offers := "relp_version=0\nrelp_software=" + relpSoftware + "\ncommands=syslog"
+	s.wbuf = appendRELPFrame(s.wbuf, s.txnr, "open", []byte(offers))
+	s.txnr = nextTxnr(s.txnr)
+	if _, err := s.flush(); err != nil {
+		return fmt.Errorf("sending open: %w", err)
+	}
+	if err := s.deadline(false); err != nil {
+		return err
+	}
+	f, err := readRELPFrame(s.br, relpMaxRspData)
+	if err != nil {
+		return fmt.Errorf("waiting for the answer to open: %w", s.readErr(err))
+	}
+	if f.cmd != "rsp" || f.txnr != 1 {
+		if f.txnr == 0 && f.cmd == "serverclose" {
+			return errors.New("receiver closed the session instead of answering open (serverclose)")
+		}
+		return fmt.Errorf("%w: expected the answer to open, got %q with txnr %d", errRELPProtocol, f.cmd, f.txnr)
+	}
+	rsp, err := parseRELPRsp(f.data)
+	if err != nil {
+		return err
+	}
+	if rsp.code != 200 {
+		return fmt.Errorf("receiver refused the session: %03d %s", rsp.code, rsp.text)
+	}
+	accepted := parseRELPOffers(rsp.rest)
+	if _, ok := accepted["relp_version"]; !ok {
+		return fmt.Errorf("%w: the answer to open has no relp_version offer", errRELPProtocol)
+	}
+	if !slices.Contains(accepted["commands"], "syslog") {
+		return fmt.Errorf("receiver does not accept the syslog command (it offers commands=%v)", accepted["commands"])
+	}
+	return nil
+}
+
+// deadline arms the read (write=false) or write deadline: Timeout from now, or the
+// context's deadline when earlier; an error once the context is cancelled.
+func (s *relpSink) deadline(write bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancelled {
+		return context.Cause(s.ctx)
+	}
+	d := time.Now().Add(s.cfg.Timeout)
+	if cd, ok := s.ctx.Deadline(); ok && cd.Before(d) {
+		d = cd
+	}
+	if write {
+		return s.conn.SetWriteDeadline(d)
+	}
+	return s.conn.SetReadDeadline(d)
+}
+
+// flush writes the buffered frames and returns how many bytes went out.
+func (s *relpSink) flush() (int, error) {
+	if len(s.wbuf) == 0 {
+		return 0, nil
+	}
+	if err := s.deadline(true); err != nil {
+		return 0, err
+	}
+	n, err := s.conn.Write(s.wbuf)
+	s.wbuf = s.wbuf[:0]
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			err = fmt.Errorf("write timed out after %v (receiver not reading?): %w", s.cfg.Timeout, err)
+		}
+		return n, err
+	}
+	return n, nil
+}
+
+func (s *relpSink) readErr(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("no answer within %v (receiver hung?): %w", s.cfg.Timeout, err)
+	}
+	return err
+}
+
+// drop closes the connection without the close handshake. It closes the TCP connection
+// directly: a TLS close_notify would be written into a connection known to be broken.
+func (s *relpSink) drop() {
+	s.mu.Lock()
+	raw := s.raw
+	s.conn, s.raw = nil, nil
+	s.mu.Unlock()
+	if raw != nil {
+		_ = raw.Close()
+	}
+	s.wbuf = s.wbuf[:0]
+}
+
+// Close ends the session politely ("close", then wait up to Timeout for its answer) and
+// closes the connection. Nothing is in flight: Send returns only when all was answered.
+func (s *relpSink) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.conn == nil {
+		return nil
+	}
+	defer s.drop()
+	txnr := s.txnr
+	s.wbuf = appendRELPFrame(s.wbuf[:0], txnr, "close", nil)
+	if _, err := s.flush(); err != nil {
+		return nil //nolint:nilerr // the receiver went away already: nothing is lost, nothing to report
+	}
+	if err := s.deadline(false); err != nil {
+		return nil //nolint:nilerr // as above
+	}
+	for {
+		f, err := readRELPFrame(s.br, relpMaxRspData)
+		if err != nil || f.txnr == txnr || f.cmd == "serverclose" {
+			break
+		}
+	}
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		_ = tc.SetWriteDeadline(time.Now().Add(s.cfg.Timeout))
+		_ = tc.CloseWrite() // close_notify, so the receiver sees an orderly end
+	}
+	return nil
+}
