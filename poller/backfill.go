@@ -434,13 +434,13 @@ func (b *backfiller) write(final bool) error {
 func replaceFile(path string, data []byte) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("writing backfill state: %w", err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer func() {
 		if err != nil {
 			_ = f.Close()
 			_ = os.Remove(f.Name())
-			err = fmt.Errorf("writing backfill state %s: %w", path, err)
+			err = fmt.Errorf("writing %s: %w", path, err)
 		}
 	}()
 	if _, err = f.Write(data); err != nil {

@@ -122,6 +122,10 @@ type Store struct {
 	path string
 	mu   sync.Mutex
 	st   State
+	// synced is when the file was last written durably; unsynced is set while a later write
+	// is not (see Commit).
+	synced   time.Time
+	unsynced bool
 }
 
 // FileName returns the checkpoint file name for an appliance label: the label with every
@@ -201,19 +205,47 @@ func (s *Store) Source(name string) (ss SourceState, ok bool) {
 	return SourceState{Cursor: cur.Cursor, Seen: maps.Clone(cur.Seen), Gaps: cur.Gaps.clone()}, true
 }
 
-// Commit records a source's new state and rewrites the file atomically (temp file, fsync,
-// rename, fsync of the directory), so a crash leaves either the old or the new checkpoint. The
-// store keeps its own copy of ss.Seen. On error the in-memory state is still updated, so the next
-// Commit retries the write with the newest state.
+// Commit records a source's new state and rewrites the file atomically (temp file, rename), so
+// a crash leaves either the old or the new checkpoint. The write is also made durable (fsync of
+// the file and the directory) when the last durable one is durableEvery old: a killed process
+// cannot undo a rename, only a power loss can, and then by at most durableEvery of progress —
+// repeats, never losses — while an fsync per batch would dominate a catch-up on a busy disk.
+// Flush makes the last write durable. The store keeps its own copy of ss.Seen. On error the
+// in-memory state is still updated, so the next Commit retries the write with the newest state.
 func (s *Store) Commit(name string, ss SourceState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.st.Sources[name] = &SourceState{Cursor: ss.Cursor, Seen: maps.Clone(ss.Seen), Gaps: ss.Gaps.clone()}
+	return s.writeLocked(time.Since(s.synced) >= durableEvery)
+}
+
+// Flush makes the checkpoint durable if a Commit since the last durable write was not.
+func (s *Store) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.unsynced {
+		return nil
+	}
+	return s.writeLocked(true)
+}
+
+func (s *Store) writeLocked(durable bool) error {
 	b, err := json.Marshal(&s.st)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.path, b)
+	if !durable {
+		if err := replaceFile(s.path, b); err != nil {
+			return err
+		}
+		s.unsynced = true
+		return nil
+	}
+	if err := writeFileAtomic(s.path, b); err != nil {
+		return err
+	}
+	s.synced, s.unsynced = time.Now(), false
+	return nil
 }
 
 // removeTempFiles deletes the temporary files a process killed mid-write left next to path

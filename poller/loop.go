@@ -77,7 +77,6 @@ type Config struct {
 	RetryAfter func(error) time.Duration
 	// ShutdownTimeout is how long an in-flight send may continue after ctx is cancelled.
 	ShutdownTimeout time.Duration
-
 	// SummaryEvery is how often the appliance's poll totals are logged at info
 	// (DefaultSummaryEvery when zero); a poll that forwarded nothing is logged at debug.
 	SummaryEvery time.Duration
@@ -198,6 +197,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 		wg.Go(func() { a.runSource(ctx, r) })
 	}
 	wg.Wait()
+	if err := a.cfg.Store.Flush(); err != nil {
+		a.cfg.Logger.Warn().Str("appliance", a.name).Err(err).Msg("checkpoint not saved durably at shutdown; a power loss now would repeat recent alerts")
+	}
 	return nil
 }
 
@@ -516,20 +518,16 @@ func (p *poll) deliver(ctx context.Context, last time.Time, b *Batch) bool {
 	p.stats.Filtered += b.Stats.Filtered
 	p.stats.Deduped += b.Stats.Deduped
 	p.stats.Sent += b.Stats.Sent
-	// Everything up to last is delivered: remember each record's current version too.
-	for _, it := range b.Items {
-		p.seen[it.Key] = Seen{Version: it.Version, Time: it.Time}
-	}
 	p.commit(last, b, b.Date)
 	return true
 }
 
-// commit moves the cursor to end, forgets what can no longer come back and saves the checkpoint.
-// The cursor never moves back, except to the appliance's clock (date, the answer's Date header):
+// commit moves the cursor to end and saves the checkpoint. With the piece's batch b (its whole
+// window delivered), the source's state also forgets what can no longer come back (state.go);
+// between the batches of a piece b is nil and the delivered keys were just added. The cursor never moves back, except to the appliance's clock (date, the answer's Date header):
 // nothing after it can have been read yet, so a cursor past it (our clock ahead of the
 // appliance's, a checkpoint written by such a clock) would skip what the appliance creates
-// until then. b is the piece whose delivery completes with this commit, nil for a commit
-// inside a piece (what to remember is then left as it is until the piece is done).
+// until then.
 func (p *poll) commit(end time.Time, b *Batch, date time.Time) {
 	r, name := p.r, p.r.src.Name()
 	if end.Before(p.cursor) {
@@ -544,8 +542,6 @@ func (p *poll) commit(end time.Time, b *Batch, date time.Time) {
 	}
 	p.cursor = end
 	if b != nil {
-		// Remember what was sent while it can still come back, forget what cannot (state.go:
-		// per source — Antigena grace, AI Analyst refresh horizon, pbid gaps).
 		p.seen = p.st.afterDelivery(p.seen, b, end)
 	}
 	r.mu.Lock()

@@ -280,7 +280,9 @@ func TestLateBreachIsFetchedByPBID(t *testing.T) {
 	waitFor(t, "the gap reported", func() bool {
 		return strings.Contains(r.logs.String(), `"pbids":"`+gapRange+`"`)
 	})
-	time.Sleep(400 * time.Millisecond) // the windows move far past the held breaches' creation
+	// The windows move far past the held breaches' creation: more than the overlap plus the
+	// one second a cursor may trail (it never passes the answer's Date, which has whole seconds).
+	time.Sleep(2 * time.Second)
 	r.sim.ReleaseBreaches(held...)
 	waitFor(t, "the late breaches", func() bool { return len(r.rec.ids()) == visible+3 })
 	r.polls("/modelbreaches", 10)

@@ -75,6 +75,11 @@ func catchup(bin, url string, rs *rsyslog, history time.Duration, want map[strin
 		"SIEM_FORMAT=json", "SIEM_TRANSPORT=tcp", "SIEM_ADDRESS=" + rs.addr,
 		"STATE_DIR=" + state, "LOG_FORMAT=json",
 	}
+	for _, k := range []string{"GOGC", "GOMEMLIMIT"} { // to compare GC settings
+		if v, ok := os.LookupEnv(k); ok {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()

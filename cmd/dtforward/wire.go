@@ -118,30 +118,48 @@ type limitedFetcher struct {
 	slots *limit.FIFO
 }
 
+// The poller must see each answer's Date: no window may end past it.
+var _ poller.DatedFetcher = limitedFetcher{}
+
 // Stream implements poller.Fetcher.
 func (l limitedFetcher) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
+	_, err := l.StreamDated(ctx, pathAndQuery, fn)
+	return err
+}
+
+// StreamDated implements poller.DatedFetcher.
+func (l limitedFetcher) StreamDated(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) (time.Time, error) {
 	if err := l.slots.Acquire(ctx); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	defer l.slots.Release()
-	return l.c.Stream(ctx, pathAndQuery, fn)
+	return l.c.StreamDated(ctx, pathAndQuery, fn)
 }
 
 // roomFetcher waits while its sink's queue is full (Delivery.WaitRoom) before fetching:
 // fetching more than the sink can take only costs memory. It sits in front of the shared
 // fetch, so a stuck sink holds back only its own pollers.
 type roomFetcher struct {
-	next    poller.Fetcher
+	next    poller.DatedFetcher
 	backlog *route.Delivery
 	room    int // most slices queued at the sink before fetches wait
 }
 
+// The poller must see each answer's Date through the room wait and the shared fetch too.
+var _ poller.DatedFetcher = roomFetcher{next: &sharedfetch.Group{}}
+
 // Stream implements poller.Fetcher.
 func (r roomFetcher) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
+	_, err := r.StreamDated(ctx, pathAndQuery, fn)
+	return err
+}
+
+// StreamDated implements poller.DatedFetcher.
+func (r roomFetcher) StreamDated(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) (time.Time, error) {
 	if err := r.backlog.WaitRoom(ctx, r.room); err != nil {
-		return err
+		return time.Time{}, err
 	}
-	return r.next.Stream(ctx, pathAndQuery, fn)
+	return r.next.StreamDated(ctx, pathAndQuery, fn)
 }
 
 // sinkRoom is how many slices may wait for the sink before appliances stop fetching: enough

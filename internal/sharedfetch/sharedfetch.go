@@ -24,6 +24,22 @@ type Fetcher interface {
 	Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error
 }
 
+// DatedFetcher is poller.DatedFetcher: a Fetcher that also returns the appliance's clock when
+// it answered (the HTTP Date header). A Group passes that date on to every poller it serves,
+// from the live request or its recording: no window may be taken as complete past it.
+type DatedFetcher interface {
+	Fetcher
+	StreamDated(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) (time.Time, error)
+}
+
+// streamDated streams through f, with the answer's date when f can tell it.
+func streamDated(ctx context.Context, f Fetcher, pathAndQuery string, fn func(raw []byte) error) (time.Time, error) {
+	if df, ok := f.(DatedFetcher); ok {
+		return df.StreamDated(ctx, pathAndQuery, fn)
+	}
+	return time.Time{}, f.Stream(ctx, pathAndQuery, fn)
+}
+
 // Group shares identical requests among the members pollers of one appliance.
 type Group struct {
 	next    Fetcher
@@ -58,6 +74,7 @@ type recorded struct {
 	items [][]byte
 	size  int
 	until time.Time
+	date  time.Time // the answer's Date
 }
 
 // New returns a Group over next for members pollers.
@@ -83,6 +100,7 @@ type call struct {
 	full    chan struct{} // closed when every member has joined
 	started bool
 	done    chan struct{}
+	date    time.Time // the answer's Date, set before done is closed
 }
 
 // subscriber is one poller's part in a call.
@@ -110,6 +128,13 @@ var errNobodyLeft = errors.New("sharedfetch: every poller left")
 // Stream implements Fetcher. Records reach fn in the order of the response, from the
 // caller's goroutine or another member's; fn is never called after Stream returns.
 func (g *Group) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
+	_, err := g.StreamDated(ctx, pathAndQuery, fn)
+	return err
+}
+
+// StreamDated implements DatedFetcher: Stream, returning the Date of the answer the records
+// came from (zero when next cannot tell it).
+func (g *Group) StreamDated(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) (time.Time, error) {
 	s := &subscriber{fn: fn}
 	waited := false
 	for {
@@ -119,10 +144,10 @@ func (g *Group) Stream(ctx context.Context, pathAndQuery string, fn func(raw []b
 			g.replayed.Add(1)
 			for _, raw := range r.items {
 				if err := fn(raw); err != nil {
-					return err
+					return time.Time{}, err
 				}
 			}
-			return ctx.Err()
+			return r.date, ctx.Err()
 		}
 		c := g.calls[pathAndQuery]
 		if c != nil && !c.started {
@@ -134,12 +159,12 @@ func (g *Group) Stream(ctx context.Context, pathAndQuery string, fn func(raw []b
 			g.joined.Add(1)
 			select {
 			case <-c.done:
-				return s.err
+				return c.date, s.err
 			case <-ctx.Done():
 				s.mu.Lock()
 				s.gone = true
 				s.mu.Unlock()
-				return ctx.Err()
+				return time.Time{}, ctx.Err()
 			}
 		}
 		if c == nil || waited || g.ttl <= 0 {
@@ -151,14 +176,14 @@ func (g *Group) Stream(ctx context.Context, pathAndQuery string, fn func(raw []b
 		select {
 		case <-c.done:
 		case <-ctx.Done():
-			return ctx.Err()
+			return time.Time{}, ctx.Err()
 		}
 		waited = true
 	}
 	if g.members == 1 {
 		g.mu.Unlock()
 		g.requests.Add(1)
-		return g.next.Stream(ctx, pathAndQuery, fn)
+		return streamDated(ctx, g.next, pathAndQuery, fn)
 	}
 	c := &call{subs: []*subscriber{s}, full: make(chan struct{}), done: make(chan struct{})}
 	g.calls[pathAndQuery] = c
@@ -183,7 +208,7 @@ func (g *Group) Stream(ctx context.Context, pathAndQuery string, fn func(raw []b
 	if g.ttl > 0 && g.budget > 0 {
 		rec = &recorded{}
 	}
-	err := g.next.Stream(ctx, pathAndQuery, func(raw []byte) error {
+	date, err := streamDated(ctx, g.next, pathAndQuery, func(raw []byte) error {
 		if rec != nil {
 			if rec.size+len(raw) > g.budget {
 				rec = nil // too large to keep; the pollers are served all the same
@@ -214,7 +239,9 @@ func (g *Group) Stream(ctx context.Context, pathAndQuery string, fn func(raw []b
 	if g.calls[pathAndQuery] == c {
 		delete(g.calls, pathAndQuery)
 	}
+	c.date = date
 	if rec != nil && err == nil {
+		rec.date = date
 		g.fromCacheLocked("", time.Now()) // drop expired recordings first
 		if g.cached+rec.size <= g.budget {
 			rec.until = time.Now().Add(g.ttl)
@@ -228,9 +255,9 @@ func (g *Group) Stream(ctx context.Context, pathAndQuery string, fn func(raw []b
 	g.mu.Unlock()
 	close(c.done)
 	if s.err == nil && err != nil && !errors.Is(err, errNobodyLeft) {
-		return err
+		return date, err
 	}
-	return s.err
+	return date, s.err
 }
 
 // Requests returns how many requests the group sent.

@@ -239,3 +239,44 @@ func TestPollerArrivingMidStreamIsServedTheRecording(t *testing.T) {
 		t.Fatalf("requests %d; first %q, second %q", calls.Load(), a, b)
 	}
 }
+
+// dated is records that also tells the answer's Date, a different one per request.
+type dated struct{ records }
+
+func (d *dated) StreamDated(ctx context.Context, q string, fn func([]byte) error) (time.Time, error) {
+	err := d.Stream(ctx, q, fn)
+	return time.Unix(1_700_000_000+int64(d.calls.Load()), 0), err
+}
+
+// TestDatePassesThrough: every poller a Group serves learns the Date of the answer its records
+// came from — joined live, replayed from the recording or alone — because the poller never
+// takes a window as complete past it (a lost Date silently turned that protection off).
+func TestDatePassesThrough(t *testing.T) {
+	d := &dated{records{n: 3}}
+	g := New(d, 2, Options{Gather: 10 * time.Second, TTL: time.Minute, Budget: 1 << 20})
+	q := "/modelbreaches?starttime=1&endtime=2"
+	var wg sync.WaitGroup
+	dates := make([]time.Time, 2)
+	for i := range 2 {
+		wg.Go(func() {
+			dt, err := g.StreamDated(context.Background(), q, func([]byte) error { return nil })
+			if err != nil {
+				t.Error(err)
+			}
+			dates[i] = dt
+		})
+	}
+	wg.Wait()
+	want := time.Unix(1_700_000_001, 0)
+	if !dates[0].Equal(want) || !dates[1].Equal(want) {
+		t.Fatalf("joined pollers got dates %v, want both %v", dates, want)
+	}
+	replayed, err := g.StreamDated(context.Background(), q, func([]byte) error { return nil })
+	if err != nil || !replayed.Equal(want) || d.calls.Load() != 1 {
+		t.Fatalf("replay: date %v err %v after %d requests; want %v from the one request", replayed, err, d.calls.Load(), want)
+	}
+	alone := New(d, 1, Options{})
+	if dt, err := alone.StreamDated(context.Background(), q, func([]byte) error { return nil }); err != nil || !dt.Equal(time.Unix(1_700_000_002, 0)) {
+		t.Fatalf("single member: date %v err %v, want the second request's", dt, err)
+	}
+}
