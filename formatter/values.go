@@ -8,16 +8,13 @@ import (
 	"github.com/dtforward/dtforward/alert"
 )
 
-// scoreDecimals is the precision scores are written with. Darktrace scores carry at most a few
-// meaningful decimals; rounding first keeps float artefacts of the 0–100 → 0–1 scaling
-// (0.027999999999999997) out of the output, and the shortest representation of the rounded
-// value is what is printed (0.028).
-const scoreDecimals = 6
-
-// roundScore rounds f to scoreDecimals places; NaN and ±Inf become 0 (JSON cannot carry them).
+// roundScore rounds f to 6 decimal places; NaN and ±Inf become 0 (JSON cannot carry them).
+// Darktrace scores carry at most a few meaningful decimals; rounding first keeps float
+// artefacts of the 0–100 → 0–1 scaling (0.027999999999999997) out of the output, and the
+// shortest representation of the rounded value is what is printed (0.028).
 func roundScore(f float64) float64 {
 	f = finite(f)
-	const p = 1e6 // 10^scoreDecimals
+	const p = 1e6 // 6 decimals
 	r := math.Round(f*p) / p
 	if math.IsInf(r, 0) || math.IsNaN(r) {
 		return f // too large to scale: already without fractional artefacts
