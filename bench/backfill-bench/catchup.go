@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dtforward/dtforward/internal/benchkit"
 	"github.com/dtforward/dtforward/simulator"
 )
 
@@ -21,14 +22,10 @@ const catchupBar = 96 << 20
 // serves them): the time until every breach reached rsyslog, and the peak RSS of the process.
 // Every non-suppressed pbid must arrive exactly once; the process is stopped a few seconds
 // after the last one, so duplicates from the polls after catching up would be counted too.
-func runCatchup(bin string, rs *rsyslog, counts []int, history time.Duration) error {
+func runCatchup(bin string, rs *benchkit.Rsyslog, counts []int, history time.Duration) error {
 	failed := false
 	for _, n := range counts {
-		sim, err := simulator.New(simulator.Options{PublicToken: pub, PrivateToken: priv, Seed: int64(n), History: history, HistoryCount: n})
-		if err != nil {
-			return err
-		}
-		url, err := sim.Start("127.0.0.1:0", false)
+		sim, url, err := benchkit.StartSimulator(simulator.Options{Seed: int64(n), History: history, HistoryCount: n})
 		if err != nil {
 			return err
 		}
@@ -48,7 +45,7 @@ func runCatchup(bin string, rs *rsyslog, counts []int, history time.Duration) er
 		failed = failed || !ok
 		fmt.Printf("  delivered: %d lines to rsyslog, every pbid exactly once, none lost\n", res.lines)
 		fmt.Printf("  time until the last breach arrived: %.1fs (%.0f records/s)\n", res.wall.Seconds(), res.rate)
-		fmt.Printf("  peak RSS of dtforward: %.1f MB (VmHWM; bar <= %.0f MB): %s\n", mb(res.hwm), mb(catchupBar), verdict(ok))
+		fmt.Printf("  peak RSS of dtforward: %.1f MB (VmHWM; bar <= %.0f MB): %s\n", benchkit.MB(res.hwm), benchkit.MB(catchupBar), benchkit.Verdict(ok))
 	}
 	if failed {
 		return fmt.Errorf("a bar was missed")
@@ -56,25 +53,20 @@ func runCatchup(bin string, rs *rsyslog, counts []int, history time.Duration) er
 	return nil
 }
 
-func catchup(bin, url string, rs *rsyslog, history time.Duration, want map[string]bool) (result, error) {
+func catchup(bin, url string, rs *benchkit.Rsyslog, history time.Duration, want map[string]bool) (result, error) {
 	var res result
 	state, err := os.MkdirTemp("", "catchup-bench-state")
 	if err != nil {
 		return res, err
 	}
 	defer os.RemoveAll(state)
-	before, err := rs.size()
+	before, err := rs.Size()
 	if err != nil {
 		return res, err
 	}
 	cmd := exec.Command(bin, "run")
-	cmd.Env = []string{
-		"DARKTRACE_URL=" + url, "DARKTRACE_ALLOW_HTTP=true", "DARKTRACE_NAME=bench",
-		"DARKTRACE_PUBLIC_TOKEN=" + pub, "DARKTRACE_PRIVATE_TOKEN=" + priv,
-		"POLL_START=" + history.String(), "POLL_SOURCES=modelbreaches", "POLL_INTERVAL=5s",
-		"SIEM_FORMAT=json", "SIEM_TRANSPORT=tcp", "SIEM_ADDRESS=" + rs.addr,
-		"STATE_DIR=" + state, "LOG_FORMAT=json",
-	}
+	cmd.Env = benchkit.Env(url, "tcp", rs.Addr, state,
+		"POLL_START="+history.String(), "POLL_SOURCES=modelbreaches", "POLL_INTERVAL=5s")
 	for _, k := range []string{"GOGC", "GOMEMLIMIT"} { // to compare GC settings
 		if v, ok := os.LookupEnv(k); ok {
 			cmd.Env = append(cmd.Env, k+"="+v)
@@ -97,8 +89,8 @@ func catchup(bin, url string, rs *rsyslog, history time.Duration, want map[strin
 	}()
 	var peak int64
 	for {
-		peak = max(peak, vmHWM(cmd.Process.Pid))
-		lines, err := rs.lines(before)
+		peak = max(peak, benchkit.VmHWM(cmd.Process.Pid))
+		lines, err := rs.Lines(before)
 		if err != nil {
 			return res, err
 		}
@@ -108,49 +100,29 @@ func catchup(bin, url string, rs *rsyslog, history time.Duration, want map[strin
 		select {
 		case err := <-exited:
 			stopped = true
-			return res, fmt.Errorf("dtforward run exited early: %v\n%s", err, tail(stderr.String()))
+			return res, fmt.Errorf("dtforward run exited early: %v\n%s", err, benchkit.Tail(stderr.String()))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Since(start) > 30*time.Minute {
-			return res, fmt.Errorf("not every breach arrived within 30 minutes\n%s", tail(stderr.String()))
+			return res, fmt.Errorf("not every breach arrived within 30 minutes\n%s", benchkit.Tail(stderr.String()))
 		}
 	}
 	res.wall = time.Since(start)
 	res.rate = float64(len(want)) / res.wall.Seconds()
 	// A few more polls: anything sent twice would show now.
 	for end := time.Now().Add(12 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		peak = max(peak, vmHWM(cmd.Process.Pid))
+		peak = max(peak, benchkit.VmHWM(cmd.Process.Pid))
 	}
 	res.hwm = peak
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	stopped = true
 	if err := <-exited; err != nil {
-		return res, fmt.Errorf("dtforward run: %v\n%s", err, tail(stderr.String()))
+		return res, fmt.Errorf("dtforward run: %v\n%s", err, benchkit.Tail(stderr.String()))
 	}
-	got, err := rs.ids(before, len(want), 60*time.Second)
+	got, err := rs.WaitIDs(before, len(want), 60*time.Second)
 	if err != nil {
 		return res, err
 	}
-	for id, n := range got {
-		res.lines += n
-		if n != 1 || !want[id] {
-			return res, fmt.Errorf("pbid %s arrived %d times (expected: %v)", id, n, want[id])
-		}
-	}
-	if len(got) != len(want) {
-		return res, fmt.Errorf("rsyslog got %d distinct pbids, oracle %d", len(got), len(want))
-	}
-	return res, nil
-}
-
-// lines counts the messages rsyslog wrote after offset from.
-func (r *rsyslog) lines(from int64) (int, error) {
-	b, err := os.ReadFile(r.out)
-	if err != nil {
-		return 0, err
-	}
-	if int64(len(b)) < from {
-		return 0, nil
-	}
-	return bytes.Count(b[from:], []byte{'\n'}), nil
+	res.lines, err = benchkit.ExactlyOnce(got, want)
+	return res, err
 }

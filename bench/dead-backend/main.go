@@ -12,28 +12,18 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/internal/benchkit"
 	"github.com/dtforward/dtforward/simulator"
-)
-
-const (
-	pub  = "bench-public-token"
-	priv = "bench-private-token"
 )
 
 func main() {
@@ -53,24 +43,14 @@ func main() {
 }
 
 func run(bin string, count int, dead time.Duration, reset bool) error {
-	sim, err := simulator.New(simulator.Options{PublicToken: pub, PrivateToken: priv, Seed: 7,
-		History: 24 * time.Hour, HistoryCount: count})
+	sim, url, err := benchkit.StartSimulator(simulator.Options{Seed: 7, History: 24 * time.Hour, HistoryCount: count})
 	if err != nil {
 		return err
 	}
 	defer sim.Close()
-	url, err := sim.Start("127.0.0.1:0", false)
-	if err != nil {
-		return err
-	}
 	to := sim.Now().Truncate(time.Second)
 	from := to.Add(-25 * time.Hour)
-	want := map[string]bool{}
-	for _, b := range sim.BreachInfos() {
-		if !b.Suppressed && b.Created >= from.UnixMilli() && b.Created < to.UnixMilli() {
-			want[strconv.FormatInt(b.PBID, 10)] = true
-		}
-	}
+	want := benchkit.WantedPBIDs(sim, from, to)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -83,14 +63,8 @@ func run(bin string, count int, dead time.Duration, reset bool) error {
 		return err
 	}
 	defer os.RemoveAll(state)
-	cmd := exec.Command(bin, "backfill", "--from", from.UTC().Format(time.RFC3339), "--to", to.UTC().Format(time.RFC3339),
-		"--sources", "modelbreaches")
-	cmd.Env = []string{
-		"DARKTRACE_URL=" + url, "DARKTRACE_ALLOW_HTTP=true", "DARKTRACE_NAME=bench",
-		"DARKTRACE_PUBLIC_TOKEN=" + pub, "DARKTRACE_PRIVATE_TOKEN=" + priv,
-		"SIEM_FORMAT=json", "SIEM_TRANSPORT=tcp", "SIEM_ADDRESS=" + addr,
-		"STATE_DIR=" + state, "LOG_FORMAT=json",
-	}
+	cmd := exec.Command(bin, benchkit.BackfillArgs(from, to)...)
+	cmd.Env = benchkit.Env(url, "tcp", addr, state)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -99,15 +73,19 @@ func run(bin string, count int, dead time.Duration, reset bool) error {
 	time.Sleep(dead)
 	l.Close()
 	accepted := drops()
-	rs, err := startRsyslog(addr)
+	// No wait for rsyslogd to listen: the backfill retries until it does.
+	rs, err := benchkit.StartRsyslog("dead-backend-rsyslog", benchkit.RsyslogOptions{Addr: addr, Global: `maxMessageSize="64k"`})
 	if err != nil {
 		_ = cmd.Process.Kill()
 		return err
 	}
-	defer rs.stop()
+	defer rs.Stop()
 	runErr := cmd.Wait()
 
-	got, err := rs.settledIDs()
+	if err := rs.Settle(); err != nil {
+		return err
+	}
+	got, _, err := rs.IDs(0)
 	if err != nil {
 		return err
 	}
@@ -165,91 +143,4 @@ func dropAll(l net.Listener, reset bool) func() int {
 		}
 	}()
 	return func() int { wg.Wait(); return n }
-}
-
-// rsyslog is a real rsyslogd receiving TCP on addr and writing each message's MSG part on
-// its own line.
-type rsyslog struct {
-	dir, out string
-	cmd      *exec.Cmd
-}
-
-func startRsyslog(addr string) (*rsyslog, error) {
-	loc, ok := testtools.LocateRsyslog()
-	if !ok {
-		return nil, errors.New("rsyslogd not found; run scripts/install-test-deps (as root) first")
-	}
-	dir, err := os.MkdirTemp("", "dead-backend-rsyslog")
-	if err != nil {
-		return nil, err
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	r := &rsyslog{dir: dir, out: filepath.Join(dir, "received.log")}
-	conf := fmt.Sprintf(`global(workDirectory=%q maxMessageSize="64k")
-template(name="msg" type="string" string="%%msg%%\n")
-module(load="imtcp")
-input(type="imtcp" address="127.0.0.1" port=%q ruleset="recv")
-ruleset(name="recv") {
-  action(type="omfile" file=%q template="msg")
-}
-`, dir, port, r.out)
-	if err := os.WriteFile(filepath.Join(dir, "rsyslog.conf"), []byte(conf), 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(r.out, nil, 0o600); err != nil {
-		return nil, err
-	}
-	r.cmd = exec.Command(loc.Bin, "-n", "-f", filepath.Join(dir, "rsyslog.conf"), "-M", loc.ModDir, "-i", filepath.Join(dir, "rsyslogd.pid"))
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	logf, err := os.Create(filepath.Join(dir, "rsyslogd.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	r.cmd.Stdout, r.cmd.Stderr = logf, logf
-	if err := r.cmd.Start(); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
-
-func (r *rsyslog) stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Signal(syscall.SIGTERM)
-		_ = r.cmd.Wait()
-	}
-	_ = os.RemoveAll(r.dir)
-}
-
-// settledIDs waits until the output has not grown for a second, then counts the pbids of
-// the model breaches in it.
-func (r *rsyslog) settledIDs() (map[string]int, error) {
-	var last int64 = -1
-	for stable := 0; stable < 5; {
-		st, err := os.Stat(r.out)
-		if err != nil {
-			return nil, err
-		}
-		if st.Size() == last {
-			stable++
-		} else {
-			stable, last = 0, st.Size()
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	f, err := os.Open(r.out)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	got := map[string]int{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var rec struct{ Kind, ID string }
-		if i := bytes.IndexByte(sc.Bytes(), '{'); i >= 0 && json.Unmarshal(sc.Bytes()[i:], &rec) == nil && rec.Kind == "modelbreach" {
-			got[rec.ID]++
-		}
-	}
-	return got, sc.Err()
 }

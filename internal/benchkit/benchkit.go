@@ -1,0 +1,341 @@
+// Package benchkit holds what the programs under bench/ share: a real rsyslogd receiving on
+// 127.0.0.1 into a file, the count of the model breaches that reached it, the simulator's
+// oracle of what a backfill must deliver, and the dtforward process's peak RSS. It is for
+// benchmark programs, not tests: errors are returned, nothing is skipped.
+package benchkit
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/simulator"
+)
+
+// The simulator's API tokens; the benchmarks pass them to dtforward too.
+const (
+	PublicToken  = "bench-public-token"
+	PrivateToken = "bench-private-token"
+)
+
+// Env is the environment of a dtforward process reading the simulator at url and sending JSON
+// over transport to addr, with its checkpoint in state; extra entries ("KEY=value") follow.
+func Env(url, transport, addr, state string, extra ...string) []string {
+	return append([]string{
+		"DARKTRACE_URL=" + url, "DARKTRACE_ALLOW_HTTP=true", "DARKTRACE_NAME=bench",
+		"DARKTRACE_PUBLIC_TOKEN=" + PublicToken, "DARKTRACE_PRIVATE_TOKEN=" + PrivateToken,
+		"SIEM_FORMAT=json", "SIEM_TRANSPORT=" + transport, "SIEM_ADDRESS=" + addr,
+		"STATE_DIR=" + state, "LOG_FORMAT=json",
+	}, extra...)
+}
+
+// BackfillArgs are the arguments of "dtforward backfill" over [from, to) for model breaches.
+func BackfillArgs(from, to time.Time) []string {
+	return []string{"backfill", "--from", from.UTC().Format(time.RFC3339), "--to", to.UTC().Format(time.RFC3339),
+		"--sources", "modelbreaches"}
+}
+
+// WantedPBIDs is the oracle of a backfill over [from, to): the pbids of the simulator's
+// breaches that are not suppressed and were created in that span.
+func WantedPBIDs(sim *simulator.Simulator, from, to time.Time) map[string]bool {
+	want := map[string]bool{}
+	for _, b := range sim.BreachInfos() {
+		if !b.Suppressed && b.Created >= from.UnixMilli() && b.Created < to.UnixMilli() {
+			want[strconv.FormatInt(b.PBID, 10)] = true
+		}
+	}
+	return want
+}
+
+// Tail is the end of a process's stderr, short enough for an error message.
+func Tail(s string) string {
+	if len(s) > 3000 {
+		return "…" + s[len(s)-3000:]
+	}
+	return s
+}
+
+// Verdict reads a bar's outcome.
+func Verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+// MB is b bytes in MiB.
+func MB(b int64) float64 { return float64(b) / (1 << 20) }
+
+// VmHWM is the peak RSS in bytes of process pid (VmHWM of /proc/<pid>/status), 0 when it
+// cannot be read. Not ru_maxrss: for a child started with vfork that includes the parent's
+// RSS, which the kernel charges to the child at exec.
+func VmHWM(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// RsyslogOptions shape the rsyslogd a benchmark sends to.
+type RsyslogOptions struct {
+	// UDP listens with imudp (at its defaults), otherwise imtcp.
+	UDP bool
+	// Addr is the 127.0.0.1 address to listen on; empty picks a free port.
+	Addr string
+	// Global, TCPModule and Action are extra parameters of the global(), module(load="imtcp")
+	// and omfile action() statements, e.g. `maxMessageSize="64k"`.
+	Global, TCPModule, Action string
+	// Wait makes Start return only once rsyslogd listens: a TCP connect for TCP, the port
+	// in /proc/net/udp for UDP (a probe datagram would be counted).
+	Wait bool
+}
+
+// Rsyslog is a real rsyslogd writing each message's MSG part on its own line to Out.
+type Rsyslog struct {
+	Dir, Out, Addr string
+	cmd            *exec.Cmd
+}
+
+// StartRsyslog starts rsyslogd as o says, with its files in a fresh temporary directory
+// named after prefix.
+func StartRsyslog(prefix string, o RsyslogOptions) (*Rsyslog, error) {
+	loc, ok := testtools.LocateRsyslog()
+	if !ok {
+		return nil, errors.New("rsyslogd not found; run scripts/install-test-deps (as root) first")
+	}
+	addr := o.Addr
+	if addr == "" {
+		var err error
+		if addr, err = freeAddr(o.UDP); err != nil {
+			return nil, err
+		}
+	}
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	r := &Rsyslog{Dir: dir, Out: filepath.Join(dir, "received.log"), Addr: addr}
+	input := fmt.Sprintf(`module(load="imtcp"%s)
+input(type="imtcp" address="127.0.0.1" port=%q ruleset="recv")`, prefixed(o.TCPModule), port)
+	if o.UDP {
+		input = fmt.Sprintf(`module(load="imudp")
+input(type="imudp" address="127.0.0.1" port=%q ruleset="recv")`, port)
+	}
+	conf := fmt.Sprintf(`global(workDirectory=%q%s)
+template(name="msg" type="string" string="%%msg%%\n")
+%s
+ruleset(name="recv") {
+  action(type="omfile" file=%q template="msg"%s)
+}
+`, dir, prefixed(o.Global), input, r.Out, prefixed(o.Action))
+	if err := os.WriteFile(filepath.Join(dir, "rsyslog.conf"), []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(r.Out, nil, 0o600); err != nil {
+		return nil, err
+	}
+	r.cmd = exec.Command(loc.Bin, "-n", "-f", filepath.Join(dir, "rsyslog.conf"), "-M", loc.ModDir, "-i", filepath.Join(dir, "rsyslogd.pid"))
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	logf, err := os.Create(filepath.Join(dir, "rsyslogd.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	r.cmd.Stdout, r.cmd.Stderr = logf, logf
+	if err := r.cmd.Start(); err != nil {
+		return nil, err
+	}
+	if !o.Wait {
+		return r, nil
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if r.listening(o.UDP, port) {
+			return r, nil
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(dir, "rsyslogd.log"))
+			r.Stop()
+			return nil, fmt.Errorf("rsyslogd did not listen on %s: %s", addr, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func prefixed(params string) string {
+	if params == "" {
+		return ""
+	}
+	return " " + params
+}
+
+func freeAddr(udp bool) (string, error) {
+	if udp {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		defer pc.Close()
+		return pc.LocalAddr().String(), nil
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func (r *Rsyslog) listening(udp bool, port string) bool {
+	if udp {
+		n, _ := strconv.Atoi(port)
+		b, err := os.ReadFile("/proc/net/udp")
+		return err == nil && bytes.Contains(b, []byte(fmt.Sprintf("0100007F:%04X", n)))
+	}
+	c, err := net.Dial("tcp", r.Addr)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
+}
+
+// Stop ends rsyslogd and removes its directory.
+func (r *Rsyslog) Stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		_ = r.cmd.Wait()
+	}
+	_ = os.RemoveAll(r.Dir)
+}
+
+// Size is how many bytes rsyslogd has written so far: an offset for IDs and Lines.
+func (r *Rsyslog) Size() (int64, error) {
+	st, err := os.Stat(r.Out)
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+// Lines counts the messages rsyslogd wrote after offset from.
+func (r *Rsyslog) Lines(from int64) (int, error) {
+	b, err := os.ReadFile(r.Out)
+	if err != nil {
+		return 0, err
+	}
+	if int64(len(b)) < from {
+		return 0, nil
+	}
+	return bytes.Count(b[from:], []byte{'\n'}), nil
+}
+
+// Settle waits until the output has not grown for a second: for a sender that may have lost
+// messages, where no count says when all arrived.
+func (r *Rsyslog) Settle() error {
+	var last int64 = -1
+	for stable := 0; stable < 5; {
+		size, err := r.Size()
+		if err != nil {
+			return err
+		}
+		if size == last {
+			stable++
+		} else {
+			stable, last = 0, size
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return nil
+}
+
+// IDs counts, per pbid, the model breaches in the messages written after offset from, and
+// how many messages (lines) that is in all.
+func (r *Rsyslog) IDs(from int64) (got map[string]int, lines int, err error) {
+	f, err := os.Open(r.Out)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, 0); err != nil {
+		return nil, 0, err
+	}
+	got = map[string]int{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines++
+		var rec struct{ Kind, ID string }
+		if i := bytes.IndexByte(sc.Bytes(), '{'); i >= 0 && json.Unmarshal(sc.Bytes()[i:], &rec) == nil && rec.Kind == "modelbreach" {
+			got[rec.ID]++
+		}
+	}
+	return got, lines, sc.Err()
+}
+
+// WaitIDs waits until n messages arrived after offset from, then counts the pbids as IDs.
+func (r *Rsyslog) WaitIDs(from int64, n int, timeout time.Duration) (map[string]int, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		got, lines, err := r.IDs(from)
+		if err != nil {
+			return nil, err
+		}
+		if lines >= n {
+			return got, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("rsyslog wrote %d of %d messages within %s", lines, n, timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// StartSimulator starts the simulator that o describes, with the bench tokens, serving plain
+// HTTP on 127.0.0.1; it returns the simulator (Close it) and its URL.
+func StartSimulator(o simulator.Options) (*simulator.Simulator, string, error) {
+	o.PublicToken, o.PrivateToken = PublicToken, PrivateToken
+	sim, err := simulator.New(o)
+	if err != nil {
+		return nil, "", err
+	}
+	url, err := sim.Start("127.0.0.1:0", false)
+	if err != nil {
+		_ = sim.Close()
+		return nil, "", err
+	}
+	return sim, url, nil
+}
+
+// ExactlyOnce checks that every wanted pbid, and nothing else, arrived once, and returns how
+// many breach messages arrived.
+func ExactlyOnce(got map[string]int, want map[string]bool) (lines int, err error) {
+	for id, n := range got {
+		lines += n
+		if n != 1 || !want[id] {
+			return lines, fmt.Errorf("pbid %s arrived %d times (expected: %v)", id, n, want[id])
+		}
+	}
+	if len(got) != len(want) {
+		return lines, fmt.Errorf("rsyslog got %d distinct pbids, oracle %d", len(got), len(want))
+	}
+	return lines, nil
+}
