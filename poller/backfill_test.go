@@ -17,9 +17,9 @@ import (
 	"github.com/dtforward/dtforward/simulator"
 )
 
-// backfillSim starts a simulator on loopback HTTP and returns it with the pipeline run and
-// backfill would build for it.
-func backfillSim(t *testing.T, o simulator.Options, timeout time.Duration) (*simulator.Simulator, *Pipeline) {
+// startSim starts a simulator on loopback HTTP and a client of it with the given timeout,
+// both stopped when the test ends.
+func startSim(t *testing.T, o simulator.Options, timeout time.Duration) (*simulator.Simulator, *darktrace.Client) {
 	t.Helper()
 	o.PublicToken, o.PrivateToken = "pub", "priv"
 	sim, err := simulator.New(o)
@@ -36,6 +36,14 @@ func backfillSim(t *testing.T, o simulator.Options, timeout time.Duration) (*sim
 		t.Fatal(err)
 	}
 	t.Cleanup(c.CloseIdleConnections)
+	return sim, c
+}
+
+// backfillSim starts a simulator on loopback HTTP and returns it with the pipeline run and
+// backfill would build for it.
+func backfillSim(t *testing.T, o simulator.Options, timeout time.Duration) (*simulator.Simulator, *Pipeline) {
+	t.Helper()
+	sim, c := startSim(t, o, timeout)
 	return sim, NewPipeline(c, "dt-test", c.Host(), Filter{IncludeAcknowledged: true}, zerolog.Nop())
 }
 

@@ -81,21 +81,7 @@ type catchUp struct {
 
 func newCatchUp(t *testing.T, o simulator.Options, timeout time.Duration) *catchUp {
 	t.Helper()
-	o.PublicToken, o.PrivateToken = "pub", "priv"
-	sim, err := simulator.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	u, err := sim.Start("127.0.0.1:0", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := darktrace.New(darktrace.Config{URL: u, PublicToken: "pub", PrivateToken: "priv", AllowHTTP: true, Timeout: timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
+	sim, c := startSim(t, o, timeout)
 	return &catchUp{sim: sim, client: &countingClient{Client: c}, dir: t.TempDir(), start: sim.Now().Add(-o.History)}
 }
 

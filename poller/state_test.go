@@ -33,21 +33,7 @@ type simRig struct {
 
 func newSimRig(t *testing.T, o simulator.Options, sources []string, tune func(*Config)) *simRig {
 	t.Helper()
-	o.PublicToken, o.PrivateToken = "pub", "priv"
-	sim, err := simulator.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	u, err := sim.Start("127.0.0.1:0", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := darktrace.New(darktrace.Config{URL: u, PublicToken: "pub", PrivateToken: "priv", AllowHTTP: true, Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
+	sim, c := startSim(t, o, 10*time.Second)
 	return &simRig{t: t, sim: sim, client: c, dir: t.TempDir(), rec: &recorder{}, logs: &syncBuffer{},
 		metrics: metrics.New(), sources: sources, tune: tune}
 }
