@@ -104,42 +104,7 @@ func TestComposeCollectorConfig(t *testing.T) {
 }
 
 func TestKubernetesManifests(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(root, "deploy/kubernetes/*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests: %v", err)
-	}
-	byKind := map[string][]map[string]any{}
-	var resources []string
-	for _, f := range files {
-		rel, _ := filepath.Rel(root, f)
-		for _, d := range yamlDocs(t, rel) {
-			kind := str(d, "kind")
-			if kind == "" || str(d, "apiVersion") == "" {
-				t.Errorf("%s: a document lacks apiVersion or kind", rel)
-			}
-			if kind == "Kustomization" {
-				for _, r := range dig(d, "resources").([]any) {
-					resources = append(resources, r.(string))
-				}
-				continue
-			}
-			byKind[kind] = append(byKind[kind], d)
-		}
-	}
-	for _, f := range files {
-		if name := filepath.Base(f); name != "kustomization.yaml" && !slices.Contains(resources, name) {
-			t.Errorf("kustomization.yaml does not list %s", name)
-		}
-	}
-	find := func(kind, name string) map[string]any {
-		for _, d := range byKind[kind] {
-			if str(d, "metadata", "name") == name {
-				return d
-			}
-		}
-		t.Fatalf("no %s named %q", kind, name)
-		return nil
-	}
+	byKind, find := manifests(t, "deploy/kubernetes")
 	if len(byKind["Deployment"]) != 1 {
 		t.Fatalf("want one Deployment, have %d", len(byKind["Deployment"]))
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -106,4 +107,49 @@ func validateEnv(t *testing.T, what string, env map[string]string, remap map[str
 	if _, err := config.LoadFor(config.ModeRun, func(k string) string { return vals[k] }, environ); err != nil {
 		t.Errorf("%s is not a valid dtforward run configuration:\n%v", what, err)
 	}
+}
+
+// manifests reads the Kubernetes manifests of dir (every *.yaml file), checks that each
+// document has apiVersion and kind and that kustomization.yaml lists every file, and returns
+// the documents by kind with a lookup of one by kind and name (fatal when missing).
+func manifests(t *testing.T, dir string) (byKind map[string][]map[string]any, find func(kind, name string) map[string]any) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(root, dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests in %s: %v", dir, err)
+	}
+	byKind = map[string][]map[string]any{}
+	var resources []string
+	for _, f := range files {
+		rel, _ := filepath.Rel(root, f)
+		for _, d := range yamlDocs(t, rel) {
+			kind := str(d, "kind")
+			if kind == "" || str(d, "apiVersion") == "" {
+				t.Errorf("%s: a document lacks apiVersion or kind", rel)
+			}
+			if kind == "Kustomization" {
+				for _, r := range dig(d, "resources").([]any) {
+					resources = append(resources, r.(string))
+				}
+				continue
+			}
+			byKind[kind] = append(byKind[kind], d)
+		}
+	}
+	for _, f := range files {
+		if name := filepath.Base(f); name != "kustomization.yaml" && !slices.Contains(resources, name) {
+			t.Errorf("kustomization.yaml does not list %s", name)
+		}
+	}
+	find = func(kind, name string) map[string]any {
+		t.Helper()
+		for _, d := range byKind[kind] {
+			if str(d, "metadata", "name") == name {
+				return d
+			}
+		}
+		t.Fatalf("no %s named %q", kind, name)
+		return nil
+	}
+	return byKind, find
 }

@@ -18,41 +18,7 @@ import (
 // replicas' configurations cover every appliance of the example file exactly once.
 func TestKubernetesShardedStatefulSet(t *testing.T) {
 	const dir = "deploy/kubernetes/sharded"
-	byKind := map[string][]map[string]any{}
-	var resources []string
-	files, err := filepath.Glob(filepath.Join(root, dir, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests in %s: %v", dir, err)
-	}
-	for _, f := range files {
-		rel, _ := filepath.Rel(root, f)
-		for _, d := range yamlDocs(t, rel) {
-			if str(d, "kind") == "" || str(d, "apiVersion") == "" {
-				t.Errorf("%s: a document lacks apiVersion or kind", rel)
-			}
-			if str(d, "kind") == "Kustomization" {
-				for _, r := range dig(d, "resources").([]any) {
-					resources = append(resources, r.(string))
-				}
-				continue
-			}
-			byKind[str(d, "kind")] = append(byKind[str(d, "kind")], d)
-		}
-	}
-	for _, f := range files {
-		if name := filepath.Base(f); name != "kustomization.yaml" && !slices.Contains(resources, name) {
-			t.Errorf("kustomization.yaml does not list %s", name)
-		}
-	}
-	find := func(kind, name string) map[string]any {
-		for _, d := range byKind[kind] {
-			if str(d, "metadata", "name") == name {
-				return d
-			}
-		}
-		t.Fatalf("no %s named %q", kind, name)
-		return nil
-	}
+	byKind, find := manifests(t, dir)
 	if len(byKind["StatefulSet"]) != 1 {
 		t.Fatalf("want one StatefulSet, have %d", len(byKind["StatefulSet"]))
 	}
