@@ -167,26 +167,7 @@ func TestUnacknowledgedBatchFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c) // held open, never read
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		wg.Wait()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
+	holdConns(t, l, nil)
 	const timeout = 500 * time.Millisecond
 	var c counters
 	s := newSink(t, sink.Config{Transport: "tcp", Address: l.Addr().String(), Timeout: timeout, Hooks: c.hooks()})

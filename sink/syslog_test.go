@@ -357,6 +357,14 @@ func stalledListener(t *testing.T, tlsCfg *tls.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	holdConns(t, l, tlsCfg)
+	return l.Addr().String()
+}
+
+// holdConns accepts connections on l (completing the TLS handshake first with tlsCfg) and
+// holds them open without reading until the test ends, when it closes l and them.
+func holdConns(t *testing.T, l net.Listener, tlsCfg *tls.Config) {
+	t.Helper()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn
@@ -388,7 +396,6 @@ func stalledListener(t *testing.T, tlsCfg *tls.Config) string {
 		}
 		mu.Unlock()
 	})
-	return l.Addr().String()
 }
 
 // TestStalledReceiver: a receiver that accepts but stops reading makes Send fail within
