@@ -22,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dtforward/dtforward/internal/benchkit"
 )
 
 func main() {
@@ -97,19 +99,19 @@ func main() {
 				unique++
 			}
 		})
-		peakSampled = max(peakSampled, statusKB(run.Process.Pid, "VmRSS"))
+		peakSampled = max(peakSampled, benchkit.StatusKB(run.Process.Pid, "VmRSS"))
 		if unique >= want || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	took := time.Since(start)
-	peak := statusKB(run.Process.Pid, "VmHWM")
+	peak := benchkit.StatusKB(run.Process.Pid, "VmHWM")
 	// Idle: a few more polls that find nothing new.
 	time.Sleep(time.Duration(*idle) * *interval)
 	readNew(out, offset, func([]byte) { lines++ })
-	idleRSS := statusKB(run.Process.Pid, "VmRSS")
-	peak = max(peak, statusKB(run.Process.Pid, "VmHWM"))
+	idleRSS := benchkit.StatusKB(run.Process.Pid, "VmRSS")
+	peak = max(peak, benchkit.StatusKB(run.Process.Pid, "VmHWM"))
 
 	fmt.Printf("appliances %d × %d breaches, POLL_INTERVAL=%s, DARKTRACE_MAX_CONCURRENT_REQUESTS=%d\n", *n, *breaches, *interval, *limit)
 	fmt.Printf("  delivered: %d unique of %d expected, %d lines (%d duplicates) in %s\n",
@@ -141,21 +143,6 @@ func readNew(path string, offset int64, fn func([]byte)) int64 {
 		offset += int64(len(l))
 		fn(l)
 	}
-}
-
-// statusKB reads a "Vm…:  N kB" field of /proc/<pid>/status.
-func statusKB(pid int, field string) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return kb
-		}
-	}
-	return 0
 }
 
 func stop(c *exec.Cmd) {

@@ -19,11 +19,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/dtforward/dtforward/internal/benchkit"
 	"github.com/dtforward/dtforward/simulator"
 )
 
@@ -76,7 +76,7 @@ func main() {
 	bar := *interval + time.Second
 	fmt.Printf("load: %.0f breaches/s for %s, POLL_INTERVAL=%s: %d breaches measured, %d missing\n", *rate, *duration, *interval, len(lat), missing)
 	fmt.Printf("latency creation→arrival: p50 %s  p99 %s  max %s  (bar: p99 <= %s) %s\n",
-		pct(0.50).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond), bar, verdict(pct(0.99) <= bar && missing == 0))
+		pct(0.50).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond), bar, benchkit.Verdict(pct(0.99) <= bar && missing == 0))
 	fmt.Printf("RSS under load: %.1f MB\n", float64(loadRSS)/1024)
 
 	// Phase 2: idle RSS (nothing new to forward).
@@ -86,14 +86,7 @@ func main() {
 	time.Sleep(*idle)
 	idleRSS := rssKB(daemon.Process.Pid)
 	stop(daemon)
-	fmt.Printf("idle RSS after %s: %.1f MB (bar: < 30 MB) %s\n", *idle, float64(idleRSS)/1024, verdict(idleRSS < 30*1024))
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "PASS"
-	}
-	return "FAIL"
+	fmt.Printf("idle RSS after %s: %.1f MB (bar: < 30 MB) %s\n", *idle, float64(idleRSS)/1024, benchkit.Verdict(idleRSS < 30*1024))
 }
 
 func startSim(rate float64, history int) (*simulator.Simulator, string) {
@@ -139,19 +132,13 @@ func stop(cmd *exec.Cmd) {
 	}
 }
 
-// rssKB reads VmRSS of pid from /proc (Linux).
+// rssKB reads VmRSS of pid; a live process always has some.
 func rssKB(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	check(err)
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			check(err)
-			return n
-		}
+	n := benchkit.StatusKB(pid, "VmRSS")
+	if n == 0 {
+		fail("no VmRSS in /proc/%d/status", pid)
 	}
-	fail("no VmRSS in /proc/%d/status", pid)
-	return 0
+	return n
 }
 
 // receiver is a TCP syslog receiver (LF framing) that records when each breach id arrived.

@@ -80,15 +80,19 @@ func MB(b int64) float64 { return float64(b) / (1 << 20) }
 // VmHWM is the peak RSS in bytes of process pid (VmHWM of /proc/<pid>/status), 0 when it
 // cannot be read. Not ru_maxrss: for a child started with vfork that includes the parent's
 // RSS, which the kernel charges to the child at exec.
-func VmHWM(pid int) int64 {
+func VmHWM(pid int) int64 { return int64(StatusKB(pid, "VmHWM")) << 10 }
+
+// StatusKB reads a "Vm…:  N kB" field of /proc/<pid>/status (Linux); 0 when the process, or
+// the field, is gone.
+func StatusKB(pid int, field string) int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return kb
 		}
 	}
 	return 0
