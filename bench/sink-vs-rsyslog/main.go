@@ -20,7 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/internal/benchkit"
 	"net"
 	"os"
 	"os/exec"
@@ -55,7 +55,7 @@ func main() {
 }
 
 func run(n, runs, batch int) error {
-	bin, mods, err := findRsyslog()
+	rsyslogd, err := benchkit.LocateRsyslog()
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func run(n, runs, batch int) error {
 		if err != nil {
 			return fmt.Errorf("dtforward run %d: %w", i+1, err)
 		}
-		r, err := runRsyslog(rcv, bin, mods, dir, input, n, i)
+		r, err := runRsyslog(rcv, rsyslogd.Bin, rsyslogd.ModDir, dir, input, n, i)
 		if err != nil {
 			return fmt.Errorf("rsyslog run %d: %w", i+1, err)
 		}
@@ -297,13 +297,4 @@ func procCPU(pid int) (time.Duration, error) {
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	const hz = 100 // USER_HZ on Linux
 	return time.Duration(ut+st) * time.Second / hz, nil
-}
-
-// findRsyslog uses the same search as the test suite (internal/testtools).
-func findRsyslog() (bin, mods string, err error) {
-	r, ok := testtools.LocateRsyslog()
-	if !ok {
-		return "", "", errors.New("rsyslogd not found; run scripts/install-test-deps (as root) first")
-	}
-	return r.Bin, r.ModDir, nil
 }

@@ -98,6 +98,16 @@ func StatusKB(pid int, field string) int {
 	return 0
 }
 
+// LocateRsyslog finds rsyslogd and its modules with the test suite's search
+// (internal/testtools).
+func LocateRsyslog() (testtools.Rsyslog, error) {
+	loc, ok := testtools.LocateRsyslog()
+	if !ok {
+		return loc, errors.New("rsyslogd not found; run scripts/install-test-deps (as root) first")
+	}
+	return loc, nil
+}
+
 // RsyslogOptions shape the rsyslogd a benchmark sends to.
 type RsyslogOptions struct {
 	// UDP listens with imudp (at its defaults), otherwise imtcp.
@@ -121,13 +131,12 @@ type Rsyslog struct {
 // StartRsyslog starts rsyslogd as o says, with its files in a fresh temporary directory
 // named after prefix.
 func StartRsyslog(prefix string, o RsyslogOptions) (*Rsyslog, error) {
-	loc, ok := testtools.LocateRsyslog()
-	if !ok {
-		return nil, errors.New("rsyslogd not found; run scripts/install-test-deps (as root) first")
+	loc, err := LocateRsyslog()
+	if err != nil {
+		return nil, err
 	}
 	addr := o.Addr
 	if addr == "" {
-		var err error
 		if addr, err = freeAddr(o.UDP); err != nil {
 			return nil, err
 		}
