@@ -214,6 +214,16 @@ func (s *peerSession) serve() {
 	}
 }
 
+// readOut reads until n syslog commands wait for an answer; false when the session ended first.
+func (s *peerSession) readOut(n int) bool {
+	for len(s.out) < n {
+		if _, err := s.read(); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // readUntilQuiet reads commands until none arrives for quiet. It returns an error when the
 // session ended (closed by the client, or the connection).
 func (s *peerSession) readUntilQuiet(quiet time.Duration) error {

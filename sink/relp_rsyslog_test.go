@@ -26,16 +26,7 @@ func TestRELPToRsyslog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got := r.Wait(t, len(all), 10*time.Second)
-	if len(got) != len(all) {
-		t.Fatalf("rsyslog got %d messages, want %d", len(got), len(all))
-	}
-	for i := range all {
-		if got[i].Input != "relp" {
-			t.Errorf("message %d arrived on %q", i, got[i].Input)
-		}
-		checkMessage(t, sink.HeaderRFC5424, "local4", got[i].Raw, all[i], since)
-	}
+	checkArrived(t, r, "relp", all, since)
 	if c.sent != len(all) || c.reconnects != 0 || c.errs != 0 || c.sanitized != 125 {
 		t.Errorf("hooks: sent %d reconnects %d errors %d sanitized %d", c.sent, c.reconnects, c.errs, c.sanitized)
 	}
@@ -65,16 +56,7 @@ func TestRELPTLSToRsyslog(t *testing.T) {
 			if err := s.Send(context.Background(), msgs); err != nil {
 				t.Fatal(err)
 			}
-			got := r.Wait(t, len(msgs), 10*time.Second)
-			if len(got) != len(msgs) {
-				t.Fatalf("rsyslog got %d messages, want %d", len(got), len(msgs))
-			}
-			for i := range msgs {
-				if got[i].Input != "relptls" {
-					t.Errorf("message %d arrived on %q", i, got[i].Input)
-				}
-				checkMessage(t, sink.HeaderRFC5424, "local4", got[i].Raw, msgs[i], since)
-			}
+			checkArrived(t, r, "relptls", msgs, since)
 		})
 	}
 }
@@ -183,5 +165,21 @@ func TestRELPHungThenKilledRsyslog(t *testing.T) {
 	if n < 200 || missing != 0 || c.errs == 0 {
 		t.Fatalf("%d of %d messages missing (send errors %d); the test needs ≥ 200 messages and the outages to show as errors",
 			missing, n, c.errs)
+	}
+}
+
+// checkArrived waits until rsyslog has as many messages as msgs and checks that they arrived
+// on input, in order, each intact by checkMessage (RFC 5424 header, facility local4).
+func checkArrived(t *testing.T, r *syslogd.Receiver, input string, msgs []sink.Message, since time.Time) {
+	t.Helper()
+	got := r.Wait(t, len(msgs), 10*time.Second)
+	if len(got) != len(msgs) {
+		t.Fatalf("rsyslog got %d messages, want %d", len(got), len(msgs))
+	}
+	for i := range msgs {
+		if got[i].Input != input {
+			t.Errorf("message %d arrived on %q", i, got[i].Input)
+		}
+		checkMessage(t, sink.HeaderRFC5424, "local4", got[i].Raw, msgs[i], since)
 	}
 }

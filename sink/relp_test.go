@@ -156,10 +156,8 @@ func TestRELPLostConnection(t *testing.T) {
 					s.serve()
 					return
 				}
-				for len(s.out) < 12 {
-					if _, err := s.read(); err != nil {
-						return
-					}
+				if !s.readOut(12) {
+					return
 				}
 				for i := 0; i < 5; i++ {
 					s.ack(0)
@@ -191,10 +189,8 @@ func TestRELPOutOfOrderAnswers(t *testing.T) {
 			return
 		}
 		for {
-			for len(s.out) < 4 {
-				if _, err := s.read(); err != nil {
-					return
-				}
+			if !s.readOut(4) {
+				return
 			}
 			for len(s.out) > 0 {
 				s.ack(len(s.out) - 1)
@@ -221,10 +217,8 @@ func TestRELPRefused(t *testing.T) {
 			s.serve()
 			return
 		}
-		for len(s.out) < 5 {
-			if _, err := s.read(); err != nil {
-				return
-			}
+		if !s.readOut(5) {
+			return
 		}
 		s.ack(0)
 		s.ack(0)
@@ -374,13 +368,7 @@ func TestRELPContext(t *testing.T) {
 // TestRELPEmptySendOpensSession: an empty batch opens the session (what "dtforward check"
 // relies on) and sends no message.
 func TestRELPEmptySendOpensSession(t *testing.T) {
-	peer := newRELPPeer(t, func(s *peerSession) {
-		if s.open() {
-			s.serve()
-		}
-	})
-	var c counters
-	s := relpSink(t, peer.addr(), 8, 2*time.Second, &c)
+	peer, s, c := servedRELPSink(t)
 	if err := s.Send(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -397,13 +385,7 @@ func TestRELPEmptySendOpensSession(t *testing.T) {
 // TestRELPSanitizes: CR and LF inside a line become spaces, as with the other transports,
 // so that a receiver writing lines cannot be made to split or forge a message.
 func TestRELPSanitizes(t *testing.T) {
-	peer := newRELPPeer(t, func(s *peerSession) {
-		if s.open() {
-			s.serve()
-		}
-	})
-	var c counters
-	s := relpSink(t, peer.addr(), 8, 2*time.Second, &c)
+	peer, s, c := servedRELPSink(t)
 	msgs := []sink.Message{{Line: []byte("a\nb\rc")}, {Line: []byte("clean")}}
 	if err := s.Send(context.Background(), msgs); err != nil {
 		t.Fatal(err)
@@ -424,4 +406,17 @@ func TestRELPWindowValidation(t *testing.T) {
 	if _, err := sink.New(sink.Config{Transport: "relp", Address: "siem"}); err == nil || !strings.Contains(err.Error(), "must be host:port") {
 		t.Errorf("address without port: %v", err)
 	}
+}
+
+// servedRELPSink is a RELP sink (window 8, timeout 2 s) sending to a peer that opens every
+// session and acknowledges every message, with the counters of the sink's hooks.
+func servedRELPSink(t *testing.T) (*relpPeer, sink.Sink, *counters) {
+	t.Helper()
+	peer := newRELPPeer(t, func(s *peerSession) {
+		if s.open() {
+			s.serve()
+		}
+	})
+	var c counters
+	return peer, relpSink(t, peer.addr(), 8, 2*time.Second, &c), &c
 }
