@@ -112,23 +112,7 @@ func leefFields(r *record, a *alert.Alert) {
 		r.str("actionState", ts(a.Action.State), 0)
 		r.str("usrName", ts(a.Action.Triggerer), 0)
 	}
-	if g := a.Group; g != nil {
-		r.str("groupingId", ts(g.ID), 0)
-		if g.Score >= 0 {
-			r.add(field{key: "groupScore", kind: kFloat, f: g.Score})
-		}
-		r.str("groupCategory", ts(g.Category), 0)
-	}
-	if a.Ack != nil {
-		r.str("acknowledged", "true", 0)
-		if ms := ackTime(a); ms != 0 {
-			r.add(field{key: "ackTime", kind: kTime, n: ms})
-		}
-		r.str("ackUser", ts(a.Ack.User), 0)
-	}
-	if l := labelPairs(a.Labels); len(l) > 0 {
-		r.add(field{key: "applianceLabels", kind: kPairs, l: l})
-	}
+	r.groupAckLabels(a, kTime, ts)
 	r.str("msg", ts(a.Message), 0)
 	r.order = leefTrimOrder
 }

@@ -154,3 +154,26 @@ func ackTime(a *alert.Alert) int64 {
 	}
 	return a.Ack.Time.UnixMilli()
 }
+
+// groupAckLabels adds the key=value fields CEF and LEEF share: the AI Analyst group, the
+// acknowledgement (its time as ackTime of kind ackKind: epoch ms in CEF, a devTime-style
+// timestamp in LEEF) and the appliance labels. ts trims the format's space characters.
+func (r *record) groupAckLabels(a *alert.Alert, ackKind kind, ts func(string) string) {
+	if g := a.Group; g != nil {
+		r.str("groupingId", ts(g.ID), 0)
+		if g.Score >= 0 {
+			r.add(field{key: "groupScore", kind: kFloat, f: g.Score})
+		}
+		r.str("groupCategory", ts(g.Category), 0)
+	}
+	if a.Ack != nil {
+		r.str("acknowledged", "true", 0)
+		if ms := ackTime(a); ms != 0 {
+			r.add(field{key: "ackTime", kind: ackKind, n: ms})
+		}
+		r.str("ackUser", ts(a.Ack.User), 0)
+	}
+	if l := labelPairs(a.Labels); len(l) > 0 {
+		r.add(field{key: "applianceLabels", kind: kPairs, l: l})
+	}
+}
