@@ -101,19 +101,11 @@ func (s *scanner) breach(b *Breach, k []byte) {
 		objects(s, &b.TriggeredComponents, "triggeredComponents[]", s.component)
 	case "mitreTechniques":
 		objects(s, &b.MitreTechniques, "mitreTechniques[]", func(t *MitreTechnique, k []byte) {
-			switch string(k) {
+			switch canonical(k, "technique", "techniqueID") {
 			case "technique":
 				s.String(&t.Technique, "mitreTechniques[].technique")
 			case "techniqueID":
 				s.String(&t.TechniqueID, "mitreTechniques[].techniqueID")
-			default:
-				if c, ok := fold(k, []string{"technique", "techniqueID"}); ok {
-					if string(c) == "technique" {
-						s.String(&t.Technique, "mitreTechniques[].technique")
-					} else {
-						s.String(&t.TechniqueID, "mitreTechniques[].techniqueID")
-					}
-				}
 			}
 		})
 	default:
@@ -129,19 +121,11 @@ func (s *scanner) ack(a *Acknowledgement) {
 	case '{':
 		*a = Acknowledgement{Acked: true}
 		s.object(func(k []byte) {
-			switch string(k) {
+			switch canonical(k, "time", "username") {
 			case "time":
 				s.Int(&a.Time, "acknowledged.time")
 			case "username":
 				s.String(&a.Username, "acknowledged.username")
-			default:
-				if c, ok := fold(k, []string{"time", "username"}); ok {
-					if string(c) == "time" {
-						s.Int(&a.Time, "acknowledged.time")
-					} else {
-						s.String(&a.Username, "acknowledged.username")
-					}
-				}
 			}
 		})
 	case 'n':
@@ -261,19 +245,11 @@ func (s *scanner) model(m *Model, k []byte, prefix string) {
 			mm = new(ModelMitre)
 		}
 		ok := s.object(func(k []byte) {
-			switch string(k) {
+			switch canonical(k, "tactics", "techniques") {
 			case "tactics":
 				s.Strings(&mm.Tactics, prefix+"mitre.tactics")
 			case "techniques":
 				s.Strings(&mm.Techniques, prefix+"mitre.techniques")
-			default:
-				if c, ok := fold(k, []string{"tactics", "techniques"}); ok {
-					if string(c) == "tactics" {
-						s.Strings(&mm.Tactics, prefix+"mitre.tactics")
-					} else {
-						s.Strings(&mm.Techniques, prefix+"mitre.techniques")
-					}
-				}
 			}
 		})
 		if !ok {
@@ -300,7 +276,7 @@ func (s *scanner) device(d *Device, k []byte) {
 		s.String(&d.IP, "device.ip")
 	case "ips":
 		objects(s, &d.IPs, "device.ips[]", func(ip *DeviceIP, k []byte) {
-			switch string(k) {
+			switch canonical(k, "ip", "timems", "time", "sid") {
 			case "ip":
 				s.String(&ip.IP, "device.ips[].ip")
 			case "timems":
@@ -309,19 +285,6 @@ func (s *scanner) device(d *Device, k []byte) {
 				s.String(&ip.Time, "device.ips[].time")
 			case "sid":
 				s.Int(&ip.SID, "device.ips[].sid")
-			default:
-				if c, ok := fold(k, []string{"ip", "timems", "time", "sid"}); ok {
-					switch string(c) {
-					case "ip":
-						s.String(&ip.IP, "device.ips[].ip")
-					case "timems":
-						s.Int(&ip.TimeMS, "device.ips[].timems")
-					case "time":
-						s.String(&ip.Time, "device.ips[].time")
-					default:
-						s.Int(&ip.SID, "device.ips[].sid")
-					}
-				}
 			}
 		})
 	case "sid":
@@ -344,19 +307,11 @@ func (s *scanner) device(d *Device, k []byte) {
 		s.String(&d.DeviceLabel, "device.devicelabel")
 	case "tags":
 		objects(s, &d.Tags, "device.tags[]", func(t *DeviceTag, k []byte) {
-			switch string(k) {
+			switch canonical(k, "tid", "name") {
 			case "tid":
 				s.Int(&t.TID, "device.tags[].tid")
 			case "name":
 				s.String(&t.Name, "device.tags[].name")
-			default:
-				if c, ok := fold(k, []string{"tid", "name"}); ok {
-					if string(c) == "tid" {
-						s.Int(&t.TID, "device.tags[].tid")
-					} else {
-						s.String(&t.Name, "device.tags[].name")
-					}
-				}
 			}
 		})
 	default:
@@ -389,24 +344,13 @@ func (s *scanner) component(c *TriggeredComponent, k []byte) {
 		c.Logic = s.raw()
 	case "metric":
 		s.Object("triggeredComponents[].metric", func(k []byte) {
-			switch string(k) {
+			switch canonical(k, "mlid", "name", "label") {
 			case "mlid":
 				s.Int(&c.Metric.MLID, "triggeredComponents[].metric.mlid")
 			case "name":
 				s.String(&c.Metric.Name, "triggeredComponents[].metric.name")
 			case "label":
 				s.String(&c.Metric.Label, "triggeredComponents[].metric.label")
-			default:
-				if f, ok := fold(k, []string{"mlid", "name", "label"}); ok {
-					switch string(f) {
-					case "mlid":
-						s.Int(&c.Metric.MLID, "triggeredComponents[].metric.mlid")
-					case "name":
-						s.String(&c.Metric.Name, "triggeredComponents[].metric.name")
-					default:
-						s.String(&c.Metric.Label, "triggeredComponents[].metric.label")
-					}
-				}
 			}
 		})
 	case "triggeredFilters":
@@ -481,19 +425,11 @@ func (s *scanner) action(a *Action, k []byte) {
 			t = new(Triggerer)
 		}
 		ok := s.object(func(k []byte) {
-			switch string(k) {
+			switch canonical(k, "username", "reason") {
 			case "username":
 				s.String(&t.Username, "triggerer.username")
 			case "reason":
 				s.String(&t.Reason, "triggerer.reason")
-			default:
-				if c, ok := fold(k, []string{"username", "reason"}); ok {
-					if string(c) == "username" {
-						s.String(&t.Username, "triggerer.username")
-					} else {
-						s.String(&t.Reason, "triggerer.reason")
-					}
-				}
 			}
 		})
 		if !ok {
@@ -607,19 +543,11 @@ func (s *scanner) incident(e *IncidentEvent, k []byte) {
 		s.Ints(&e.AttackPhases, "attackPhases")
 	case "periods":
 		objects(s, &e.Periods, "periods[]", func(p *Period, k []byte) {
-			switch string(k) {
+			switch canonical(k, "start", "end") {
 			case "start":
 				s.Int(&p.Start, "periods[].start")
 			case "end":
 				s.Int(&p.End, "periods[].end")
-			default:
-				if c, ok := fold(k, []string{"start", "end"}); ok {
-					if string(c) == "start" {
-						s.Int(&p.Start, "periods[].start")
-					} else {
-						s.Int(&p.End, "periods[].end")
-					}
-				}
 			}
 		})
 	case "breachDevices":

@@ -638,3 +638,20 @@ func fold(key []byte, names []string) ([]byte, bool) {
 	}
 	return nil, false
 }
+
+// canonical returns the name in names that key matches, exactly or, as encoding/json does,
+// case-insensitively; "" when none does. One switch on its result then serves both, rather
+// than a switch on the exact key and a second copy of it for the case-folded one.
+func canonical(key []byte, names ...string) string {
+	for _, n := range names {
+		if string(key) == n {
+			return n
+		}
+	}
+	for _, n := range names {
+		if bytes.EqualFold(key, []byte(n)) {
+			return n
+		}
+	}
+	return ""
+}
