@@ -777,16 +777,10 @@ type cappedFetcher struct {
 	max int
 }
 
-// Stream implements Fetcher.
-func (c cappedFetcher) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
-	_, err := c.StreamDated(ctx, pathAndQuery, fn)
-	return err
-}
-
-// StreamDated implements DatedFetcher.
+// StreamDated implements Fetcher.
 func (c cappedFetcher) StreamDated(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) (time.Time, error) {
 	n := 0
-	return streamDated(ctx, c.f, pathAndQuery, func(raw []byte) error {
+	return c.f.StreamDated(ctx, pathAndQuery, func(raw []byte) error {
 		if n++; n > c.max {
 			return fmt.Errorf("%w (%d)", errTooLarge, c.max)
 		}

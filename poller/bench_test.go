@@ -14,13 +14,13 @@ import (
 // rawFetcher replays prepared array elements.
 type rawFetcher [][]byte
 
-func (r rawFetcher) Stream(_ context.Context, _ string, fn func([]byte) error) error {
+func (r rawFetcher) StreamDated(_ context.Context, _ string, fn func([]byte) error) (time.Time, error) {
 	for _, raw := range r {
 		if err := fn(raw); err != nil {
-			return err
+			return time.Time{}, err
 		}
 	}
-	return nil
+	return time.Time{}, nil
 }
 
 func benchRecords(n int) rawFetcher {

@@ -33,11 +33,6 @@ func (c *countingClient) StreamDated(ctx context.Context, q string, fn func([]by
 	return c.Client.StreamDated(ctx, q, func(raw []byte) error { n++; return fn(raw) })
 }
 
-func (c *countingClient) Stream(ctx context.Context, q string, fn func([]byte) error) error {
-	_, err := c.StreamDated(ctx, q, fn)
-	return err
-}
-
 func (c *countingClient) max() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

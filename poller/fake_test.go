@@ -114,6 +114,11 @@ func (f *fakeAPI) Stream(ctx context.Context, pathAndQuery string, fn func(raw [
 	return ctx.Err()
 }
 
+// StreamDated implements Fetcher; the fake answers carry no Date.
+func (f *fakeAPI) StreamDated(ctx context.Context, q string, fn func(raw []byte) error) (time.Time, error) {
+	return time.Time{}, f.Stream(ctx, q, fn)
+}
+
 // recorder is a Deliverer that records what it accepted and can be told to fail.
 type recorder struct {
 	mu       sync.Mutex

@@ -32,7 +32,11 @@ var SourceNames = []string{SourceBreaches, SourceAntigena, SourceAIAnalyst}
 // Fetcher is the part of *darktrace.Client the poller needs: GET pathAndQuery (sent and signed
 // exactly as given) and call fn with each element of the JSON array returned.
 type Fetcher interface {
-	Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error
+	// StreamDated returns the appliance's clock when it answered (the HTTP Date header; zero
+	// when the answer had none): no window is ever taken as complete beyond the appliance's
+	// own "now", whatever our clock says. Part of the one interface, so that a wrapper (a
+	// request limit, a shared fetch) cannot drop it without failing to compile.
+	StreamDated(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) (time.Time, error)
 }
 
 // Filter decides which alerts are forwarded (the FILTER_* variables).
@@ -191,7 +195,7 @@ func (s *Source) Fetch(ctx context.Context, start, end time.Time) (*Batch, error
 	q := s.Query(start, end)
 	b := &Batch{Present: map[string]struct{}{}}
 	err := s.p.Exclusive(ctx, func(ctx context.Context) (err error) {
-		b.Date, err = streamDated(ctx, s.p.fetcher, q, func(raw []byte) error {
+		b.Date, err = s.p.fetcher.StreamDated(ctx, q, func(raw []byte) error {
 			b.Stats.Fetched++
 			it, err := s.kind.decode(s.p, bytes.Clone(raw))
 			if err != nil {
@@ -251,7 +255,7 @@ func (s *Source) FetchPBID(ctx context.Context, pbid int64) (created int64, foun
 		return 0, false, fmt.Errorf("poller: %s has no pbids", s.kind.name)
 	}
 	err = s.p.Exclusive(ctx, func(ctx context.Context) error {
-		return s.p.fetcher.Stream(ctx, PBIDQuery(pbid), func(raw []byte) error {
+		_, err := s.p.fetcher.StreamDated(ctx, PBIDQuery(pbid), func(raw []byte) error {
 			var b darktrace.Breach
 			if err := json.Unmarshal(raw, &b); err != nil {
 				s.p.log.Warn().Str("source", s.kind.name).Int64("id", pbid).Err(err).Msg("malformed record skipped")
@@ -263,6 +267,7 @@ func (s *Source) FetchPBID(ctx context.Context, pbid int64) (created int64, foun
 			}
 			return nil
 		})
+		return err
 	})
 	return created, found, err
 }

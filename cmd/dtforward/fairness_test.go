@@ -266,7 +266,7 @@ func TestFetchWaitsWhileTheSinkIsFull(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if err := f.Stream(ctx, "/modelbreaches", func([]byte) error { return nil }); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := f.StreamDated(ctx, "/modelbreaches", func([]byte) error { return nil }); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("fetch with a full sink queue = %v, want it to wait until its context ends", err)
 	}
 	if n := requests.Load(); n != 0 {
@@ -274,7 +274,8 @@ func TestFetchWaitsWhileTheSinkIsFull(t *testing.T) {
 	}
 	fetched := make(chan error, 1)
 	go func() {
-		fetched <- f.Stream(context.Background(), "/modelbreaches", func([]byte) error { return nil })
+		_, err := f.StreamDated(context.Background(), "/modelbreaches", func([]byte) error { return nil })
+		fetched <- err
 	}()
 	close(s.gate)
 	for range 3 {

@@ -118,16 +118,7 @@ type limitedFetcher struct {
 	slots *limit.FIFO
 }
 
-// The poller must see each answer's Date: no window may end past it.
-var _ poller.DatedFetcher = limitedFetcher{}
-
-// Stream implements poller.Fetcher.
-func (l limitedFetcher) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
-	_, err := l.StreamDated(ctx, pathAndQuery, fn)
-	return err
-}
-
-// StreamDated implements poller.DatedFetcher.
+// StreamDated implements poller.Fetcher.
 func (l limitedFetcher) StreamDated(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) (time.Time, error) {
 	if err := l.slots.Acquire(ctx); err != nil {
 		return time.Time{}, err
@@ -140,21 +131,12 @@ func (l limitedFetcher) StreamDated(ctx context.Context, pathAndQuery string, fn
 // fetching more than the sink can take only costs memory. It sits in front of the shared
 // fetch, so a stuck sink holds back only its own pollers.
 type roomFetcher struct {
-	next    poller.DatedFetcher
+	next    poller.Fetcher
 	backlog *route.Delivery
 	room    int // most slices queued at the sink before fetches wait
 }
 
-// The poller must see each answer's Date through the room wait and the shared fetch too.
-var _ poller.DatedFetcher = roomFetcher{next: &sharedfetch.Group{}}
-
-// Stream implements poller.Fetcher.
-func (r roomFetcher) Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error {
-	_, err := r.StreamDated(ctx, pathAndQuery, fn)
-	return err
-}
-
-// StreamDated implements poller.DatedFetcher.
+// StreamDated implements poller.Fetcher.
 func (r roomFetcher) StreamDated(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) (time.Time, error) {
 	if err := r.backlog.WaitRoom(ctx, r.room); err != nil {
 		return time.Time{}, err

@@ -19,25 +19,11 @@ import (
 	"time"
 )
 
-// Fetcher is poller.Fetcher: GET pathAndQuery and call fn with each element of the array.
+// Fetcher is poller.Fetcher: GET pathAndQuery, call fn with each element of the array and
+// return the answer's Date. A Group passes that date on to every poller it serves, from the
+// live request or its recording: no window may be taken as complete past it.
 type Fetcher interface {
-	Stream(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) error
-}
-
-// DatedFetcher is poller.DatedFetcher: a Fetcher that also returns the appliance's clock when
-// it answered (the HTTP Date header). A Group passes that date on to every poller it serves,
-// from the live request or its recording: no window may be taken as complete past it.
-type DatedFetcher interface {
-	Fetcher
 	StreamDated(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) (time.Time, error)
-}
-
-// streamDated streams through f, with the answer's date when f can tell it.
-func streamDated(ctx context.Context, f Fetcher, pathAndQuery string, fn func(raw []byte) error) (time.Time, error) {
-	if df, ok := f.(DatedFetcher); ok {
-		return df.StreamDated(ctx, pathAndQuery, fn)
-	}
-	return time.Time{}, f.Stream(ctx, pathAndQuery, fn)
 }
 
 // Group shares identical requests among the members pollers of one appliance.
@@ -132,7 +118,7 @@ func (g *Group) Stream(ctx context.Context, pathAndQuery string, fn func(raw []b
 	return err
 }
 
-// StreamDated implements DatedFetcher: Stream, returning the Date of the answer the records
+// StreamDated implements Fetcher: Stream, returning the Date of the answer the records
 // came from (zero when next cannot tell it).
 func (g *Group) StreamDated(ctx context.Context, pathAndQuery string, fn func(raw []byte) error) (time.Time, error) {
 	s := &subscriber{fn: fn}
@@ -183,7 +169,7 @@ func (g *Group) StreamDated(ctx context.Context, pathAndQuery string, fn func(ra
 	if g.members == 1 {
 		g.mu.Unlock()
 		g.requests.Add(1)
-		return streamDated(ctx, g.next, pathAndQuery, fn)
+		return g.next.StreamDated(ctx, pathAndQuery, fn)
 	}
 	c := &call{subs: []*subscriber{s}, full: make(chan struct{}), done: make(chan struct{})}
 	g.calls[pathAndQuery] = c
@@ -208,7 +194,7 @@ func (g *Group) StreamDated(ctx context.Context, pathAndQuery string, fn func(ra
 	if g.ttl > 0 && g.budget > 0 {
 		rec = &recorded{}
 	}
-	date, err := streamDated(ctx, g.next, pathAndQuery, func(raw []byte) error {
+	date, err := g.next.StreamDated(ctx, pathAndQuery, func(raw []byte) error {
 		if rec != nil {
 			if rec.size+len(raw) > g.budget {
 				rec = nil // too large to keep; the pollers are served all the same

@@ -30,6 +30,10 @@ func (r *records) Stream(ctx context.Context, q string, fn func([]byte) error) e
 	return ctx.Err()
 }
 
+func (r *records) StreamDated(ctx context.Context, q string, fn func([]byte) error) (time.Time, error) {
+	return time.Time{}, r.Stream(ctx, q, fn)
+}
+
 func collect(t *testing.T, g *Group, q string) ([]string, error) {
 	t.Helper()
 	var got []string
@@ -162,6 +166,10 @@ type fetchFunc func(ctx context.Context, q string, fn func([]byte) error) error
 
 func (f fetchFunc) Stream(ctx context.Context, q string, fn func([]byte) error) error {
 	return f(ctx, q, fn)
+}
+
+func (f fetchFunc) StreamDated(ctx context.Context, q string, fn func([]byte) error) (time.Time, error) {
+	return time.Time{}, f(ctx, q, fn)
 }
 
 // A poller that asks for the same query after the request finished (it polls at another
