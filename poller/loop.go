@@ -224,8 +224,12 @@ func (a *Appliance) Status() []SourceStatus {
 	return out
 }
 
+// dateResolution is how far a caught-up cursor may trail now by design: no window ends past the
+// appliance's Date header, which has whole seconds.
+const dateResolution = time.Second
+
 // Ready returns nil when every source is healthy: the appliance answers, the sink accepts, the
-// checkpoint can be written and lags at most three intervals behind now.
+// checkpoint can be written and lags at most three intervals (plus dateResolution) behind now.
 func (a *Appliance) Ready() error {
 	var errs []error
 	now := a.cfg.Now()
@@ -239,7 +243,7 @@ func (a *Appliance) Ready() error {
 		case s.PersistError != "":
 			errs = append(errs, fmt.Errorf("%s: checkpoint not saved: %s", where, s.PersistError))
 		}
-		if lag := now.Sub(s.Cursor); lag > 3*a.cfg.Interval {
+		if lag := now.Sub(s.Cursor); lag > 3*a.cfg.Interval+dateResolution {
 			errs = append(errs, fmt.Errorf("%s: checkpoint lags %s (more than 3 intervals)", where, lag.Round(time.Second)))
 		}
 	}

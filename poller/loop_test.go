@@ -526,3 +526,29 @@ func TestLoopKeepsPollingWhenCheckpointCannotBeWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// wholeSecondDate answers with the Date an appliance sends: whole seconds, so up to a second
+// behind the moment it answered.
+type wholeSecondDate struct{ *fakeAPI }
+
+func (w wholeSecondDate) StreamDated(ctx context.Context, q string, fn func(raw []byte) error) (time.Time, error) {
+	_, err := w.fakeAPI.StreamDated(ctx, q, fn)
+	return time.Now().Add(-999 * time.Millisecond), err
+}
+
+// TestLoopReadyWithWholeSecondDates: a caught-up cursor trails now by up to a second by design
+// (no window ends past the appliance's Date, which has whole seconds). With a short interval
+// that must not read as lagging: /readyz flapped on it (two real sinks, 200 ms interval).
+func TestLoopReadyWithWholeSecondDates(t *testing.T) {
+	api := &fakeAPI{}
+	now := time.Now()
+	api.addBreach(breach(1, now.Add(-time.Minute).UnixMilli(), now.Add(-time.Minute).UnixMilli()))
+	rec := &recorder{}
+	a := newTestAppliance(t, wholeSecondDate{api}, rec, loopOpts{interval: 20 * time.Millisecond})
+	run(t, a)
+	waitFor(t, "the breach", func() bool { return len(rec.ids()) == 1 })
+	waitFor(t, "several polls", func() bool { return api.queryCount() >= 5 })
+	if err := a.Ready(); err != nil {
+		t.Fatalf("Ready() = %v with a cursor a second behind (the Date's resolution)", err)
+	}
+}
