@@ -548,9 +548,6 @@ func (p *poll) commit(end time.Time, b *Batch, date time.Time) {
 	if b != nil {
 		p.seen = p.st.afterDelivery(p.seen, b, end)
 	}
-	r.mu.Lock()
-	r.cursor = end
-	r.mu.Unlock()
 	if err := p.a.cfg.Store.Commit(name, p.st.checkpoint(end, p.seen)); err != nil {
 		// Keep polling: the in-memory state is right and the next commit retries the write;
 		// /readyz shows the problem, and a crash now costs duplicates, never losses.
@@ -558,6 +555,11 @@ func (p *poll) commit(end time.Time, b *Batch, date time.Time) {
 	} else {
 		r.clearErr(&r.persistErr, "checkpoint saved again")
 	}
+	// Status (and so /readyz and the lag metric) sees the cursor only once the checkpoint
+	// holding it was written, or its failure reported.
+	r.mu.Lock()
+	r.cursor = end
+	r.mu.Unlock()
 }
 
 // deliver sends alerts, retrying the same batch with backoff until the Deliverer accepts it.
