@@ -63,7 +63,7 @@ func (d *Delivery) Deliver(ctx context.Context, alerts []*alert.Alert) error {
 					Msg("alert cannot be formatted; skipped")
 				continue
 			}
-			msgs = append(msgs, sink.Message{Severity: a.Severity, Kind: a.Kind, Line: line})
+			msgs = append(msgs, sink.Message{Severity: a.Severity, Kind: a.Kind, Line: line, Alert: a})
 		}
 		alerts = alerts[n:]
 		if len(msgs) == 0 {
