@@ -3,6 +3,9 @@ package sink
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"github.com/dtforward/dtforward/alert"
 )
@@ -27,3 +30,47 @@ type Sink interface {
 	// Close releases the connection or file. Send is not called after Close.
 	Close() error
 }
+
+// RejectedError is returned by Send when the receiver refused one message of the batch for
+// good (a RELP "500" answer, an HTTP 400 naming the event): resending it cannot succeed.
+// Messages before Index were accepted by the receiver; messages after it were not (or not
+// knowingly) delivered. The caller sets the refused message aside with Reason and sends the
+// rest again, so one poison message cannot hold back the alerts behind it.
+type RejectedError struct {
+	Index  int    // position of the refused message in the batch given to Send
+	Reason string // the receiver's answer, for the dead letter and the log
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("the receiver refused message %d of the batch: %s", e.Index+1, e.Reason)
+}
+
+// RetryAfterError is implemented by errors that carry how long the receiver asked us to wait
+// (HTTP 429/503 Retry-After). The caller waits at least that long before resending.
+type RetryAfterError interface {
+	error
+	RetryAfter() time.Duration
+}
+
+// RetryAfterOf returns the wait the receiver asked for somewhere in err's chain, or 0.
+func RetryAfterOf(err error) time.Duration {
+	var ra RetryAfterError
+	if errors.As(err, &ra) {
+		return ra.RetryAfter()
+	}
+	return 0
+}
+
+// ConfigError marks a failure that only an operator can fix (HTTP 401/403: wrong token or
+// secret, a missing role, a wrong collection rule id). Retrying keeps failing; the caller
+// retries slowly and reports Setting so the message names what to change.
+type ConfigError struct {
+	Setting string // the variable to check, e.g. SIEM_HEC_TOKEN
+	Err     error
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("%v (check %s)", e.Err, e.Setting)
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
