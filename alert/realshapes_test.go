@@ -10,7 +10,7 @@ import (
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/formatter"
-	"github.com/dtforward/dtforward/internal/shapes"
+	"github.com/dtforward/dtforward/internal/testutil/shapes"
 )
 
 func corpusRecord(t *testing.T, source, id string) []byte {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dtforward/dtforward/internal/shapes"
+	"github.com/dtforward/dtforward/internal/testutil/shapes"
 )
 
 // decodeBoth decodes raw as source with the tolerant decoder and with encoding/json into the

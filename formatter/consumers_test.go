@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/dtforward/dtforward/alert"
-	"github.com/dtforward/dtforward/internal/parsecheck"
+	"github.com/dtforward/dtforward/internal/testutil/parsecheck"
 )
 
 // Consumer conformance: deployed SIEM content was written against Darktrace's own CEF. These

@@ -16,7 +16,7 @@ import (
 
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/formatter"
-	"github.com/dtforward/dtforward/internal/parsecheck"
+	"github.com/dtforward/dtforward/internal/testutil/parsecheck"
 )
 
 // The oracle below states, independently of the formatters' code, what a third-party parser

@@ -12,7 +12,7 @@ import (
 
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/config"
-	"github.com/dtforward/dtforward/internal/syslogd"
+	"github.com/dtforward/dtforward/internal/testutil/syslogd"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -41,7 +41,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dtforward/dtforward/darktrace"
-	"github.com/dtforward/dtforward/internal/benchkit"
+	"github.com/dtforward/dtforward/bench/internal/benchkit"
 	"github.com/dtforward/dtforward/poller"
 	"github.com/dtforward/dtforward/simulator"
 )

@@ -22,7 +22,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dtforward/dtforward/internal/benchkit"
+	"github.com/dtforward/dtforward/bench/internal/benchkit"
 	"github.com/dtforward/dtforward/simulator"
 )
 

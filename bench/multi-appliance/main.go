@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dtforward/dtforward/internal/benchkit"
+	"github.com/dtforward/dtforward/bench/internal/benchkit"
 )
 
 func main() {

@@ -20,7 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/dtforward/dtforward/internal/benchkit"
+	"github.com/dtforward/dtforward/bench/internal/benchkit"
 	"net"
 	"os"
 	"os/exec"

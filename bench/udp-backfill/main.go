@@ -21,7 +21,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dtforward/dtforward/internal/benchkit"
+	"github.com/dtforward/dtforward/bench/internal/benchkit"
 	"github.com/dtforward/dtforward/simulator"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/internal/metrics"
-	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/internal/testutil/testtools"
 )
 
 // TestAnomalyReporterWarnsOncePerField: every anomaly is counted, only the first of each

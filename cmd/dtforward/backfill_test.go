@@ -19,7 +19,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/dtforward/dtforward/internal/syslogd"
+	"github.com/dtforward/dtforward/internal/testutil/syslogd"
 	"github.com/dtforward/dtforward/poller"
 	"github.com/dtforward/dtforward/simulator"
 )

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"github.com/dtforward/dtforward/internal/parsecheck"
+	"github.com/dtforward/dtforward/internal/testutil/parsecheck"
 	"maps"
 	"net/http"
 	"path/filepath"

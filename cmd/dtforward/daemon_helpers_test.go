@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/internal/testutil/testtools"
 	"net"
 	"os"
 	"strings"

@@ -9,7 +9,7 @@ import (
 
 	"github.com/creack/pty"
 
-	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/internal/testutil/testtools"
 )
 
 // TestDemoOnATerminal runs the real binary on a pseudo-terminal, as a newcomer types

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/dtforward/dtforward/config"
-	"github.com/dtforward/dtforward/internal/syslogd"
-	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/internal/testutil/syslogd"
+	"github.com/dtforward/dtforward/internal/testutil/testtools"
 	"github.com/dtforward/dtforward/simulator"
 )
 

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtforward/dtforward/internal/syslogd"
+	"github.com/dtforward/dtforward/internal/testutil/syslogd"
 	"github.com/dtforward/dtforward/simulator"
 )
 

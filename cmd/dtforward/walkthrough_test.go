@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtforward/dtforward/internal/parsecheck"
-	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/internal/testutil/parsecheck"
+	"github.com/dtforward/dtforward/internal/testutil/testtools"
 )
 
 // walkthroughSection is the README section a newcomer follows by hand.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/internal/testutil/testtools"
 )
 
 // buildBinary builds cmd/dtforward into a temp dir.

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/internal/testutil/testtools"
 	"github.com/dtforward/dtforward/simulator"
 )
 
@@ -99,7 +99,7 @@ func StatusKB(pid int, field string) int {
 }
 
 // LocateRsyslog finds rsyslogd and its modules with the test suite's search
-// (internal/testtools).
+// (internal/testutil/testtools).
 func LocateRsyslog() (testtools.Rsyslog, error) {
 	loc, ok := testtools.LocateRsyslog()
 	if !ok {

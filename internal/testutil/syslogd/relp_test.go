@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtforward/dtforward/internal/syslogd"
+	"github.com/dtforward/dtforward/internal/testutil/syslogd"
 )
 
 // relpClient speaks just enough RELP by hand to check the harness's imrelp listener.

@@ -5,7 +5,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/dtforward/dtforward/internal/parsecheck"
+	"github.com/dtforward/dtforward/internal/testutil/parsecheck"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/dtforward/dtforward/internal/syslogd"
+	"github.com/dtforward/dtforward/internal/testutil/syslogd"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -28,7 +28,7 @@ var Keys = map[string]string{"modelbreaches": "pbid", "antigena": "codeid", "aia
 // Dir is testdata/realshapes of this repository.
 func Dir() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "realshapes")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "testdata", "realshapes")
 }
 
 // Corpus returns the records of source (one JSON object per line of <source>.ndjson).

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/internal/testutil/testtools"
 )
 
 // StartRsyslog starts rsyslogd (imudp, imtcp, imtcp+gtls, imrelp) with the listeners o asks for.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/internal/testutil/testtools"
 )
 
 func TestComposeFile(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 )
 
 // root is the repository root, relative to this package.
-const root = "../.."
+const root = "../../.."
 
 func read(t *testing.T, rel string) string {
 	t.Helper()

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/internal/testutil/testtools"
 	"github.com/dtforward/dtforward/sink"
 )
 

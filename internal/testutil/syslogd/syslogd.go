@@ -13,7 +13,7 @@
 //	... send to r.TCP / r.TLS, trusting r.CA.CAFile ...
 //	got := r.Wait(t, 3, 10*time.Second) // []Message{Input, Raw}
 //
-// Daemons are located with internal/testtools (skipped locally when missing, fatal in CI) and
+// Daemons are located with internal/testutil/testtools (skipped locally when missing, fatal in CI) and
 // killed in t.Cleanup. Ports are ephemeral: picked by listening on 127.0.0.1:0 and closing,
 // retried when the daemon cannot bind. Starting a daemon takes ~100 ms, so start one per test
 // group and share it between subtests, using Count/WaitFrom to look only at new messages.

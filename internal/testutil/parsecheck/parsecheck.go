@@ -2,7 +2,7 @@
 // tests: liblognorm's CEF parser (lognormalizer, as used by rsyslog's mmnormalize) for CEF and
 // syslog-ng's csv-parser()+kv-parser() for LEEF and json-parser() for JSON. Each function starts
 // its tool once for a whole batch of lines, so a suite can check thousands of lines in about a
-// second. The tools are located with internal/testtools: missing tools skip the test locally
+// second. The tools are located with internal/testutil/testtools: missing tools skip the test locally
 // and fail it in CI.
 package parsecheck
 
@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/internal/testutil/testtools"
 )
 
 // toolTimeout bounds one parser run; a hung tool fails the test instead of the whole suite.

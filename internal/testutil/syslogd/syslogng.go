@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dtforward/dtforward/internal/testtools"
+	"github.com/dtforward/dtforward/internal/testutil/testtools"
 )
 
 // StartSyslogNG starts syslog-ng with the listeners o asks for: UDP and TCP are network()

@@ -263,6 +263,8 @@ func TestDockerignoreMatcher(t *testing.T) {
 		{"go.sum", false},
 		{"cmd/dtforward/main.go", false},
 		{"deploy/docker-compose.yml", true},
+		{"internal/testutil/syslogd/syslogd.go", true},
+		{"internal/metrics/metrics.go", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
