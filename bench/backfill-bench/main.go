@@ -40,8 +40,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/bench/internal/benchkit"
+	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/poller"
 	"github.com/dtforward/dtforward/simulator"
 )
