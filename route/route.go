@@ -47,12 +47,15 @@ type Options struct {
 	Logger  zerolog.Logger
 }
 
-// NewSink builds the sink's transport, counting reconnects and datagrams in o.Metrics.
+// NewSink builds the sink's transport, counting reconnects, datagrams and sanitized lines in
+// o.Metrics.
 func NewSink(s config.Sink, o Options) (sink.Sink, error) {
 	log := o.Logger
 	if s.Name != "" {
 		log = log.With().Str("sink", s.Name).Logger()
 	}
+	label := s.Label()
+	o.Metrics.SinkSanitized(label, 0)
 	return sink.New(sink.Config{
 		Transport: s.Transport,
 		Address:   s.Address,
@@ -68,8 +71,9 @@ func NewSink(s config.Sink, o Options) (sink.Sink, error) {
 		Timeout: s.Timeout,
 		UDPRate: s.UDPRate,
 		Stdout:  o.Stdout,
-		Hooks:   sink.Hooks{Reconnect: o.Metrics.SinkReconnect, Datagrams: o.Metrics.AddSinkDatagrams},
-		Logger:  &log,
+		Hooks: sink.Hooks{Reconnect: o.Metrics.SinkReconnect, Datagrams: o.Metrics.AddSinkDatagrams,
+			Sanitized: func(n int) { o.Metrics.SinkSanitized(label, n) }},
+		Logger: &log,
 	})
 }
 

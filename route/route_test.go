@@ -3,6 +3,9 @@ package route
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +15,9 @@ import (
 
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/config"
+	"github.com/dtforward/dtforward/internal/metrics"
 	"github.com/dtforward/dtforward/internal/testutil/syslogd"
+	"github.com/dtforward/dtforward/sink"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -77,4 +82,46 @@ func TestOpenRejectsUnknownFormat(t *testing.T) {
 	if !errors.As(err, &fe) {
 		t.Fatalf("Open with format xml = %v, want a *FormatError", err)
 	}
+}
+
+// TestSinkCountsSanitizedLines: a line that reaches the sink with CR or LF (no formatter
+// makes one; this is the last line of defence) goes out as one line and is counted under the
+// sink's name in dtforward_sink_lines_sanitized_total, which exists at 0 from the start.
+func TestSinkCountsSanitizedLines(t *testing.T) {
+	m := metrics.New()
+	s := sinkTo("file", filepath.Join(t.TempDir(), "out.log"))
+	s.Name = "archive"
+	d, err := Open(s, Options{Version: "test", Metrics: m, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got := scrape(t, m); !strings.Contains(got, "\ndtforward_sink_lines_sanitized_total{sink=\"archive\"} 0\n") {
+		t.Fatalf("before any send, /metrics lacks the sanitized counter at 0:\n%s", got)
+	}
+	msgs := []sink.Message{
+		{Line: []byte("forged\r\n<13>1 - evil - - - injected"), Kind: "modelbreach", Severity: 5},
+		{Line: []byte("clean"), Kind: "modelbreach", Severity: 5},
+		{Line: []byte("lf\nonly"), Kind: "modelbreach", Severity: 5},
+	}
+	if err := d.Sink.Send(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	if got := scrape(t, m); !strings.Contains(got, "\ndtforward_sink_lines_sanitized_total{sink=\"archive\"} 2\n") {
+		t.Fatalf("after 2 lines with CR/LF, /metrics:\n%s", got)
+	}
+	b, err := os.ReadFile(s.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "\n"); n != 3 {
+		t.Fatalf("%d lines written for 3 messages:\n%s", n, b)
+	}
+}
+
+func scrape(t *testing.T, m *metrics.Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	metrics.Handler(m, func() error { return nil }).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return "\n" + rec.Body.String()
 }

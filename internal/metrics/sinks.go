@@ -5,8 +5,9 @@ import "github.com/prometheus/client_golang/prometheus"
 // sinkSeries are the per-sink series. The sink label is a name from SIEM_SINKS_FILE (or
 // "siem" for the SIEM_* sink): bounded by the configuration.
 type sinkSeries struct {
-	alerts   *prometheus.CounterVec
-	failures *prometheus.CounterVec
+	alerts    *prometheus.CounterVec
+	failures  *prometheus.CounterVec
+	sanitized *prometheus.CounterVec
 }
 
 func newSinkSeries(reg *prometheus.Registry) *sinkSeries {
@@ -19,8 +20,12 @@ func newSinkSeries(reg *prometheus.Registry) *sinkSeries {
 			Name: "dtforward_sink_failures_total",
 			Help: "Batches a sink failed to accept, by sink (each is retried; the other sinks go on).",
 		}, []string{"sink"}),
+		sanitized: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtforward_sink_lines_sanitized_total",
+			Help: "Lines a sink sent with CR or LF replaced by spaces, by sink. The formatters never produce either: above 0 means a formatter let one through (the line still went out as one line).",
+		}, []string{"sink"}),
 	}
-	reg.MustRegister(s.alerts, s.failures)
+	reg.MustRegister(s.alerts, s.failures, s.sanitized)
 	return s
 }
 
@@ -38,6 +43,15 @@ func (m *Metrics) SinkFailure(sink string) {
 		return
 	}
 	m.sinks.failures.WithLabelValues(sink).Inc()
+}
+
+// SinkSanitized counts n lines of the named sink whose CR or LF the sink replaced. n = 0
+// creates the series at 0, so that an alert on it sees the sink from the start.
+func (m *Metrics) SinkSanitized(sink string, n int) {
+	if m == nil || n < 0 {
+		return
+	}
+	m.sinks.sanitized.WithLabelValues(sink).Add(float64(n))
 }
 
 // SinkUp is one sink's readiness for dtforward_sink_up.
