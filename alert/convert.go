@@ -139,7 +139,8 @@ func FromAction(act *darktrace.Action, raw []byte, appliance, host string) (*Ale
 }
 
 // actionState is darktrace.Action.State, refined: an active action whose latest history entry
-// is an extension reports "extended", the lifecycle step analysts track (DESIGN §5).
+// is an extension reports "extended", the lifecycle step analysts track
+// (README.md, "CEF": pending, active, extended, cleared, expired).
 func actionState(act *darktrace.Action) string {
 	st := act.State()
 	if st != "active" || len(act.History) == 0 {

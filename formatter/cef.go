@@ -41,7 +41,7 @@ var cefTrimOrder = []string{"msg", "cs2", "cs3", "darktraceUrl", "dhost", "appli
 	"suser", "act", "cs5", "app", "proto", "name", "signatureId"}
 
 // cefFields lists the extension in output order, in the conventions of Darktrace's own CEF
-// (DESIGN §7): externalId first, the breaching device as dvc/dvchost and src/shost/smac, the
+// (see "CEF conventions" in doc.go): externalId first, the breaching device as dvc/dvchost and src/shost/smac, the
 // appliance only in cs4, absent values left out.
 func cefFields(r *record, a *alert.Alert) {
 	ts := func(s string) string { return trimSpace(s, cefSpace) }

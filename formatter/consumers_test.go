@@ -14,7 +14,7 @@ import (
 )
 
 // Consumer conformance: deployed SIEM content was written against Darktrace's own CEF. These
-// tests read our CEF the way that content does, from the facts it relies on (DESIGN §7):
+// tests read our CEF the way that content does, from the facts it relies on ("CEF conventions" in doc.go):
 //
 //   - Exabeam's Darktrace CEF parser matches the raw line with regular expressions: the alert
 //     id is taken only from an extension that starts with externalId= right after the

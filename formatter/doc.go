@@ -24,7 +24,7 @@
 //
 // # CEF conventions
 //
-// CEF follows Darktrace's own CEF, which deployed SIEM content reads (DESIGN §7): the
+// CEF follows Darktrace's own CEF, which deployed SIEM content reads (README.md, "CEF"): the
 // extension starts with externalId; the Name is the model name with "::" written "/"; the
 // breaching device is dvc (a real IP only) / dvchost (hostname, else device label, else the
 // appliance's placeholder such as "10.0.0.#36859") and also src/shost/smac; the appliance is

@@ -101,7 +101,7 @@ func wantLabels(m map[string]string, val func(string) string) string {
 	return strings.Join(out, ",")
 }
 
-// wantCEF is the extension every CEF line must carry for a (DESIGN §7).
+// wantCEF is the extension every CEF line must carry for a ("CEF conventions" in doc.go).
 func wantCEF(a *alert.Alert) map[string]string {
 	m := map[string]string{}
 	put := func(k, v string) {

@@ -18,7 +18,8 @@ const (
 )
 
 // oddShape says in which of the shapes real appliances (and other builds) send a record
-// differs from the simulator's usual rendering (darktrace-api.md, "Shapes vary…").
+// differs from the simulator's usual rendering (the shapes collected in
+// testdata/realshapes, whose README says where each comes from).
 type oddShape struct {
 	ackObject      bool // acknowledged as {"time": ms, "username": "…"} (acknowledged records only)
 	labelOnly      bool // the device has only a devicelabel: no hostname, IP or MAC

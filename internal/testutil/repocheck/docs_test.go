@@ -282,3 +282,65 @@ func TestLogDurationFieldsNameTheirUnit(t *testing.T) {
 		t.Errorf("zerolog.DurationFieldUnit is %s; the *_ms field names assume milliseconds", zerolog.DurationFieldUnit)
 	}
 }
+
+// outsideDoc matches citations of documents that are not in the repository: the design notes
+// and references a clone (and CI) does not have. Code comments and docs point into the
+// repository instead.
+var outsideDoc = regexp.MustCompile(`\bDESIGN\b|\.\./shared\b|/work/shared\b|darktrace-api\.md|wire-formats\.md|CONVENTIONS\.md|sentinel-darktrace-streams\.md`)
+
+// citesOutsidePending are files whose owners are rewriting them as this test lands; each is
+// tolerated only until its fix is on main (delete the line then).
+var citesOutsidePending = map[string]bool{
+	"poller/source.go":             true,
+	"darktrace/client_sim_test.go": true,
+	"sink/config.go":               true,
+}
+
+// TestNoCitationOutsideTheRepository: no file cites a document outside the repository.
+func TestNoCitationOutsideTheRepository(t *testing.T) {
+	self := "internal/testutil/repocheck/docs_test.go"
+	files := 0
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == ".git" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		if rel == self {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || info.Size() > 1<<20 || !info.Mode().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || bytes.IndexByte(b, 0) >= 0 {
+			return err
+		}
+		files++
+		if citesOutsidePending[rel] {
+			return nil
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if m := outsideDoc.FindString(line); m != "" {
+				t.Errorf("%s:%d cites %q, a document outside the repository: %s", rel, i+1, m, strings.TrimSpace(line))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 100 {
+		t.Fatalf("read only %d files: the walk does not cover the repository", files)
+	}
+	if !outsideDoc.MatchString("// see DESIGN §5") || !outsideDoc.MatchString("../shared/darktrace-api.md") {
+		t.Fatal("outsideDoc no longer matches the citations it exists to find")
+	}
+}
