@@ -164,7 +164,7 @@ func (c *Config) appliancesFromFile(path string) ([]Appliance, error) {
 		}
 		if a.CAFile != "" {
 			var fp problems
-			checkFile(&fp, "ca_file", a.CAFile)
+			checkCA(&fp, "ca_file", a.CAFile)
 			for _, e := range fp {
 				bad("%v", e)
 			}

@@ -62,7 +62,7 @@ func TestAppliancesFile(t *testing.T) {
 	}
 	mustWrite("dc2.public", "pub2\n")
 	mustWrite("dc2.private", "priv2\n")
-	ca := mustWrite("ca.pem", "-----BEGIN CERTIFICATE-----\n")
+	ca := mustWrite("ca.pem", testCAPEM(t))
 
 	yamlFile := mustWrite("appliances.yaml", `
 - name: dc1

@@ -40,7 +40,7 @@ type Config struct {
 	SIEMLEEFVersion           string        `envconfig:"SIEM_LEEF_VERSION" default:"2.0" desc:"LEEF version: 2.0 (tab delimiter) or 1.0"`
 	SIEMTransport             string        `envconfig:"SIEM_TRANSPORT" default:"stdout" desc:"Transport: udp, tcp, tls, relp, stdout, file"`
 	SIEMAddress               string        `envconfig:"SIEM_ADDRESS" desc:"host:port for udp/tcp/tls/relp, a path for file"`
-	SIEMHeader                string        `envconfig:"SIEM_HEADER" default:"rfc5424" desc:"Syslog header: rfc5424, rfc3164, none (stdout and file transports: none unless set)"`
+	SIEMHeader                string        `envconfig:"SIEM_HEADER" desc:"Syslog header: rfc5424, rfc3164, none (default rfc5424; none for the stdout and file transports)"`
 	SIEMFraming               string        `envconfig:"SIEM_FRAMING" desc:"Stream framing: lf or octet-counting (default lf; octet-counting for tls)"`
 	SIEMFacility              string        `envconfig:"SIEM_FACILITY" default:"local4" desc:"Syslog facility name"`
 	SIEMTLSCAFile             string        `envconfig:"SIEM_TLS_CA_FILE" desc:"PEM CA bundle to verify the collector"`

@@ -25,8 +25,9 @@ func ExampleLoadFor() {
 		return
 	}
 	apps, _ := cfg.Appliances()
-	fmt.Println(apps[0].Name, apps[0].PrivateToken, cfg.SIEMTransport, cfg.Framing())
-	// Output: dt.example <secret> tls octet-counting
+	sinks, _ := cfg.Sinks()
+	fmt.Println(apps[0].Name, apps[0].PrivateToken, sinks[0].Label(), sinks[0].Transport, sinks[0].HeaderOrDefault())
+	// Output: dt.example <secret> siem tls rfc5424
 }
 
 func ExampleLoadFor_problems() {

@@ -24,13 +24,11 @@ const (
 	ModeBackfill             // dtforward backfill: appliance and tokens required
 	ModeCheck                // dtforward check: appliance and tokens required
 	ModeDemo                 // dtforward demo: the built-in simulator is the appliance
-	ModeFormat               // dtforward format: no appliance, no sink
-	ModeSimulate             // dtforward simulate: serves the API, reads tokens if set
 )
 
 var modeNames = map[Mode]string{
 	ModeAny: "any", ModeRun: "run", ModeBackfill: "backfill", ModeCheck: "check",
-	ModeDemo: "demo", ModeFormat: "format", ModeSimulate: "simulate",
+	ModeDemo: "demo",
 }
 
 // String returns the command name of m.
@@ -91,21 +89,15 @@ func (p problems) err() error {
 	return &Error{Problems: p}
 }
 
-// Load reads the configuration from the environment with no prefix, resolves the *_FILE
+// LoadFor reads the configuration from the environment with no prefix, resolves the *_FILE
 // secret variants, applies defaults and rejects unknown variables under dtforward's prefixes,
-// then checks every value with Validate(ModeAny). Commands that need an appliance call LoadFor
-// (or Validate with their mode) so that missing variables are reported too.
+// then checks every value for mode (ModeAny: values only; the commands' modes also report the
+// variables they need), so a command reports missing and malformed variables in one go.
 //
 // getenv returns a variable's value (os.Getenv in production; an empty value counts as unset,
 // so the default applies). environ lists "NAME=value" pairs (os.Environ()) and is used to find
 // unknown variables; when getenv is nil, values are taken from environ. Any problem is returned
 // as *Error, with every problem at once.
-func Load(getenv func(string) string, environ []string) (*Config, error) {
-	return LoadFor(ModeAny, getenv, environ)
-}
-
-// LoadFor is Load followed by the checks of mode, so a command reports missing and malformed
-// variables in one go.
 func LoadFor(mode Mode, getenv func(string) string, environ []string) (*Config, error) {
 	return load(mode, getenv, environ, nil)
 }

@@ -59,7 +59,7 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 func TestLoadDefaults(t *testing.T) {
-	c, err := Load(envOf(nil))
+	c, err := loadFor(ModeAny, nil)
 	if err != nil {
 		t.Fatalf("Load with an empty environment: %v", err)
 	}
@@ -73,7 +73,6 @@ func TestLoadDefaults(t *testing.T) {
 		SIEMFormat:                "cef",
 		SIEMLEEFVersion:           "2.0",
 		SIEMTransport:             "stdout",
-		SIEMHeader:                "rfc5424",
 		SIEMFacility:              "local4",
 		SIEMMaxMessageBytes:       8192,
 		SIEMRELPWindow:            128,
@@ -90,12 +89,6 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
-	}
-	if got := c.Framing(); got != "lf" {
-		t.Errorf("Framing() for stdout = %q, want lf", got)
-	}
-	if got := c.Facility(); got != 20 {
-		t.Errorf("Facility() = %d, want 20 (local4)", got)
 	}
 }
 
@@ -154,7 +147,7 @@ func TestLoadMatchesEnvconfig(t *testing.T) {
 	if !reflect.DeepEqual(got, &want) {
 		t.Errorf("Load and envconfig disagree:\n  Load      %+v\n  envconfig %+v", got, &want)
 	}
-	if got.SIEMMaxMessageBytes != 16384 || got.SIEMFacility != "local7" || got.Facility() != 23 {
+	if got.SIEMMaxMessageBytes != 16384 || got.SIEMFacility != "local7" {
 		t.Errorf("values not taken from the environment: %+v", got)
 	}
 }
@@ -192,7 +185,7 @@ func TestLoadProblems(t *testing.T) {
 		{"framing misspelt", with("SIEM_FRAMING", "octets"), ModeRun,
 			[]string{`SIEM_FRAMING: "octets" is not one of lf, octet-counting`}},
 		{"format misspelt", with("SIEM_FORMAT", "cef2"), ModeRun,
-			[]string{`SIEM_FORMAT: "cef2" is not one of cef, leef, json, darktrace-json`}},
+			[]string{`SIEM_FORMAT: "cef2" is not one of cef, darktrace-json, json, leef`}},
 		{"transport misspelt", with("SIEM_TRANSPORT", "tcp+tls"), ModeRun,
 			[]string{`SIEM_TRANSPORT: "tcp+tls" is not one of udp, tcp, tls, relp, stdout, file`}},
 		{"header misspelt", with("SIEM_HEADER", "5424"), ModeRun,
@@ -325,11 +318,10 @@ func TestLoadProblems(t *testing.T) {
 			}},
 		{"several problems at once", with("SIEM_FORMAT", "xml", "POLL_INTERVAL", "soon", "DARKTRACE_URL", "<unset>"), ModeRun,
 			[]string{
-				`SIEM_FORMAT: "xml" is not one of cef, leef, json, darktrace-json`,
+				`SIEM_FORMAT: "xml" is not one of cef, darktrace-json, json, leef`,
 				`POLL_INTERVAL: "soon" is not a duration (e.g. 60s, 5m)`,
 				`DARKTRACE_URL: required for run (e.g. https://appliance.example), or set DARKTRACE_APPLIANCES_FILE`,
 			}},
-		{"format mode needs no sink address", map[string]string{"SIEM_TRANSPORT": "tcp"}, ModeFormat, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -360,8 +352,6 @@ func TestRequiredPerMode(t *testing.T) {
 		{ModeBackfill, need(ModeBackfill)},
 		{ModeCheck, need(ModeCheck)},
 		{ModeDemo, nil},
-		{ModeFormat, nil},
-		{ModeSimulate, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.mode.String(), func(t *testing.T) {
@@ -499,37 +489,24 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 }
 
-func TestFraming(t *testing.T) {
-	tests := []struct {
-		name, transport, framing, want string
-	}{
-		{"tls defaults to octet counting", "tls", "", "octet-counting"},
-		{"tcp defaults to lf", "tcp", "", "lf"},
-		{"explicit wins", "tls", "lf", "lf"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := &Config{SIEMTransport: tc.transport, SIEMFraming: tc.framing}
-			if got := c.Framing(); got != tc.want {
-				t.Errorf("Framing() = %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestFilterRegexps(t *testing.T) {
-	c, err := Load(envOf(map[string]string{"FILTER_MODELS": "^Anomalous Connection::", "FILTER_TAGS": "(?i)critical"}))
+func TestFilter(t *testing.T) {
+	c, err := loadFor(ModeAny, map[string]string{"FILTER_MODELS": "^Anomalous Connection::", "FILTER_TAGS": "(?i)critical",
+		"FILTER_MIN_SCORE": "0.25", "FILTER_INCLUDE_ACKNOWLEDGED": "false", "FILTER_INCLUDE_SUPPRESSED": "true"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.ModelsRegexp().MatchString("Anomalous Connection::Data Sent") || c.ModelsRegexp().MatchString("Device::New") {
-		t.Errorf("ModelsRegexp does not follow FILTER_MODELS")
+	f := c.Filter()
+	if !f.Models.MatchString("Anomalous Connection::Data Sent") || f.Models.MatchString("Device::New") {
+		t.Errorf("Models does not follow FILTER_MODELS")
 	}
-	if !c.TagsRegexp().MatchString("AP: CRITICAL") {
-		t.Errorf("TagsRegexp does not follow FILTER_TAGS")
+	if !f.Tags.MatchString("AP: CRITICAL") {
+		t.Errorf("Tags does not follow FILTER_TAGS")
 	}
-	if (&Config{}).ModelsRegexp() != nil {
-		t.Errorf("empty FILTER_MODELS should mean no filter (nil)")
+	if f.MinScore != 0.25 || f.IncludeAcknowledged || !f.IncludeSuppressed {
+		t.Errorf("filter %+v does not follow FILTER_*", f)
+	}
+	if g := (&Config{}).Filter(); g.Models != nil || g.Tags != nil {
+		t.Errorf("empty FILTER_MODELS and FILTER_TAGS should mean no filter (nil)")
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/dtforward/dtforward/internal/tlsconfig"
+	"github.com/dtforward/dtforward/sink"
 )
 
 // Sink is one destination: the SIEM_* variables, or one entry of SIEM_SINKS_FILE.
@@ -50,28 +54,31 @@ func (s *Sink) Label() string {
 	return s.Name
 }
 
-// FramingOrDefault returns the framing, or the transport's default: octet-counting for tls
-// (RFC 5425 allows nothing else), lf otherwise.
-func (s *Sink) FramingOrDefault() string {
-	if s.Framing != "" {
-		return s.Framing
-	}
-	if s.Transport == "tls" {
-		return "octet-counting"
-	}
-	return "lf"
+// HeaderOrDefault returns the syslog header: the one set, else the sink package's default for
+// the transport (none for stdout and file, rfc5424 otherwise).
+func (s *Sink) HeaderOrDefault() string {
+	return cmp.Or(s.Header, sink.DefaultHeader(s.Transport))
 }
 
-// HeaderOrDefault returns the syslog header: the one set, or for stdout and file none (bare
-// lines are what people pipe and tail), else rfc5424.
-func (s *Sink) HeaderOrDefault() string {
-	switch {
-	case s.Header != "":
-		return s.Header
-	case s.Transport == "stdout" || s.Transport == "file":
-		return "none"
+// SinkConfig is the sink's transport settings as the sink package takes them; Header and
+// Framing stay empty when unset, so that the sink applies its defaults. The caller adds what
+// is not configuration (hostname, writer, hooks, logger).
+func (s *Sink) SinkConfig() sink.Config {
+	return sink.Config{
+		Transport: s.Transport,
+		Address:   s.Address,
+		Header:    s.Header,
+		Framing:   s.Framing,
+		Facility:  s.Facility,
+		AppName:   s.AppNameOrDefault(),
+		TLS: tlsconfig.Options{
+			CAFile: s.TLSCAFile, CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile,
+			ServerName: s.TLSServerName, InsecureSkipVerify: s.TLSInsecureSkipVerify,
+		},
+		RELP:    sink.RELPOptions{Window: s.RELPWindow, TLS: s.RELPTLS},
+		Timeout: s.Timeout,
+		UDPRate: s.UDPRate,
 	}
-	return "rfc5424"
 }
 
 // AppNameOrDefault returns the APP-NAME: the one set, else DefaultAppName(format).
@@ -92,9 +99,6 @@ func DefaultAppName(format string) string {
 	return "dtforward"
 }
 
-// appName is RFC 5424 APP-NAME: 1*48PRINTUSASCII.
-var appName = regexp.MustCompile(`^[!-~]{1,48}$`)
-
 // sinkName is what a sink name may look like: it names a directory and a metric label.
 var sinkName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$`)
 
@@ -102,9 +106,7 @@ const sinkNameRule = "use 1–32 letters, digits, '_' or '-', starting with a le
 
 const sinksVar = "SIEM_SINKS_FILE"
 
-// EnvSink returns the sink described by the SIEM_* variables. Its Header is SIEM_HEADER with
-// its default; a caller that knows SIEM_HEADER was not set clears it, so that stdout and file
-// get bare lines.
+// EnvSink returns the sink described by the SIEM_* variables.
 func (c *Config) EnvSink() Sink {
 	return Sink{
 		Format: c.SIEMFormat, LEEFVersion: c.SIEMLEEFVersion, Transport: c.SIEMTransport, Address: c.SIEMAddress,
@@ -123,7 +125,7 @@ func (c *Config) Sinks() ([]Sink, error) {
 		return []Sink{c.EnvSink()}, nil
 	}
 	var p problems
-	out := c.sinksFromFile(ModeAny, &p)
+	out := c.sinksFromFile(&p)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -171,13 +173,8 @@ func sinksFileConflicts(c *Config, getenv func(string) string) problems {
 	return p
 }
 
-// validateSinksFile reports every problem of every sink in SIEM_SINKS_FILE.
-func (c *Config) validateSinksFile(mode Mode, p *problems) {
-	c.sinksFromFile(mode, p)
-}
-
 // sinksFromFile reads and checks SIEM_SINKS_FILE, adding every problem to p.
-func (c *Config) sinksFromFile(mode Mode, p *problems) []Sink {
+func (c *Config) sinksFromFile(p *problems) []Sink {
 	path := c.SIEMSinksFile
 	entries, ok := readList[sinkEntry](p, sinksVar, path, "sinks")
 	if !ok {
@@ -220,7 +217,7 @@ func (c *Config) sinksFromFile(mode Mode, p *problems) []Sink {
 			}
 		}
 		if e.Transport == "" {
-			add("transport", "required (one of %s)", strings.Join(Transports, ", "))
+			add("transport", "required (one of %s)", strings.Join(sink.Transports(), ", "))
 		}
 		if e.Timeout != "" {
 			if d, err := time.ParseDuration(e.Timeout); err != nil {
@@ -245,7 +242,7 @@ func (c *Config) sinksFromFile(mode Mode, p *problems) []Sink {
 			dup[src] = true
 		}
 		if e.Transport != "" {
-			s.validate(mode, add, func(key string) string { return key })
+			s.validate(add, func(key string) string { return key })
 		}
 		out = append(out, s)
 	}

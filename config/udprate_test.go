@@ -9,7 +9,7 @@ import (
 // TestUDPRateDefault: SIEM_UDP_RATE's default is the rate the sink documents and
 // bench/udp-backfill measured, not a second number that drifts from it.
 func TestUDPRateDefault(t *testing.T) {
-	c, err := Load(func(string) string { return "" }, nil)
+	c, err := LoadFor(ModeAny, func(string) string { return "" }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

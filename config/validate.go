@@ -11,37 +11,21 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dtforward/dtforward/formatter"
+	"github.com/dtforward/dtforward/internal/tlsconfig"
+	"github.com/dtforward/dtforward/sink"
 )
 
-// The allowed values of the enumerated variables, in the order error messages list them.
+// The allowed values of the enumerated variables that dtforward's own code reads, in the order
+// error messages list them. The sink's (transport, header, framing, facility) belong to the
+// sink package and the formats to the formatter package: Validate asks them.
 var (
 	Sources     = []string{"modelbreaches", "antigena", "aianalyst"}
-	Formats     = []string{"cef", "leef", "json", "darktrace-json"}
-	Transports  = []string{"udp", "tcp", "tls", "relp", "stdout", "file"}
-	Headers     = []string{"rfc5424", "rfc3164", "none"}
-	Framings    = []string{"lf", "octet-counting"}
 	LEEFVersion = []string{"2.0", "1.0"}
 	LogLevels   = []string{"trace", "debug", "info", "warn", "error"}
 	LogFormats  = []string{"json", "console"}
 )
-
-// Facilities maps the syslog facility names SIEM_FACILITY accepts to their codes (RFC 5424 §6.2.1).
-var Facilities = map[string]int{
-	"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7,
-	"uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11, "ntp": 12, "security": 13, "console": 14,
-	"local0": 16, "local1": 17, "local2": 18, "local3": 19,
-	"local4": 20, "local5": 21, "local6": 22, "local7": 23,
-}
-
-// facilityNames lists Facilities in code order, for error messages.
-func facilityNames() []string {
-	names := make([]string, 0, len(Facilities))
-	for n := range Facilities {
-		names = append(names, n)
-	}
-	slices.SortFunc(names, func(a, b string) int { return Facilities[a] - Facilities[b] })
-	return names
-}
 
 // Limits checked by Validate.
 const (
@@ -54,8 +38,6 @@ const (
 	MinOverlap         = time.Minute
 	MaxRefreshHorizon  = 7 * 24 * time.Hour
 	MinRefreshInterval = time.Minute
-	MaxUDPRate         = 1_000_000 // above what one socket sends; catches a unit mistake
-	MaxRELPWindow      = 65536     // sink.MaxRELPWindow
 )
 
 // Validate checks c for mode and returns every problem at once as *Error, or nil. It does no
@@ -67,7 +49,7 @@ func (c *Config) Validate(mode Mode) error {
 	c.validateAppliance(mode, &p)
 	c.validatePoll(&p)
 	c.validateFilter(&p)
-	c.validateSIEM(mode, &p)
+	c.validateSIEM(&p)
 	c.validateProcess(mode, &p)
 	c.validateScale(&p)
 	return p.err()
@@ -106,7 +88,7 @@ func (c *Config) validateAppliance(mode Mode, p *problems) {
 		if c.DarktraceName != "" && !safeName.MatchString(c.DarktraceName) {
 			p.add("DARKTRACE_NAME", "%q is not a safe name: %s", c.DarktraceName, safeNameRule)
 		}
-		checkFile(p, "DARKTRACE_CA_FILE", c.DarktraceCAFile)
+		checkCA(p, "DARKTRACE_CA_FILE", c.DarktraceCAFile)
 	}
 	if c.DarktraceTimeout <= 0 {
 		p.add("DARKTRACE_TIMEOUT", "%s must be positive (e.g. 60s)", c.DarktraceTimeout)
@@ -188,11 +170,27 @@ func (c *Config) validateFilter(p *problems) {
 	}
 }
 
-// ModelsRegexp returns FILTER_MODELS compiled, or nil when it is empty (no filter).
-func (c *Config) ModelsRegexp() *regexp.Regexp { return compileOrNil(c.FilterModels) }
+// Filter is the FILTER_* variables, ready to apply: the one place they are turned into a
+// filter, for run and backfill alike. Its fields are those of poller.Filter, so the poller
+// takes it by conversion (poller.Filter(cfg.Filter())) without importing the configuration.
+type Filter struct {
+	MinScore            float64
+	IncludeAcknowledged bool
+	IncludeSuppressed   bool
+	Models, Tags        *regexp.Regexp // nil: no filter
+}
 
-// TagsRegexp returns FILTER_TAGS compiled, or nil when it is empty (no filter).
-func (c *Config) TagsRegexp() *regexp.Regexp { return compileOrNil(c.FilterTags) }
+// Filter returns the filter of FILTER_*; the expressions are compiled (Validate has reported
+// one that does not compile, which is left nil here).
+func (c *Config) Filter() Filter {
+	return Filter{
+		MinScore:            c.FilterMinScore,
+		IncludeAcknowledged: c.FilterIncludeAcknowledged,
+		IncludeSuppressed:   c.FilterIncludeSuppressed,
+		Models:              compileOrNil(c.FilterModels),
+		Tags:                compileOrNil(c.FilterTags),
+	}
+}
 
 // compileOrNil compiles a validated expression; Validate has already reported a bad one.
 func compileOrNil(expr string) *regexp.Regexp {
@@ -206,140 +204,42 @@ func compileOrNil(expr string) *regexp.Regexp {
 	return re
 }
 
-func (c *Config) validateSIEM(mode Mode, p *problems) {
+func (c *Config) validateSIEM(p *problems) {
 	if c.SIEMSinksFile != "" {
-		c.validateSinksFile(mode, p)
+		c.sinksFromFile(p)
 		return
 	}
 	s := c.EnvSink()
-	s.validate(mode, p.add, envKey)
+	s.validate(p.add, envKey)
 }
 
 // envKey names a sink setting as its SIEM_* variable: "tls_ca_file" is SIEM_TLS_CA_FILE.
 func envKey(key string) string { return "SIEM_" + strings.ToUpper(key) }
 
-// validate checks one sink's settings for mode. add reports a problem about a setting named
-// by name(key) (SIEM_FORMAT for the environment, format in SIEM_SINKS_FILE), so both report
-// the same rules in their own words.
-func (s *Sink) validate(mode Mode, add func(name, format string, args ...any), name func(string) string) {
-	one := func(key, value string, allowed []string) bool {
-		if slices.Contains(allowed, value) {
-			return true
-		}
-		add(name(key), "%q is not one of %s", value, strings.Join(allowed, ", "))
-		return false
+// validate checks one sink's settings. add reports a problem about a setting named by
+// name(key) (SIEM_FORMAT for the environment, format in SIEM_SINKS_FILE), so both report the
+// same rules in their own words. The format's settings are checked here; the transport's are
+// the sink package's own rules (sink.Config.Validate), the same ones "run" meets when it
+// builds the sink.
+func (s *Sink) validate(add func(name, format string, args ...any), name func(string) string) {
+	if !slices.Contains(formatter.Names(), s.Format) {
+		add(name("format"), "%q is not one of %s", s.Format, strings.Join(formatter.Names(), ", "))
 	}
-	one("format", s.Format, Formats)
-	one("leef_version", s.LEEFVersion, LEEFVersion)
-	if s.Header != "" {
-		one("header", s.Header, Headers)
-	}
-	if s.Framing != "" {
-		one("framing", s.Framing, Framings)
-	}
-	if _, ok := Facilities[s.Facility]; !ok {
-		add(name("facility"), "%q is not a syslog facility (%s)", s.Facility, strings.Join(facilityNames(), ", "))
-	}
-	if s.AppName != "" && !appName.MatchString(s.AppName) {
-		add(name("app_name"), "%q is not a syslog APP-NAME: use 1–48 printable ASCII characters, no spaces", s.AppName)
-	}
-	if one("transport", s.Transport, Transports) {
-		switch s.Transport {
-		case "udp", "tcp", "tls", "relp":
-			if s.Address == "" {
-				if mode != ModeFormat {
-					add(name("address"), "required for transport %s (host:port)", s.Transport)
-				}
-			} else if err := checkHostPort(s.Address, true); err != nil {
-				add(name("address"), "%v", err)
-			}
-		case "file":
-			if s.Address == "" && mode != ModeFormat {
-				add(name("address"), "required for transport file (the path to append to)")
-			}
-		case "stdout":
-			if s.Address != "" {
-				add(name("address"), "%q is set but %s is stdout; set %s to udp, tcp, tls, relp or file", s.Address, name("transport"), name("transport"))
-			}
-		}
-		s.validateRELP(add, name)
-		if s.Transport != "tls" && !(s.Transport == "relp" && s.RELPTLS) {
-			for _, v := range []struct {
-				key string
-				set bool
-			}{
-				{"tls_ca_file", s.TLSCAFile != ""},
-				{"tls_cert_file", s.TLSCertFile != ""},
-				{"tls_key_file", s.TLSKeyFile != ""},
-				{"tls_server_name", s.TLSServerName != ""},
-				{"tls_insecure_skip_verify", s.TLSInsecureSkipVerify},
-			} {
-				switch {
-				case v.set && s.Transport == "relp":
-					add(name(v.key), "only applies to %s=relp with %s=true", name("transport"), name("relp_tls"))
-				case v.set:
-					add(name(v.key), "only applies to %s=tls (it is %s)", name("transport"), s.Transport)
-				}
-			}
-		}
-		if s.Transport == "udp" && s.MaxMessageBytes > MaxUDPMessageBytes {
-			add(name("max_message_bytes"), "%d is more than a UDP datagram holds (%d)", s.MaxMessageBytes, MaxUDPMessageBytes)
-		}
-	}
-	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
-		add(name("tls_cert_file"), "%s and %s must be set together", name("tls_cert_file"), name("tls_key_file"))
-	}
-	var fp problems
-	checkFile(&fp, name("tls_ca_file"), s.TLSCAFile)
-	checkFile(&fp, name("tls_cert_file"), s.TLSCertFile)
-	checkFile(&fp, name("tls_key_file"), s.TLSKeyFile)
-	for _, e := range fp {
-		var ve *VarError
-		if errors.As(e, &ve) {
-			add(ve.Var, "%s", ve.Msg)
-		}
+	if !slices.Contains(LEEFVersion, s.LEEFVersion) {
+		add(name("leef_version"), "%q is not one of %s", s.LEEFVersion, strings.Join(LEEFVersion, ", "))
 	}
 	if s.MaxMessageBytes < MinMessageBytes || s.MaxMessageBytes > MaxMessageBytes {
 		add(name("max_message_bytes"), "%d is outside %d–%d", s.MaxMessageBytes, MinMessageBytes, MaxMessageBytes)
+	} else if s.Transport == "udp" && s.MaxMessageBytes > MaxUDPMessageBytes {
+		add(name("max_message_bytes"), "%d is more than a UDP datagram holds (%d)", s.MaxMessageBytes, MaxUDPMessageBytes)
 	}
-	if s.Timeout <= 0 {
-		add(name("timeout"), "%s must be positive (e.g. 10s)", s.Timeout)
-	}
-	if s.UDPRate < 0 || s.UDPRate > MaxUDPRate {
-		add(name("udp_rate"), "%d is outside 0–%d (datagrams per second; 0 = unlimited)", s.UDPRate, MaxUDPRate)
-	}
-}
-
-// validateRELP checks the relp settings, and the settings relp has no use for.
-func (s *Sink) validateRELP(add func(name, format string, args ...any), name func(string) string) {
-	if s.RELPWindow < 1 || s.RELPWindow > MaxRELPWindow {
-		add(name("relp_window"), "%d is outside 1–%d", s.RELPWindow, MaxRELPWindow)
-	}
-	if s.Transport != "relp" {
-		if s.RELPTLS {
-			add(name("relp_tls"), "only applies to %s=relp (it is %s); for syslog over TLS set %s=tls", name("transport"), s.Transport, name("transport"))
+	sc := s.SinkConfig()
+	var se *sink.SettingsError
+	if errors.As(sc.Validate(name), &se) {
+		for _, p := range se.Problems {
+			add(p.Setting, "%s", p.Msg)
 		}
-		return
 	}
-	if s.Framing != "" {
-		add(name("framing"), "does not apply to %s=relp: RELP frames every message itself", name("transport"))
-	}
-}
-
-// Framing returns SIEM_FRAMING, or its default for the transport: octet-counting for tls
-// (RFC 5425 allows nothing else), lf otherwise.
-func (c *Config) Framing() string {
-	s := c.EnvSink()
-	return s.FramingOrDefault()
-}
-
-// Facility returns the numeric code of SIEM_FACILITY (local4 = 20 when it is unknown, which
-// Validate has already reported).
-func (c *Config) Facility() int {
-	if f, ok := Facilities[c.SIEMFacility]; ok {
-		return f
-	}
-	return Facilities["local4"]
 }
 
 func (c *Config) validateProcess(mode Mode, p *problems) {
@@ -396,20 +296,15 @@ func addUnreadable(p *problems, name, path string, err error) {
 	p.add(name, "cannot read %s: %v", path, err)
 }
 
-// checkFile reports a named file that cannot be opened. It reads nothing, so a key file's
-// content cannot end up in a message.
-func checkFile(p *problems, name, path string) {
+// checkCA reports a CA bundle the appliance client could not use, for the reasons it would
+// fail (unreadable, a directory, no PEM certificate): tlsconfig does both the check and the
+// loading. Nothing of the file's content reaches a message.
+func checkCA(p *problems, name, path string) {
 	if path == "" {
 		return
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		addUnreadable(p, name, path, err)
-		return
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		p.add(name, "%s is a directory, not a file", path)
+	for _, e := range (tlsconfig.Options{CAFile: path}).Check() {
+		p.add(name, "%s", e.Msg)
 	}
 }
 

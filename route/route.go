@@ -16,7 +16,6 @@ import (
 	"github.com/dtforward/dtforward/config"
 	"github.com/dtforward/dtforward/formatter"
 	"github.com/dtforward/dtforward/internal/metrics"
-	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/sink"
 )
 
@@ -56,25 +55,12 @@ func NewSink(s config.Sink, o Options) (sink.Sink, error) {
 	}
 	label := s.Label()
 	o.Metrics.SinkSanitized(label, 0)
-	return sink.New(sink.Config{
-		Transport: s.Transport,
-		Address:   s.Address,
-		Header:    s.HeaderOrDefault(),
-		Framing:   s.FramingOrDefault(),
-		Facility:  s.Facility,
-		AppName:   s.AppNameOrDefault(),
-		TLS: tlsconfig.Options{
-			CAFile: s.TLSCAFile, CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile,
-			ServerName: s.TLSServerName, InsecureSkipVerify: s.TLSInsecureSkipVerify,
-		},
-		RELP:    sink.RELPOptions{Window: s.RELPWindow, TLS: s.RELPTLS},
-		Timeout: s.Timeout,
-		UDPRate: s.UDPRate,
-		Stdout:  o.Stdout,
-		Hooks: sink.Hooks{Reconnect: o.Metrics.SinkReconnect, Datagrams: o.Metrics.AddSinkDatagrams,
-			Sanitized: func(n int) { o.Metrics.SinkSanitized(label, n) }},
-		Logger: &log,
-	})
+	cfg := s.SinkConfig()
+	cfg.Stdout = o.Stdout
+	cfg.Hooks = sink.Hooks{Reconnect: o.Metrics.SinkReconnect, Datagrams: o.Metrics.AddSinkDatagrams,
+		Sanitized: func(n int) { o.Metrics.SinkSanitized(label, n) }}
+	cfg.Logger = &log
+	return sink.New(cfg)
 }
 
 // Destination is one sink with its formatter and Deliverer. It implements poller.Deliverer,

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"cmp"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,12 +38,16 @@ func TestNewValidation(t *testing.T) {
 		cfg     Config
 		wantErr []string // substrings; empty = no error
 	}{
-		{"unknown transport lists valid ones", Config{Transport: "smtp"}, []string{`"smtp"`, "file, relp, stdout, tcp, tls, udp"}},
+		{"unknown transport lists valid ones", Config{Transport: "smtp"}, []string{`transport: "smtp"`, "udp, tcp, tls, relp, stdout, file"}},
 		{"stdout zero config", Config{Transport: "stdout"}, nil},
 		{"every problem at once", Config{Transport: "tcp", Address: "nohost", Header: "rfc9999", Framing: "octets", Facility: "local9", Timeout: -time.Second},
-			[]string{`address "nohost"`, `header "rfc9999"`, `framing "octets" is not one of lf, octet-counting`, `facility "local9" is not one of kern`, "timeout"}},
-		{"file needs a path", Config{Transport: "file"}, []string{"file path"}},
-		{"tls bad CA file", Config{Transport: "tls", Address: "127.0.0.1:6514", TLS: tlsOpts("/nonexistent/ca.pem")}, []string{"CA file"}},
+			[]string{`address: "nohost" is not host:port`, `header: "rfc9999"`, `framing: "octets" is not one of lf, octet-counting`, `facility: "local9" is not a syslog facility (kern`, "timeout: -1s must be positive"}},
+		{"file needs a path", Config{Transport: "file"}, []string{"address: required for transport file"}},
+		{"port out of range", Config{Transport: "udp", Address: "127.0.0.1:70000"}, []string{"invalid port"}},
+		{"tls settings without tls", Config{Transport: "tcp", Address: "h:1", TLS: tlsOpts("/dev/null")}, []string{"tls_ca_file: only applies to transport=tls"}},
+		{"tls CA without a certificate", Config{Transport: "tls", Address: "h:1", TLS: tlsOpts("/dev/null")}, []string{"tls_ca_file: /dev/null holds no PEM certificate"}},
+		{"every facility of the table", Config{Transport: "udp", Address: "h:1", Facility: "ntp"}, nil},
+		{"tls bad CA file", Config{Transport: "tls", Address: "127.0.0.1:6514", TLS: tlsOpts("/nonexistent/ca.pem")}, []string{"tls_ca_file: cannot read /nonexistent/ca.pem"}},
 		{"udp ok", Config{Transport: "udp", Address: "127.0.0.1:514"}, nil},
 	}
 	for _, tc := range tests {
@@ -81,9 +86,12 @@ func TestDefaults(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.cfg
-			if err := c.normalize(); err != nil {
+			c.setDefaults()
+			if err := c.Validate(nil); err != nil {
 				t.Fatal(err)
 			}
+			c.Header = cmp.Or(c.Header, DefaultHeader(c.Transport))
+			c.Framing = cmp.Or(c.Framing, DefaultFraming(c.Transport))
 			if c.Header != tc.header || c.Framing != tc.framing || c.Facility != tc.fac || c.Timeout != defaultTimeout || c.AppName != "dtforward" {
 				t.Errorf("got header=%s framing=%s facility=%s timeout=%v app=%s", c.Header, c.Framing, c.Facility, c.Timeout, c.AppName)
 			}

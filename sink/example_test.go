@@ -28,5 +28,5 @@ func ExampleNew() {
 	// CEF:0|Darktrace|DCIP|6.2|1|Model|7|externalId=1
 	// CEF:0|Darktrace|DCIP|6.2|antigena:block|Block|2|externalId=2
 	// err: <nil>
-	// sink: transport "syslog" is not one of file, relp, stdout, tcp, tls, udp
+	// sink: transport: "syslog" is not one of udp, tcp, tls, relp, stdout, file
 }

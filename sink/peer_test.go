@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/dtforward/dtforward/internal/testutil/syslogd"
-	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/sink"
 )
 
@@ -121,7 +120,7 @@ func TestPeerState(t *testing.T) {
 			p := newPeerServer(t, cfg, tc.handle)
 			var c counters
 			s := newSink(t, sink.Config{Transport: transport, Address: p.l.Addr().String(), Header: sink.HeaderNone,
-				Framing: sink.FramingLF, TLS: tlsconfig.Options{CAFile: ca.CAFile}, Hooks: c.hooks()})
+				Framing: sink.FramingLF, TLS: tlsFor(transport, ca.CAFile), Hooks: c.hooks()})
 			ctx := context.Background()
 			if err := s.Send(ctx, one); err != nil {
 				t.Fatal(err)

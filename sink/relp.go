@@ -70,14 +70,8 @@ type relpSink struct {
 const relpSoftware = "dtforward"
 
 func newRELP(cfg Config) (Sink, error) {
-	w := cfg.RELP.Window
-	if w == 0 {
-		w = DefaultRELPWindow
-	}
-	if w < 1 || w > MaxRELPWindow {
-		return nil, fmt.Errorf("sink: relp window %d is outside 1–%d", cfg.RELP.Window, MaxRELPWindow)
-	}
-	s := &relpSink{cfg: cfg, hdr: newHeader(cfg, ""), window: w, ctx: context.Background()}
+	// New has validated the window and filled in its default.
+	s := &relpSink{cfg: cfg, hdr: newHeader(cfg, ""), window: cfg.RELP.Window, ctx: context.Background()}
 	if cfg.RELP.TLS {
 		c, err := tlsconfig.Client(cfg.TLS)
 		if err != nil {

@@ -399,11 +399,11 @@ func TestRELPSanitizes(t *testing.T) {
 func TestRELPWindowValidation(t *testing.T) {
 	for _, w := range []int{-1, sink.MaxRELPWindow + 1} {
 		_, err := sink.New(sink.Config{Transport: "relp", Address: "127.0.0.1:2514", RELP: sink.RELPOptions{Window: w}})
-		if err == nil || !strings.Contains(err.Error(), "relp window") {
+		if err == nil || !strings.Contains(err.Error(), "relp_window") {
 			t.Errorf("window %d: error %v", w, err)
 		}
 	}
-	if _, err := sink.New(sink.Config{Transport: "relp", Address: "siem"}); err == nil || !strings.Contains(err.Error(), "must be host:port") {
+	if _, err := sink.New(sink.Config{Transport: "relp", Address: "siem"}); err == nil || !strings.Contains(err.Error(), "is not host:port") {
 		t.Errorf("address without port: %v", err)
 	}
 }

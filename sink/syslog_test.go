@@ -198,7 +198,7 @@ func TestDelivery(t *testing.T) {
 					var c counters
 					s := newSink(t, sink.Config{
 						Transport: tc.transport, Address: tc.addr(r), Header: tc.header, Framing: tc.framing,
-						Facility: tc.facility, TLS: tlsconfig.Options{CAFile: caFile(r)}, Timeout: 5 * time.Second,
+						Facility: tc.facility, TLS: tlsFor(tc.transport, caFile(r)), Timeout: 5 * time.Second,
 						Hooks: c.hooks(),
 					})
 					header := tc.header
@@ -435,7 +435,7 @@ func TestStalledReceiver(t *testing.T) {
 			addr := stalledListener(t, lcfg)
 			var c counters
 			s := newSink(t, sink.Config{Transport: tc.transport, Address: addr, Timeout: tc.timeout, Hooks: c.hooks(),
-				TLS: tlsconfig.Options{CAFile: ca.CAFile}})
+				TLS: tlsFor(tc.transport, ca.CAFile)})
 			ctx := context.Background()
 			if tc.cancelIn > 0 {
 				var cancel context.CancelFunc
@@ -687,4 +687,13 @@ func TestEmptySendConnects(t *testing.T) {
 	if err := s2.Send(context.Background(), nil); err == nil {
 		t.Fatal("Send(nil) with nobody listening: no error")
 	}
+}
+
+// tlsFor is the TLS settings of a table-driven case: the CA for transport tls, none for the
+// others (the sink refuses TLS settings on a transport that does not use them).
+func tlsFor(transport, caFile string) tlsconfig.Options {
+	if transport != "tls" {
+		return tlsconfig.Options{}
+	}
+	return tlsconfig.Options{CAFile: caFile}
 }

@@ -77,7 +77,7 @@ func runBackfill(ctx context.Context, e *env) int {
 		return printConfigError(e.stderr, "backfill", &config.Error{Problems: []error{&config.VarError{Var: "SIEM_SINKS_FILE",
 			Msg: "backfill sends to one sink: unset it and give that sink's settings as SIEM_* variables"}}})
 	}
-	sinks, err := sinksOf(cfg, e)
+	sinks, err := cfg.Sinks()
 	if err != nil {
 		return printConfigError(e.stderr, "backfill", err)
 	}
@@ -99,13 +99,7 @@ func runBackfill(ctx context.Context, e *env) int {
 	}()
 	// The same composition of formatter and sink as run: one Deliverer.
 	del := route.NewDelivery(f, s, log)
-	filter := poller.Filter{
-		MinScore:            cfg.FilterMinScore,
-		IncludeAcknowledged: cfg.FilterIncludeAcknowledged,
-		IncludeSuppressed:   cfg.FilterIncludeSuppressed,
-		Models:              cfg.ModelsRegexp(),
-		Tags:                cfg.TagsRegexp(),
-	}
+	filter := poller.Filter(cfg.Filter())
 
 	code = exitOK
 	anomalies := newAnomalyReporter(nil, log)

@@ -115,7 +115,7 @@ error.
 		c.CloseIdleConnections()
 	}
 
-	sinks, err := sinksOf(cfg, e)
+	sinks, err := cfg.Sinks()
 	if err != nil {
 		return printConfigError(e.stderr, "check", err)
 	}
@@ -183,10 +183,7 @@ func reachSink(ctx context.Context, s config.Sink, timeout time.Duration) error 
 		}
 		return conn.Close()
 	case "tls":
-		tc, err := tlsconfig.Client(tlsconfig.Options{
-			CAFile: s.TLSCAFile, CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile,
-			ServerName: s.TLSServerName, InsecureSkipVerify: s.TLSInsecureSkipVerify,
-		})
+		tc, err := tlsconfig.Client(s.SinkConfig().TLS)
 		if err != nil {
 			return err
 		}
@@ -202,12 +199,9 @@ func reachSink(ctx context.Context, s config.Sink, timeout time.Duration) error 
 		return conn.Close()
 	case "relp":
 		// Open a RELP session (and close it): proves the receiver speaks RELP and takes syslog.
-		rs, err := sink.New(sink.Config{Transport: "relp", Address: s.Address, Timeout: timeout,
-			TLS: tlsconfig.Options{
-				CAFile: s.TLSCAFile, CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile,
-				ServerName: s.TLSServerName, InsecureSkipVerify: s.TLSInsecureSkipVerify,
-			},
-			RELP: sink.RELPOptions{Window: s.RELPWindow, TLS: s.RELPTLS}})
+		sc := s.SinkConfig()
+		sc.Timeout = timeout
+		rs, err := sink.New(sc)
 		if err != nil {
 			return err
 		}

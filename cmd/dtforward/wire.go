@@ -55,20 +55,6 @@ func isTerminal(w io.Writer) bool {
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
-// sinksOf returns the destinations' configurations: SIEM_SINKS_FILE's sinks, or the one sink
-// of the SIEM_* variables. For that one, stdout and file get bare lines unless SIEM_HEADER is
-// set explicitly (bare lines are what people pipe and tail).
-func sinksOf(cfg *config.Config, e *env) ([]config.Sink, error) {
-	sinks, err := cfg.Sinks()
-	if err != nil {
-		return nil, err
-	}
-	if cfg.SIEMSinksFile == "" && e.getenv("SIEM_HEADER") == "" {
-		sinks[0].Header = ""
-	}
-	return sinks, nil
-}
-
 // newClient builds the API client of one appliance. With a clock, requests are signed with the
 // estimated appliance time and every answer's Date header keeps the estimate current.
 func newClient(app config.Appliance, cfg *config.Config, clock *applianceClock) (*darktrace.Client, error) {
@@ -250,7 +236,7 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 	d.metrics.SetApplianceUpFunc(d.applianceUp)
 	d.metrics.SetReadyDetail(d.readyDetail)
 	d.metrics.SetSinkUpFunc(d.sinkUp)
-	sinks, err := sinksOf(cfg, e)
+	sinks, err := cfg.Sinks()
 	if err != nil {
 		return nil, &configError{err}
 	}
@@ -276,13 +262,7 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 	if err != nil {
 		return nil, &configError{fmt.Errorf("POLL_START: %w", err)}
 	}
-	filter := poller.Filter{
-		MinScore:            cfg.FilterMinScore,
-		IncludeAcknowledged: cfg.FilterIncludeAcknowledged,
-		IncludeSuppressed:   cfg.FilterIncludeSuppressed,
-		Models:              cfg.ModelsRegexp(),
-		Tags:                cfg.TagsRegexp(),
-	}
+	filter := poller.Filter(cfg.Filter())
 	anomalies := newAnomalyReporter(d.metrics, log)
 	for i, app := range apps {
 		now := o.now
