@@ -153,7 +153,7 @@ func TestREADMEAppliancesExample(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)(?:_file|ca_file): (\S+)$`).FindAllStringSubmatch(example, -1) {
 		path := m[1]
 		local := filepath.Join(dir, filepath.Base(path))
-		if err := os.WriteFile(local, []byte("x0123\n"), 0o600); err != nil {
+		if err := os.WriteFile(local, placeholder(t, local), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if filepath.IsAbs(path) {

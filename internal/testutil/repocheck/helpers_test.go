@@ -2,13 +2,21 @@ package repocheck
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -89,7 +97,7 @@ func validateEnv(t *testing.T, what string, env map[string]string, remap map[str
 			if strings.HasPrefix(v, prefix) {
 				if to == "" {
 					to = filepath.Join(tmp, strings.ReplaceAll(strings.TrimPrefix(v, prefix), "/", "_"))
-					if err := os.WriteFile(to, []byte("token0123\n"), 0o600); err != nil {
+					if err := os.WriteFile(to, placeholder(t, to), 0o600); err != nil {
 						t.Fatal(err)
 					}
 				} else {
@@ -152,4 +160,28 @@ func manifests(t *testing.T, dir string) (byKind map[string][]map[string]any, fi
 		return nil
 	}
 	return byKind, find
+}
+
+// placeholder is what a test writes for a file a manifest or example names: a CA certificate
+// for a .pem or .crt (configuration validation loads CA bundles as the TLS client will), a
+// token otherwise.
+func placeholder(t *testing.T, name string) []byte {
+	t.Helper()
+	if ext := filepath.Ext(name); ext != ".pem" && ext != ".crt" {
+		return []byte("token0123\n")
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "repocheck CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

@@ -134,7 +134,7 @@ func TestKubernetesShardedStatefulSet(t *testing.T) {
 	for _, vol := range volumes {
 		if name := str(vol, "secret", "secretName"); name != "" {
 			for k := range dig(find("Secret", name), "stringData").(map[string]any) {
-				if err := os.WriteFile(filepath.Join(localSecrets, k), []byte("token0123\n"), 0o600); err != nil {
+				if err := os.WriteFile(filepath.Join(localSecrets, k), placeholder(t, k), 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}
