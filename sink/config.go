@@ -376,7 +376,8 @@ func checkHostPort(s string) error {
 	return nil
 }
 
-// SyslogSeverity maps an alert severity (0..10) to a syslog severity per DESIGN §7:
+// SyslogSeverity maps an alert severity (0..10) to a syslog severity, as README.md ("Output
+// formats") documents:
 // 9–10 crit, 7–8 err, 5–6 warning, 3–4 notice, anything else info.
 func SyslogSeverity(alertSeverity int) int {
 	switch {
