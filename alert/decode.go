@@ -5,16 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/dtforward/dtforward/darktrace"
 )
 
-// Sources accepted by Decode, named like the API endpoints (and POLL_SOURCES).
+// Sources accepted by Decode: darktrace's source table names.
 const (
-	SourceBreaches  = "modelbreaches"
-	SourceAntigena  = "antigena"
-	SourceAIAnalyst = "aianalyst"
+	SourceBreaches  = darktrace.SourceBreaches
+	SourceAntigena  = darktrace.SourceAntigena
+	SourceAIAnalyst = darktrace.SourceAIAnalyst
 )
 
 // Decode converts one API record given as JSON. source is SourceBreaches, SourceAntigena,
@@ -37,31 +36,32 @@ func DecodeReporting(source string, raw []byte, appliance, host string, anomalie
 			return nil, ErrUnknownSource
 		}
 	}
-	switch source {
-	case SourceBreaches:
-		b, err := darktrace.DecodeBreach(raw, anomalies)
-		if err != nil {
-			return nil, fmt.Errorf("model breach: %w", err)
-		}
-		return FromBreach(&b, raw, appliance, host)
-	case SourceAntigena:
-		a, err := darktrace.DecodeAction(raw, anomalies)
-		if err != nil {
-			return nil, fmt.Errorf("antigena action: %w", err)
-		}
-		return FromAction(&a, raw, appliance, host)
-	case SourceAIAnalyst:
-		e, err := darktrace.DecodeIncidentEvent(raw, anomalies)
-		if err != nil {
-			return nil, fmt.Errorf("ai analyst incident event: %w", err)
-		}
-		return FromIncident(&e, raw, appliance, host)
+	src, err := darktrace.SourceNamed(source)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("unknown source %q (valid: %s)", source, strings.Join(Sources(), ", "))
+	rec, err := src.Decode(raw, anomalies)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src.Noun, err)
+	}
+	return FromRecord(rec, raw, appliance, host)
+}
+
+// FromRecord converts a record decoded by the darktrace source table.
+func FromRecord(rec darktrace.Record, raw []byte, appliance, host string) (*Alert, error) {
+	switch r := rec.(type) {
+	case *darktrace.Breach:
+		return FromBreach(r, raw, appliance, host)
+	case *darktrace.Action:
+		return FromAction(r, raw, appliance, host)
+	case *darktrace.IncidentEvent:
+		return FromIncident(r, raw, appliance, host)
+	}
+	return nil, fmt.Errorf("no conversion for %T", rec)
 }
 
 // Sources lists the source names Decode accepts.
-func Sources() []string { return []string{SourceBreaches, SourceAntigena, SourceAIAnalyst} }
+func Sources() []string { return darktrace.SourceNames() }
 
 // DetectSource names the source of a JSON object by its keys, "" when it cannot tell.
 func DetectSource(raw []byte) string {
@@ -88,16 +88,8 @@ func DetectSource(raw []byte) string {
 // RecordID extracts a record's id for error messages about records that could not be
 // converted: pbid, codeid or id, whichever is present, "?" when none is.
 func RecordID(raw []byte) string {
-	var probe struct {
-		PBID   json.RawMessage `json:"pbid"`
-		CodeID json.RawMessage `json:"codeid"`
-		ID     json.RawMessage `json:"id"`
-	}
-	_ = json.Unmarshal(raw, &probe)
-	for _, v := range []json.RawMessage{probe.PBID, probe.CodeID, probe.ID} {
-		if len(v) > 0 && len(v) < 80 {
-			return clean(strings.Trim(string(v), `"`))
-		}
+	if id := darktrace.RecordID(raw); id != "" {
+		return clean(id)
 	}
 	return "?"
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/formatter"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/sink"
@@ -21,7 +22,7 @@ import (
 // error messages list them. The sink's (transport, header, framing, facility) belong to the
 // sink package and the formats to the formatter package: Validate asks them.
 var (
-	Sources     = []string{"modelbreaches", "antigena", "aianalyst"}
+	Sources     = darktrace.SourceNames() // the source table's names
 	LEEFVersion = []string{"2.0", "1.0"}
 	LogLevels   = []string{"trace", "debug", "info", "warn", "error"}
 	LogFormats  = []string{"json", "console"}

@@ -37,7 +37,7 @@ func TestStreamDoesNotWaitForWholeBody(t *testing.T) {
 		}
 	}))
 	var ids []int64
-	err := Records(context.Background(), c, "/modelbreaches", func(b *Breach, _ []byte) error {
+	err := DecodeStream(context.Background(), c, "/modelbreaches", func(b *Breach, _ []byte) error {
 		ids = append(ids, b.PBID)
 		once.Do(func() { close(got) })
 		return nil
@@ -229,8 +229,8 @@ func BenchmarkDecodeModelBreaches(b *testing.B) {
 				if bc.raw {
 					err = c.Stream(ctx, "/modelbreaches?starttime=1&endtime=2", func([]byte) error { n++; return nil })
 				} else {
-					err = Records(ctx, c, "/modelbreaches?starttime=1&endtime=2", func(*Breach, []byte) error { n++; return nil },
-						func(br BadRecord) { b.Fatalf("bad record %+v", br) })
+					err = DecodeStream(ctx, c, "/modelbreaches?starttime=1&endtime=2", func(*Breach, []byte) error { n++; return nil },
+						func(br SkippedRecord) { b.Fatalf("bad record %+v", br) })
 				}
 				if err != nil {
 					b.Fatal(err)

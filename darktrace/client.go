@@ -33,8 +33,6 @@ type Config struct {
 	TLS          tlsconfig.Options
 	UserAgent    string           // default DefaultUserAgent
 	Now          func() time.Time // clock for DTAPI-Date; nil = time.Now (tests skew it)
-	// Anomalies receives the values of unexpected type found by Records (nil: not reported).
-	Anomalies AnomalyFunc
 	// OnDate, when set, is called with the appliance's clock (the HTTP Date header) of every
 	// response that carries one, errors included, as soon as its headers arrive: dtforward
 	// keeps its estimate of the appliance clock current with it.
@@ -51,7 +49,6 @@ type Client struct {
 	timeout time.Duration
 	ua      string
 	now     func() time.Time
-	anoms   AnomalyFunc
 	onDate  func(time.Time)
 	// secrets are scrubbed from any text that reaches an error, in case an appliance or proxy
 	// echoes a request header back in a body.
@@ -110,7 +107,6 @@ func New(cfg Config) (*Client, error) {
 		timeout: cfg.Timeout,
 		ua:      cfg.UserAgent,
 		now:     cfg.Now,
-		anoms:   cfg.Anomalies,
 		onDate:  cfg.OnDate,
 		secrets: []string{cfg.PublicToken, cfg.PrivateToken},
 	}

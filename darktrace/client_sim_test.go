@@ -62,10 +62,10 @@ func breachQuery(from, to time.Time) string {
 func fetchBreaches(ctx context.Context, t *testing.T, c *darktrace.Client, q string) ([]int64, error) {
 	t.Helper()
 	var ids []int64
-	err := darktrace.Records(ctx, c, q, func(b *darktrace.Breach, raw []byte) error {
+	err := darktrace.DecodeStream(ctx, c, q, func(b *darktrace.Breach, raw []byte) error {
 		ids = append(ids, b.PBID)
 		return nil
-	}, func(br darktrace.BadRecord) {
+	}, func(br darktrace.SkippedRecord) {
 		t.Errorf("simulator record %d (id %q) did not decode: %v", br.Index, br.ID, br.Err)
 	})
 	slices.Sort(ids)
@@ -106,10 +106,10 @@ func TestSimHappyPath(t *testing.T) {
 	}
 
 	var actions []int64
-	err = darktrace.Records(ctx, c, "/antigena?includecleared=true&includehistory=true", func(a *darktrace.Action, _ []byte) error {
+	err = darktrace.DecodeStream(ctx, c, "/antigena?includecleared=true&includehistory=true", func(a *darktrace.Action, _ []byte) error {
 		actions = append(actions, a.CodeID)
 		return nil
-	}, func(br darktrace.BadRecord) { t.Errorf("bad action %+v", br) })
+	}, func(br darktrace.SkippedRecord) { t.Errorf("bad action %+v", br) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,10 +125,10 @@ func TestSimHappyPath(t *testing.T) {
 	var events []string
 	q := fmt.Sprintf("/aianalyst/incidentevents?starttime=%d&endtime=%d&includeacknowledged=true&includeallpinned=false&includeincidenteventurl=true",
 		now.Add(-48*time.Hour).UnixMilli(), now.Add(time.Minute).UnixMilli())
-	err = darktrace.Records(ctx, c, q, func(e *darktrace.IncidentEvent, _ []byte) error {
+	err = darktrace.DecodeStream(ctx, c, q, func(e *darktrace.IncidentEvent, _ []byte) error {
 		events = append(events, e.ID)
 		return nil
-	}, func(br darktrace.BadRecord) { t.Errorf("bad incident event %+v", br) })
+	}, func(br darktrace.SkippedRecord) { t.Errorf("bad incident event %+v", br) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestSimHappyPath(t *testing.T) {
 
 	// Single-object answer: pbid= returns one breach, not a list.
 	var one []int64
-	if err := darktrace.Records(ctx, c, fmt.Sprintf("/modelbreaches?pbid=%d", want[0]), func(b *darktrace.Breach, _ []byte) error {
+	if err := darktrace.DecodeStream(ctx, c, fmt.Sprintf("/modelbreaches?pbid=%d", want[0]), func(b *darktrace.Breach, _ []byte) error {
 		one = append(one, b.PBID)
 		return nil
 	}, nil); err != nil {

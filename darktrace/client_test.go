@@ -314,10 +314,10 @@ func TestCallbackErrorStops(t *testing.T) {
 	}
 }
 
-// TestRecordsBadRecords: records without a usable id and elements that are not objects are
+// TestDecodeStreamSkipsBadRecords: records without a usable id and elements that are not objects are
 // reported with index and id and skipped; the others are delivered, each as its own value,
 // including one whose time is of the wrong type (tolerant decoding keeps it, time left 0).
-func TestRecordsBadRecords(t *testing.T) {
+func TestDecodeStreamSkipsBadRecords(t *testing.T) {
 	body := `[
 	  {"pbid": 1, "time": 10, "score": 0.5, "model": {"name": "A"}, "device": {"did": 7}},
 	  {"pbid": "2x", "time": 11},
@@ -330,13 +330,13 @@ func TestRecordsBadRecords(t *testing.T) {
 	var (
 		got  []*Breach
 		raws []string
-		bad  []BadRecord
+		bad  []SkippedRecord
 	)
-	err := Records(context.Background(), c, "/modelbreaches", func(b *Breach, raw []byte) error {
+	err := DecodeStream(context.Background(), c, "/modelbreaches", func(b *Breach, raw []byte) error {
 		got = append(got, b)
 		raws = append(raws, string(raw))
 		return nil
-	}, func(br BadRecord) { bad = append(bad, br) })
+	}, func(br SkippedRecord) { bad = append(bad, br) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,12 +366,12 @@ func TestRecordsBadRecords(t *testing.T) {
 	}
 }
 
-func TestRecordsNilBad(t *testing.T) {
+func TestDecodeStreamNilBad(t *testing.T) {
 	_, c := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `[{"codeid":"x"},{"codeid":5,"action":"quarantine","updated":"1700000000000"}]`)
 	}))
 	var got []int64
-	err := Records(context.Background(), c, "/antigena", func(a *Action, _ []byte) error {
+	err := DecodeStream(context.Background(), c, "/antigena", func(a *Action, _ []byte) error {
 		got = append(got, a.CodeID, a.Updated.Int64())
 		return nil
 	}, nil)
@@ -579,7 +579,7 @@ func TestConcurrentUse(t *testing.T) {
 	counts := make([]int, 8)
 	for i := range 8 {
 		wg.Go(func() {
-			errs[i] = Records(context.Background(), c, "/modelbreaches?i="+strconv.Itoa(i), func(*Breach, []byte) error {
+			errs[i] = DecodeStream(context.Background(), c, "/modelbreaches?i="+strconv.Itoa(i), func(*Breach, []byte) error {
 				counts[i]++
 				return nil
 			}, nil)

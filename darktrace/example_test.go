@@ -30,7 +30,7 @@ func fakeAppliance() *httptest.Server {
 	}))
 }
 
-func ExampleRecords() {
+func ExampleClient_Stream() {
 	srv := fakeAppliance()
 	defer srv.Close()
 	c, err := darktrace.New(darktrace.Config{
@@ -46,14 +46,20 @@ func ExampleRecords() {
 	}
 	defer c.CloseIdleConnections()
 
-	// The query is signed exactly as written: keep the parameter order fixed.
-	err = darktrace.Records(context.Background(), c, "/modelbreaches?starttime=1597688000000&endtime=1597689000000&creationtime=true",
-		func(b *darktrace.Breach, raw []byte) error {
-			fmt.Printf("breach %d %q score %.3f\n", b.PBID, b.Model.Name, b.Score.Float64())
+	// The query is built by the source table, in the order the signature covers.
+	src, _ := darktrace.SourceNamed(darktrace.SourceBreaches)
+	i := 0
+	err = c.Stream(context.Background(), src.Path(darktrace.Query{Start: 1597688000000, End: 1597689000000}),
+		func(raw []byte) error {
+			rec, err := src.Decode(raw, nil)
+			b, _ := rec.(*darktrace.Breach)
+			if err != nil || b.PBID <= 0 {
+				fmt.Printf("skipped record %d (pbid %s)\n", i, darktrace.RecordID(raw))
+			} else {
+				fmt.Printf("breach %d %q score %.3f\n", b.PBID, b.Model.Name, b.Score.Float64())
+			}
+			i++
 			return nil
-		},
-		func(bad darktrace.BadRecord) {
-			fmt.Printf("skipped record %d (pbid %s)\n", bad.Index, bad.ID)
 		})
 	fmt.Println("error:", err)
 	// Output:

@@ -1,8 +1,11 @@
 package darktrace
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,4 +55,47 @@ func newTestClient(t *testing.T, cfg Config) *Client {
 	}
 	t.Cleanup(c.CloseIdleConnections)
 	return c
+}
+
+// SkippedRecord is an element DecodeStream skipped: it did not decode, or has no usable id.
+type SkippedRecord struct {
+	Index int
+	ID    string
+	Err   error
+}
+
+// DecodeStream (exported for the external tests) streams pathAndQuery and decodes each element with the source table's decoder for
+// T, the way the poller reads a response: fn gets each record with a usable id, bad (may be
+// nil) the others with their index and RecordID.
+func DecodeStream[T any, PT interface {
+	*T
+	Record
+}](ctx context.Context, c *Client, pathAndQuery string, fn func(rec PT, raw []byte) error, bad func(SkippedRecord)) error {
+	var src *Source
+	switch any(PT(nil)).(type) {
+	case *Breach:
+		src, _ = SourceNamed(SourceBreaches)
+	case *Action:
+		src, _ = SourceNamed(SourceAntigena)
+	case *IncidentEvent:
+		src, _ = SourceNamed(SourceAIAnalyst)
+	}
+	i := 0
+	return c.Stream(ctx, pathAndQuery, func(raw []byte) error {
+		idx := i
+		i++
+		rec, err := src.Decode(raw, nil)
+		if err == nil {
+			if k := strings.TrimSpace(rec.RecordKey()); k == "" || k == "0" || strings.HasPrefix(k, "-") {
+				err = errors.New("record has no usable id")
+			}
+		}
+		if err != nil {
+			if bad != nil {
+				bad(SkippedRecord{Index: idx, ID: RecordID(raw), Err: err})
+			}
+			return nil
+		}
+		return fn(rec.(PT), raw)
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 )
 
 // Breach is one record of GET /modelbreaches (minimal=false, deviceattop=true).
@@ -402,4 +403,15 @@ func (s *FlexString) UnmarshalJSON(b []byte) error {
 		*s = FlexString(b)
 	}
 	return nil
+}
+
+// ApplianceTime reads the appliance clock from Time ("2006-01-02 15:04:05" UTC on real
+// appliances; RFC 3339 and the signature's date layout accepted too).
+func (s *Status) ApplianceTime() (time.Time, error) {
+	for _, layout := range []string{"2006-01-02 15:04:05", time.RFC3339Nano, DateLayout} {
+		if t, err := time.ParseInLocation(layout, s.Time, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("unrecognized time %q", s.Time)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dtforward/dtforward/darktrace"
+	"github.com/dtforward/dtforward/source"
 )
 
 // rawFetcher replays prepared array elements.
@@ -41,7 +42,7 @@ func benchRecords(n int) rawFetcher {
 func BenchmarkFetch(b *testing.B) {
 	const n = 2000
 	recs := benchRecords(n)
-	src, _ := NewPipeline(recs, "dt", "dt.example", Filter{IncludeAcknowledged: true}, zerolog.Nop()).Source(SourceBreaches)
+	src, _ := source.NewReader(recs, "dt", "dt.example", source.Filter{IncludeAcknowledged: true}, zerolog.Nop()).Source(darktrace.SourceBreaches)
 	var base, full time.Duration
 	for b.Loop() {
 		t0 := time.Now()

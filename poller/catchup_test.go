@@ -12,8 +12,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/checkpoint"
 	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/simulator"
+	"github.com/dtforward/dtforward/source"
 )
 
 // countingClient is the real client, counting the records of each response it streams.
@@ -81,15 +83,15 @@ func newCatchUp(t *testing.T, o simulator.Options, timeout time.Duration) *catch
 }
 
 // appliance is a poller of the whole history with MaxRecords 50 and SendBatch 20.
-func (c *catchUp) appliance(t *testing.T, d Deliverer, log zerolog.Logger) *Appliance {
+func (c *catchUp) appliance(t *testing.T, d Deliverer, log zerolog.Logger) *Poller {
 	t.Helper()
-	st, err := OpenStore(c.dir, "dt")
+	st, err := checkpoint.Open(c.dir, "dt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewAppliance(Config{
-		Pipeline:  NewPipeline(c.client, "dt", "dt.example", Filter{IncludeAcknowledged: true}, log),
-		Sources:   []string{SourceBreaches},
+	a, err := New(Config{
+		Reader:    source.NewReader(c.client, "dt", "dt.example", source.Filter{IncludeAcknowledged: true}, log),
+		Sources:   []string{darktrace.SourceBreaches},
 		Store:     st,
 		Deliverer: d,
 		Interval:  20 * time.Millisecond, Overlap: time.Minute, Start: c.start,

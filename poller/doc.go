@@ -1,18 +1,19 @@
-// Package poller turns a Darktrace appliance's REST API into an ordered, de-duplicated stream
-// of alerts and hands them to a Deliverer, moving a persisted checkpoint only after the
-// Deliverer accepted everything before it.
+// Package poller is the live loop: for each appliance and destination it turns the appliance's
+// records into an ordered, de-duplicated stream of alerts and hands them to a Deliverer, moving
+// the checkpoint only after the Deliverer accepted everything before it.
 //
 // The pieces, in the order one record meets them:
 //
-//   - Source builds one endpoint's query (fixed parameter order: the request signature covers
-//     the query exactly as sent), fetches a window, decodes each record, normalizes it into an
-//     alert.Alert, sorts by (creation time, id) and applies the Filter. FetchWindow is that path
-//     on its own, for one-shot callers such as backfill.
-//   - Store is the checkpoint: one versioned JSON file per appliance holding each source's
-//     cursor and the keys already delivered that are still inside the overlap.
-//   - Appliance runs one goroutine per source: window → fetch → dedupe → deliver → persist,
-//     retrying failures with capped exponential backoff and never re-polling a batch that the
-//     Deliverer has not accepted yet.
+//   - Poller (loop.go) runs one goroutine per source: window → fetch (source.Source, in halves
+//     when too large or too slow) → dedupe against the checkpoint → deliver in batches →
+//     commit the checkpoint after each batch → wait for the next interval. Failures are
+//     retried with capped exponential backoff (internal/retry); a batch the Deliverer has not
+//     accepted is never dropped or re-polled.
+//   - Clock (clock.go) estimates the appliance's clock from /status and every answer's Date
+//     header: windows end at the appliance's "now", never ours, and never past an answer's Date.
+//   - Set (schedule.go) is one appliance's pollers with their clock and start schedule (the
+//     first-poll stagger, and with several destinations a common grid of window ends).
+//   - Health (health.go) aggregates every poller for /readyz and the up metrics.
 //
 // Windows reach back POLL_OVERLAP behind the cursor so records the appliance creates late (a
 // breach whose creationTime is long after its activity time, or one that becomes visible a little

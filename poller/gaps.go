@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/checkpoint"
 	"github.com/dtforward/dtforward/internal/metrics"
+	"github.com/dtforward/dtforward/source"
 )
 
 // pbids grow with creation, so a pbid missing between delivered ones is a breach the windows
@@ -40,37 +42,15 @@ const (
 	GapDropped  = "dropped"  // not tracked: more gaps than the tracking cap
 )
 
-// GapState is the persisted pbid gap tracking of the breach source.
-type GapState struct {
-	// MaxPBID is the highest pbid delivered (or filtered) so far.
-	MaxPBID int64 `json:"max"`
-	// Missing are the pbids below MaxPBID not seen yet, oldest first.
-	Missing []MissingPBID `json:"missing,omitempty"`
-}
-
-// MissingPBID is one pbid missing between delivered ones.
-type MissingPBID struct {
-	PBID    int64 `json:"p"`
-	Since   int64 `json:"s"`           // noticed, epoch ms
-	Checked int64 `json:"c,omitempty"` // last by-id check, epoch ms; 0 = never
-}
-
-func (g *GapState) clone() *GapState {
-	if g == nil {
-		return nil
-	}
-	return &GapState{MaxPBID: g.MaxPBID, Missing: slices.Clone(g.Missing)}
-}
-
 type gapTracker struct {
 	max     int64
-	missing map[int64]*MissingPBID
+	missing map[int64]*checkpoint.MissingPBID
 	limit   int
 	changed bool // since the last checkpoint
 }
 
-func newGapTracker(gs *GapState, limit int) *gapTracker {
-	g := &gapTracker{missing: map[int64]*MissingPBID{}, limit: limit}
+func newGapTracker(gs *checkpoint.GapState, limit int) *gapTracker {
+	g := &gapTracker{missing: map[int64]*checkpoint.MissingPBID{}, limit: limit}
 	if gs != nil {
 		g.max = gs.MaxPBID
 		for _, m := range gs.Missing {
@@ -80,8 +60,8 @@ func newGapTracker(gs *GapState, limit int) *gapTracker {
 	return g
 }
 
-func (g *gapTracker) state() *GapState {
-	gs := &GapState{MaxPBID: g.max, Missing: make([]MissingPBID, 0, len(g.missing))}
+func (g *gapTracker) state() *checkpoint.GapState {
+	gs := &checkpoint.GapState{MaxPBID: g.max, Missing: make([]checkpoint.MissingPBID, 0, len(g.missing))}
 	for _, id := range slices.Sorted(maps.Keys(g.missing)) {
 		gs.Missing = append(gs.Missing, *g.missing[id])
 	}
@@ -91,7 +71,7 @@ func (g *gapTracker) state() *GapState {
 
 // observe takes the pbids of a delivered batch: those tracked as missing have appeared, and
 // the holes above the previous maximum are new gaps.
-func (g *gapTracker) observe(st *sourceState, b *Batch) {
+func (g *gapTracker) observe(st *sourceState, b *source.Batch) {
 	ids := make([]int64, 0, len(b.Present))
 	for k := range b.Present {
 		if id, err := strconv.ParseInt(k, 10, 64); err == nil && id > 0 {
@@ -137,7 +117,7 @@ func (g *gapTracker) observe(st *sourceState, b *Batch) {
 			for p := prev + 1; p < id; p++ {
 				count++
 				if len(g.missing) < g.limit {
-					g.missing[p] = &MissingPBID{PBID: p, Since: now}
+					g.missing[p] = &checkpoint.MissingPBID{PBID: p, Since: now}
 					found = append(found, p)
 				} else if len(dropped) < 2*g.limit {
 					dropped = append(dropped, p)
@@ -168,7 +148,7 @@ func (g *gapTracker) observe(st *sourceState, b *Batch) {
 // check gives up the pbids missing for longer than the horizon and checks up to
 // gapChecksPerPoll of the others by id; a breach found late is delivered. It returns false
 // when ctx ended during a delivery.
-func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string]Seen) bool {
+func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string]checkpoint.Seen) bool {
 	cfg := &st.a.cfg
 	r := st.r
 	now := cfg.Now().UnixMilli()
@@ -208,7 +188,7 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 	r.mu.Unlock()
 	inWindows := cursor.Add(-cfg.Overlap).UnixMilli()
 	var absent []int64
-	var late []Item
+	var late []source.Item
 	for _, id := range due {
 		m := g.missing[id]
 		first := m.Checked == 0
@@ -253,7 +233,7 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 		}
 		delete(g.missing, id)
 		key := strconv.FormatInt(id, 10)
-		i := slices.IndexFunc(b.Items, func(it Item) bool { return it.Key == key })
+		i := slices.IndexFunc(b.Items, func(it source.Item) bool { return it.Key == key })
 		if _, done := seen[key]; i < 0 || done {
 			cfg.Metrics.PBIDGapResolved(st.a.name, GapFiltered, 1)
 			continue
@@ -267,7 +247,9 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 			Msg("pbids missing between delivered breaches are not on the appliance (yet); re-checking them by id")
 	}
 	if len(late) > 0 {
-		slices.SortFunc(late, func(x, y Item) int { return cmp.Or(cmp.Compare(x.Time, y.Time), compareKeys(x.Key, y.Key)) })
+		slices.SortFunc(late, func(x, y source.Item) int {
+			return cmp.Or(cmp.Compare(x.Time, y.Time), source.CompareKeys(x.Key, y.Key))
+		})
 		alerts := make([]*alert.Alert, len(late))
 		for i := range late {
 			alerts[i] = late[i].Alert
@@ -277,7 +259,7 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 		}
 		cfg.Metrics.AddRecords(st.a.name, st.name, metrics.OutcomeSent, len(alerts))
 		for _, it := range late {
-			seen[it.Key] = Seen{Version: it.Version, Time: it.Time}
+			seen[it.Key] = checkpoint.Seen{Version: it.Version, Time: it.Time}
 			cfg.Metrics.PBIDGapResolved(st.a.name, GapLate, 1)
 			r.log.Warn().Str("pbid", it.Key).Time("created", time.UnixMilli(it.Time)).
 				Msg("late breach found by pbid after its window had passed; delivered")

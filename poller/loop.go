@@ -4,16 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"net/http"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/dtforward/dtforward/alert"
-	"github.com/dtforward/dtforward/darktrace"
+	"github.com/dtforward/dtforward/checkpoint"
+	"github.com/dtforward/dtforward/fetch"
 	"github.com/dtforward/dtforward/internal/metrics"
+	"github.com/dtforward/dtforward/internal/retry"
+	"github.com/dtforward/dtforward/source"
 )
 
 // Deliverer hands a batch of alerts to the SIEM. cmd composes the formatter and the sink into
@@ -31,16 +32,15 @@ const (
 	DefaultInterval        = 60 * time.Second
 	DefaultOverlap         = 10 * time.Minute
 	DefaultMaxWindow       = 6 * time.Hour
-	DefaultRetryMin        = time.Second
-	DefaultRetryMax        = 60 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
 	// DefaultMaxRecords bounds the records of one response (and so the memory one poll holds):
 	// a window holding more is fetched in halves.
 	DefaultMaxRecords = 5000
 	// DefaultMinWindow is the smallest piece a window is split into.
 	DefaultMinWindow = time.Second
-	// DefaultSendBatch bounds one Deliver call; the checkpoint moves after each.
-	DefaultSendBatch = backfillBatch
+	// DefaultSendBatch bounds one Deliver call; the checkpoint moves after each, so a crash
+	// repeats at most one.
+	DefaultSendBatch = 1000
 	// splitAfterTimeouts is how many timeouts in a row of one window make it be fetched in
 	// halves instead of identically again.
 	splitAfterTimeouts = 2
@@ -48,9 +48,9 @@ const (
 
 // Config configures one appliance's poller.
 type Config struct {
-	Pipeline  *Pipeline // the appliance's fetch path (and its label)
-	Sources   []string  // modelbreaches, antigena, aianalyst
-	Store     *Store    // the appliance's checkpoint
+	Reader    *source.Reader    // the appliance's read path (and its label)
+	Sources   []string          // modelbreaches, antigena, aianalyst
+	Store     *checkpoint.Store // the appliance's checkpoint
 	Deliverer Deliverer
 
 	Interval time.Duration // time between the starts of two polls (POLL_INTERVAL)
@@ -95,9 +95,9 @@ type Config struct {
 	MaxGaps                  int           // missing pbids tracked at most
 }
 
-// Appliance polls one appliance: one goroutine per source, sharing one request slot and one
-// checkpoint file.
-type Appliance struct {
+// Poller polls one appliance for one destination: one goroutine per source, sharing one
+// request slot and one checkpoint file.
+type Poller struct {
 	cfg     Config
 	name    string
 	sources []*sourceRun
@@ -106,8 +106,8 @@ type Appliance struct {
 
 // sourceRun is one source's loop state; the mutex guards what Status reads.
 type sourceRun struct {
-	src    *Source
-	capped *Source // src with at most Config.MaxRecords records per response
+	src    *source.Source
+	capped *source.Source // src with at most Config.MaxRecords records per response
 	log    zerolog.Logger
 
 	mu         sync.Mutex
@@ -117,10 +117,10 @@ type sourceRun struct {
 	persistErr string
 }
 
-// NewAppliance checks cfg, reads each source's checkpoint and returns the poller.
-func NewAppliance(cfg Config) (*Appliance, error) {
-	if cfg.Pipeline == nil || cfg.Store == nil || cfg.Deliverer == nil {
-		return nil, errors.New("poller: Pipeline, Store and Deliverer are required")
+// New checks cfg, reads each source's checkpoint and returns the poller.
+func New(cfg Config) (*Poller, error) {
+	if cfg.Reader == nil || cfg.Store == nil || cfg.Deliverer == nil {
+		return nil, errors.New("poller: Reader, Store and Deliverer are required")
 	}
 	if len(cfg.Sources) == 0 {
 		return nil, errors.New("poller: no sources")
@@ -144,12 +144,7 @@ func NewAppliance(cfg Config) (*Appliance, error) {
 	if cfg.SendBatch <= 0 {
 		cfg.SendBatch = DefaultSendBatch
 	}
-	if cfg.RetryMin <= 0 {
-		cfg.RetryMin = DefaultRetryMin
-	}
-	if cfg.RetryMax < cfg.RetryMin {
-		cfg.RetryMax = max(DefaultRetryMax, cfg.RetryMin)
-	}
+	cfg.RetryMin, cfg.RetryMax = retry.Bounds(cfg.RetryMin, cfg.RetryMax)
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -160,17 +155,16 @@ func NewAppliance(cfg Config) (*Appliance, error) {
 	if cfg.Start.IsZero() {
 		cfg.Start = cfg.Now().Add(-time.Hour)
 	}
-	a := &Appliance{cfg: cfg, name: cfg.Pipeline.Appliance(), summary: newPollSummary(cfg.SummaryEvery, time.Now())}
-	// The same pipeline (and request slot), its responses cut off past MaxRecords.
-	capped := *cfg.Pipeline
-	capped.fetcher = cappedFetcher{f: cfg.Pipeline.fetcher, max: cfg.MaxRecords}
+	a := &Poller{cfg: cfg, name: cfg.Reader.Appliance(), summary: newPollSummary(cfg.SummaryEvery, time.Now())}
+	// The same reader (and request slot), its responses cut off past MaxRecords.
+	capped := cfg.Reader.With(func(f fetch.Fetcher) fetch.Fetcher { return fetch.Capped{Next: f, Max: cfg.MaxRecords} }, false, cfg.Logger)
 	seen := map[string]bool{}
 	for _, name := range cfg.Sources {
 		if seen[name] {
 			continue
 		}
 		seen[name] = true
-		src, err := cfg.Pipeline.Source(name)
+		src, err := cfg.Reader.Source(name)
 		if err != nil {
 			return nil, fmt.Errorf("poller: %w", err)
 		}
@@ -187,11 +181,11 @@ func NewAppliance(cfg Config) (*Appliance, error) {
 }
 
 // Name returns the appliance label.
-func (a *Appliance) Name() string { return a.name }
+func (a *Poller) Name() string { return a.name }
 
 // Run polls until ctx is cancelled, then lets an in-flight send finish for up to
 // ShutdownTimeout, persists only what was delivered, and returns nil.
-func (a *Appliance) Run(ctx context.Context) error {
+func (a *Poller) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, r := range a.sources {
 		wg.Go(func() { a.runSource(ctx, r) })
@@ -213,7 +207,7 @@ type SourceStatus struct {
 }
 
 // Status returns a snapshot of every source.
-func (a *Appliance) Status() []SourceStatus {
+func (a *Poller) Status() []SourceStatus {
 	out := make([]SourceStatus, 0, len(a.sources))
 	for _, r := range a.sources {
 		r.mu.Lock()
@@ -230,7 +224,7 @@ const dateResolution = time.Second
 
 // Ready returns nil when every source is healthy: the appliance answers, the sink accepts, the
 // checkpoint can be written and lags at most three intervals (plus dateResolution) behind now.
-func (a *Appliance) Ready() error {
+func (a *Poller) Ready() error {
 	var errs []error
 	now := a.cfg.Now()
 	for _, s := range a.Status() {
@@ -250,7 +244,7 @@ func (a *Appliance) Ready() error {
 	return errors.Join(errs...)
 }
 
-func (a *Appliance) lags() []metrics.Lag {
+func (a *Poller) lags() []metrics.Lag {
 	now := a.cfg.Now()
 	out := make([]metrics.Lag, 0, len(a.sources))
 	for _, s := range a.Status() {
@@ -261,12 +255,12 @@ func (a *Appliance) lags() []metrics.Lag {
 
 // runSource is one source's loop: window → fetch (in pieces) → dedupe → deliver in batches →
 // persist after each → wait.
-func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
+func (a *Poller) runSource(ctx context.Context, r *sourceRun) {
 	name := r.src.Name()
 	ss, _ := a.cfg.Store.Source(name)
 	seen := ss.Seen
 	if seen == nil {
-		seen = map[string]Seen{}
+		seen = map[string]checkpoint.Seen{}
 	}
 	st := a.newSourceState(r, ss)
 	m := a.cfg.Metrics
@@ -346,226 +340,16 @@ func (a *Appliance) runSource(ctx context.Context, r *sourceRun) {
 		if caughtUp && !st.between(ctx, seen) {
 			return
 		}
-		if caughtUp && !sleep(ctx, time.Until(wallStart.Add(a.cfg.Interval))) {
+		if caughtUp && !retry.Sleep(ctx, time.Until(wallStart.Add(a.cfg.Interval))) {
 			return
 		}
 	}
 }
 
-// poll is one window of one source: fetched in pieces of at most MaxRecords records, each
-// delivered in batches of at most SendBatch alerts with a checkpoint after every batch, so memory
-// is bounded by configuration, never by how far behind the poller is.
-type poll struct {
-	a      *Appliance
-	r      *sourceRun
-	st     *sourceState
-	seen   map[string]Seen
-	cursor time.Time
-	stats  Stats
-	pieces int
-	// split is set when a piece was halved (slow: because it timed out); the poll then ends
-	// after its first piece, partial, and the next window is sized from that piece's density
-	// instead of halving blindly again. covered is the span of the pieces delivered; readAt is
-	// the earliest answer's Date.
-	split, slow, partial bool
-	covered              time.Duration
-	readAt               time.Time
-}
-
-// errEnough ends a poll after the first piece of a split window.
-var errEnough = errors.New("enough for this poll")
-
-// nextSpan returns the window span expected to hold 3/4 of MaxRecords, at the density of the
-// last window (n records over d).
-func (a *Appliance) nextSpan(n int, d time.Duration) time.Duration {
-	if n <= 0 || d <= 0 {
-		return a.cfg.MaxWindow
-	}
-	span := time.Duration(float64(d) * float64(a.cfg.MaxRecords) * 0.75 / float64(n))
-	return min(max(span, a.cfg.MinWindow), a.cfg.MaxWindow)
-}
-
-// window fetches and delivers [start, end] (both inclusive); false means ctx ended first.
-func (p *poll) window(ctx context.Context, start, end time.Time) bool {
-	minSpan := p.a.cfg.MinWindow.Milliseconds()
-	if !p.r.src.Windowed() {
-		minSpan = math.MaxInt64 // no window to halve: the response is what it is
-	}
-	err := halve(start.UnixMilli(), end.UnixMilli()+1, minSpan, func(s, e int64, canSplit bool) (*Batch, bool, error) {
-		return p.fetch(ctx, s, e, canSplit)
-	}, func(s, e int64, b *Batch) error {
-		p.pieces++
-		p.covered += time.Duration(e-s) * time.Millisecond
-		if !b.Date.IsZero() && (p.readAt.IsZero() || b.Date.Before(p.readAt)) {
-			p.readAt = b.Date
-		}
-		if !p.deliver(ctx, time.UnixMilli(e-1), b) {
-			return context.Canceled
-		}
-		if p.split {
-			p.partial = true
-			return errEnough
-		}
-		return nil
-	})
-	return err == nil || errors.Is(err, errEnough)
-}
-
-// fetch requests [s, e) (epoch ms, half-open), retrying with backoff until it succeeds. It asks
-// for a split when the response is over MaxRecords or the window timed out twice in a row
-// (retrying it identically would time out forever); at the minimum size a too-large window is
-// fetched whole instead. err is non-nil only when ctx ended.
-func (p *poll) fetch(ctx context.Context, s, e int64, canSplit bool) (*Batch, bool, error) {
-	a, r := p.a, p.r
-	src := r.capped
-	if !r.src.Windowed() {
-		src = r.src
-	}
-	bo := Backoff{Min: a.cfg.RetryMin, Max: a.cfg.RetryMax}
-	timeouts := 0
-	for {
-		b, err := src.Fetch(ctx, time.UnixMilli(s), time.UnixMilli(e-1))
-		if err == nil {
-			r.clearErr(&r.fetchErr, "appliance answers again")
-			return b, false, nil
-		}
-		if ctx.Err() != nil {
-			return nil, false, ctx.Err()
-		}
-		if errors.Is(err, errTooLarge) {
-			if canSplit {
-				p.splitting(s, e, err)
-				return nil, true, nil
-			}
-			r.log.Warn().Time("window_start", time.UnixMilli(s)).Time("window_end", time.UnixMilli(e-1)).Int("max_records", a.cfg.MaxRecords).
-				Msg("the smallest window holds more records than the cap; fetching it whole")
-			src = r.src
-			continue
-		}
-		a.cfg.Metrics.APIError(a.name, r.src.Name())
-		if tooSlow(err) {
-			if timeouts++; timeouts >= splitAfterTimeouts && canSplit {
-				p.slow = true
-				p.splitting(s, e, err)
-				return nil, true, nil
-			}
-		}
-		delay := bo.Next()
-		if a.cfg.RetryAfter != nil {
-			if ra := a.cfg.RetryAfter(err); ra > delay {
-				delay = min(ra, 10*a.cfg.RetryMax)
-			}
-		}
-		r.setErr(&r.fetchErr, err, "appliance request failed; retrying")
-		if !sleep(ctx, delay) {
-			return nil, false, ctx.Err()
-		}
-	}
-}
-
-// tooSlow reports a failure a smaller window may avoid: our timeout, or a proxy's.
-func tooSlow(err error) bool {
-	var de *darktrace.Error
-	return errors.Is(err, darktrace.ErrTimeout) ||
-		(errors.As(err, &de) && (de.StatusCode == http.StatusGatewayTimeout || de.StatusCode == http.StatusRequestTimeout))
-}
-
-func (p *poll) splitting(s, e int64, err error) {
-	p.split = true
-	p.r.log.Warn().Time("window_start", time.UnixMilli(s)).Time("window_end", time.UnixMilli(e-1)).Str("error", err.Error()).
-		Msg("window too large or too slow; fetching it in halves")
-}
-
-// deliver hands a fetched piece, whose window ends at last, to the Deliverer in batches and
-// moves the checkpoint after each; false means ctx ended before everything was delivered.
-func (p *poll) deliver(ctx context.Context, last time.Time, b *Batch) bool {
-	a, r, m, name := p.a, p.r, p.a.cfg.Metrics, p.r.src.Name()
-	m.AddRecords(a.name, name, metrics.OutcomeFetched, b.Stats.Fetched)
-	m.AddRecords(a.name, name, metrics.OutcomeMalformed, b.Stats.Malformed)
-	m.AddRecords(a.name, name, metrics.OutcomeFiltered, b.Stats.Filtered)
-
-	fresh := make([]Item, 0, len(b.Items))
-	for _, it := range b.Items {
-		if prev, ok := p.seen[it.Key]; ok && prev.Version == it.Version {
-			b.Stats.Deduped++
-			continue
-		}
-		fresh = append(fresh, it)
-	}
-	m.AddRecords(a.name, name, metrics.OutcomeDeduped, b.Stats.Deduped)
-	alerts := make([]*alert.Alert, 0, min(len(fresh), a.cfg.SendBatch))
-	for len(fresh) > 0 {
-		n := min(len(fresh), a.cfg.SendBatch)
-		alerts = alerts[:0]
-		for _, it := range fresh[:n] {
-			alerts = append(alerts, it.Alert)
-		}
-		if !a.deliver(ctx, r, alerts) {
-			r.log.Warn().Int("abandoned", n).Msg("shutting down: batch not delivered; it will be fetched again on restart")
-			return false
-		}
-		b.Stats.Sent += n
-		m.AddRecords(a.name, name, metrics.OutcomeSent, n)
-		for _, it := range fresh[:n] {
-			p.seen[it.Key] = Seen{Version: it.Version, Time: it.Time}
-		}
-		fresh = fresh[n:]
-		if len(fresh) > 0 && r.src.Windowed() {
-			// Every record created before the next one to send is delivered (items are in
-			// time order); the ones at its millisecond are re-read and deduplicated.
-			p.commit(time.UnixMilli(fresh[0].Time-1), nil, b.Date)
-		}
-	}
-	clear(alerts)
-	p.stats.Fetched += b.Stats.Fetched
-	p.stats.Malformed += b.Stats.Malformed
-	p.stats.Filtered += b.Stats.Filtered
-	p.stats.Deduped += b.Stats.Deduped
-	p.stats.Sent += b.Stats.Sent
-	p.commit(last, b, b.Date)
-	return true
-}
-
-// commit moves the cursor to end and saves the checkpoint. With the piece's batch b (its whole
-// window delivered), the source's state also forgets what can no longer come back (state.go);
-// between the batches of a piece b is nil and the delivered keys were just added. The cursor never moves back, except to the appliance's clock (date, the answer's Date header):
-// nothing after it can have been read yet, so a cursor past it (our clock ahead of the
-// appliance's, a checkpoint written by such a clock) would skip what the appliance creates
-// until then.
-func (p *poll) commit(end time.Time, b *Batch, date time.Time) {
-	r, name := p.r, p.r.src.Name()
-	if end.Before(p.cursor) {
-		end = p.cursor
-	}
-	if !date.IsZero() && end.After(date) {
-		if p.cursor.After(date) {
-			r.log.Warn().Time("cursor", p.cursor).Time("appliance_time", date).
-				Msg("checkpoint is ahead of the appliance clock; moving it back so nothing created meanwhile is skipped")
-		}
-		end = date
-	}
-	p.cursor = end
-	if b != nil {
-		p.seen = p.st.afterDelivery(p.seen, b, end)
-	}
-	if err := p.a.cfg.Store.Commit(name, p.st.checkpoint(end, p.seen)); err != nil {
-		// Keep polling: the in-memory state is right and the next commit retries the write;
-		// /readyz shows the problem, and a crash now costs duplicates, never losses.
-		r.setErr(&r.persistErr, err, "checkpoint not saved")
-	} else {
-		r.clearErr(&r.persistErr, "checkpoint saved again")
-	}
-	// Status (and so /readyz and the lag metric) sees the cursor only once the checkpoint
-	// holding it was written, or its failure reported.
-	r.mu.Lock()
-	r.cursor = end
-	r.mu.Unlock()
-}
-
 // deliver sends alerts, retrying the same batch with backoff until the Deliverer accepts it.
 // After ctx is cancelled the current attempt may run on for ShutdownTimeout; no new attempt
 // starts. It reports whether the batch was delivered.
-func (a *Appliance) deliver(ctx context.Context, r *sourceRun, alerts []*alert.Alert) bool {
+func (a *Poller) deliver(ctx context.Context, r *sourceRun, alerts []*alert.Alert) bool {
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() {
@@ -579,19 +363,18 @@ func (a *Appliance) deliver(ctx context.Context, r *sourceRun, alerts []*alert.A
 	})
 	defer stop()
 
-	bo := Backoff{Min: a.cfg.RetryMin, Max: a.cfg.RetryMax}
-	for {
+	policy := retry.Policy{Min: a.cfg.RetryMin, Max: a.cfg.RetryMax}
+	err := policy.Do(ctx, func() error {
 		err := a.cfg.Deliverer.Deliver(dctx, alerts)
 		if err == nil {
 			r.clearErr(&r.sinkErr, "sink accepts again")
-			return true
+			return nil
 		}
 		a.cfg.Metrics.SinkError()
 		r.setErr(&r.sinkErr, err, "sink did not accept the batch; keeping it and retrying")
-		if ctx.Err() != nil || !sleep(ctx, bo.Next()) {
-			return false
-		}
-	}
+		return err
+	}, nil)
+	return err == nil
 }
 
 // setErr records a failure and logs it only when its text changed, so an outage is one warning,

@@ -14,8 +14,11 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/dtforward/dtforward/checkpoint"
 	"github.com/dtforward/dtforward/darktrace"
+	"github.com/dtforward/dtforward/fetch"
 	"github.com/dtforward/dtforward/internal/metrics"
+	"github.com/dtforward/dtforward/source"
 )
 
 type loopOpts struct {
@@ -30,13 +33,13 @@ type loopOpts struct {
 	shutdownTimeout time.Duration
 }
 
-func newTestAppliance(t *testing.T, api Fetcher, d Deliverer, o loopOpts) *Appliance {
+func newTestAppliance(t *testing.T, api fetch.Fetcher, d Deliverer, o loopOpts) *Poller {
 	t.Helper()
 	if o.dir == "" {
 		o.dir = t.TempDir()
 	}
 	if o.sources == nil {
-		o.sources = []string{SourceBreaches}
+		o.sources = []string{darktrace.SourceBreaches}
 	}
 	if o.interval == 0 {
 		o.interval = 20 * time.Millisecond
@@ -54,12 +57,12 @@ func newTestAppliance(t *testing.T, api Fetcher, d Deliverer, o loopOpts) *Appli
 	if o.logger != nil {
 		log = *o.logger
 	}
-	st, err := OpenStore(o.dir, "dt")
+	st, err := checkpoint.Open(o.dir, "dt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewAppliance(Config{
-		Pipeline:  NewPipeline(api, "dt", "dt.example", Filter{IncludeAcknowledged: true}, log),
+	a, err := New(Config{
+		Reader:    source.NewReader(api, "dt", "dt.example", source.Filter{IncludeAcknowledged: true}, log),
 		Sources:   o.sources,
 		Store:     st,
 		Deliverer: d,
@@ -76,7 +79,7 @@ func newTestAppliance(t *testing.T, api Fetcher, d Deliverer, o loopOpts) *Appli
 }
 
 // run starts a in the background and returns a function that stops it and waits.
-func run(t *testing.T, a *Appliance) (stop func()) {
+func run(t *testing.T, a *Poller) (stop func()) {
 	t.Helper()
 	stop, _ = runCancel(t, a)
 	return stop
@@ -84,7 +87,7 @@ func run(t *testing.T, a *Appliance) (stop func()) {
 
 // runCancel is run that also returns the cancellation alone, for tests that act between
 // cancelling and waiting.
-func runCancel(t *testing.T, a *Appliance) (stop func(), cancel context.CancelFunc) {
+func runCancel(t *testing.T, a *Poller) (stop func(), cancel context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -162,7 +165,7 @@ func TestLoopDeliversLateBreachesExactlyOnce(t *testing.T) {
 		}
 		seen[id] = true
 	}
-	st, _ := a.cfg.Store.Source(SourceBreaches)
+	st, _ := a.cfg.Store.Source(darktrace.SourceBreaches)
 	if st.Cursor < now.UnixMilli() {
 		t.Fatalf("cursor %d did not move past the start %d", st.Cursor, now.UnixMilli())
 	}
@@ -224,7 +227,7 @@ func TestLoopRetriesAPIFailures(t *testing.T) {
 func TestLoopAntigenaStateChanges(t *testing.T) {
 	api := &fakeAPI{}
 	rec := &recorder{}
-	a := newTestAppliance(t, api, rec, loopOpts{sources: []string{SourceAntigena}})
+	a := newTestAppliance(t, api, rec, loopOpts{sources: []string{darktrace.SourceAntigena}})
 	t0 := time.Now().UnixMilli()
 	act := darktrace.Action{CodeID: 42, DID: 7, Action: "quarantine", Label: "Quarantine device", Score: 0.8,
 		PBID: 5, Model: "Compromise::Beacon", Start: t0, Expires: t0 + 3600_000, Updated: darktrace.FlexInt(t0)}
@@ -266,7 +269,7 @@ func TestLoopAntigenaStateChanges(t *testing.T) {
 func TestLoopOneRequestInFlightPerAppliance(t *testing.T) {
 	api := &fakeAPI{delay: 5 * time.Millisecond}
 	rec := &recorder{}
-	a := newTestAppliance(t, api, rec, loopOpts{sources: []string{SourceBreaches, SourceAntigena, SourceAIAnalyst}, interval: time.Millisecond})
+	a := newTestAppliance(t, api, rec, loopOpts{sources: []string{darktrace.SourceBreaches, darktrace.SourceAntigena, darktrace.SourceAIAnalyst}, interval: time.Millisecond})
 	stop := run(t, a)
 	waitFor(t, "30 requests", func() bool { return api.queryCount() >= 30 })
 	stop()
@@ -308,11 +311,11 @@ func TestLoopShutdown(t *testing.T) {
 		if got := rec.ids(); !slices.Equal(got, []string{"1"}) {
 			t.Fatalf("delivered %v", got)
 		}
-		st, err := OpenStore(a.cfg.Store.Path()[:len(a.cfg.Store.Path())-len("/dt.json")], "dt")
+		st, err := checkpoint.Open(a.cfg.Store.Path()[:len(a.cfg.Store.Path())-len("/dt.json")], "dt")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ss, ok := st.Source(SourceBreaches)
+		ss, ok := st.Source(darktrace.SourceBreaches)
 		if !ok || ss.Seen["1"].Time == 0 {
 			t.Fatalf("delivered batch not persisted: %+v", ss)
 		}
@@ -476,13 +479,13 @@ func windowOf(t *testing.T, q string) (time.Time, time.Time) {
 // ahead here) but the wait between polls is the real interval.
 func TestLoopIntervalIgnoresClockOffset(t *testing.T) {
 	api := &fakeAPI{}
-	st, err := OpenStore(t.TempDir(), "dt")
+	st, err := checkpoint.Open(t.TempDir(), "dt")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ahead := func() time.Time { return time.Now().Add(20 * time.Minute) }
-	a, err := NewAppliance(Config{
-		Pipeline: NewPipeline(api, "dt", "", Filter{}, zerolog.Nop()), Sources: []string{SourceBreaches},
+	a, err := New(Config{
+		Reader: source.NewReader(api, "dt", "", source.Filter{}, zerolog.Nop()), Sources: []string{darktrace.SourceBreaches},
 		Store: st, Deliverer: &recorder{}, Interval: 20 * time.Millisecond, Overlap: time.Minute,
 		Now: ahead, Logger: zerolog.Nop(),
 	})

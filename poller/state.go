@@ -4,12 +4,13 @@ import (
 	"cmp"
 	"context"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/checkpoint"
+	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/internal/metrics"
+	"github.com/dtforward/dtforward/source"
 )
 
 // Defaults for the per-source state settings of Config.
@@ -55,11 +56,12 @@ func (cfg *Config) setStateDefaults() {
 	}
 }
 
-// sourceState is what one source remembers beyond its cursor and delivered versions: when
+// sourceState is what one source remembers in memory beyond its cursor and delivered versions
+// (the part saved on disk is its checkpoint.Progress): when
 // an Antigena action went missing, when AI Analyst events were last re-read, which pbids are
 // missing. It belongs to the source's goroutine.
 type sourceState struct {
-	a    *Appliance
+	a    *Poller
 	r    *sourceRun
 	name string
 
@@ -72,20 +74,20 @@ type sourceState struct {
 	gaps *gapTracker
 }
 
-func (a *Appliance) newSourceState(r *sourceRun, ss SourceState) *sourceState {
+func (a *Poller) newSourceState(r *sourceRun, ss checkpoint.Progress) *sourceState {
 	st := &sourceState{a: a, r: r, name: r.src.Name()}
 	switch st.name {
-	case SourceAntigena:
+	case darktrace.SourceAntigena:
 		st.absentSince = map[string]int64{}
-	case SourceBreaches:
+	case darktrace.SourceBreaches:
 		st.gaps = newGapTracker(ss.Gaps, a.cfg.MaxGaps)
 	}
 	return st
 }
 
 // checkpoint returns the state to commit with cursor and seen.
-func (st *sourceState) checkpoint(cursor time.Time, seen map[string]Seen) SourceState {
-	out := SourceState{Cursor: cursor.UnixMilli(), Seen: seen}
+func (st *sourceState) checkpoint(cursor time.Time, seen map[string]checkpoint.Seen) checkpoint.Progress {
+	out := checkpoint.Progress{Cursor: cursor.UnixMilli(), Seen: seen}
 	if st.gaps != nil {
 		out.Gaps = st.gaps.state()
 	}
@@ -94,13 +96,13 @@ func (st *sourceState) checkpoint(cursor time.Time, seen map[string]Seen) Source
 
 // afterDelivery returns the versions to remember once everything up to end is delivered:
 // what can still come back in a future window (or refresh), plus the batch just sent.
-func (st *sourceState) afterDelivery(seen map[string]Seen, b *Batch, end time.Time) map[string]Seen {
+func (st *sourceState) afterDelivery(seen map[string]checkpoint.Seen, b *source.Batch, end time.Time) map[string]checkpoint.Seen {
 	cfg := &st.a.cfg
-	next := make(map[string]Seen, len(seen)+len(b.Items))
+	next := make(map[string]checkpoint.Seen, len(seen)+len(b.Items))
 	switch st.name {
-	case SourceAntigena:
+	case darktrace.SourceAntigena:
 		st.retainActions(seen, b, next)
-	case SourceAIAnalyst:
+	case darktrace.SourceAIAnalyst:
 		keep := max(cfg.Overlap, cfg.AIAnalystRefreshHorizon)
 		horizon := end.Add(-keep).UnixMilli()
 		for k, v := range seen {
@@ -118,9 +120,9 @@ func (st *sourceState) afterDelivery(seen map[string]Seen, b *Batch, end time.Ti
 		st.gaps.observe(st, b)
 	}
 	for _, it := range b.Items {
-		next[it.Key] = Seen{Version: it.Version, Time: it.Time}
+		next[it.Key] = checkpoint.Seen{Version: it.Version, Time: it.Time}
 	}
-	if st.name == SourceAIAnalyst {
+	if st.name == darktrace.SourceAIAnalyst {
 		st.capEvents(next, end)
 	}
 	return next
@@ -128,7 +130,7 @@ func (st *sourceState) afterDelivery(seen map[string]Seen, b *Batch, end time.Ti
 
 // retainActions keeps the state of every action in the response, and of an absent one until
 // its grace period is over; an action forgotten before its final state was seen is reported.
-func (st *sourceState) retainActions(seen map[string]Seen, b *Batch, next map[string]Seen) {
+func (st *sourceState) retainActions(seen map[string]checkpoint.Seen, b *source.Batch, next map[string]checkpoint.Seen) {
 	cfg := &st.a.cfg
 	now := cfg.Now().UnixMilli()
 	grace := max(cfg.AntigenaGrace, 3*cfg.Interval).Milliseconds()
@@ -148,9 +150,9 @@ func (st *sourceState) retainActions(seen map[string]Seen, b *Batch, next map[st
 			continue
 		}
 		delete(st.absentSince, k)
-		if av, ok := parseActionVersion(v.Version); ok && !av.final(since) {
-			st.r.log.Warn().Str("codeid", k).Bool("active", av.active).
-				Time("updated", time.UnixMilli(av.updated)).Time("expires", time.UnixMilli(av.expires)).
+		if av, ok := darktrace.ParseActionVersion(v.Version); ok && !av.Final(since) {
+			st.r.log.Warn().Str("codeid", k).Bool("active", av.Active).
+				Time("updated", time.UnixMilli(av.Updated)).Time("expires", time.UnixMilli(av.Expires)).
 				Time("missing_since", time.UnixMilli(since)).
 				Msg("Antigena action vanished before its final state was seen; its later states (cleared, expired) were never forwarded")
 			cfg.Metrics.AntigenaVanished(st.a.name)
@@ -164,41 +166,10 @@ func (st *sourceState) retainActions(seen map[string]Seen, b *Batch, next map[st
 	}
 }
 
-// actionVersion is the parsed Item.Version of an Antigena action.
-type actionVersion struct {
-	updated, expires int64
-	active, cleared  bool
-}
-
-func actionVersionOf(updated int64, active, cleared bool, expires int64) string {
-	return strconv.FormatInt(updated, 10) + "/" + strconv.FormatBool(active) + "/" +
-		strconv.FormatBool(cleared) + "/" + strconv.FormatInt(expires, 10)
-}
-
-func parseActionVersion(v string) (actionVersion, bool) {
-	f := strings.Split(v, "/")
-	if len(f) != 4 {
-		return actionVersion{}, false
-	}
-	var av actionVersion
-	var e1, e2, e3, e4 error
-	av.updated, e1 = strconv.ParseInt(f[0], 10, 64)
-	av.active, e2 = strconv.ParseBool(f[1])
-	av.cleared, e3 = strconv.ParseBool(f[2])
-	av.expires, e4 = strconv.ParseInt(f[3], 10, 64)
-	return av, e1 == nil && e2 == nil && e3 == nil && e4 == nil
-}
-
-// final reports whether the state was the action's last: cleared, or already expired when
-// the action went missing at since.
-func (av actionVersion) final(since int64) bool {
-	return av.cleared || (av.expires > 0 && av.expires <= since)
-}
-
 // capEvents forgets the oldest remembered incident events beyond AIAnalystMaxTracked. Events
 // inside the overlap stay whatever their number: the next windows read them again, and
 // forgetting one would send it twice.
-func (st *sourceState) capEvents(seen map[string]Seen, end time.Time) {
+func (st *sourceState) capEvents(seen map[string]checkpoint.Seen, end time.Time) {
 	limit := st.a.cfg.AIAnalystMaxTracked
 	if len(seen) <= limit {
 		return
@@ -225,11 +196,11 @@ func (st *sourceState) capEvents(seen map[string]Seen, end time.Time) {
 
 // between runs the source's work that is not a window: the AI Analyst refresh and the pbid
 // gap checks. It returns false when ctx ended during a delivery.
-func (st *sourceState) between(ctx context.Context, seen map[string]Seen) bool {
+func (st *sourceState) between(ctx context.Context, seen map[string]checkpoint.Seen) bool {
 	switch st.name {
-	case SourceAIAnalyst:
+	case darktrace.SourceAIAnalyst:
 		return st.refresh(ctx, seen)
-	case SourceBreaches:
+	case darktrace.SourceBreaches:
 		return st.gaps.check(ctx, st, seen)
 	}
 	return true
@@ -239,7 +210,7 @@ func (st *sourceState) between(ctx context.Context, seen map[string]Seen) bool {
 // longer reach) every AIAnalystRefreshInterval and sends again each known event whose
 // version changed. Events it never delivered are left alone: they lie before POLL_START or
 // were filtered.
-func (st *sourceState) refresh(ctx context.Context, seen map[string]Seen) bool {
+func (st *sourceState) refresh(ctx context.Context, seen map[string]checkpoint.Seen) bool {
 	cfg := &st.a.cfg
 	if cfg.AIAnalystRefreshHorizon <= 0 || (!st.lastRefresh.IsZero() && time.Since(st.lastRefresh) < cfg.AIAnalystRefreshInterval) {
 		return true
@@ -266,7 +237,7 @@ func (st *sourceState) refresh(ctx context.Context, seen map[string]Seen) bool {
 		}
 		fetched += b.Stats.Fetched
 		var changed []*alert.Alert
-		var items []Item
+		var items []source.Item
 		for _, it := range b.Items {
 			if prev, ok := seen[it.Key]; ok && prev.Version != it.Version {
 				changed = append(changed, it.Alert)
@@ -278,7 +249,7 @@ func (st *sourceState) refresh(ctx context.Context, seen map[string]Seen) bool {
 				return false
 			}
 			for _, it := range items {
-				seen[it.Key] = Seen{Version: it.Version, Time: it.Time}
+				seen[it.Key] = checkpoint.Seen{Version: it.Version, Time: it.Time}
 			}
 			sent += len(changed)
 			cfg.Metrics.AddRecords(st.a.name, st.name, metrics.OutcomeSent, len(changed))

@@ -11,9 +11,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/checkpoint"
 	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/internal/metrics"
 	"github.com/dtforward/dtforward/simulator"
+	"github.com/dtforward/dtforward/source"
 )
 
 // simRig is a simulator on loopback HTTP with what a poller needs around it: the checkpoint
@@ -39,15 +41,15 @@ func newSimRig(t *testing.T, o simulator.Options, sources []string, tune func(*C
 }
 
 // start runs a poller on the rig's checkpoint and returns the function that stops it.
-func (r *simRig) start() (*Appliance, func()) {
+func (r *simRig) start() (*Poller, func()) {
 	r.t.Helper()
 	log := zerolog.New(r.logs)
-	st, err := OpenStore(r.dir, "dt")
+	st, err := checkpoint.Open(r.dir, "dt")
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	cfg := Config{
-		Pipeline:  NewPipeline(r.client, "dt", r.client.Host(), Filter{IncludeAcknowledged: true}, log),
+		Reader:    source.NewReader(r.client, "dt", r.client.Host(), source.Filter{IncludeAcknowledged: true}, log),
 		Sources:   r.sources,
 		Store:     st,
 		Deliverer: r.rec,
@@ -60,7 +62,7 @@ func (r *simRig) start() (*Appliance, func()) {
 	if r.tune != nil {
 		r.tune(&cfg)
 	}
-	a, err := NewAppliance(cfg)
+	a, err := New(cfg)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -122,7 +124,7 @@ func counter(t *testing.T, m *metrics.Metrics, name string, labels map[string]st
 func TestAntigenaEmptyAnswerResendsNothing(t *testing.T) {
 	for _, restart := range []bool{false, true} {
 		t.Run("restart="+strconv.FormatBool(restart), func(t *testing.T) {
-			r := newSimRig(t, simulator.Options{Seed: 51, HistoryCount: -1}, []string{SourceAntigena}, nil)
+			r := newSimRig(t, simulator.Options{Seed: 51, HistoryCount: -1}, []string{darktrace.SourceAntigena}, nil)
 			ids := r.sim.AddActions(50)
 			_, stop := r.start()
 			waitFor(t, "50 action lines", func() bool { return len(r.rec.ids()) == 50 })
@@ -164,7 +166,7 @@ func TestAntigenaEmptyAnswerResendsNothing(t *testing.T) {
 // before it was seen cleared is reported (warning naming it, metric) once its grace period
 // is over; one that disappears after its final state is forgotten quietly.
 func TestAntigenaVanishedActionIsReported(t *testing.T) {
-	r := newSimRig(t, simulator.Options{Seed: 53, HistoryCount: -1}, []string{SourceAntigena},
+	r := newSimRig(t, simulator.Options{Seed: 53, HistoryCount: -1}, []string{darktrace.SourceAntigena},
 		func(c *Config) { c.AntigenaGrace = 300 * time.Millisecond })
 	ids := r.sim.AddActions(4)
 	for range 3 { // pending/active → … → cleared: every action reaches its final state
@@ -194,7 +196,7 @@ func TestAntigenaVanishedActionIsReported(t *testing.T) {
 	if v := counter(t, r.metrics, "dtforward_antigena_vanished_total", map[string]string{"appliance": "dt"}); v != 1 {
 		t.Fatalf("dtforward_antigena_vanished_total = %v, want 1", v)
 	}
-	st, _ := a.cfg.Store.Source(SourceAntigena)
+	st, _ := a.cfg.Store.Source(darktrace.SourceAntigena)
 	for _, id := range []int64{cleared, fresh} {
 		if _, ok := st.Seen[strconv.FormatInt(id, 10)]; ok {
 			t.Fatalf("codeid %d still remembered after its grace period", id)
@@ -206,7 +208,7 @@ func TestAntigenaVanishedActionIsReported(t *testing.T) {
 // groups merge) long after they left POLL_OVERLAP; the refresh pass re-reads the horizon and
 // sends each changed event once more, and unchanged ones never.
 func TestAIAnalystRefreshResendsChangedEvents(t *testing.T) {
-	r := newSimRig(t, simulator.Options{Seed: 57, HistoryCount: -1}, []string{SourceAIAnalyst},
+	r := newSimRig(t, simulator.Options{Seed: 57, HistoryCount: -1}, []string{darktrace.SourceAIAnalyst},
 		func(c *Config) {
 			c.AIAnalystRefreshHorizon = time.Hour
 			c.AIAnalystRefreshInterval = 50 * time.Millisecond
@@ -248,7 +250,7 @@ func TestAIAnalystRefreshResendsChangedEvents(t *testing.T) {
 // creation time leaves a hole in the pbids; the hole is counted and reported, and the breach
 // is fetched by id and delivered once when it appears.
 func TestLateBreachIsFetchedByPBID(t *testing.T) {
-	r := newSimRig(t, simulator.Options{Seed: 59, HistoryCount: -1, AckFraction: -1}, []string{SourceBreaches},
+	r := newSimRig(t, simulator.Options{Seed: 59, HistoryCount: -1, AckFraction: -1}, []string{darktrace.SourceBreaches},
 		func(c *Config) { c.GapRecheck = 30 * time.Millisecond })
 	before := r.sim.AddBreaches(5)
 	held := r.sim.HoldBreaches(3)
@@ -294,7 +296,7 @@ func TestLateBreachIsFetchedByPBID(t *testing.T) {
 // TestPBIDGapGivesUp: a pbid that never appears (deleted) is re-checked at a bounded cadence
 // and given up after the horizon, with a warning naming it.
 func TestPBIDGapGivesUp(t *testing.T) {
-	r := newSimRig(t, simulator.Options{Seed: 61, HistoryCount: -1, AckFraction: -1}, []string{SourceBreaches},
+	r := newSimRig(t, simulator.Options{Seed: 61, HistoryCount: -1, AckFraction: -1}, []string{darktrace.SourceBreaches},
 		func(c *Config) {
 			c.GapRecheck = 50 * time.Millisecond
 			c.GapHorizon = 400 * time.Millisecond
@@ -313,8 +315,8 @@ func TestPBIDGapGivesUp(t *testing.T) {
 		}
 		return false
 	})
-	st, _ := a.cfg.Store.Source(SourceBreaches)
-	if st.Gaps == nil || slices.ContainsFunc(st.Gaps.Missing, func(m MissingPBID) bool { return m.PBID == held }) {
+	st, _ := a.cfg.Store.Source(darktrace.SourceBreaches)
+	if st.Gaps == nil || slices.ContainsFunc(st.Gaps.Missing, func(m checkpoint.MissingPBID) bool { return m.PBID == held }) {
 		t.Fatalf("pbid %d still tracked after giving up: %+v", held, st.Gaps)
 	}
 	checks := 0
@@ -335,7 +337,7 @@ func TestPBIDGapGivesUp(t *testing.T) {
 // TestAIAnalystRefreshForgetsOldestBeyondCap: the remembered events are bounded; beyond the
 // cap the oldest are forgotten (one warning) and only the newest are re-sent when they change.
 func TestAIAnalystRefreshForgetsOldestBeyondCap(t *testing.T) {
-	r := newSimRig(t, simulator.Options{Seed: 63, HistoryCount: -1}, []string{SourceAIAnalyst},
+	r := newSimRig(t, simulator.Options{Seed: 63, HistoryCount: -1}, []string{darktrace.SourceAIAnalyst},
 		func(c *Config) {
 			c.AIAnalystRefreshHorizon = time.Hour
 			c.AIAnalystRefreshInterval = 50 * time.Millisecond
@@ -349,7 +351,7 @@ func TestAIAnalystRefreshForgetsOldestBeyondCap(t *testing.T) {
 	waitFor(t, "one line per event", func() bool { return len(r.rec.ids()) == 8 })
 	time.Sleep(400 * time.Millisecond) // all of them far past the overlap
 	waitFor(t, "the cap applied", func() bool {
-		st, _ := a.cfg.Store.Source(SourceAIAnalyst)
+		st, _ := a.cfg.Store.Source(darktrace.SourceAIAnalyst)
 		return len(st.Seen) == 5
 	})
 	r.sim.RaiseIncidentScores()
@@ -376,7 +378,7 @@ func TestAIAnalystRefreshForgetsOldestBeyondCap(t *testing.T) {
 // TestLateBreachAfterRestart: the missing pbids are part of the checkpoint, so a breach that
 // appears late while dtforward is down is still found by id after the restart.
 func TestLateBreachAfterRestart(t *testing.T) {
-	r := newSimRig(t, simulator.Options{Seed: 65, HistoryCount: -1, AckFraction: -1}, []string{SourceBreaches},
+	r := newSimRig(t, simulator.Options{Seed: 65, HistoryCount: -1, AckFraction: -1}, []string{darktrace.SourceBreaches},
 		func(c *Config) { c.GapRecheck = 30 * time.Millisecond })
 	r.sim.AddBreaches(3)
 	held := r.sim.HoldBreaches(2)
@@ -385,11 +387,11 @@ func TestLateBreachAfterRestart(t *testing.T) {
 	gapRange := strconv.FormatInt(held[0], 10) + "-" + strconv.FormatInt(held[1], 10)
 	waitFor(t, "the gap reported", func() bool { return strings.Contains(r.logs.String(), `"pbids":"`+gapRange+`"`) })
 	stop()
-	st, err := OpenStore(r.dir, "dt")
+	st, err := checkpoint.Open(r.dir, "dt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ss, _ := st.Source(SourceBreaches)
+	ss, _ := st.Source(darktrace.SourceBreaches)
 	if ss.Gaps == nil || len(ss.Gaps.Missing) < 2 {
 		t.Fatalf("checkpoint gaps = %+v, want the held pbids", ss.Gaps)
 	}
@@ -412,7 +414,7 @@ func TestLateBreachAfterRestart(t *testing.T) {
 // TestPBIDGapsBeyondCap: more missing pbids than the cap are counted and named in a warning,
 // but not checked by id.
 func TestPBIDGapsBeyondCap(t *testing.T) {
-	r := newSimRig(t, simulator.Options{Seed: 67, HistoryCount: -1, AckFraction: -1}, []string{SourceBreaches},
+	r := newSimRig(t, simulator.Options{Seed: 67, HistoryCount: -1, AckFraction: -1}, []string{darktrace.SourceBreaches},
 		func(c *Config) { c.MaxGaps = 2 })
 	r.sim.AddBreaches(1)
 	held := r.sim.HoldBreaches(5)
@@ -459,7 +461,7 @@ func TestPBIDRangesAndQuery(t *testing.T) {
 		t.Errorf("50 single ids: %q, want 20 and a count of the rest", got)
 	}
 	// The signature covers the query as sent: this exact order.
-	if got, want := PBIDQuery(95), "/modelbreaches?pbid=95&minimal=false&deviceattop=true&historicmodelonly=true"; got != want {
+	if got, want := darktrace.PBIDPath(95), "/modelbreaches?pbid=95&minimal=false&deviceattop=true&historicmodelonly=true"; got != want {
 		t.Errorf("PBIDQuery = %s, want %s", got, want)
 	}
 }
@@ -469,32 +471,32 @@ func TestPBIDRangesAndQuery(t *testing.T) {
 //
 //	go test -run '^$' -bench AIAnalystStateAtCap -benchmem ./poller
 func BenchmarkAIAnalystStateAtCap(b *testing.B) {
-	st, err := OpenStore(b.TempDir(), "dt")
+	st, err := checkpoint.Open(b.TempDir(), "dt")
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := NewAppliance(Config{
-		Pipeline: NewPipeline(&fakeAPI{}, "dt", "dt.example", Filter{}, zerolog.Nop()),
-		Sources:  []string{SourceAIAnalyst}, Store: st, Deliverer: &recorder{},
+	a, err := New(Config{
+		Reader:  source.NewReader(&fakeAPI{}, "dt", "dt.example", source.Filter{}, zerolog.Nop()),
+		Sources: []string{darktrace.SourceAIAnalyst}, Store: st, Deliverer: &recorder{},
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	r := a.sources[0]
-	s := a.newSourceState(r, SourceState{})
+	s := a.newSourceState(r, checkpoint.Progress{})
 	end := time.Now()
-	seen := map[string]Seen{}
+	seen := map[string]checkpoint.Seen{}
 	for i := range DefaultAIAnalystMaxTracked {
 		id := "0b6f3c1e-5d7a-4e2b-9c8d-" + strconv.FormatInt(int64(100000000000+i), 10)
-		seen[id] = Seen{Version: "9f86d081884c7d65", Time: end.Add(-time.Duration(i) * time.Second).UnixMilli()}
+		seen[id] = checkpoint.Seen{Version: "9f86d081884c7d65", Time: end.Add(-time.Duration(i) * time.Second).UnixMilli()}
 	}
-	batch := &Batch{Present: map[string]struct{}{}}
+	batch := &source.Batch{Present: map[string]struct{}{}}
 	b.ResetTimer()
 	for b.Loop() {
 		seen = s.afterDelivery(seen, batch, end)
 	}
 	b.StopTimer()
-	if err := st.Commit(SourceAIAnalyst, s.checkpoint(end, seen)); err != nil {
+	if err := st.Commit(darktrace.SourceAIAnalyst, s.checkpoint(end, seen)); err != nil {
 		b.Fatal(err)
 	}
 	fi, err := os.Stat(st.Path())
@@ -507,7 +509,7 @@ func BenchmarkAIAnalystStateAtCap(b *testing.B) {
 // TestSlowBreachInsideOverlapIsNotCheckedByID: a breach that becomes visible a little after
 // the next ones (inside POLL_OVERLAP) is read by the windows: no by-id request, no warning.
 func TestSlowBreachInsideOverlapIsNotCheckedByID(t *testing.T) {
-	r := newSimRig(t, simulator.Options{Seed: 69, HistoryCount: -1, AckFraction: -1}, []string{SourceBreaches},
+	r := newSimRig(t, simulator.Options{Seed: 69, HistoryCount: -1, AckFraction: -1}, []string{darktrace.SourceBreaches},
 		func(c *Config) {
 			c.Overlap = 30 * time.Second // longer than any wait below: no by-id check may be due
 			c.GapRecheck = 10 * time.Millisecond

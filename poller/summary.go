@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dtforward/dtforward/source"
 	"github.com/rs/zerolog"
 )
 
@@ -20,7 +21,7 @@ type pollSummary struct {
 	announced bool // the "caught up" line was written
 	since     time.Time
 	polls     int
-	total     Stats
+	total     source.Stats
 }
 
 func newPollSummary(every time.Duration, now time.Time) *pollSummary {
@@ -32,11 +33,11 @@ func newPollSummary(every time.Duration, now time.Time) *pollSummary {
 
 // quiet reports whether a poll is only worth a debug line: it forwarded nothing and found
 // nothing wrong.
-func quiet(st Stats) bool { return st.Sent == 0 && st.Malformed == 0 }
+func quiet(st source.Stats) bool { return st.Sent == 0 && st.Malformed == 0 }
 
 // add counts one poll and, once every period, logs the totals since the last summary at info
 // and starts over. now is the local clock.
-func (s *pollSummary) add(log zerolog.Logger, appliance string, st Stats, now time.Time) {
+func (s *pollSummary) add(log zerolog.Logger, appliance string, st source.Stats, now time.Time) {
 	s.mu.Lock()
 	s.polls++
 	s.total.Fetched += st.Fetched
@@ -49,7 +50,7 @@ func (s *pollSummary) add(log zerolog.Logger, appliance string, st Stats, now ti
 		return
 	}
 	polls, total, period := s.polls, s.total, now.Sub(s.since)
-	s.polls, s.total, s.since = 0, Stats{}, now
+	s.polls, s.total, s.since = 0, source.Stats{}, now
 	s.mu.Unlock()
 	log.Info().Str("appliance", appliance).Dur("period_ms", period).Int("polls", polls).
 		Int("fetched", total.Fetched).Int("sent", total.Sent).Int("deduped", total.Deduped).

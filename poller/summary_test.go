@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dtforward/dtforward/source"
 	"github.com/rs/zerolog"
 )
 
@@ -47,18 +48,18 @@ func TestPollSummary(t *testing.T) {
 	log := zerolog.New(&buf)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s := newPollSummary(10*time.Minute, t0)
-	s.add(log, "dt", Stats{Fetched: 3, Deduped: 3}, t0.Add(time.Minute))
-	s.add(log, "dt", Stats{Fetched: 2, Sent: 1, Filtered: 1}, t0.Add(5*time.Minute))
+	s.add(log, "dt", source.Stats{Fetched: 3, Deduped: 3}, t0.Add(time.Minute))
+	s.add(log, "dt", source.Stats{Fetched: 2, Sent: 1, Filtered: 1}, t0.Add(5*time.Minute))
 	if buf.String() != "" {
 		t.Fatalf("summary before the period ended: %s", buf.String())
 	}
-	s.add(log, "dt", Stats{Malformed: 1}, t0.Add(10*time.Minute))
+	s.add(log, "dt", source.Stats{Malformed: 1}, t0.Add(10*time.Minute))
 	want := `{"level":"info","appliance":"dt","period_ms":600000,"polls":3,"fetched":5,"sent":1,"deduped":3,"filtered":1,"malformed":1,"message":"poll summary"}` + "\n"
 	if buf.String() != want {
 		t.Fatalf("summary\n got %s\nwant %s", buf.String(), want)
 	}
-	s.add(log, "dt", Stats{Fetched: 1}, t0.Add(15*time.Minute))
-	s.add(log, "dt", Stats{}, t0.Add(20*time.Minute))
+	s.add(log, "dt", source.Stats{Fetched: 1}, t0.Add(15*time.Minute))
+	s.add(log, "dt", source.Stats{}, t0.Add(20*time.Minute))
 	last := strings.Split(strings.TrimSpace(buf.String()), "\n")[1]
 	if !strings.Contains(last, `"polls":2,"fetched":1,"sent":0`) {
 		t.Errorf("second summary %s, want the two polls since the first", last)

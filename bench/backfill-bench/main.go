@@ -42,8 +42,8 @@ import (
 
 	"github.com/dtforward/dtforward/bench/internal/benchkit"
 	"github.com/dtforward/dtforward/darktrace"
-	"github.com/dtforward/dtforward/poller"
 	"github.com/dtforward/dtforward/simulator"
+	"github.com/dtforward/dtforward/source"
 )
 
 // rsyslogOptions: TCP with room for large records and a fast file writer, so rsyslogd keeps
@@ -261,7 +261,7 @@ func decodeOnly(url string, from, to time.Time, chunk time.Duration) (float64, e
 		return 0, err
 	}
 	defer c.CloseIdleConnections()
-	src, err := poller.NewPipeline(c, "bench", c.Host(), poller.Filter{IncludeAcknowledged: true}, zerolog.Nop()).Source(poller.SourceBreaches)
+	src, err := source.NewReader(c, "bench", c.Host(), source.Filter{IncludeAcknowledged: true}, zerolog.Nop()).Source(darktrace.SourceBreaches)
 	if err != nil {
 		return 0, err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -16,10 +15,13 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/dtforward/dtforward/backfill"
+	"github.com/dtforward/dtforward/checkpoint"
 	"github.com/dtforward/dtforward/config"
-	"github.com/dtforward/dtforward/poller"
+	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/route"
 	"github.com/dtforward/dtforward/sink"
+	"github.com/dtforward/dtforward/source"
 )
 
 // backfillFlags are the parsed and checked flags of "dtforward backfill".
@@ -62,7 +64,7 @@ func runBackfill(ctx context.Context, e *env) int {
 		}
 	}
 	log := newLogger(cfg, e.stderr)
-	defer tuneGCForBackfill(e.getenv)()
+	defer backfill.TuneGC(e.getenv)()
 	if fl.relative {
 		log.Info().Time("from", fl.from).Time("to", fl.to).Msg("range given relative to now; fixed at these times (use them to resume)")
 	}
@@ -99,7 +101,6 @@ func runBackfill(ctx context.Context, e *env) int {
 	}()
 	// The same composition of formatter and sink as run: one Deliverer.
 	del := route.NewDelivery(f, s, log)
-	filter := poller.Filter(cfg.Filter())
 
 	code = exitOK
 	anomalies := newAnomalyReporter(nil, log)
@@ -109,8 +110,8 @@ func runBackfill(ctx context.Context, e *env) int {
 			return printConfigError(e.stderr, "backfill", fmt.Errorf("appliance %s: %w", app.Name, err))
 		}
 		prog := newBackfillProgress(e.stderr, log.With().Str("appliance", app.Name).Logger(), fl)
-		sum, err := poller.Backfill(ctx, poller.BackfillConfig{
-			Pipeline:   poller.NewPipeline(c, app.Name, c.Host(), filter, log).ReportAnomalies(anomalies.Report),
+		sum, err := backfill.Run(ctx, backfill.Config{
+			Reader:     source.NewReader(c, app.Name, c.Host(), source.Filter(cfg.Filter()), log).ReportAnomalies(anomalies.Report),
 			Sources:    fl.sources,
 			Deliverer:  del,
 			From:       fl.from,
@@ -125,7 +126,7 @@ func runBackfill(ctx context.Context, e *env) int {
 		})
 		prog.finish()
 		c.CloseIdleConnections()
-		var se *poller.StateError
+		var se *checkpoint.StateError
 		if errors.As(err, &se) {
 			fmt.Fprintf(e.stderr, "dtforward backfill: %v\n", err)
 			return exitUsage
@@ -161,9 +162,9 @@ how), 2 usage.
 	from := fs.String("from", "", "start of the range, inclusive: RFC 3339, YYYY-MM-DD, epoch milliseconds or a duration back from now (24h, 7d)")
 	to := fs.String("to", "", "end of the range, exclusive (same forms as --from, or now); not in the future")
 	sources := fs.String("sources", "", "comma-separated sources: modelbreaches, antigena, aianalyst (default POLL_SOURCES)")
-	fs.DurationVar(&fl.chunk, "chunk", poller.DefaultBackfillChunk, "window per request")
-	fs.DurationVar(&fl.minChunk, "min-chunk", poller.DefaultBackfillMinChunk, "smallest window a slow or too-large chunk is split into")
-	fs.IntVar(&fl.maxRecords, "max-records", poller.DefaultBackfillMaxRecords, "records per response above which the window is split")
+	fs.DurationVar(&fl.chunk, "chunk", backfill.DefaultChunk, "window per request")
+	fs.DurationVar(&fl.minChunk, "min-chunk", backfill.DefaultMinChunk, "smallest window a slow or too-large chunk is split into")
+	fs.IntVar(&fl.maxRecords, "max-records", backfill.DefaultMaxRecords, "records per response above which the window is split")
 	fs.BoolVar(&fl.dryRun, "dry-run", false, "fetch, count and format, but send nothing and keep no state")
 	fs.StringVar(&fl.appliance, "appliance", "", "backfill only this appliance (default: every configured one)")
 	fs.DurationVar(&fl.progressEvery, "progress-interval", 10*time.Second, "time between progress log lines when stderr is not a terminal")
@@ -221,8 +222,8 @@ how), 2 usage.
 	if *sources != "" {
 		for _, s := range strings.Split(*sources, ",") {
 			s = strings.TrimSpace(s)
-			if !slices.Contains(poller.SourceNames, s) {
-				return fail("--sources: %q is not one of %s", s, strings.Join(poller.SourceNames, ", "))
+			if !slices.Contains(darktrace.SourceNames(), s) {
+				return fail("--sources: %q is not one of %s", s, strings.Join(darktrace.SourceNames(), ", "))
 			}
 			if !slices.Contains(fl.sources, s) {
 				fl.sources = append(fl.sources, s)
@@ -251,7 +252,7 @@ type backfillProgress struct {
 	every   time.Duration
 	start   time.Time
 	lastLog time.Time
-	last    poller.BackfillProgress
+	last    backfill.Progress
 	base    int // chunks already done when this run started (resume)
 	started bool
 }
@@ -280,8 +281,8 @@ func newBackfillProgressTTY(w io.Writer, log zerolog.Logger, fl backfillFlags, t
 	return p
 }
 
-// update is the poller.BackfillConfig.Progress callback.
-func (p *backfillProgress) update(pr poller.BackfillProgress) {
+// update is the backfill.Config.Progress callback.
+func (p *backfillProgress) update(pr backfill.Progress) {
 	if !p.started {
 		// The first callback tells how much a resumed run had already done, so the rate and
 		// ETA count only this run's work.
@@ -323,7 +324,7 @@ func (p *backfillProgress) finish() {
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 
 // printBackfillSummary writes the human summary to w and the same numbers as one log line.
-func printBackfillSummary(w io.Writer, log zerolog.Logger, sum *poller.BackfillSummary, fl backfillFlags, dry *discardSink, err error) {
+func printBackfillSummary(w io.Writer, log zerolog.Logger, sum *backfill.Summary, fl backfillFlags, dry *discardSink, err error) {
 	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 	state := "complete"
 	if !sum.Complete() || err != nil {
@@ -337,7 +338,7 @@ func printBackfillSummary(w io.Writer, log zerolog.Logger, sum *poller.BackfillS
 		names = append(names, n)
 	}
 	slices.SortFunc(names, func(a, b string) int {
-		return slices.Index(poller.SourceNames, a) - slices.Index(poller.SourceNames, b)
+		return slices.Index(darktrace.SourceNames(), a) - slices.Index(darktrace.SourceNames(), b)
 	})
 	dup, malformed := 0, 0
 	for _, n := range names {
@@ -360,7 +361,7 @@ func printBackfillSummary(w io.Writer, log zerolog.Logger, sum *poller.BackfillS
 		fmt.Fprintf(w, "  state: %s\n", sum.StatePath)
 	}
 	var first string
-	var be *poller.BackfillError
+	var be *backfill.Error
 	switch {
 	case errors.As(err, &be):
 		first = be.Window.String()
@@ -398,32 +399,3 @@ func (d *discardSink) Send(_ context.Context, msgs []sink.Message) error {
 
 // Close implements sink.Sink.
 func (d *discardSink) Close() error { return nil }
-
-// Backfill GC settings: a backfill's live heap is a few MB (three windows of records), so the
-// default GOGC=100 collects every few MB allocated — about every 300 decoded breaches — and
-// spends 10–15% of the CPU on it. Letting the heap grow to 5× live, under a soft limit far
-// below the 80 MB budget, keeps memory flat and gives that CPU back to decoding.
-const (
-	backfillGCPercent   = 400
-	backfillMemoryLimit = 64 << 20
-)
-
-// tuneGCForBackfill applies the backfill GC settings unless GOGC or GOMEMLIMIT is set, and
-// returns a function restoring the previous ones.
-func tuneGCForBackfill(getenv func(string) string) (restore func()) {
-	gc, limit := int64(-2), int64(-2)
-	if getenv("GOGC") == "" {
-		gc = int64(debug.SetGCPercent(backfillGCPercent))
-	}
-	if getenv("GOMEMLIMIT") == "" {
-		limit = debug.SetMemoryLimit(backfillMemoryLimit)
-	}
-	return func() {
-		if gc != -2 {
-			debug.SetGCPercent(int(gc))
-		}
-		if limit != -2 {
-			debug.SetMemoryLimit(limit)
-		}
-	}
-}

@@ -19,8 +19,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/dtforward/dtforward/backfill"
 	"github.com/dtforward/dtforward/internal/testutil/syslogd"
-	"github.com/dtforward/dtforward/poller"
 	"github.com/dtforward/dtforward/simulator"
 )
 
@@ -404,15 +404,15 @@ func TestBackfillDryRunAndFailures(t *testing.T) {
 }
 
 func TestBackfillProgress(t *testing.T) {
-	win := func(i int) poller.Window {
+	win := func(i int) backfill.Window {
 		s := time.Date(2026, 10, 1, i, 0, 0, 0, time.UTC)
-		return poller.Window{Source: "modelbreaches", Start: s, End: s.Add(time.Hour)}
+		return backfill.Window{Source: "modelbreaches", Start: s, End: s.Add(time.Hour)}
 	}
 	t.Run("terminal: a bar with records, rate, chunks and ETA", func(t *testing.T) {
 		var out bytes.Buffer
 		p := newBackfillProgressTTY(&out, zerolog.Nop(), backfillFlags{progressEvery: time.Hour}, true)
 		for i := 1; i <= 4; i++ {
-			p.update(poller.BackfillProgress{Records: 250 * i, ChunksDone: 6 + i, ChunksTotal: 20, Window: win(i)})
+			p.update(backfill.Progress{Records: 250 * i, ChunksDone: 6 + i, ChunksTotal: 20, Window: win(i)})
 			time.Sleep(210 * time.Millisecond) // the bar redraws at most every 200 ms
 		}
 		p.finish()
@@ -426,9 +426,9 @@ func TestBackfillProgress(t *testing.T) {
 	t.Run("not a terminal: periodic log lines", func(t *testing.T) {
 		var out bytes.Buffer
 		p := newBackfillProgressTTY(&out, zerolog.New(&out), backfillFlags{progressEvery: time.Nanosecond}, false)
-		p.update(poller.BackfillProgress{Records: 100, ChunksDone: 5, ChunksTotal: 20, Window: win(1)})
+		p.update(backfill.Progress{Records: 100, ChunksDone: 5, ChunksTotal: 20, Window: win(1)})
 		time.Sleep(time.Millisecond)
-		p.update(poller.BackfillProgress{Records: 200, ChunksDone: 6, ChunksTotal: 20, Window: win(2)})
+		p.update(backfill.Progress{Records: 200, ChunksDone: 6, ChunksTotal: 20, Window: win(2)})
 		p.finish()
 		var last struct {
 			Message          string

@@ -18,12 +18,13 @@ import (
 	"github.com/dtforward/dtforward/poller"
 	"github.com/dtforward/dtforward/route"
 	"github.com/dtforward/dtforward/sink"
+	"github.com/dtforward/dtforward/source"
 )
 
 // skewWarning is the clock difference "check" warns about. The appliance rejects requests
 // beyond ±30 minutes; well before that, a clock that runs behind ours by more than POLL_OVERLAP
 // risks windows that end in the appliance's future.
-const skewWarning = 5 * time.Minute
+const skewWarning = poller.SkewWarning
 
 // runCheck is "dtforward check": validate the configuration, reach every appliance (/status
 // and each configured source), reach the sink, and print one sample line in the configured
@@ -78,7 +79,7 @@ error.
 			continue
 		}
 		fmt.Fprintf(out, "appliance %s (%s): reachable, version %q, hostname %q\n", app.Name, app.URL, st.Version, st.Hostname)
-		if at, err := parseApplianceTime(st.Time); err == nil {
+		if at, err := st.ApplianceTime(); err == nil {
 			skew := at.Sub(time.Now().Truncate(time.Second)) // /status has whole seconds
 			switch {
 			case skew.Abs() > 30*time.Minute:
@@ -91,7 +92,7 @@ error.
 			}
 		}
 		// Each source once, over an empty window: proves the token may read it.
-		p := poller.NewPipeline(c, app.Name, c.Host(), poller.Filter{IncludeAcknowledged: true}, newLogger(cfg, e.stderr))
+		p := source.NewReader(c, app.Name, c.Host(), source.Filter{IncludeAcknowledged: true}, newLogger(cfg, e.stderr))
 		for _, name := range cfg.PollSources {
 			src, err := p.Source(name)
 			if err != nil {
@@ -149,17 +150,6 @@ func transient(err error) string {
 		return " (temporary: run keeps retrying this; check tries once)"
 	}
 	return ""
-}
-
-// parseApplianceTime reads /status "time" ("2006-01-02 15:04:05" UTC on real appliances;
-// RFC 3339 accepted too).
-func parseApplianceTime(s string) (time.Time, error) {
-	for _, layout := range []string{"2006-01-02 15:04:05", time.RFC3339Nano, "20060102T150405"} {
-		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("unrecognized time %q", s)
 }
 
 // reachSink proves the SIEM side is reachable without sending a message: a TCP connect, a

@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtforward/dtforward/poller"
+	"github.com/dtforward/dtforward/checkpoint"
+	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/simulator"
 )
 
@@ -121,11 +122,11 @@ func TestRunSurvivesAForwardStepOfOurClock(t *testing.T) {
 	b.stop(t)
 
 	// The checkpoint is not ahead of the appliance.
-	st, err := poller.OpenStore(state, "sim")
+	st, err := checkpoint.Open(state, "sim")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ss, _ := st.Source(poller.SourceBreaches)
+	ss, _ := st.Source(darktrace.SourceBreaches)
 	if cur := time.UnixMilli(ss.Cursor); cur.After(sim.Now()) {
 		t.Fatalf("cursor %s is ahead of the appliance clock %s", cur.UTC(), sim.Now().UTC())
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"github.com/dtforward/dtforward/internal/testutil/parsecheck"
 	"maps"
 	"net/http"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dtforward/dtforward/internal/testutil/parsecheck"
 
 	"github.com/dtforward/dtforward/simulator"
 )

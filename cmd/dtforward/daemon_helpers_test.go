@@ -4,12 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"github.com/dtforward/dtforward/internal/testutil/testtools"
 	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dtforward/dtforward/internal/testutil/testtools"
 
 	"github.com/dtforward/dtforward/config"
 	"github.com/dtforward/dtforward/simulator"

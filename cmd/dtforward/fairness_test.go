@@ -15,8 +15,8 @@ import (
 
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/config"
+	"github.com/dtforward/dtforward/fetch"
 	"github.com/dtforward/dtforward/formatter"
-	"github.com/dtforward/dtforward/internal/limit"
 	"github.com/dtforward/dtforward/route"
 	"github.com/dtforward/dtforward/simulator"
 	"github.com/dtforward/dtforward/sink"
@@ -93,8 +93,8 @@ func (labelsSeen) Append(dst []byte, a *alert.Alert) ([]byte, error) {
 func TestDeliveryStampsApplianceLabels(t *testing.T) {
 	s := &gateSink{}
 	d := route.NewDelivery(labelsSeen{}, s, zerolog.Nop())
-	a := labelled{d: d, labels: map[string]string{"customer": "acme", "site": "lon"}}
-	b := labelled{d: d}
+	a := route.Labelled{Next: d, Labels: map[string]string{"customer": "acme", "site": "lon"}}
+	b := route.Labelled{Next: d}
 	ctx := context.Background()
 	if err := a.Deliver(ctx, alertsOf("dt-a", route.Slice+3)); err != nil {
 		t.Fatal(err)
@@ -133,7 +133,7 @@ func TestFetchWaitsWhileTheSinkIsFull(t *testing.T) {
 
 	s := &gateSink{hold: `"appliance":"dt-a"`, gate: make(chan struct{}), blocked: make(chan struct{})}
 	d := route.NewDelivery(jsonFormatter(t), s, zerolog.Nop())
-	f := roomFetcher{next: limitedFetcher{c: c, slots: limit.New(4)}, backlog: d, room: 2}
+	f := fetch.Room{Next: fetch.Limited{Next: c, Slots: fetch.NewFIFO(4)}, Backlog: d, Room: 2}
 	errs := make(chan error, 3)
 	go func() { errs <- d.Deliver(context.Background(), alertsOf("dt-a", 1)) }()
 	<-s.blocked

@@ -4,14 +4,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/dtforward/dtforward/config"
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
 )
 
 // Exit codes shared by every subcommand.
@@ -121,4 +126,52 @@ New here? "dtforward demo" shows the output with no configuration; README.md, "T
 the simulator", walks through simulate, check and run.
 Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 `)
+}
+
+// newLogger returns the zerolog logger on w: JSON, or console when LOG_FORMAT=console or, with
+// LOG_FORMAT unset, when w is a terminal. Console output is coloured only on a terminal, so a
+// pipe or a file never receives ANSI escapes.
+func newLogger(cfg *config.Config, w io.Writer) zerolog.Logger {
+	tty := isTerminal(w)
+	if cfg.LogFormat == "console" || (cfg.LogFormat == "" && tty) {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !tty}
+	}
+	level, err := zerolog.ParseLevel(cfg.LogLevel)
+	if err != nil || cfg.LogLevel == "" {
+		level = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// isTerminal reports whether w is a terminal (a TTY or a Windows console).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// configError marks errors that are the user's to fix before starting: exit 2.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+// printConfigError prints a configuration error one problem per line, prefixed with the
+// command, and returns exitUsage.
+func printConfigError(w io.Writer, cmd string, err error) int {
+	var ce *config.Error
+	var lines []string
+	if errors.As(err, &ce) {
+		for _, p := range ce.Problems {
+			lines = append(lines, p.Error())
+		}
+	} else {
+		lines = strings.Split(err.Error(), "\n")
+	}
+	for _, l := range lines {
+		fmt.Fprintf(w, "dtforward %s: %s\n", cmd, l)
+	}
+	if ce != nil {
+		fmt.Fprintf(w, "Run \"dtforward %s --help\" for the variables it reads, or \"dtforward demo\" to try dtforward without an appliance.\n", cmd)
+	}
+	return exitUsage
 }

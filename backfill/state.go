@@ -1,0 +1,101 @@
+package backfill
+
+// state.go is the backfill's own state file: per source, the cursor up to which everything was
+// delivered and the windows before it that failed.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dtforward/dtforward/checkpoint"
+)
+
+// backfillState is the state file: per source, the cursor up to which everything was delivered
+// and the windows before it that failed.
+type backfillState struct {
+	Version   int                        `json:"version"`
+	Appliance string                     `json:"appliance"`
+	From      int64                      `json:"from"`
+	To        int64                      `json:"to"`
+	Sources   []string                   `json:"sources"`
+	Progress  map[string]*backfillCursor `json:"progress"`
+}
+
+type backfillCursor struct {
+	Cursor int64      `json:"cursor"`
+	Failed [][2]int64 `json:"failed,omitempty"`
+}
+
+// StatePath returns the state file of a backfill of appliance over [from, to) for
+// sources: "backfill-<appliance>-<hash>.json" in dir, the hash covering the range and the
+// sorted source list, so the same command finds its own file and a different range never
+// resumes another's progress.
+func StatePath(dir, appliance string, from, to time.Time, sources []string) string {
+	srcs := slices.Clone(sources)
+	slices.Sort(srcs)
+	srcs = slices.Compact(srcs)
+	h := sha256.Sum256([]byte(appliance + "\x00" + strconv.FormatInt(from.UnixMilli(), 10) + "\x00" +
+		strconv.FormatInt(to.UnixMilli(), 10) + "\x00" + strings.Join(srcs, ",")))
+	name := strings.TrimSuffix(checkpoint.FileName(appliance), ".json")
+	return filepath.Join(dir, "backfill-"+name+"-"+hex.EncodeToString(h[:6])+".json")
+}
+
+func (b *backfiller) load() error {
+	data, err := os.ReadFile(b.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return &checkpoint.StateError{What: "backfill state", Path: b.path, Err: err}
+	}
+	var st backfillState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return &checkpoint.StateError{What: "backfill state", Path: b.path, Err: fmt.Errorf("not valid JSON: %w", err)}
+	}
+	switch {
+	case st.Version != StateVersion:
+		return &checkpoint.StateError{What: "backfill state", Path: b.path, Err: fmt.Errorf("format version %d, this build reads version %d", st.Version, StateVersion)}
+	case st.Appliance != b.st.Appliance || st.From != b.from || st.To != b.to:
+		return &checkpoint.StateError{What: "backfill state", Path: b.path, Err: errors.New("belongs to another appliance or range")}
+	}
+	for name, c := range st.Progress {
+		if c == nil || c.Cursor < b.from || c.Cursor > b.to {
+			return &checkpoint.StateError{What: "backfill state", Path: b.path, Err: fmt.Errorf("source %q has a cursor outside the range", name)}
+		}
+		for _, w := range c.Failed {
+			if w[0] < b.from || w[1] > b.to || w[0] >= w[1] {
+				return &checkpoint.StateError{What: "backfill state", Path: b.path, Err: fmt.Errorf("source %q has an invalid failed window", name)}
+			}
+		}
+	}
+	if st.Progress == nil {
+		st.Progress = map[string]*backfillCursor{}
+	}
+	b.st.Progress = st.Progress
+	return nil
+}
+
+// save writes the state file (checkpoint.File: atomic always, durable at most every two
+// seconds); write with final makes it durable now.
+func (b *backfiller) save() error { return b.write(false) }
+
+func (b *backfiller) write(final bool) error {
+	if b.cfg.DryRun {
+		return nil
+	}
+	data, err := json.Marshal(b.st)
+	if err != nil {
+		return err
+	}
+	return b.file.Write(data, final)
+}

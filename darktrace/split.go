@@ -1,0 +1,280 @@
+package darktrace
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// callbackError carries an error returned by the caller's fn through decodeElements, so Stream
+// returns it unchanged instead of classifying it as a body error.
+type callbackError struct{ err error }
+
+func (e callbackError) Error() string { return e.err.Error() }
+
+// decodeElements reads one JSON array from r and calls fn with the raw bytes of each element,
+// or, when the body is a single object, calls fn once with it. The body is never held whole:
+// one reused buffer holds the current element, so memory tracks the largest record, not the
+// response.
+//
+// Each element is found by a bracket-and-string scan and then checked once with json.Valid
+// (json.Decoder scanned every element twice, and that scan was most of the client's time once
+// records decode fast). Whatever json.Decoder rejected is still rejected.
+//
+// It returns the number of elements passed to fn and the input offset reached (for messages).
+// A syntax error, truncation or trailing data is returned as is (isDecodeError); an error from
+// fn comes back as callbackError; a read error comes back unchanged.
+func decodeElements(br *bufio.Reader, fn func(raw []byte) error) (n int, offset int64, err error) {
+	first, err := firstByte(br)
+	if err != nil {
+		return 0, 0, err
+	}
+	sp := &splitter{br: br}
+	call := func(raw []byte) error {
+		if err := fn(raw); err != nil {
+			return callbackError{err}
+		}
+		n++
+		return nil
+	}
+	switch first {
+	case '{':
+		// One record (pbid=) or a small summary: the whole body is checked before fn sees it.
+		raw, err := sp.element()
+		if err != nil {
+			return 0, sp.off, err
+		}
+		if err := sp.expectEOF(); err != nil {
+			return 0, sp.off, err
+		}
+		return n, sp.off, call(raw)
+	case '[':
+	default:
+		return 0, 0, fmt.Errorf("expected a JSON array or object, got %q: %w", first, errNotContainer)
+	}
+	_, _ = br.ReadByte() // '['
+	sp.off++
+	c, err := sp.next()
+	if err != nil {
+		return 0, sp.off, err
+	}
+	if c == ']' {
+		_, _ = br.ReadByte()
+		sp.off++
+		return 0, sp.off, sp.expectEOF()
+	}
+	for {
+		raw, err := sp.element()
+		if err != nil {
+			return n, sp.off, err
+		}
+		if err := call(raw); err != nil {
+			return n, sp.off, err
+		}
+		c, err := sp.next()
+		if err != nil {
+			return n, sp.off, err
+		}
+		_, _ = br.ReadByte()
+		sp.off++
+		switch c {
+		case ',':
+			if _, err := sp.next(); err != nil {
+				return n, sp.off, err
+			}
+		case ']':
+			return n, sp.off, sp.expectEOF()
+		default:
+			return n, sp.off, fmt.Errorf("%w: %q after an array element at byte %d", errSyntaxSplit, c, sp.off-1)
+		}
+	}
+}
+
+// errSyntaxSplit: the array around the elements is malformed (missing comma, trailing comma…).
+var errSyntaxSplit = errors.New("invalid JSON")
+
+// splitter cuts elements out of a buffered body.
+type splitter struct {
+	br  *bufio.Reader
+	buf []byte // the current element, reused
+	off int64  // bytes consumed
+}
+
+// next skips whitespace and returns the next byte without consuming it; the end of the body
+// is io.ErrUnexpectedEOF (a value was due).
+func (s *splitter) next() (byte, error) {
+	for {
+		b, err := s.br.Peek(1)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return 0, io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		switch b[0] {
+		case ' ', '\t', '\r', '\n':
+			_, _ = s.br.ReadByte()
+			s.off++
+		default:
+			return b[0], nil
+		}
+	}
+}
+
+// element reads the value at the reader (whitespace already skipped) into s.buf and checks it.
+func (s *splitter) element() ([]byte, error) {
+	s.buf = s.buf[:0]
+	c, err := s.next()
+	if err != nil {
+		return nil, err
+	}
+	depth, inStr, esc := 0, false, false
+	literal := c != '{' && c != '[' && c != '"'
+	for {
+		if _, err := s.br.Peek(1); err != nil {
+			if errors.Is(err, io.EOF) {
+				if literal && len(s.buf) > 0 {
+					return s.check()
+				}
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		chunk, _ := s.br.Peek(s.br.Buffered())
+		end := -1
+	scan:
+		for i, b := range chunk {
+			switch {
+			case inStr:
+				switch {
+				case esc:
+					esc = false
+				case b == '\\':
+					esc = true
+				case b == '"':
+					inStr = false
+					if depth == 0 {
+						end = i + 1
+						break scan
+					}
+				}
+			case literal:
+				switch b {
+				case ',', ']', '}', ' ', '\t', '\r', '\n', '[', '{', '"':
+					end = i
+					break scan
+				}
+			case b == '"':
+				inStr = true
+			case b == '{' || b == '[':
+				depth++
+			case b == '}' || b == ']':
+				depth--
+				if depth <= 0 {
+					end = i + 1
+					break scan
+				}
+			}
+		}
+		if end >= 0 {
+			s.buf = append(s.buf, chunk[:end]...)
+			_, _ = s.br.Discard(end)
+			s.off += int64(end)
+			return s.check()
+		}
+		s.buf = append(s.buf, chunk...)
+		_, _ = s.br.Discard(len(chunk))
+		s.off += int64(len(chunk))
+	}
+}
+
+// check validates the element; on failure encoding/json says what is wrong.
+func (s *splitter) check() ([]byte, error) {
+	if json.Valid(s.buf) {
+		return s.buf, nil
+	}
+	var v json.RawMessage
+	if err := json.Unmarshal(s.buf, &v); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w: element at byte %d", errSyntaxSplit, s.off-int64(len(s.buf)))
+}
+
+// expectEOF fails when anything but whitespace follows the top-level value.
+func (s *splitter) expectEOF() error {
+	c, err := s.next()
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("unexpected %q after the top-level value: %w", c, errTrailingData)
+}
+
+// errNotContainer: the body is JSON but neither an array nor an object.
+var errNotContainer = errors.New("not an array or object")
+
+// firstByte skips JSON whitespace and returns the next byte without consuming it.
+func firstByte(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			return 0, err
+		}
+		switch b[0] {
+		case ' ', '\t', '\r', '\n':
+			_, _ = br.ReadByte()
+		default:
+			return b[0], nil
+		}
+	}
+}
+
+var errTrailingData = errors.New("trailing data")
+
+// RecordID reads pbid, codeid or id from a record that failed to decode or convert, for a log
+// line or message; "" when it has none. The value is sanitized and cut short, so a hostile id
+// cannot break or flood a log line.
+func RecordID(raw []byte) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return ""
+	}
+	for _, k := range []string{"pbid", "codeid", "id"} {
+		v, ok := m[k]
+		if !ok {
+			continue
+		}
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			return sanitizeID(s)
+		}
+		var n json.Number
+		if json.Unmarshal(v, &n) == nil {
+			return sanitizeID(n.String())
+		}
+	}
+	return ""
+}
+
+// sanitizeID keeps an attacker-controlled id short and printable, so it cannot break a log line.
+func sanitizeID(s string) string {
+	const max = 64
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= max {
+			b.WriteString("…")
+			break
+		}
+		if r < 0x20 || r == 0x7f || r == 0xfffd || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 {
+			b.WriteByte('?')
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

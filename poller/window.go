@@ -1,0 +1,225 @@
+package poller
+
+// window.go is one poll of one source: a window fetched in pieces (halved when too large or too
+// slow), each piece delivered in batches with a checkpoint commit after every batch.
+
+import (
+	"context"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/checkpoint"
+	"github.com/dtforward/dtforward/fetch"
+	"github.com/dtforward/dtforward/internal/metrics"
+	"github.com/dtforward/dtforward/internal/retry"
+	"github.com/dtforward/dtforward/source"
+)
+
+// poll is one window of one source: fetched in pieces of at most MaxRecords records, each
+// delivered in batches of at most SendBatch alerts with a checkpoint after every batch, so memory
+// is bounded by configuration, never by how far behind the poller is.
+type poll struct {
+	a      *Poller
+	r      *sourceRun
+	st     *sourceState
+	seen   map[string]checkpoint.Seen
+	cursor time.Time
+	stats  source.Stats
+	pieces int
+	// split is set when a piece was halved (slow: because it timed out); the poll then ends
+	// after its first piece, partial, and the next window is sized from that piece's density
+	// instead of halving blindly again. covered is the span of the pieces delivered; readAt is
+	// the earliest answer's Date.
+	split, slow, partial bool
+	covered              time.Duration
+	readAt               time.Time
+}
+
+// errEnough ends a poll after the first piece of a split window.
+var errEnough = errors.New("enough for this poll")
+
+// nextSpan returns the window span expected to hold 3/4 of MaxRecords, at the density of the
+// last window (n records over d).
+func (a *Poller) nextSpan(n int, d time.Duration) time.Duration {
+	if n <= 0 || d <= 0 {
+		return a.cfg.MaxWindow
+	}
+	span := time.Duration(float64(d) * float64(a.cfg.MaxRecords) * 0.75 / float64(n))
+	return min(max(span, a.cfg.MinWindow), a.cfg.MaxWindow)
+}
+
+// window fetches and delivers [start, end] (both inclusive); false means ctx ended first.
+func (p *poll) window(ctx context.Context, start, end time.Time) bool {
+	minSpan := p.a.cfg.MinWindow.Milliseconds()
+	if !p.r.src.Windowed() {
+		minSpan = math.MaxInt64 // no window to halve: the response is what it is
+	}
+	err := fetch.Halve(start.UnixMilli(), end.UnixMilli()+1, minSpan, func(s, e int64, canSplit bool) (*source.Batch, bool, error) {
+		return p.fetch(ctx, s, e, canSplit)
+	}, func(s, e int64, b *source.Batch) error {
+		p.pieces++
+		p.covered += time.Duration(e-s) * time.Millisecond
+		if !b.Date.IsZero() && (p.readAt.IsZero() || b.Date.Before(p.readAt)) {
+			p.readAt = b.Date
+		}
+		if !p.deliver(ctx, time.UnixMilli(e-1), b) {
+			return context.Canceled
+		}
+		if p.split {
+			p.partial = true
+			return errEnough
+		}
+		return nil
+	})
+	return err == nil || errors.Is(err, errEnough)
+}
+
+// fetch requests [s, e) (epoch ms, half-open), retrying with backoff until it succeeds. It asks
+// for a split when the response is over MaxRecords or the window timed out twice in a row
+// (retrying it identically would time out forever); at the minimum size a too-large window is
+// fetched whole instead. err is non-nil only when ctx ended.
+func (p *poll) fetch(ctx context.Context, s, e int64, canSplit bool) (*source.Batch, bool, error) {
+	a, r := p.a, p.r
+	src := r.capped
+	if !r.src.Windowed() {
+		src = r.src
+	}
+	var b *source.Batch
+	split := false
+	timeouts := 0
+	policy := retry.Policy{Min: a.cfg.RetryMin, Max: a.cfg.RetryMax, RetryAfter: a.cfg.RetryAfter}
+	err := policy.Do(ctx, func() error {
+		var err error
+		b, err = src.Fetch(ctx, time.UnixMilli(s), time.UnixMilli(e-1))
+		if err != nil && ctx.Err() == nil && fetch.Classify(err) == fetch.TooLarge && !canSplit {
+			r.log.Warn().Time("window_start", time.UnixMilli(s)).Time("window_end", time.UnixMilli(e-1)).Int("max_records", a.cfg.MaxRecords).
+				Msg("the smallest window holds more records than the cap; fetching it whole")
+			src = r.src
+			b, err = src.Fetch(ctx, time.UnixMilli(s), time.UnixMilli(e-1))
+		}
+		if err == nil {
+			r.clearErr(&r.fetchErr, "appliance answers again")
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		switch fetch.Classify(err) {
+		case fetch.TooLarge:
+			split = true
+			p.splitting(s, e, err)
+			return retry.Stop(err)
+		case fetch.TooSlow:
+			if timeouts++; timeouts >= splitAfterTimeouts && canSplit {
+				a.cfg.Metrics.APIError(a.name, r.src.Name())
+				split, p.slow = true, true
+				p.splitting(s, e, err)
+				return retry.Stop(err)
+			}
+		}
+		a.cfg.Metrics.APIError(a.name, r.src.Name())
+		r.setErr(&r.fetchErr, err, "appliance request failed; retrying")
+		return err
+	}, nil)
+	switch {
+	case split:
+		return nil, true, nil
+	case err != nil:
+		return nil, false, err
+	}
+	return b, false, nil
+}
+
+func (p *poll) splitting(s, e int64, err error) {
+	p.split = true
+	p.r.log.Warn().Time("window_start", time.UnixMilli(s)).Time("window_end", time.UnixMilli(e-1)).Str("error", err.Error()).
+		Msg("window too large or too slow; fetching it in halves")
+}
+
+// deliver hands a fetched piece, whose window ends at last, to the Deliverer in batches and
+// moves the checkpoint after each; false means ctx ended before everything was delivered.
+func (p *poll) deliver(ctx context.Context, last time.Time, b *source.Batch) bool {
+	a, r, m, name := p.a, p.r, p.a.cfg.Metrics, p.r.src.Name()
+	m.AddRecords(a.name, name, metrics.OutcomeFetched, b.Stats.Fetched)
+	m.AddRecords(a.name, name, metrics.OutcomeMalformed, b.Stats.Malformed)
+	m.AddRecords(a.name, name, metrics.OutcomeFiltered, b.Stats.Filtered)
+
+	fresh := make([]source.Item, 0, len(b.Items))
+	for _, it := range b.Items {
+		if prev, ok := p.seen[it.Key]; ok && prev.Version == it.Version {
+			b.Stats.Deduped++
+			continue
+		}
+		fresh = append(fresh, it)
+	}
+	m.AddRecords(a.name, name, metrics.OutcomeDeduped, b.Stats.Deduped)
+	alerts := make([]*alert.Alert, 0, min(len(fresh), a.cfg.SendBatch))
+	for len(fresh) > 0 {
+		n := min(len(fresh), a.cfg.SendBatch)
+		alerts = alerts[:0]
+		for _, it := range fresh[:n] {
+			alerts = append(alerts, it.Alert)
+		}
+		if !a.deliver(ctx, r, alerts) {
+			r.log.Warn().Int("abandoned", n).Msg("shutting down: batch not delivered; it will be fetched again on restart")
+			return false
+		}
+		b.Stats.Sent += n
+		m.AddRecords(a.name, name, metrics.OutcomeSent, n)
+		for _, it := range fresh[:n] {
+			p.seen[it.Key] = checkpoint.Seen{Version: it.Version, Time: it.Time}
+		}
+		fresh = fresh[n:]
+		if len(fresh) > 0 && r.src.Windowed() {
+			// Every record created before the next one to send is delivered (items are in
+			// time order); the ones at its millisecond are re-read and deduplicated.
+			p.commit(time.UnixMilli(fresh[0].Time-1), nil, b.Date)
+		}
+	}
+	clear(alerts)
+	p.stats.Fetched += b.Stats.Fetched
+	p.stats.Malformed += b.Stats.Malformed
+	p.stats.Filtered += b.Stats.Filtered
+	p.stats.Deduped += b.Stats.Deduped
+	p.stats.Sent += b.Stats.Sent
+	p.commit(last, b, b.Date)
+	return true
+}
+
+// commit moves the cursor to end and saves the checkpoint. With the piece's batch b (its whole
+// window delivered), the source's state also forgets what can no longer come back (state.go);
+// between the batches of a piece b is nil and the delivered keys were just added. The cursor never moves back, except to the appliance's clock (date, the answer's Date header):
+// nothing after it can have been read yet, so a cursor past it (our clock ahead of the
+// appliance's, a checkpoint written by such a clock) would skip what the appliance creates
+// until then.
+func (p *poll) commit(end time.Time, b *source.Batch, date time.Time) {
+	r, name := p.r, p.r.src.Name()
+	if end.Before(p.cursor) {
+		end = p.cursor
+	}
+	if !date.IsZero() && end.After(date) {
+		if p.cursor.After(date) {
+			r.log.Warn().Time("cursor", p.cursor).Time("appliance_time", date).
+				Msg("checkpoint is ahead of the appliance clock; moving it back so nothing created meanwhile is skipped")
+		}
+		end = date
+	}
+	p.cursor = end
+	if b != nil {
+		p.seen = p.st.afterDelivery(p.seen, b, end)
+	}
+	if err := p.a.cfg.Store.Commit(name, p.st.checkpoint(end, p.seen)); err != nil {
+		// Keep polling: the in-memory state is right and the next commit retries the write;
+		// /readyz shows the problem, and a crash now costs duplicates, never losses.
+		r.setErr(&r.persistErr, err, "checkpoint not saved")
+	} else {
+		r.clearErr(&r.persistErr, "checkpoint saved again")
+	}
+	// Status (and so /readyz and the lag metric) sees the cursor only once the checkpoint
+	// holding it was written, or its failure reported.
+	r.mu.Lock()
+	r.cursor = end
+	r.mu.Unlock()
+}
