@@ -185,25 +185,13 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if cfg.Reader == nil || cfg.Deliverer == nil {
 		return nil, errors.New("backfill: Reader and Deliverer are required")
 	}
-	if cfg.Chunk <= 0 {
-		cfg.Chunk = DefaultChunk
-	}
-	if cfg.MinChunk <= 0 {
-		cfg.MinChunk = DefaultMinChunk
-	}
+	cfg.Chunk = positive(cfg.Chunk, DefaultChunk)
+	cfg.MinChunk = positive(cfg.MinChunk, DefaultMinChunk)
 	cfg.MinChunk = max(min(cfg.MinChunk, cfg.Chunk), time.Millisecond)
-	if cfg.MaxRecords <= 0 {
-		cfg.MaxRecords = DefaultMaxRecords
-	}
-	if cfg.Attempts <= 0 {
-		cfg.Attempts = DefaultAttempts
-	}
-	if cfg.MaxFailedInARow <= 0 {
-		cfg.MaxFailedInARow = DefaultMaxFailedInARow
-	}
-	if cfg.DeliverAttempts <= 0 {
-		cfg.DeliverAttempts = DefaultDeliverAttempts
-	}
+	cfg.MaxRecords = positive(cfg.MaxRecords, DefaultMaxRecords)
+	cfg.Attempts = positive(cfg.Attempts, DefaultAttempts)
+	cfg.MaxFailedInARow = positive(cfg.MaxFailedInARow, DefaultMaxFailedInARow)
+	cfg.DeliverAttempts = positive(cfg.DeliverAttempts, DefaultDeliverAttempts)
 	cfg.RetryMin, cfg.RetryMax = retry.Bounds(cfg.RetryMin, cfg.RetryMax)
 	from, to := cfg.From.UnixMilli(), cfg.To.UnixMilli()
 	if to <= from {
@@ -327,4 +315,12 @@ func (d *dedupe) seen(key, version string) bool {
 	}
 	v, ok := d.prev[key]
 	return ok && v == version
+}
+
+// positive returns v when it is positive, else the default d: the zero fields of a Config.
+func positive[T int | time.Duration](v, d T) T {
+	if v > 0 {
+		return v
+	}
+	return d
 }

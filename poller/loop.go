@@ -125,33 +125,29 @@ func New(cfg Config) (*Poller, error) {
 	if len(cfg.Sources) == 0 {
 		return nil, errors.New("poller: no sources")
 	}
-	if cfg.Interval <= 0 {
-		cfg.Interval = DefaultInterval
-	}
+	cfg.Interval = positive(cfg.Interval, DefaultInterval)
 	if cfg.Overlap < 0 {
 		return nil, fmt.Errorf("poller: negative overlap %s", cfg.Overlap)
 	}
-	if cfg.MaxWindow <= 0 {
-		cfg.MaxWindow = DefaultMaxWindow
-	}
-	if cfg.MaxRecords <= 0 {
-		cfg.MaxRecords = DefaultMaxRecords
-	}
-	if cfg.MinWindow <= 0 {
-		cfg.MinWindow = DefaultMinWindow
-	}
+	cfg.MaxWindow = positive(cfg.MaxWindow, DefaultMaxWindow)
+	cfg.MaxRecords = positive(cfg.MaxRecords, DefaultMaxRecords)
+	cfg.MinWindow = positive(cfg.MinWindow, DefaultMinWindow)
 	cfg.MinWindow = max(min(cfg.MinWindow, cfg.MaxWindow), time.Millisecond)
-	if cfg.SendBatch <= 0 {
-		cfg.SendBatch = DefaultSendBatch
-	}
+	cfg.SendBatch = positive(cfg.SendBatch, DefaultSendBatch)
 	cfg.RetryMin, cfg.RetryMax = retry.Bounds(cfg.RetryMin, cfg.RetryMax)
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = DefaultShutdownTimeout
-	}
+	cfg.ShutdownTimeout = positive(cfg.ShutdownTimeout, DefaultShutdownTimeout)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	cfg.setStateDefaults()
+	cfg.AntigenaGrace = positive(cfg.AntigenaGrace, DefaultAntigenaGrace)
+	if cfg.AIAnalystRefreshHorizon == 0 {
+		cfg.AIAnalystRefreshHorizon = DefaultAIAnalystRefreshHorizon
+	}
+	cfg.AIAnalystRefreshInterval = positive(cfg.AIAnalystRefreshInterval, DefaultAIAnalystRefreshInterval)
+	cfg.AIAnalystMaxTracked = positive(cfg.AIAnalystMaxTracked, DefaultAIAnalystMaxTracked)
+	cfg.GapRecheck = positive(cfg.GapRecheck, DefaultGapRecheck)
+	cfg.GapHorizon = positive(cfg.GapHorizon, DefaultGapHorizon)
+	cfg.MaxGaps = positive(cfg.MaxGaps, DefaultMaxGaps)
 	if cfg.Start.IsZero() {
 		cfg.Start = cfg.Now().Add(-time.Hour)
 	}
@@ -400,4 +396,12 @@ func (r *sourceRun) clearErr(field *string, msg string) {
 	if was != "" {
 		r.log.Info().Msg(msg)
 	}
+}
+
+// positive returns v when it is positive, else the default d: the zero fields of a Config.
+func positive[T int | time.Duration](v, d T) T {
+	if v > 0 {
+		return v
+	}
+	return d
 }

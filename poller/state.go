@@ -31,31 +31,6 @@ const (
 	DefaultAIAnalystMaxTracked = 10_000
 )
 
-// setStateDefaults fills in the zero per-source state settings.
-func (cfg *Config) setStateDefaults() {
-	if cfg.AntigenaGrace <= 0 {
-		cfg.AntigenaGrace = DefaultAntigenaGrace
-	}
-	if cfg.AIAnalystRefreshHorizon == 0 {
-		cfg.AIAnalystRefreshHorizon = DefaultAIAnalystRefreshHorizon
-	}
-	if cfg.AIAnalystRefreshInterval <= 0 {
-		cfg.AIAnalystRefreshInterval = DefaultAIAnalystRefreshInterval
-	}
-	if cfg.AIAnalystMaxTracked <= 0 {
-		cfg.AIAnalystMaxTracked = DefaultAIAnalystMaxTracked
-	}
-	if cfg.GapRecheck <= 0 {
-		cfg.GapRecheck = DefaultGapRecheck
-	}
-	if cfg.GapHorizon <= 0 {
-		cfg.GapHorizon = DefaultGapHorizon
-	}
-	if cfg.MaxGaps <= 0 {
-		cfg.MaxGaps = DefaultMaxGaps
-	}
-}
-
 // sourceState is what one source remembers in memory beyond its cursor and delivered versions
 // (the part saved on disk is its checkpoint.Progress): when
 // an Antigena action went missing, when AI Analyst events were last re-read, which pbids are
