@@ -80,7 +80,7 @@ func FileName(appliance string) string {
 	return b.String() + ".json"
 }
 
-// OpenStore reads the checkpoint of appliance in dir, creating dir if needed. A missing file is
+// Open reads the checkpoint of appliance in dir, creating dir if needed. A missing file is
 // an empty state (every source starts at POLL_START); an unreadable, corrupt or foreign-version
 // file is a *StateError naming the file.
 func Open(dir, appliance string) (*Store, error) {

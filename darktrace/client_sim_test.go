@@ -53,7 +53,7 @@ func startSim(t *testing.T, o simulator.Options, mod ...func(*darktrace.Config))
 	return sim, c
 }
 
-// breachQuery is the query the poller sends (DESIGN.md §5), in its exact order.
+// breachQuery is the query the poller sends (darktrace.Sources), in its exact order.
 func breachQuery(from, to time.Time) string {
 	return fmt.Sprintf("/modelbreaches?starttime=%d&endtime=%d&creationtime=true&includeacknowledged=true&includesuppressed=true&minimal=false&deviceattop=true&historicmodelonly=true&includebreachurl=true",
 		from.UnixMilli(), to.UnixMilli())

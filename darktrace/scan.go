@@ -1,6 +1,7 @@
 // scan.go is a hand-written JSON scanner, kept in one file past 500 lines on purpose: its
 // pieces (strings, numbers, literals, skipping, the tolerant typed readers) share invariants on
 // s.i that are easiest to check side by side, and decoding is most of dtforward's CPU time.
+
 package darktrace
 
 import (

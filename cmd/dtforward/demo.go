@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dtforward/dtforward/config"
+	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/simulator"
 )
 
@@ -82,7 +83,7 @@ are logged, readably; otherwise logs are JSON on stderr. Ctrl-C stops it.
 	cfg.SIEMTransport = "stdout"
 	cfg.SIEMAddress = ""
 	if e.getenv("POLL_SOURCES") == "" {
-		cfg.PollSources = []string{"modelbreaches", "antigena", "aianalyst"}
+		cfg.PollSources = darktrace.SourceNames()
 	}
 	quiet := demoLogDefaults(cfg, e.getenv, isTerminal(e.stderr))
 	note := ""
