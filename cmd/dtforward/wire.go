@@ -1,20 +1,15 @@
 package main
 
-// wire.go composes the daemon from its parts: config → darktrace.Client per appliance, the
-// fetch chain, one poller per appliance and destination, checkpoint stores, metrics and the
-// HTTP server. run, demo and check share it so that what "check" tests is exactly what "run"
-// uses. Policy lives in the packages; this file only connects them (see ARCHITECTURE.md).
+// wire.go composes the daemon from its parts (run.go runs it): config → darktrace.Client per
+// appliance, the fetch chain, one poller per appliance and destination, checkpoint stores,
+// metrics and the HTTP server. run and demo share it. Policy lives in the packages; this file
+// only connects them (see ARCHITECTURE.md).
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -26,7 +21,6 @@ import (
 	"github.com/dtforward/dtforward/internal/metrics"
 	"github.com/dtforward/dtforward/poller"
 	"github.com/dtforward/dtforward/route"
-	"github.com/dtforward/dtforward/sink"
 	"github.com/dtforward/dtforward/source"
 )
 
@@ -224,70 +218,6 @@ func (d *daemon) addAppliance(app config.Appliance, i, n int, start time.Time, a
 		d.shared = append(d.shared, group)
 	}
 	return nil
-}
-
-// maxLoggedNames bounds the appliance names listed in the start-up log line.
-const maxLoggedNames = 50
-
-// run polls until ctx ends, reopening file sinks on SIGHUP, then shuts down in order.
-func (d *daemon) run(ctx context.Context) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	// Hundreds of names would make one enormous line; past a few dozen, the count says enough.
-	sets := d.health.Sets
-	names := make([]string, 0, min(len(sets), maxLoggedNames))
-	for _, s := range sets[:min(len(sets), maxLoggedNames)] {
-		names = append(names, s.Appliance)
-	}
-	ev := d.log.Info().Str("version", version).Int("appliance_count", len(sets)).Strs("appliances", names).Strs("sources", d.cfg.PollSources).
-		Dur("interval_ms", d.cfg.PollInterval).Dur("overlap_ms", d.cfg.PollOverlap)
-	if d.health.MultiSink {
-		sinks := make([]string, len(d.dests))
-		for i, dest := range d.dests {
-			sinks[i] = dest.Name()
-		}
-		ev = ev.Strs("sinks", sinks)
-	} else {
-		ev = ev.Str("format", d.cfg.SIEMFormat).Str("transport", d.cfg.SIEMTransport)
-	}
-	ev.Msg("dtforward started")
-
-	var wg sync.WaitGroup
-	for _, s := range sets {
-		s.Start(ctx, &wg)
-	}
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		// A shard that owns no appliance still serves /healthz and /readyz until stopped,
-		// rather than exiting and being restarted over and over.
-		<-ctx.Done()
-		close(done)
-	}()
-	for {
-		select {
-		case <-hup:
-			d.reopen()
-		case <-done:
-			d.log.Info().Msg("dtforward stopped")
-			return
-		}
-	}
-}
-
-// reopen reopens file sinks (SIGHUP, after log rotation).
-func (d *daemon) reopen() {
-	for _, dest := range d.dests {
-		if r, ok := dest.Sink.(sink.Reopener); ok {
-			if err := r.Reopen(); err != nil {
-				d.log.Error().Err(err).Str("sink", dest.Name()).Msg("SIGHUP: reopening the output file failed")
-			} else {
-				d.log.Info().Str("sink", dest.Name()).Msg("SIGHUP: output file reopened")
-			}
-		}
-	}
 }
 
 // close releases everything newDaemon opened.
