@@ -262,3 +262,43 @@ func itoa(v any) string {
 	}
 	return ""
 }
+
+// TestKubernetesImageIsTheUsersOwn: nobody publishes a dtforward image, so the manifests must
+// not pull one by name (ghcr.io/dtforward/dtforward:latest did, and failed as written). The
+// dtforward container names the placeholder "dtforward", which each kustomization's "images"
+// override turns into the image the user built and pushed.
+func TestKubernetesImageIsTheUsersOwn(t *testing.T) {
+	for _, dir := range []string{"deploy/kubernetes", "deploy/kubernetes/sharded"} {
+		overrides := map[string]string{}
+		for _, d := range yamlDocs(t, dir+"/kustomization.yaml") {
+			images, _ := dig(d, "images").([]any)
+			for _, im := range images {
+				overrides[str(im, "name")] = str(im, "newName")
+			}
+		}
+		byKind, _ := manifests(t, dir)
+		found := false
+		for _, kind := range []string{"Deployment", "StatefulSet"} {
+			for _, d := range byKind[kind] {
+				containers, _ := dig(d, "spec", "template", "spec", "containers").([]any)
+				for _, c := range containers {
+					if str(c, "name") != "dtforward" {
+						continue
+					}
+					found = true
+					image := str(c, "image")
+					newName, ok := overrides[image]
+					switch {
+					case !ok:
+						t.Errorf("%s: the dtforward container pulls %q, which no \"images\" override in kustomization.yaml replaces", dir, image)
+					case newName == "" || strings.Contains(newName, "ghcr.io/dtforward"):
+						t.Errorf("%s: the images override turns %q into %q, not the user's registry", dir, image, newName)
+					}
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no dtforward container found", dir)
+		}
+	}
+}

@@ -150,3 +150,80 @@ func TestSystemdAnalyze(t *testing.T) {
 		t.Errorf("systemd-analyze security: exposure above 2.0 (%v): %s", err, lines[len(lines)-1])
 	}
 }
+
+// TestSystemdInstallOnCleanRoot runs the documented install steps (deploy/systemd/install.sh)
+// into an empty directory standing for a fresh machine's /, and checks that everything the
+// unit reads is then there: a missing /etc/dtforward made the old hand-written steps fail.
+func TestSystemdInstallOnCleanRoot(t *testing.T) {
+	dir := t.TempDir()
+	rootDir := filepath.Join(dir, "root")
+	if err := os.Mkdir(rootDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"dtforward": "#!/bin/true\n", "public": "pub\n", "private": "priv\n"}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	install := func() string {
+		cmd := exec.Command("sh", filepath.Join(root, "deploy/systemd/install.sh"),
+			filepath.Join(dir, "dtforward"), filepath.Join(dir, "public"), filepath.Join(dir, "private"))
+		cmd.Env = append(os.Environ(), "ROOT="+rootDir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("install.sh on a clean root: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	install()
+
+	u := parseUnit(t, read(t, "deploy/systemd/dtforward.service"))
+	wanted := map[string]os.FileMode{
+		"/usr/local/bin/dtforward":             0o755,
+		"/etc/systemd/system/dtforward.service": 0o644,
+	}
+	exec0, _, _ := strings.Cut(u.get("Service", "ExecStart"), " ")
+	if exec0 != "/usr/local/bin/dtforward" {
+		t.Errorf("ExecStart runs %s, which install.sh does not install", exec0)
+	}
+	wanted[strings.TrimPrefix(u.get("Service", "EnvironmentFile"), "-")] = 0o640
+	for _, lc := range u["Service"]["LoadCredential"] {
+		_, src, _ := strings.Cut(lc, ":")
+		wanted[src] = 0o600
+	}
+	for path, mode := range wanted {
+		fi, err := os.Stat(filepath.Join(rootDir, path))
+		if err != nil {
+			t.Errorf("the unit needs %s; after install.sh: %v", path, err)
+			continue
+		}
+		if fi.Mode().Perm() != mode {
+			t.Errorf("%s has mode %o, want %o", path, fi.Mode().Perm(), mode)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(rootDir, "etc/dtforward")); err != nil || fi.Mode().Perm() != 0o750 {
+		t.Errorf("/etc/dtforward: %v (mode %v), want a 0750 directory", err, fi)
+	}
+
+	// A second run (an upgrade) keeps the operator's edited env file.
+	envFile := filepath.Join(rootDir, "etc/dtforward/dtforward.env")
+	if err := os.WriteFile(envFile, []byte("DARKTRACE_URL=https://edited.example\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if out := install(); !strings.Contains(out, "kept the existing") {
+		t.Errorf("second install did not say it kept the env file:\n%s", out)
+	}
+	if b, _ := os.ReadFile(envFile); !strings.Contains(string(b), "edited.example") {
+		t.Errorf("second install overwrote the edited env file: %q", b)
+	}
+}
+
+// TestSystemdDoesNotRestartAConfigurationError: dtforward exits 2 on a configuration error,
+// which a restart cannot fix; Restart=on-failure alone retried it every 5 s forever.
+func TestSystemdDoesNotRestartAConfigurationError(t *testing.T) {
+	u := parseUnit(t, read(t, "deploy/systemd/dtforward.service"))
+	if !slices.Contains(strings.Fields(u.get("Service", "RestartPreventExitStatus")), "2") {
+		t.Errorf("RestartPreventExitStatus=%q, want it to list 2 (configuration error)", u.get("Service", "RestartPreventExitStatus"))
+	}
+}
