@@ -34,9 +34,14 @@ func TestHealthCommand(t *testing.T) {
 		{"readyz via flag", nil, []string{"--ready", "--address", addr}, exitOK},
 		{"wildcard address probed on loopback", map[string]string{"HTTP_ADDRESS": ":" + addr[strings.LastIndexByte(addr, ':')+1:]}, nil, exitOK},
 		{"nothing listening", map[string]string{"HTTP_ADDRESS": freeAddr(t)}, nil, exitFailure},
-		{"HTTP_ADDRESS unset", nil, nil, exitUsage},
+		{"HTTP_ADDRESS unset, no dtforward run process", nil, nil, exitFailure},
+		{"HTTP_ADDRESS unset, readiness asked", nil, []string{"--ready"}, exitUsage},
 		{"malformed address", map[string]string{"HTTP_ADDRESS": "nonsense"}, nil, exitUsage},
 	}
+	// The daemon above runs in this process, not as "dtforward run": an empty proc tree makes
+	// sure no dtforward that another test package started is taken for it.
+	defer func(old string) { procRoot = old }(procRoot)
+	procRoot = t.TempDir()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var code int

@@ -11,16 +11,19 @@ import (
 
 // runHealth is "dtforward health": GET http://<HTTP_ADDRESS>/healthz (or /readyz with --ready)
 // and exit 0 on 200, 1 otherwise. It is the container HEALTHCHECK. There is deliberately no
-// default address: with HTTP_ADDRESS unset the daemon serves nothing, and a guessed default
-// would report "unhealthy" for a healthy process. A wildcard listen address (":9090",
-// "0.0.0.0:9090", "[::]:9090") is probed on loopback.
+// default address: with HTTP_ADDRESS empty the daemon serves nothing, and a guessed default
+// would report "unhealthy" for a healthy process; liveness is then checked on the process
+// itself (healthWithoutAddress). A wildcard listen address (":9090", "0.0.0.0:9090",
+// "[::]:9090") is probed on loopback.
 func runHealth(ctx context.Context, e *env) int {
 	fs := newFlags(e, "health", func(w io.Writer) {
 		fmt.Fprint(w, `Usage: dtforward health [--ready] [--address HOST:PORT] [--timeout D]
 
 Asks a running dtforward's /healthz (or /readyz with --ready) on HTTP_ADDRESS and exits 0 when
-it answers 200, 1 otherwise, 2 when no address is configured. Meant for container
-HEALTHCHECKs: the image has no shell or curl.
+it answers 200, 1 otherwise. With HTTP_ADDRESS empty nothing serves /healthz: health then
+checks that a "dtforward run" process is alive (as /healthz would) and says so; readiness
+cannot be checked that way (--ready exits 2). Meant for container HEALTHCHECKs: the image
+has no shell or curl.
 `)
 	})
 	addr := fs.String("address", e.getenv("HTTP_ADDRESS"), "host:port the daemon serves on (default $HTTP_ADDRESS)")
@@ -33,8 +36,7 @@ HEALTHCHECKs: the image has no shell or curl.
 		return usageError(e, "health", "unexpected argument %q", fs.Arg(0))
 	}
 	if *addr == "" {
-		fmt.Fprintln(e.stderr, "dtforward health: HTTP_ADDRESS is not set (or pass --address host:port); the daemon serves /healthz only when HTTP_ADDRESS is set")
-		return exitUsage
+		return healthWithoutAddress(e, *ready)
 	}
 	target, err := probeAddress(*addr)
 	if err != nil {
