@@ -38,8 +38,8 @@ type Config struct {
 
 	SIEMFormat                string        `envconfig:"SIEM_FORMAT" default:"cef" desc:"Output format: cef, leef, json, darktrace-json"`
 	SIEMLEEFVersion           string        `envconfig:"SIEM_LEEF_VERSION" default:"2.0" desc:"LEEF version: 2.0 (tab delimiter) or 1.0"`
-	SIEMTransport             string        `envconfig:"SIEM_TRANSPORT" default:"stdout" desc:"Transport: udp, tcp, tls, relp, stdout, file"`
-	SIEMAddress               string        `envconfig:"SIEM_ADDRESS" desc:"host:port for udp/tcp/tls/relp, a path for file"`
+	SIEMTransport             string        `envconfig:"SIEM_TRANSPORT" default:"stdout" desc:"Transport: udp, tcp, tls, relp, hec (Splunk HTTP Event Collector), stdout, file"`
+	SIEMAddress               string        `envconfig:"SIEM_ADDRESS" desc:"host:port for udp/tcp/tls/relp, the HEC base URL for hec (https://splunk.example:8088), a path for file"`
 	SIEMHeader                string        `envconfig:"SIEM_HEADER" desc:"Syslog header: rfc5424, rfc3164, none (default rfc5424; none for the stdout and file transports)"`
 	SIEMFraming               string        `envconfig:"SIEM_FRAMING" desc:"Stream framing: lf or octet-counting (default lf; octet-counting for tls)"`
 	SIEMFacility              string        `envconfig:"SIEM_FACILITY" default:"local4" desc:"Syslog facility name"`
@@ -54,6 +54,11 @@ type Config struct {
 	SIEMTimeout               time.Duration `envconfig:"SIEM_TIMEOUT" default:"10s" desc:"Dial, handshake and write deadline; also how long a TCP/TLS batch may wait to be acknowledged by the collector's kernel, and (relp) the longest wait for an answer"`
 	SIEMUDPRate               int           `envconfig:"SIEM_UDP_RATE" default:"1000" desc:"UDP only: most datagrams sent per second (0 = unlimited), so that a burst such as a backfill does not overrun the collector's socket buffer"`
 	SIEMAppName               string        `envconfig:"SIEM_APP_NAME" desc:"Syslog APP-NAME (RFC 5424) or TAG (RFC 3164), 1–48 printable ASCII characters (default: dtforward; darktrace for SIEM_FORMAT=darktrace-json)"`
+	SIEMHECToken              Secret        `envconfig:"SIEM_HEC_TOKEN" desc:"hec: the HEC token (or SIEM_HEC_TOKEN_FILE); never logged"`
+	SIEMHECAck                bool          `envconfig:"SIEM_HEC_ACK" default:"true" desc:"hec: indexer acknowledgement: the checkpoint moves only when Splunk confirms every event indexed (the token must have it on); false accepts HEC's 200, which does not mean indexed"`
+	SIEMHECAckTimeout         time.Duration `envconfig:"SIEM_HEC_ACK_TIMEOUT" default:"60s" desc:"hec: how long to wait for an acknowledgement before sending the unacknowledged events again (duplicates, never a gap)"`
+	SIEMHECIndex              string        `envconfig:"SIEM_HEC_INDEX" desc:"hec: Splunk index (default: the token's default index)"`
+	SIEMHECSourcetype         string        `envconfig:"SIEM_HEC_SOURCETYPE" desc:"hec: one sourcetype for every alert, or kind=sourcetype pairs, e.g. modelbreach=darktrace:alert (default darktrace:modelbreach, darktrace:aianalyst, darktrace:antigena; darktrace:cef or darktrace:leef for those formats)"`
 	SIEMSinksFile             string        `envconfig:"SIEM_SINKS_FILE" desc:"JSON or YAML file listing several sinks (name, sources, format, transport, address and the other SIEM_* settings in lower case, e.g. tls_ca_file, app_name); each keeps its own progress in STATE_DIR/<name>/; replaces the other SIEM_* variables"`
 
 	StateDir        string        `envconfig:"STATE_DIR" default:"./state" desc:"Directory for checkpoint files (container: /var/lib/dtforward)"`

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/sink"
+	"github.com/dtforward/dtforward/sink/hec"
 )
 
 // Sink is one destination: the SIEM_* variables, or one entry of SIEM_SINKS_FILE.
@@ -44,6 +45,13 @@ type Sink struct {
 	MaxMessageBytes int
 	Timeout         time.Duration
 	UDPRate         int
+
+	// Transport hec.
+	HECToken      Secret
+	HECAck        bool
+	HECAckTimeout time.Duration
+	HECIndex      string
+	HECSourcetype string
 }
 
 // Label is the sink's name for logs and metrics: its name, or "siem" for the SIEM_* sink.
@@ -57,7 +65,24 @@ func (s *Sink) Label() string {
 // HeaderOrDefault returns the syslog header: the one set, else the sink package's default for
 // the transport (none for stdout and file, rfc5424 otherwise).
 func (s *Sink) HeaderOrDefault() string {
+	if s.Transport == "hec" {
+		return sink.HeaderNone // events, not syslog lines
+	}
 	return cmp.Or(s.Header, sink.DefaultHeader(s.Transport))
+}
+
+// HECConfig is the hec sink's configuration of s, without what is not configuration (state
+// directory, logger), which the caller adds.
+func (s *Sink) HECConfig() hec.Config {
+	st, _ := hec.ParseSourcetypes(s.HECSourcetype)
+	return hec.Config{
+		URL: s.Address, Token: s.HECToken.Value(), Ack: s.HECAck, AckTimeout: s.HECAckTimeout,
+		Index: s.HECIndex, Format: s.Format, Sourcetypes: st, Timeout: s.Timeout, Name: s.Label(),
+		TLS: tlsconfig.Options{
+			CAFile: s.TLSCAFile, CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile,
+			ServerName: s.TLSServerName, InsecureSkipVerify: s.TLSInsecureSkipVerify,
+		},
+	}
 }
 
 // SinkConfig is the sink's transport settings as the sink package takes them; Header and
@@ -115,6 +140,8 @@ func (c *Config) EnvSink() Sink {
 		TLSServerName: c.SIEMTLSServerName, TLSInsecureSkipVerify: c.SIEMTLSInsecureSkipVerify,
 		RELPWindow: c.SIEMRELPWindow, RELPTLS: c.SIEMRELPTLS, MaxMessageBytes: c.SIEMMaxMessageBytes,
 		Timeout: c.SIEMTimeout, UDPRate: c.SIEMUDPRate,
+		HECToken: c.SIEMHECToken, HECAck: c.SIEMHECAck, HECAckTimeout: c.SIEMHECAckTimeout,
+		HECIndex: c.SIEMHECIndex, HECSourcetype: c.SIEMHECSourcetype,
 	}
 }
 
@@ -155,6 +182,12 @@ type sinkEntry struct {
 	MaxMessageBytes       *int     `json:"max_message_bytes" yaml:"max_message_bytes"`
 	Timeout               string   `json:"timeout" yaml:"timeout"`
 	UDPRate               *int     `json:"udp_rate" yaml:"udp_rate"`
+	HECToken              string   `json:"hec_token" yaml:"hec_token"`
+	HECTokenFile          string   `json:"hec_token_file" yaml:"hec_token_file"`
+	HECAck                *bool    `json:"hec_ack" yaml:"hec_ack"`
+	HECAckTimeout         string   `json:"hec_ack_timeout" yaml:"hec_ack_timeout"`
+	HECIndex              string   `json:"hec_index" yaml:"hec_index"`
+	HECSourcetype         string   `json:"hec_sourcetype" yaml:"hec_sourcetype"`
 }
 
 // sinksFileConflicts reports SIEM_* variables set next to SIEM_SINKS_FILE, which replaces
@@ -203,6 +236,32 @@ func (c *Config) sinksFromFile(p *problems) []Sink {
 			RELPWindow: intOr(e.RELPWindow, defaults.SIEMRELPWindow), RELPTLS: e.RELPTLS,
 			MaxMessageBytes: intOr(e.MaxMessageBytes, defaults.SIEMMaxMessageBytes),
 			Timeout:         defaults.SIEMTimeout, UDPRate: intOr(e.UDPRate, defaults.SIEMUDPRate),
+			HECAck: defaults.SIEMHECAck, HECAckTimeout: defaults.SIEMHECAckTimeout,
+			HECIndex: e.HECIndex, HECSourcetype: e.HECSourcetype,
+		}
+		if e.HECAck != nil {
+			s.HECAck = *e.HECAck
+		}
+		tokenFileFailed := false
+		switch {
+		case e.HECToken != "" && e.HECTokenFile != "":
+			add("hec_token", "set hec_token or hec_token_file, not both")
+		case e.HECTokenFile != "":
+			if tok, err := readSecretFile(relTo(dir, e.HECTokenFile)); err != nil {
+				add("hec_token_file", "%v", err)
+				tokenFileFailed = true
+			} else {
+				s.HECToken = Secret(tok)
+			}
+		default:
+			s.HECToken = Secret(e.HECToken)
+		}
+		if e.HECAckTimeout != "" {
+			if d, err := time.ParseDuration(e.HECAckTimeout); err != nil {
+				add("hec_ack_timeout", "%q is not a duration (e.g. 60s)", e.HECAckTimeout)
+			} else {
+				s.HECAckTimeout = d
+			}
 		}
 		switch {
 		case e.Name == "":
@@ -217,7 +276,7 @@ func (c *Config) sinksFromFile(p *problems) []Sink {
 			}
 		}
 		if e.Transport == "" {
-			add("transport", "required (one of %s)", strings.Join(sink.Transports(), ", "))
+			add("transport", "required (one of %s)", strings.Join(Transports(), ", "))
 		}
 		if e.Timeout != "" {
 			if d, err := time.ParseDuration(e.Timeout); err != nil {
@@ -242,7 +301,16 @@ func (c *Config) sinksFromFile(p *problems) []Sink {
 			dup[src] = true
 		}
 		if e.Transport != "" {
-			s.validate(add, func(key string) string { return key })
+			addSink := add
+			if tokenFileFailed {
+				// Already reported as unreadable; "required" would only repeat it.
+				addSink = func(key, format string, args ...any) {
+					if key != "hec_token" {
+						add(key, format, args...)
+					}
+				}
+			}
+			s.validate(addSink, func(key string) string { return key })
 		}
 		out = append(out, s)
 	}

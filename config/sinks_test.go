@@ -36,27 +36,48 @@ const sinksYAML = `
   transport: file
   address: /var/log/dt.jsonl
   udp_rate: 0
+- name: splunk
+  format: json
+  transport: hec
+  address: https://splunk.example:8088
+  hec_token: hec-0123
+  hec_ack: false
+  hec_ack_timeout: 2m
+  hec_index: darktrace
+  hec_sourcetype: modelbreach=darktrace:alert
 `
 
 const sinksJSON = `[
 	{"name": "siem", "format": "cef", "transport": "tcp", "address": "127.0.0.1:514", "app_name": "dt-cef"},
 	{"name": "elastic-ai", "sources": ["aianalyst"], "format": "json", "transport": "relp", "address": "127.0.0.1:2514",
 	 "relp_window": 64, "timeout": "3s"},
-	{"name": "archive", "format": "darktrace-json", "transport": "file", "address": "/var/log/dt.jsonl", "udp_rate": 0}
+	{"name": "archive", "format": "darktrace-json", "transport": "file", "address": "/var/log/dt.jsonl", "udp_rate": 0},
+	{"name": "splunk", "format": "json", "transport": "hec", "address": "https://splunk.example:8088", "hec_token_file": "hec.token",
+	 "hec_ack": false, "hec_ack_timeout": "2m", "hec_index": "darktrace", "hec_sourcetype": "modelbreach=darktrace:alert"}
 ]`
 
 func TestSinksFile(t *testing.T) {
 	want := []Sink{
 		{Name: "siem", Format: "cef", LEEFVersion: "2.0", Transport: "tcp", Address: "127.0.0.1:514", Facility: "local4",
-			AppName: "dt-cef", RELPWindow: 128, MaxMessageBytes: 8192, Timeout: 10 * time.Second, UDPRate: 1000},
+			AppName: "dt-cef", RELPWindow: 128, MaxMessageBytes: 8192, Timeout: 10 * time.Second, UDPRate: 1000,
+			HECAck: true, HECAckTimeout: time.Minute},
 		{Name: "elastic-ai", Sources: []string{"aianalyst"}, Format: "json", LEEFVersion: "2.0", Transport: "relp",
-			Address: "127.0.0.1:2514", Facility: "local4", RELPWindow: 64, MaxMessageBytes: 8192, Timeout: 3 * time.Second, UDPRate: 1000},
+			Address: "127.0.0.1:2514", Facility: "local4", RELPWindow: 64, MaxMessageBytes: 8192, Timeout: 3 * time.Second, UDPRate: 1000,
+			HECAck: true, HECAckTimeout: time.Minute},
 		{Name: "archive", Format: "darktrace-json", LEEFVersion: "2.0", Transport: "file", Address: "/var/log/dt.jsonl",
-			Facility: "local4", RELPWindow: 128, MaxMessageBytes: 8192, Timeout: 10 * time.Second, UDPRate: 0},
+			Facility: "local4", RELPWindow: 128, MaxMessageBytes: 8192, Timeout: 10 * time.Second, UDPRate: 0,
+			HECAck: true, HECAckTimeout: time.Minute},
+		{Name: "splunk", Format: "json", LEEFVersion: "2.0", Transport: "hec", Address: "https://splunk.example:8088",
+			Facility: "local4", RELPWindow: 128, MaxMessageBytes: 8192, Timeout: 10 * time.Second, UDPRate: 1000,
+			HECToken: "hec-0123", HECAck: false, HECAckTimeout: 2 * time.Minute, HECIndex: "darktrace", HECSourcetype: "modelbreach=darktrace:alert"},
 	}
 	for _, tc := range []struct{ name, content string }{{"yaml", sinksYAML}, {"json", sinksJSON}} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := loadFor(ModeRun, with("SIEM_SINKS_FILE", writeSinks(t, tc.content), "POLL_SOURCES", "modelbreaches,aianalyst"))
+			path := writeSinks(t, tc.content)
+			if err := os.WriteFile(filepath.Join(filepath.Dir(path), "hec.token"), []byte("hec-0123\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := loadFor(ModeRun, with("SIEM_SINKS_FILE", path, "POLL_SOURCES", "modelbreaches,aianalyst"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +129,7 @@ func TestSinksFileProblems(t *testing.T) {
 			`SIEM_SINKS_FILE: FILE: sink 1 ("a/b"): format: "xml" is not one of cef, darktrace-json, json, leef`,
 			`SIEM_SINKS_FILE: FILE: sink 1 ("a/b"): address: required for transport tcp (host:port)`,
 			`SIEM_SINKS_FILE: FILE: sink 2: name: required (` + sinkNameRule + `)`,
-			`SIEM_SINKS_FILE: FILE: sink 2: transport: "carrier-pigeon" is not one of udp, tcp, tls, relp, stdout, file`,
+			`SIEM_SINKS_FILE: FILE: sink 2: transport: "carrier-pigeon" is not one of udp, tcp, tls, relp, hec, stdout, file`,
 			`SIEM_SINKS_FILE: FILE: sink 3 ("ok"): timeout: "soon" is not a duration (e.g. 10s)`,
 			`SIEM_SINKS_FILE: FILE: sink 3 ("ok"): sources: "aianalyst" is not polled; add it to POLL_SOURCES (modelbreaches,antigena)`,
 			`SIEM_SINKS_FILE: FILE: sink 3 ("ok"): sources: "modelbreaches" is listed twice`,

@@ -16,6 +16,7 @@ import (
 	"github.com/dtforward/dtforward/formatter"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/sink"
+	"github.com/dtforward/dtforward/sink/hec"
 )
 
 // The allowed values of the enumerated variables that dtforward's own code reads, in the order
@@ -234,13 +235,74 @@ func (s *Sink) validate(add func(name, format string, args ...any), name func(st
 	} else if s.Transport == "udp" && s.MaxMessageBytes > MaxUDPMessageBytes {
 		add(name("max_message_bytes"), "%d is more than a UDP datagram holds (%d)", s.MaxMessageBytes, MaxUDPMessageBytes)
 	}
+	if s.Transport == "hec" {
+		s.validateHEC(add, name)
+		return
+	}
+	s.validateNotHEC(add, name)
 	sc := s.SinkConfig()
 	var se *sink.SettingsError
 	if errors.As(sc.Validate(name), &se) {
 		for _, p := range se.Problems {
+			if p.Setting == name("transport") && !slices.Contains(Transports(), s.Transport) {
+				// The sink package lists its own transports; hec is another package's.
+				add(p.Setting, "%q is not one of %s", s.Transport, strings.Join(Transports(), ", "))
+				continue
+			}
 			add(p.Setting, "%s", p.Msg)
 		}
 	}
+}
+
+// Transports are the valid transports: the sink package's, and hec (package sink/hec).
+func Transports() []string {
+	t := sink.Transports()
+	i := slices.Index(t, "relp") + 1
+	return slices.Insert(t, i, "hec")
+}
+
+// validateHEC checks a hec sink with the hec sink's own rules (hec.Config.Validate), the ones
+// it meets when "run" builds it.
+func (s *Sink) validateHEC(add func(name, format string, args ...any), name func(string) string) {
+	c := s.HECConfig()
+	c.Setting = name
+	for _, e := range unwrapJoined(c.Validate()) {
+		var se *hec.SettingError
+		if errors.As(e, &se) {
+			add(se.Setting, "%s", se.Problem)
+		} else {
+			add(name("transport"), "%v", e)
+		}
+	}
+	if _, err := hec.ParseSourcetypes(s.HECSourcetype); err != nil {
+		add(name("hec_sourcetype"), "%v", err)
+	}
+}
+
+// validateNotHEC reports hec settings on another transport.
+func (s *Sink) validateNotHEC(add func(name, format string, args ...any), name func(string) string) {
+	for _, v := range []struct {
+		key string
+		set bool
+	}{
+		{"hec_token", s.HECToken != ""},
+		{"hec_index", s.HECIndex != ""},
+		{"hec_sourcetype", s.HECSourcetype != ""},
+	} {
+		if v.set {
+			add(name(v.key), "only applies to %s=hec (it is %s)", name("transport"), s.Transport)
+		}
+	}
+}
+
+func unwrapJoined(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 func (c *Config) validateProcess(mode Mode, p *problems) {

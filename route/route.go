@@ -6,8 +6,10 @@ package route
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/rs/zerolog"
@@ -17,6 +19,7 @@ import (
 	"github.com/dtforward/dtforward/formatter"
 	"github.com/dtforward/dtforward/internal/metrics"
 	"github.com/dtforward/dtforward/sink"
+	"github.com/dtforward/dtforward/sink/hec"
 )
 
 // headerReserve is room left for the syslog header inside max_message_bytes: PRI, version,
@@ -44,6 +47,9 @@ type Options struct {
 	Stdout  io.Writer        // the stdout transport's writer
 	Metrics *metrics.Metrics // may be nil
 	Logger  zerolog.Logger
+	// StateDir is STATE_DIR; a sink that keeps state of its own (the hec channel) keeps it in
+	// its checkpoint directory there. "" when the command keeps no state (check).
+	StateDir string
 }
 
 // NewSink builds the sink's transport, counting reconnects, datagrams and sanitized lines in
@@ -55,12 +61,32 @@ func NewSink(s config.Sink, o Options) (sink.Sink, error) {
 	}
 	label := s.Label()
 	o.Metrics.SinkSanitized(label, 0)
+	if s.Transport == "hec" {
+		return NewHEC(s, o.StateDir, &log)
+	}
 	cfg := s.SinkConfig()
 	cfg.Stdout = o.Stdout
 	cfg.Hooks = sink.Hooks{Reconnect: o.Metrics.SinkReconnect, Datagrams: o.Metrics.AddSinkDatagrams,
 		Sanitized: func(n int) { o.Metrics.SinkSanitized(label, n) }}
 	cfg.Logger = &log
 	return sink.New(cfg)
+}
+
+// NewHEC builds the Splunk HEC sink of s. With stateDir, its channel is kept in the sink's
+// checkpoint directory (STATE_DIR, or STATE_DIR/<name> for a sink of SIEM_SINKS_FILE).
+func NewHEC(s config.Sink, stateDir string, log *zerolog.Logger) (*hec.Sink, error) {
+	c := s.HECConfig()
+	if stateDir != "" {
+		c.StateDir = stateDir
+		if s.Name != "" {
+			c.StateDir = filepath.Join(stateDir, s.Name)
+		}
+	}
+	if s.Name != "" {
+		c.Setting = func(key string) string { return fmt.Sprintf("%s of sink %q in SIEM_SINKS_FILE", key, s.Name) }
+	}
+	c.Logger = log
+	return hec.New(c)
 }
 
 // Destination is one sink with its formatter and Deliverer. It implements poller.Deliverer,

@@ -31,6 +31,12 @@ type Sink interface {
 	Close() error
 }
 
+// Checker is implemented by sinks that can prove their receiver takes what they would send
+// (reachable, healthy, credentials accepted) without sending a message; "check" calls it.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
 // RejectedError is returned by Send when the receiver refused one message of the batch for
 // good (a RELP "500" answer, an HTTP 400 naming the event): resending it cannot succeed.
 // Messages before Index were accepted by the receiver; messages after it were not (or not

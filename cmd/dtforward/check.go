@@ -199,6 +199,17 @@ func reachSink(ctx context.Context, s config.Sink, timeout time.Duration) error 
 		_ = rs.Close()
 		return err
 	}
+	// An HTTP sink verifies its collector itself (health, token) without sending an event.
+	sk, err := route.NewSink(s, route.Options{Version: version})
+	if err != nil {
+		return err
+	}
+	defer sk.Close()
+	if c, ok := sk.(sink.Checker); ok {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return c.Check(cctx)
+	}
 	return fmt.Errorf("unknown transport %q", s.Transport)
 }
 

@@ -133,7 +133,7 @@ func (d *daemon) openDestinations(e *env) error {
 	}
 	d.health.MultiSink = d.cfg.SIEMSinksFile != ""
 	for _, sk := range sinks {
-		dest, err := route.Open(sk, route.Options{Version: version, Stdout: e.stdout, Metrics: d.metrics, Logger: d.log})
+		dest, err := route.Open(sk, route.Options{Version: version, Stdout: e.stdout, Metrics: d.metrics, Logger: d.log, StateDir: d.cfg.StateDir})
 		var fe *route.FormatError
 		switch {
 		case err != nil && d.health.MultiSink:

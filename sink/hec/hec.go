@@ -93,32 +93,45 @@ type Config struct {
 	PollInterval time.Duration
 }
 
-// Validate checks c the way New does, without opening anything. Errors name the setting.
+// SettingError is one problem of a Config, naming the setting (Config.Setting's name).
+type SettingError struct {
+	Setting, Problem string
+}
+
+func (e *SettingError) Error() string { return e.Setting + ": " + e.Problem }
+
+// Validate checks c the way New does, without opening anything. It returns every problem as
+// a *SettingError, joined.
 func (c *Config) Validate() error {
 	var errs []error
-	name := c.setting
+	add := func(key, format string, args ...any) {
+		errs = append(errs, &SettingError{Setting: c.setting(key), Problem: fmt.Sprintf(format, args...)})
+	}
 	u, err := url.Parse(c.URL)
 	switch {
 	case c.URL == "":
-		errs = append(errs, fmt.Errorf("%s: required for transport hec (the HEC base URL, e.g. https://splunk.example:8088)", name("address")))
+		add("address", "required for transport hec (the HEC base URL, e.g. https://splunk.example:8088)")
 	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-		errs = append(errs, fmt.Errorf("%s: %q is not an http(s) URL (e.g. https://splunk.example:8088)", name("address"), c.URL))
+		add("address", "%q is not an http(s) URL (e.g. https://splunk.example:8088)", c.URL)
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		errs = append(errs, fmt.Errorf("%s: give the HEC base URL only, without user, query or fragment", name("address")))
+		add("address", "give the HEC base URL only, without user, query or fragment")
 	}
 	if c.Token == "" {
-		errs = append(errs, fmt.Errorf("%s: required for transport hec (or %s)", name("hec_token"), name("hec_token_file")))
+		add("hec_token", "required for transport hec (or %s)", c.setting("hec_token_file"))
 	} else if strings.ContainsFunc(c.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		errs = append(errs, fmt.Errorf("%s: contains whitespace or control characters (value not shown)", name("hec_token")))
+		add("hec_token", "contains whitespace or control characters (value not shown)")
 	}
 	if err := CheckIndex(c.Index); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", name("hec_index"), err))
+		add("hec_index", "%v", err)
 	}
 	if c.AckTimeout < 0 {
-		errs = append(errs, fmt.Errorf("%s: %s must be positive", name("hec_ack_timeout"), c.AckTimeout))
+		add("hec_ack_timeout", "%s must be positive", c.AckTimeout)
+	}
+	for _, p := range c.TLS.Check() { // the files the client will load, for the same reasons
+		add("tls_"+p.Option, "%s", p.Msg)
 	}
 	if c.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("%s: %s must be positive", name("timeout"), c.Timeout))
+		add("timeout", "%s must be positive", c.Timeout)
 	}
 	return errors.Join(errs...)
 }
