@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"regexp"
@@ -135,7 +136,8 @@ func (h *HEC) Start(addr string) (string, error) {
 	if h.tlsConfig != nil {
 		l = tls.NewListener(l, h.tlsConfig)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Clients killed mid-handshake are part of the tests; their errors are not news.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	h.mu.Lock()
 	h.listener, h.server, h.addr = l, srv, l.Addr().String()
 	h.mu.Unlock()
