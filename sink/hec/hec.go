@@ -88,8 +88,8 @@ type Config struct {
 	// SIEM_SINKS_FILE); nil means the SIEM_* names.
 	Setting func(key string) string
 	Logger  *zerolog.Logger
-	// PollInterval is the first wait before asking for acknowledgements; it doubles up to 1 s.
-	// Tests shorten it; 0 means 100 ms.
+	// PollInterval is the first wait before asking for acknowledgements; it doubles up to 1 s,
+	// so a quick indexer is asked a few times and a slow one about once a second. 0 means 20 ms.
 	PollInterval time.Duration
 }
 
@@ -180,7 +180,7 @@ func New(cfg Config) (*Sink, error) {
 		cfg.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 100 * time.Millisecond
+		cfg.PollInterval = 20 * time.Millisecond
 	}
 	client, err := httpsink.NewClient(cfg.TLS, cfg.Timeout)
 	if err != nil {

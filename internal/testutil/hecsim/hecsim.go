@@ -46,6 +46,8 @@ type Options struct {
 	MaxContentLength int
 	// IndexDelay is how long a request takes to be indexed (acknowledged) after it is accepted.
 	IndexDelay time.Duration
+	// Discard counts indexed events without keeping them (benchmarks).
+	Discard bool
 }
 
 // Event is one indexed event.
@@ -102,6 +104,7 @@ type HEC struct {
 	mu        sync.Mutex
 	channels  map[string]*channel
 	indexed   []Event
+	count     int // events indexed
 	busy      int  // answer this many more event posts with 503 code 9 (-1 = until cleared)
 	throttle  int  // answer this many more event posts with 429
 	loseNext  int  // lose this many more accepted requests before they are indexed
@@ -237,6 +240,21 @@ func (h *HEC) Stats() Stats {
 	return s
 }
 
+// Indexed returns how many events were indexed.
+func (h *HEC) Indexed() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.advanceLocked(time.Now())
+	return h.count
+}
+
+func (h *HEC) indexLocked(events []Event) {
+	h.count += len(events)
+	if !h.opts.Discard {
+		h.indexed = append(h.indexed, events...)
+	}
+}
+
 // advanceLocked indexes the pending requests that are due.
 func (h *HEC) advanceLocked(now time.Time) {
 	for _, c := range h.channels {
@@ -248,7 +266,7 @@ func (h *HEC) advanceLocked(now time.Time) {
 			if p.lose {
 				continue
 			}
-			h.indexed = append(h.indexed, p.events...)
+			h.indexLocked(p.events)
 			if !p.loseAck {
 				c.acked[id] = true
 			}
@@ -422,7 +440,7 @@ func (h *HEC) accept(r *http.Request, raw []byte, readErr error) (status, code i
 	if bad >= 0 {
 		// HEC stops at the event it cannot take; the ones before it are indexed, without an
 		// acknowledgement (the answer is an error).
-		h.indexed = append(h.indexed, events...)
+		h.indexLocked(events)
 		return http.StatusBadRequest, badCode, map[string]any{"invalid-event-number": bad}
 	}
 	p := &pending{events: events, due: time.Now().Add(h.opts.IndexDelay)}
@@ -435,7 +453,7 @@ func (h *HEC) accept(r *http.Request, raw []byte, readErr error) (status, code i
 	}
 	if ch == "" || !tok.Ack {
 		if !p.lose {
-			h.indexed = append(h.indexed, events...)
+			h.indexLocked(events)
 		}
 		return http.StatusOK, 0, nil
 	}
