@@ -240,7 +240,7 @@ func (s *Sink) Send(ctx context.Context, msgs []sink.Message) error {
 	if err := s.probe(ctx); err != nil {
 		return err
 	}
-	todo := s.unsent(msgs)
+	todo, skipped := s.unsent(msgs)
 	if len(todo) == 0 {
 		return nil
 	}
@@ -265,7 +265,8 @@ func (s *Sink) Send(ctx context.Context, msgs []sink.Message) error {
 	if failure == nil && ackErr == nil {
 		return nil
 	}
-	s.remember(msgs, posted)
+	// The skipped lines go back in: the caller retries this batch with them in it.
+	s.remember(msgs, append(posted, &request{idx: skipped, acked: true}))
 	switch {
 	case failure != nil && !isRejected(failure):
 		return failure
@@ -282,27 +283,16 @@ func isRejected(err error) bool {
 	return errors.As(err, &re)
 }
 
-func allAcked(reqs []*request) bool { return unacked(reqs) == 0 }
-
-func unacked(reqs []*request) int {
-	n := 0
-	for _, r := range reqs {
-		if !r.acked {
-			n++
-		}
-	}
-	return n
-}
-
-// unsent returns the indices of msgs not acknowledged in an earlier, failed Send, and forgets
-// those that were.
-func (s *Sink) unsent(msgs []sink.Message) []int {
-	todo := make([]int, 0, len(msgs))
+// unsent returns the indices of msgs not acknowledged in an earlier, failed Send (todo) and
+// of those that were (skipped), which it forgets.
+func (s *Sink) unsent(msgs []sink.Message) (todo, skipped []int) {
+	todo = make([]int, 0, len(msgs))
 	for i := range msgs {
 		if len(s.remembered) > 0 {
 			k := sha256.Sum256(msgs[i].Line)
 			if _, ok := s.remembered[k]; ok {
 				delete(s.remembered, k)
+				skipped = append(skipped, i)
 				continue
 			}
 		}
@@ -311,7 +301,7 @@ func (s *Sink) unsent(msgs []sink.Message) []int {
 	if len(s.remembered) == 0 {
 		s.order = s.order[:0]
 	}
-	return todo
+	return todo, skipped
 }
 
 // remember keeps the lines of the acknowledged requests of a failed Send.

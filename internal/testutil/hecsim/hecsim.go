@@ -105,10 +105,10 @@ type HEC struct {
 	channels  map[string]*channel
 	indexed   []Event
 	count     int // events indexed
-	busy      int  // answer this many more event posts with 503 code 9 (-1 = until cleared)
-	throttle  int  // answer this many more event posts with 429
-	loseNext  int  // lose this many more accepted requests before they are indexed
-	loseAcks  int  // forget the acknowledgement of this many more indexed requests
+	busy      int // answer this many more event posts with 503 code 9 (-1 = until cleared)
+	throttle  int // answer this many more event posts with 429
+	loseNext  int // lose this many more accepted requests before they are indexed
+	loseAcks  int // forget the acknowledgement of this many more indexed requests
 	stats     Stats
 	listener  net.Listener
 	server    *http.Server
