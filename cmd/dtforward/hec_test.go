@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtforward/dtforward/internal/syslogd"
 	"github.com/dtforward/dtforward/internal/testutil/hecsim"
+	"github.com/dtforward/dtforward/internal/testutil/syslogd"
 	"github.com/dtforward/dtforward/simulator"
 	"github.com/dtforward/dtforward/sink/hec"
 )

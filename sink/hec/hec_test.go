@@ -11,8 +11,8 @@ import (
 
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/formatter"
-	"github.com/dtforward/dtforward/internal/syslogd"
 	"github.com/dtforward/dtforward/internal/testutil/hecsim"
+	"github.com/dtforward/dtforward/internal/testutil/syslogd"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/sink"
 	"github.com/dtforward/dtforward/sink/hec"
