@@ -70,6 +70,8 @@ func TestCheckAndRunAgree(t *testing.T) {
 	relp := []string{"SIEM_TRANSPORT", "relp", "SIEM_ADDRESS", tcp}
 	relpTLS := append(slices.Clone(relp), "SIEM_RELP_TLS", "true")
 	udpSink := []string{"SIEM_TRANSPORT", "udp", "SIEM_ADDRESS", udp}
+	hecSink := []string{"SIEM_TRANSPORT", "hec", "SIEM_ADDRESS", "https://127.0.0.1:1", "SIEM_HEC_TOKEN", "0d3b9a52-6f1e-4c2a-9b7d-5e8f1a2b3c4d"}
+	hecFile := append(slices.Clone(hecSink), "SIEM_HEC_TOKEN", "")
 
 	values := map[string][]agreeValue{
 		"DARKTRACE_URL":                     {v(url), v(url + "/"), v(url + "/api"), v("https://127.0.0.1:1"), v("http://127.0.0.1:1", "DARKTRACE_ALLOW_HTTP", "false"), v("ftp://dt.example"), v("dt.example"), v("https://u:p@dt.example")},
@@ -100,12 +102,12 @@ func TestCheckAndRunAgree(t *testing.T) {
 		"FILTER_TAGS":                       {v("(?i)critical"), v("*x")},
 		"SIEM_FORMAT":                       {v("xml"), v("CEF")},
 		"SIEM_LEEF_VERSION":                 {v("2.0", "SIEM_FORMAT", "leef"), v("1.0", "SIEM_FORMAT", "leef"), v("2", "SIEM_FORMAT", "leef"), v("3.0", "SIEM_FORMAT", "leef")},
-		"SIEM_TRANSPORT":                    {v("udp", "SIEM_ADDRESS", udp), v("tcp", "SIEM_ADDRESS", tcp), v("tls", "SIEM_ADDRESS", tcp), v("relp", "SIEM_ADDRESS", tcp), v("stdout", "SIEM_ADDRESS", ""), v("file"), v("syslog"), v("tcp")},
-		"SIEM_ADDRESS":                      {v(filepath.Join(dir, "out2")), v(filepath.Join(dir, "no-such-dir", "out")), v(dir), v("siem.example:514", udpSink...), v("siem.example", udpSink...), v("siem.example:0", udpSink...), v(":514", udpSink...), v("127.0.0.1:65536", udpSink...)},
+		"SIEM_TRANSPORT":                    {v("udp", "SIEM_ADDRESS", udp), v("tcp", "SIEM_ADDRESS", tcp), v("tls", "SIEM_ADDRESS", tcp), v("relp", "SIEM_ADDRESS", tcp), v("stdout", "SIEM_ADDRESS", ""), v("file"), v("syslog"), v("tcp"), v("hec", hecSink[2:]...), v("hec")},
+		"SIEM_ADDRESS":                      {v(filepath.Join(dir, "out2")), v(filepath.Join(dir, "no-such-dir", "out")), v(dir), v("siem.example:514", udpSink...), v("siem.example", udpSink...), v("siem.example:0", udpSink...), v(":514", udpSink...), v("127.0.0.1:65536", udpSink...), v("https://splunk.example:8088/services/collector", hecSink...), v("splunk.example:8088", hecSink...), v("https://u:p@splunk.example", hecSink...)},
 		"SIEM_HEADER":                       {v("5424"), v("rfc5424", tls...)},
 		"SIEM_FRAMING":                      {v("octets"), v("lf", tls...), v("lf", relp...)},
 		"SIEM_FACILITY":                     {v("ntp"), v("security"), v("console"), v("local8"), v("LOCAL4"), v("15")},
-		"SIEM_TLS_CA_FILE":                  {v(ca.CAFile, tls...), v(notPEM, tls...), v(missing, tls...), v(ca.CAFile, relpTLS...), v(notPEM, relpTLS...), v(ca.CAFile, relp...), v(ca.CAFile)},
+		"SIEM_TLS_CA_FILE":                  {v(ca.CAFile, tls...), v(notPEM, tls...), v(missing, tls...), v(ca.CAFile, relpTLS...), v(notPEM, relpTLS...), v(ca.CAFile, relp...), v(ca.CAFile), v(ca.CAFile, hecSink...), v(notPEM, hecSink...)},
 		"SIEM_TLS_CERT_FILE":                {v(ca.ClientCert, append(slices.Clone(tls), "SIEM_TLS_KEY_FILE", ca.ClientKey)...), v(ca.ClientCert, tls...), v(ca.ClientCert, append(slices.Clone(tls), "SIEM_TLS_KEY_FILE", ca.ServerKey)...), v(notPEM, append(slices.Clone(tls), "SIEM_TLS_KEY_FILE", ca.ClientKey)...)},
 		"SIEM_TLS_KEY_FILE":                 {v(ca.ClientKey, tls...), v(notPEM, append(slices.Clone(tls), "SIEM_TLS_CERT_FILE", ca.ClientCert)...)},
 		"SIEM_TLS_SERVER_NAME":              {v("siem.example", tls...), v("siem.example")},
@@ -116,6 +118,12 @@ func TestCheckAndRunAgree(t *testing.T) {
 		"SIEM_TIMEOUT":                      {v("1ns"), v("10s"), v("0s"), v("-1s")},
 		"SIEM_UDP_RATE":                     {v("0", udpSink...), v("1000000", udpSink...), v("-1", udpSink...), v("1000001", udpSink...)},
 		"SIEM_APP_NAME":                     {v("dt"), v(strings.Repeat("a", 48)), v(strings.Repeat("a", 49)), v("a b"), v("é")},
+		"SIEM_HEC_TOKEN":                    {v("t", hecSink...), v("has space", hecSink...), v("", hecSink...), v("t")},
+		"SIEM_HEC_TOKEN_FILE":               {v(token, hecFile...), v(missing, hecFile...), v(empty, hecFile...), v(token, hecSink...)},
+		"SIEM_HEC_ACK":                      {v("true", hecSink...), v("false", hecSink...), v("maybe", hecSink...)},
+		"SIEM_HEC_ACK_TIMEOUT":              {v("1s", hecSink...), v("0s", hecSink...), v("-1s", hecSink...), v("60", hecSink...)},
+		"SIEM_HEC_INDEX":                    {v("darktrace", hecSink...), v("Main", hecSink...), v("_internal", hecSink...), v("main")},
+		"SIEM_HEC_SOURCETYPE":               {v("darktrace", hecSink...), v("modelbreach=darktrace:alert,antigena=x", hecSink...), v("breach=x", hecSink...), v("a b", hecSink...), v("darktrace")},
 		"SIEM_SINKS_FILE":                   {v(sinksFile, noSIEM...), v(sinksBad, noSIEM...), v(missing, noSIEM...), v(sinksFile)},
 		"STATE_DIR":                         {v(filepath.Join(dir, "state2")), v(filepath.Join(dir, "new", "deeper"))},
 		"SHUTDOWN_TIMEOUT":                  {v("1s"), v("0s"), v("-1s")},
