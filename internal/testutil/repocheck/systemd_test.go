@@ -180,7 +180,7 @@ func TestSystemdInstallOnCleanRoot(t *testing.T) {
 
 	u := parseUnit(t, read(t, "deploy/systemd/dtforward.service"))
 	wanted := map[string]os.FileMode{
-		"/usr/local/bin/dtforward":             0o755,
+		"/usr/local/bin/dtforward":              0o755,
 		"/etc/systemd/system/dtforward.service": 0o644,
 	}
 	exec0, _, _ := strings.Cut(u.get("Service", "ExecStart"), " ")
