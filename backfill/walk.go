@@ -14,6 +14,7 @@ import (
 	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/fetch"
 	"github.com/dtforward/dtforward/internal/retry"
+	"github.com/dtforward/dtforward/sink"
 	"github.com/dtforward/dtforward/source"
 )
 
@@ -309,7 +310,7 @@ func (b *backfiller) fetch(ctx context.Context, src *source.Source, start, end i
 // deliver hands alerts to the Deliverer, retrying with backoff up to DeliverAttempts times. A
 // sink that keeps failing stops the backfill: every later window would fail the same way.
 func (b *backfiller) deliver(ctx context.Context, alerts []*alert.Alert) error {
-	policy := retry.Policy{Min: b.cfg.RetryMin, Max: b.cfg.RetryMax, Attempts: b.cfg.DeliverAttempts}
+	policy := retry.Policy{Min: b.cfg.RetryMin, Max: b.cfg.RetryMax, Attempts: b.cfg.DeliverAttempts, RetryAfter: sink.RetryAfterOf}
 	err := policy.Do(ctx, func() error {
 		err := b.cfg.Deliverer.Deliver(ctx, alerts)
 		if err != nil && ctx.Err() == nil {

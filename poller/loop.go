@@ -14,6 +14,7 @@ import (
 	"github.com/dtforward/dtforward/fetch"
 	"github.com/dtforward/dtforward/internal/metrics"
 	"github.com/dtforward/dtforward/internal/retry"
+	"github.com/dtforward/dtforward/sink"
 	"github.com/dtforward/dtforward/source"
 )
 
@@ -359,7 +360,9 @@ func (a *Poller) deliver(ctx context.Context, r *sourceRun, alerts []*alert.Aler
 	})
 	defer stop()
 
-	policy := retry.Policy{Min: a.cfg.RetryMin, Max: a.cfg.RetryMax}
+	// A collector that asked us to wait (HTTP 429/503 Retry-After) is given that long, not
+	// hammered at the backoff's pace.
+	policy := retry.Policy{Min: a.cfg.RetryMin, Max: a.cfg.RetryMax, RetryAfter: sink.RetryAfterOf}
 	err := policy.Do(ctx, func() error {
 		err := a.cfg.Deliverer.Deliver(dctx, alerts)
 		if err == nil {
