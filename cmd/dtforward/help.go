@@ -5,8 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/dtforward/dtforward/config"
 )
@@ -71,11 +71,12 @@ func usageError(e *env, cmd, format string, args ...any) int {
 	return exitUsage
 }
 
-// envHelp lists the environment variables from config.Table, one line each: name (with
-// [_FILE] when a file variant exists), its default, and the first clause of its meaning. It
-// is generated so that "run --help" cannot drift from the configuration.
+// envHelp lists the environment variables from config.Table, one entry each: name (with
+// [_FILE] when a file variant exists), its default, and its whole description, wrapped under
+// the description column rather than cut. It is generated so that "run --help" cannot drift
+// from the configuration.
 func envHelp(w io.Writer) {
-	fmt.Fprint(w, "\nEnvironment (meaning and defaults in full: README.md, \"Configuration reference\"):\n")
+	fmt.Fprint(w, "\nEnvironment (also in README.md, \"Configuration reference\"):\n")
 	vars := config.Table()
 	hasFile := map[string]bool{}
 	for _, v := range vars {
@@ -94,7 +95,13 @@ func envHelp(w io.Writer) {
 		if v.Default != "" {
 			name += "=" + v.Default
 		}
-		fmt.Fprintf(w, "  %-37s %s\n", name, firstClause(v.Description))
+		for i, line := range wrap(v.Description, helpLineWidth) {
+			if i == 0 {
+				fmt.Fprintf(w, "  %-37s %s\n", name, line)
+			} else {
+				fmt.Fprintf(w, "  %-37s %s\n", "", line)
+			}
+		}
 	}
 }
 
@@ -107,21 +114,28 @@ func isVar(vars []config.Var, name string) bool {
 	return false
 }
 
-// helpLineWidth bounds a variable's description in "run --help" (after the 40-column name).
+// helpLineWidth bounds a line of a variable's description in "run --help" (after the
+// 40-column name), so that the help reads in a 104-column terminal.
 const helpLineWidth = 64
 
-var parenthetical = regexp.MustCompile(` \([^()]*\)`)
-
-// firstClause shortens a table description to what fits on a help line: without
-// parentheticals, and at most helpLineWidth characters, cut at a word with "…".
-func firstClause(s string) string {
-	s = parenthetical.ReplaceAllString(s, "")
-	if len(s) > helpLineWidth {
-		cut := strings.LastIndexByte(s[:helpLineWidth], ' ')
-		if cut <= 0 {
-			cut = helpLineWidth
+// wrap breaks s into lines of at most width characters at spaces; a word longer than width
+// (a path, a URL) gets a line of its own rather than being cut.
+func wrap(s string, width int) []string {
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(s) {
+		switch {
+		case line == "":
+			line = word
+		case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) <= width:
+			line += " " + word
+		default:
+			lines = append(lines, line)
+			line = word
 		}
-		s = strings.TrimRight(s[:cut], " ,:;") + "…"
 	}
-	return s
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/dtforward/dtforward/config"
+	"github.com/dtforward/dtforward/sink"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/help/*.txt from the current --help output")
@@ -190,5 +192,38 @@ func TestDemoRandomSeed(t *testing.T) {
 	}
 	if len(seen) < 900 {
 		t.Errorf("%d distinct seeds in 1000 draws: not random", len(seen))
+	}
+}
+
+// TestHelpInFull runs the real binary: "run --help" gives every variable's whole description
+// (wrapped, never cut with "…"), and the top-level help names every transport the sink has.
+func TestHelpInFull(t *testing.T) {
+	bin := buildBinary(t)
+	out, err := exec.Command(bin, "run", "--help").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	help := string(out)
+	if strings.Contains(help, "…") {
+		t.Errorf("run --help cuts descriptions with \"…\":\n%s", help)
+	}
+	flat := strings.Join(strings.Fields(help), " ")
+	for _, v := range config.Table() {
+		if strings.HasSuffix(v.Name, "_FILE") && strings.Contains(help, strings.TrimSuffix(v.Name, "_FILE")+"[_FILE]") {
+			continue // a secret's file variant shares its line
+		}
+		if d := strings.Join(strings.Fields(v.Description), " "); !strings.Contains(flat, d) {
+			t.Errorf("run --help lacks the description of %s in full: %q", v.Name, d)
+		}
+	}
+	out, err = exec.Command(bin, "--help").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := strings.ToLower(string(out))
+	for _, tr := range sink.Transports() {
+		if !strings.Contains(top, tr) {
+			t.Errorf("dtforward --help does not mention the %s transport:\n%s", tr, out)
+		}
 	}
 }

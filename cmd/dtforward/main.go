@@ -104,7 +104,7 @@ func loadConfig(mode config.Mode, e *env) (*config.Config, error) {
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `dtforward forwards Darktrace model breaches, Antigena actions and AI Analyst incident
-events to a SIEM as CEF, LEEF or JSON over syslog (UDP, TCP, TLS), stdout or a file.
+events to a SIEM as CEF, LEEF or JSON over syslog (UDP, TCP, TLS) or RELP, to stdout or a file.
 
 Usage: dtforward <command> [flags]
        dtforward --version | -v
