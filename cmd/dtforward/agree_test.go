@@ -41,7 +41,8 @@ func v(value string, also ...string) agreeValue {
 // configuration: for every variable of the configuration table (config.Table, the README's
 // table), with its allowed values and the values at and beyond its edges, the real binary's
 // check accepts the configuration (exit 0, or 1 when something is unreachable) exactly when
-// its run starts with it (rather than exiting 2 at start). SIEM_FACILITY=ntp was accepted by
+// its run starts with it (rather than exiting 2 at start), and a check that refuses it has
+// called nothing ok first. SIEM_FACILITY=ntp was accepted by
 // check and refused by run when the two validated sink settings with different tables.
 func TestCheckAndRunAgree(t *testing.T) {
 	bin := buildBinary(t)
@@ -174,6 +175,9 @@ func TestCheckAndRunAgree(t *testing.T) {
 				checkOK, runOK := checkCode != exitUsage, runCode != exitUsage
 				if runCode < 0 {
 					return
+				}
+				if !checkOK && (strings.Contains(checkOut, "configuration: ok") || strings.Contains(checkOut, "reachable")) {
+					t.Errorf("%s=%q (with %v): check exits 2 after calling something ok:\n%s", name, val.value, val.also, tail(checkOut, 1500))
 				}
 				if checkOK != runOK {
 					t.Errorf("%s=%q (with %v): check exit %d, run exit %d\ncheck:\n%s\nrun:\n%s",

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dtforward/dtforward/alert"
@@ -57,6 +59,24 @@ error.
 	if err != nil {
 		return printConfigError(e.stderr, "check", err)
 	}
+	// Everything run builds from the configuration is built before anything is called ok, with
+	// run's own code (newClient, cfg.Sinks, route.NewFormatter): a configuration error is exit
+	// 2 with nothing reported as working.
+	clients := make([]*darktrace.Client, len(apps))
+	for i, app := range apps {
+		if clients[i], err = newClient(app, cfg, nil); err != nil {
+			return printConfigError(e.stderr, "check", fmt.Errorf("appliance %s: %w", app.Name, err))
+		}
+	}
+	sinks, err := cfg.Sinks()
+	if err != nil {
+		return printConfigError(e.stderr, "check", err)
+	}
+	for _, sk := range sinks {
+		if _, err := route.NewFormatter(sk, version); err != nil {
+			return printConfigError(e.stderr, "check", fmt.Errorf("sink %s: %w", sk.Label(), err))
+		}
+	}
 	out := e.stdout
 	fmt.Fprintln(out, "configuration: ok")
 	failed := false
@@ -65,11 +85,8 @@ error.
 		fmt.Fprintf(out, "FAIL "+format+"\n", args...)
 	}
 
-	for _, app := range apps {
-		c, err := newClient(app, cfg, nil)
-		if err != nil {
-			return printConfigError(e.stderr, "check", fmt.Errorf("appliance %s: %w", app.Name, err))
-		}
+	for i, app := range apps {
+		c := clients[i]
 		sctx, cancel := context.WithTimeout(ctx, *timeout)
 		st, err := c.Status(sctx)
 		cancel()
@@ -116,19 +133,15 @@ error.
 		c.CloseIdleConnections()
 	}
 
-	sinks, err := cfg.Sinks()
-	if err != nil {
-		return printConfigError(e.stderr, "check", err)
-	}
 	for _, sk := range sinks {
 		sinkName := strings.TrimSpace(sk.Transport + " " + sk.Address)
 		if sk.Name != "" {
 			sinkName = sk.Name + " (" + sinkName + ")"
 		}
-		if err := reachSink(ctx, sk, *timeout); err != nil {
+		if verified, err := reachSink(ctx, sk, *timeout); err != nil {
 			fail("sink %s: %v", sinkName, err)
 		} else {
-			fmt.Fprintf(out, "sink %s: reachable\n", sinkName)
+			fmt.Fprintf(out, "sink %s: %s\n", sinkName, verified)
 		}
 
 		line, err := sampleLine(cfg, sk)
@@ -152,30 +165,32 @@ func transient(err error) string {
 	return ""
 }
 
-// reachSink proves the SIEM side is reachable without sending a message: a TCP connect, a
-// TLS handshake with the configured trust, a UDP socket, a RELP session, or opening the file
-// for append.
-func reachSink(ctx context.Context, s config.Sink, timeout time.Duration) error {
+// reachSink tries the SIEM side without sending a message and says what it verified: a TCP
+// connect, a TLS handshake with the configured trust, a RELP session, the file opened for
+// appending, or for UDP only the absence of a refusal.
+func reachSink(ctx context.Context, s config.Sink, timeout time.Duration) (verified string, err error) {
 	d := net.Dialer{Timeout: timeout}
 	switch s.Transport {
 	case "stdout":
-		return nil
+		return "reachable", nil
 	case "file":
 		f, err := os.OpenFile(s.Address, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640) //nolint:gosec // same mode as the file sink: a log shipper in the group reads it
 		if err != nil {
-			return err
+			return "", err
 		}
-		return f.Close()
-	case "udp", "tcp":
-		conn, err := d.DialContext(ctx, s.Transport, s.Address)
+		return "reachable", f.Close()
+	case "udp":
+		return probeUDP(ctx, s.Address, min(timeout, udpProbeWait))
+	case "tcp":
+		conn, err := d.DialContext(ctx, "tcp", s.Address)
 		if err != nil {
-			return err
+			return "", err
 		}
-		return conn.Close()
+		return "reachable (TCP connection accepted)", conn.Close()
 	case "tls":
 		tc, err := tlsconfig.Client(s.SinkConfig().TLS)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if tc.ServerName == "" {
 			host, _, _ := net.SplitHostPort(s.Address)
@@ -184,33 +199,75 @@ func reachSink(ctx context.Context, s config.Sink, timeout time.Duration) error 
 		td := tls.Dialer{NetDialer: &d, Config: tc}
 		conn, err := td.DialContext(ctx, "tcp", s.Address)
 		if err != nil {
-			return err
+			return "", err
 		}
-		return conn.Close()
+		return "reachable (TLS handshake verified)", conn.Close()
 	case "relp":
 		// Open a RELP session (and close it): proves the receiver speaks RELP and takes syslog.
 		sc := s.SinkConfig()
 		sc.Timeout = timeout
 		rs, err := sink.New(sc)
 		if err != nil {
-			return err
+			return "", err
 		}
 		err = rs.Send(ctx, nil)
 		_ = rs.Close()
-		return err
+		return "reachable (RELP session opened)", err
 	}
 	// An HTTP sink verifies its collector itself (health, token) without sending an event.
 	sk, err := route.NewSink(s, route.Options{Version: version})
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer sk.Close()
 	if c, ok := sk.(sink.Checker); ok {
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		return c.Check(cctx)
+		if err := c.Check(cctx); err != nil {
+			return "", err
+		}
+		return "reachable (collector health and token verified)", nil
 	}
-	return fmt.Errorf("unknown transport %q", s.Transport)
+	return "", fmt.Errorf("unknown transport %q", s.Transport)
+}
+
+// udpProbeWait is how long check waits for an ICMP refusal: one round trip to a collector,
+// with room for a loaded host.
+const udpProbeWait = time.Second
+
+// probeUDP sends one empty datagram on a connected socket and waits for an ICMP
+// port-unreachable, which the kernel reports on the next read as "connection refused". An
+// empty datagram carries no message, so a collector has nothing to log. Silence proves
+// nothing: UDP has no handshake, and a firewall may drop both the datagram and the ICMP.
+func probeUDP(ctx context.Context, addr string, wait time.Duration) (string, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "udp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if _, err := conn.Write(nil); err != nil {
+		return "", udpRefused(err, addr)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		return "", err
+	}
+	var buf [1]byte
+	_, err = conn.Read(buf[:])
+	var ne net.Error
+	switch {
+	case err == nil, errors.As(err, &ne) && ne.Timeout():
+		return "no ICMP refusal seen; UDP cannot confirm a listener (send a test message and look for it in the SIEM)", nil
+	}
+	return "", udpRefused(err, addr)
+}
+
+// udpRefused says what a refusal means for the operator.
+func udpRefused(err error, addr string) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("refused: %s answered with ICMP port unreachable, nothing listens on that UDP port (check SIEM_ADDRESS and the collector's UDP input)", addr)
+	}
+	return err
 }
 
 // sampleBreach is a typical model breach as the API returns it, for the sample line.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"maps"
+	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -198,6 +199,54 @@ func TestDemoPrintsCEF(t *testing.T) {
 	for _, h := range all {
 		if h != all[0] || !strings.HasPrefix(h, "127.0.0.1:") {
 			t.Fatalf("darktraceUrl hosts differ: breaches %v, Antigena %v; want the simulator's address everywhere", slices.Compact(hosts["breach"]), slices.Compact(hosts["antigena"]))
+		}
+	}
+}
+
+// TestCheckUDPSaysWhatItVerified runs the real binary's check against a UDP port with nothing
+// behind it (the kernel answers with ICMP port unreachable: a failure, exit 1) and against a
+// listening socket (no refusal: check says that is all UDP can tell, not "reachable"); the
+// listener is sent no message, at most an empty datagram.
+func TestCheckUDPSaysWhatItVerified(t *testing.T) {
+	bin := buildBinary(t)
+	_, url := startSim(t, simulator.Options{HistoryCount: 1})
+	dir := t.TempDir()
+	vars := baseVars(url, filepath.Join(dir, "out"), filepath.Join(dir, "state"))
+	vars["SIEM_TRANSPORT"] = "udp"
+
+	closed, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars["SIEM_ADDRESS"] = closed.LocalAddr().String()
+	closed.Close()
+	code, out := runBinary(t, bin, vars, "check")
+	if code != exitFailure || !strings.Contains(out, "FAIL sink udp "+vars["SIEM_ADDRESS"]+": refused") || strings.Contains(out, "reachable\n") {
+		t.Errorf("nothing listening: exit %d, want 1 with the sink refused:\n%s", code, out)
+	}
+
+	l, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	vars["SIEM_ADDRESS"] = l.LocalAddr().String()
+	code, out = runBinary(t, bin, vars, "check")
+	want := "sink udp " + vars["SIEM_ADDRESS"] + ": no ICMP refusal seen; UDP cannot confirm a listener"
+	if code != exitOK || !strings.Contains(out, want) || strings.Contains(out, "sink udp "+vars["SIEM_ADDRESS"]+": reachable") {
+		t.Errorf("listening: exit %d, want 0 and %q:\n%s", code, want, out)
+	}
+	if err := l.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65536)
+	for {
+		n, _, err := l.ReadFrom(buf)
+		if err != nil {
+			break
+		}
+		if n > 0 {
+			t.Errorf("check sent the collector %d bytes: %q", n, buf[:n])
 		}
 	}
 }
