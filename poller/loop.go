@@ -369,7 +369,6 @@ func (a *Poller) deliver(ctx context.Context, r *sourceRun, alerts []*alert.Aler
 			r.clearErr(&r.sinkErr, "sink accepts again")
 			return nil
 		}
-		a.cfg.Metrics.SinkError()
 		r.setErr(&r.sinkErr, err, "sink did not accept the batch; keeping it and retrying")
 		return err
 	}, nil)

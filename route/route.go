@@ -60,7 +60,7 @@ func NewSink(s config.Sink, o Options) (sink.Sink, error) {
 		log = log.With().Str("sink", s.Name).Logger()
 	}
 	label := s.Label()
-	o.Metrics.SinkSanitized(label, 0)
+	o.Metrics.Sink(label)
 	if s.Transport == "hec" {
 		return NewHEC(s, o.StateDir, &log)
 	}
@@ -141,7 +141,7 @@ func (d *Destination) Sources(polled []string) []string {
 // Deliver implements poller.Deliverer.
 func (d *Destination) Deliver(ctx context.Context, alerts []*alert.Alert) error {
 	if err := d.Delivery.Deliver(ctx, alerts); err != nil {
-		d.metrics.SinkFailure(d.Name())
+		d.metrics.SinkError(d.Name())
 		return err
 	}
 	d.metrics.SinkAlerts(d.Name(), len(alerts))

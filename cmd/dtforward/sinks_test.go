@@ -140,7 +140,7 @@ func TestRunSinkDownHoldsBackNoOther(t *testing.T) {
 	if v := metricValue(metricsText, `dtforward_api_requests_shared_total`); v < 1 {
 		t.Errorf("no poll request was shared by the two sinks (dtforward_api_requests_shared_total %v)", v)
 	}
-	if v := metricValue(metricsText, `dtforward_sink_failures_total{sink="siem-b"}`); v < 1 {
+	if v := metricValue(metricsText, `dtforward_sink_errors_total{sink="siem-b"}`); v < 1 {
 		t.Errorf("sink b's outage not counted: %v", v)
 	}
 	if v := metricValue(metricsText, `dtforward_sink_alerts_total{sink="siem-a"}`); v < 20 {

@@ -52,6 +52,7 @@ type daemonOptions struct {
 // newDaemon composes the daemon. Configuration and state-file problems are *configError.
 func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) (_ *daemon, err error) {
 	d := &daemon{log: log, cfg: cfg, metrics: metrics.New(), requests: fetch.NewFIFO(cfg.DarktraceMaxConcurrentRequests)}
+	d.metrics.SetBuildInfo(version, commit)
 	defer func() {
 		if err != nil {
 			d.close()
@@ -193,6 +194,7 @@ func (d *daemon) addAppliance(app config.Appliance, i, n int, start time.Time, a
 		}
 		room := fetch.Room{Next: group, Backlog: dest.Delivery, Room: fetch.SinkRoom(cfg.DarktraceMaxConcurrentRequests)}
 		reader := source.NewReader(room, app.Name, c.Host(), source.Filter(cfg.Filter()), plog).ReportAnomalies(anomalies)
+		d.metrics.Appliance(app.Name, dest.Sources(cfg.PollSources))
 		p, err := poller.New(poller.Config{
 			Reader: reader, Sources: dest.Sources(cfg.PollSources), Store: store,
 			Deliverer: route.Labelled{Next: dest, Labels: app.Labels},

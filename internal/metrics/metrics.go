@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -40,7 +41,6 @@ type Metrics struct {
 	records        *prometheus.CounterVec
 	pollDuration   *prometheus.HistogramVec
 	apiErrors      *prometheus.CounterVec
-	sinkErrors     prometheus.Counter
 	sinkReconnects prometheus.Counter
 	state          *stateSeries
 	anomalies      *prometheus.CounterVec
@@ -79,10 +79,6 @@ func New() *Metrics {
 			Name: "dtforward_api_errors_total",
 			Help: "Failed appliance requests by appliance and source.",
 		}, []string{"appliance", "source"}),
-		sinkErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "dtforward_sink_errors_total",
-			Help: "Batches the sink failed to accept (each is retried whole).",
-		}),
 		sinkReconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dtforward_sink_reconnects_total",
 			Help: "Connections (re)established to the SIEM.",
@@ -102,7 +98,7 @@ func New() *Metrics {
 	upDesc := prometheus.NewDesc("dtforward_appliance_up",
 		"1 while an appliance is ready (as /readyz judges it), 0 while it fails or is disabled (e.g. unusable checkpoint).",
 		[]string{"appliance"}, nil)
-	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkErrors, m.sinkReconnects, m.anomalies,
+	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkReconnects, m.anomalies,
 		m.sinkDatagrams,
 		&lagCollector{m: m, desc: lagDesc}, &upCollector{desc: upDesc, read: m.appliancesUp},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -140,12 +136,38 @@ func (m *Metrics) APIError(appliance, source string) {
 	m.apiErrors.WithLabelValues(appliance, source).Inc()
 }
 
-// SinkError counts one batch the sink did not accept.
-func (m *Metrics) SinkError() {
+// outcomes are the values of dtforward_records_total's outcome label.
+var outcomes = []string{OutcomeFetched, OutcomeSent, OutcomeDeduped, OutcomeFiltered, OutcomeMalformed}
+
+// Appliance creates at 0 the counter series of an appliance polling sources, so that an alert
+// on rate() or increase() sees each of them from the start rather than from its first event.
+func (m *Metrics) Appliance(appliance string, sources []string) {
 	if m == nil {
 		return
 	}
-	m.sinkErrors.Inc()
+	for _, src := range sources {
+		for _, o := range outcomes {
+			m.records.WithLabelValues(appliance, src, o)
+		}
+		m.apiErrors.WithLabelValues(appliance, src)
+	}
+	m.state.antigenaVanished.WithLabelValues(appliance)
+	m.state.pbidGaps.WithLabelValues(appliance)
+}
+
+// SetBuildInfo sets dtforward_build_info: 1, labelled with the version, the commit and the Go
+// version the binary was built with.
+func (m *Metrics) SetBuildInfo(version, commit string) {
+	if m == nil {
+		return
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "dtforward_build_info",
+		Help:        "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": version, "commit": commit, "goversion": runtime.Version()},
+	})
+	g.Set(1)
+	m.reg.MustRegister(g)
 }
 
 // SinkReconnect counts one (re)connection to the SIEM.

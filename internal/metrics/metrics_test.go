@@ -41,7 +41,7 @@ func TestServer(t *testing.T) {
 	m.AddRecords("dt1", "modelbreaches", OutcomeSent, 3)
 	m.AddRecords("dt1", "modelbreaches", OutcomeSent, 0) // ignored
 	m.ObservePoll("dt1", "modelbreaches", 150*time.Millisecond)
-	m.SinkError()
+	m.SinkError("siem")
 	m.SinkReconnect()
 	m.AddSinkDatagrams(7)
 	m.AddSinkDatagrams(0) // ignored
@@ -64,7 +64,7 @@ func TestServer(t *testing.T) {
 			`dtforward_records_total{appliance="dt1",outcome="sent",source="modelbreaches"} 3`,
 			`dtforward_poll_duration_seconds_count{appliance="dt1",source="modelbreaches"} 1`,
 			`dtforward_checkpoint_lag_seconds{appliance="dt1",source="modelbreaches"} 90`,
-			"dtforward_sink_errors_total 1",
+			`dtforward_sink_errors_total{sink="siem"} 1`,
 			"dtforward_sink_reconnects_total 1",
 			"dtforward_sink_datagrams_sent_total 7",
 			`dtforward_api_errors_total{appliance="dt1",source="antigena"} 1`,
@@ -92,7 +92,10 @@ func TestNilMetricsIsANoOp(t *testing.T) {
 	var m *Metrics
 	m.AddRecords("a", "b", OutcomeSent, 1)
 	m.ObservePoll("a", "b", time.Second)
-	m.SinkError()
+	m.SinkError("a")
+	m.Sink("a")
+	m.Appliance("a", []string{"b"})
+	m.SetBuildInfo("v", "c")
 	m.SinkReconnect()
 	m.AddSinkDatagrams(1)
 	m.APIError("a", "b")

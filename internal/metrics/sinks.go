@@ -6,7 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // "siem" for the SIEM_* sink): bounded by the configuration.
 type sinkSeries struct {
 	alerts    *prometheus.CounterVec
-	failures  *prometheus.CounterVec
+	errors    *prometheus.CounterVec
 	sanitized *prometheus.CounterVec
 }
 
@@ -16,16 +16,16 @@ func newSinkSeries(reg *prometheus.Registry) *sinkSeries {
 			Name: "dtforward_sink_alerts_total",
 			Help: "Alerts a sink accepted, by sink (with several sinks each counts its own copy).",
 		}, []string{"sink"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dtforward_sink_failures_total",
-			Help: "Batches a sink failed to accept, by sink (each is retried; the other sinks go on).",
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtforward_sink_errors_total",
+			Help: "Batches a sink failed to accept, by sink (each is retried whole; the other sinks go on).",
 		}, []string{"sink"}),
 		sanitized: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dtforward_sink_lines_sanitized_total",
 			Help: "Lines a sink sent with CR or LF replaced by spaces, by sink. The formatters never produce either: above 0 means a formatter let one through (the line still went out as one line).",
 		}, []string{"sink"}),
 	}
-	reg.MustRegister(s.alerts, s.failures, s.sanitized)
+	reg.MustRegister(s.alerts, s.errors, s.sanitized)
 	return s
 }
 
@@ -37,16 +37,26 @@ func (m *Metrics) SinkAlerts(sink string, n int) {
 	m.sinks.alerts.WithLabelValues(sink).Add(float64(n))
 }
 
-// SinkFailure counts one batch the named sink did not accept.
-func (m *Metrics) SinkFailure(sink string) {
+// Sink creates the named sink's counter series at 0, so that an alert on them sees the sink
+// from the start.
+func (m *Metrics) Sink(sink string) {
 	if m == nil {
 		return
 	}
-	m.sinks.failures.WithLabelValues(sink).Inc()
+	m.sinks.alerts.WithLabelValues(sink)
+	m.sinks.errors.WithLabelValues(sink)
+	m.sinks.sanitized.WithLabelValues(sink)
 }
 
-// SinkSanitized counts n lines of the named sink whose CR or LF the sink replaced. n = 0
-// creates the series at 0, so that an alert on it sees the sink from the start.
+// SinkError counts one batch the named sink did not accept.
+func (m *Metrics) SinkError(sink string) {
+	if m == nil {
+		return
+	}
+	m.sinks.errors.WithLabelValues(sink).Inc()
+}
+
+// SinkSanitized counts n lines of the named sink whose CR or LF the sink replaced.
 func (m *Metrics) SinkSanitized(sink string, n int) {
 	if m == nil || n < 0 {
 		return

@@ -14,7 +14,7 @@ func TestPerSinkSeries(t *testing.T) {
 	m.AddLagFunc(func() []Lag { return []Lag{{Appliance: "dt", Source: "modelbreaches", Lag: 90 * time.Second}} })
 	m.SetSinkUpFunc(func() []SinkUp { return []SinkUp{{Sink: "siem", Up: true}, {Sink: "archive"}} })
 	m.SinkAlerts("siem", 3)
-	m.SinkFailure("archive")
+	m.SinkError("archive")
 	s, err := Serve("127.0.0.1:0", m, func() error { return nil })
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +29,7 @@ func TestPerSinkSeries(t *testing.T) {
 		`dtforward_sink_up{sink="siem"} 1` + "\n",
 		`dtforward_sink_up{sink="archive"} 0` + "\n",
 		`dtforward_sink_alerts_total{sink="siem"} 3` + "\n",
-		`dtforward_sink_failures_total{sink="archive"} 1` + "\n",
+		`dtforward_sink_errors_total{sink="archive"} 1` + "\n",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
