@@ -342,7 +342,7 @@ func (s *relpSink) connect(ctx context.Context) error {
 		tc := tls.Client(raw, cfg)
 		if err := tc.HandshakeContext(dctx); err != nil {
 			_ = raw.Close()
-			return fmt.Errorf("TLS handshake failed (nothing was sent): %w", err)
+			return handshakeError(err, cfg.ServerName)
 		}
 		conn = tc
 	}

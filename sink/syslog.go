@@ -257,7 +257,7 @@ func (s *syslogSink) handshake(ctx context.Context, raw net.Conn, addr string) (
 	}
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("TLS handshake failed (nothing was sent): %w", err)
+		return nil, handshakeError(err, cfg.ServerName)
 	}
 	if requested && tc.ConnectionState().Version >= tls.VersionTLS13 {
 		if err := probeRejected(tc, min(s.cfg.Timeout/2, time.Second)); err != nil {

@@ -250,3 +250,31 @@ func TestCheckUDPSaysWhatItVerified(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckSinkMessages runs the real binary's check against collectors that fail: a TLS sink
+// pointed at a port that speaks plain HTTP says the server does not speak TLS there, and a
+// RELP sink with nothing listening names the sink once, not once per layer.
+func TestCheckSinkMessages(t *testing.T) {
+	bin := buildBinary(t)
+	_, url := startSim(t, simulator.Options{HistoryCount: 1})
+	dir := t.TempDir()
+	vars := baseVars(url, filepath.Join(dir, "out"), filepath.Join(dir, "state"))
+
+	vars["SIEM_TRANSPORT"], vars["SIEM_ADDRESS"] = "tls", strings.TrimPrefix(url, "http://")
+	code, out := runBinary(t, bin, vars, "check", "--timeout", "10s")
+	if code != exitFailure || !strings.Contains(out, "FAIL sink tls "+vars["SIEM_ADDRESS"]+": TLS handshake failed (nothing was sent): the server does not speak TLS on this port") {
+		t.Errorf("TLS to a plain HTTP port: exit %d, want 1 saying the server does not speak TLS there:\n%s", code, out)
+	}
+
+	vars["SIEM_TRANSPORT"], vars["SIEM_ADDRESS"] = "relp", freeAddr(t)
+	code, out = runBinary(t, bin, vars, "check", "--timeout", "10s")
+	prefix := "FAIL sink relp " + vars["SIEM_ADDRESS"] + ": "
+	i := strings.Index(out, prefix)
+	if code != exitFailure || i < 0 {
+		t.Fatalf("RELP with nothing listening: exit %d, want 1 and %q:\n%s", code, prefix, out)
+	}
+	line, _, _ := strings.Cut(out[i+len(prefix):], "\n")
+	if strings.Contains(line, "sink") || strings.Contains(line, "relp "+vars["SIEM_ADDRESS"]) {
+		t.Errorf("the RELP failure repeats its prefix: %s%s", prefix, line)
+	}
+}
