@@ -330,6 +330,13 @@ func classify(r response) *Error {
 		e.Msg = fmt.Sprintf("HTTP %d: the appliance (or a proxy in front of it) refused the request (%s); check the tokens and their permissions", status, describeBody(body, html))
 		return e
 
+	case status == http.StatusNotFound && html:
+		// The API answers an unknown path in JSON: an HTML 404 page comes from something else
+		// (a web server, a proxy, the wrong port or a path in the URL).
+		e.Class = ClassPermanent
+		e.Msg = fmt.Sprintf("HTTP 404 (%s): this is not a Darktrace appliance API; check DARKTRACE_URL (the appliance's base URL, e.g. https://appliance.example, no path) and any proxy in between", describeBody(body, html))
+		return e
+
 	case status >= 400:
 		e.Class = ClassPermanent
 		e.Msg = fmt.Sprintf("HTTP %d (%s)", status, describeBody(body, html))
