@@ -83,6 +83,12 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 			return nil, err
 		}
 	}
+	if len(d.health.Sets) > 0 {
+		for _, b := range d.health.Disabled {
+			log.Error().Str("appliance", b.Appliance).Str("sink", cmp.Or(b.Sink, "siem")).Err(b.Err).
+				Msg("appliance disabled for this sink: its checkpoint is unusable; the others go on (fix or remove the file and restart)")
+		}
+	}
 	if len(d.health.Sets) == 0 && len(d.health.Disabled) > 0 {
 		// Nothing left to poll: a start-up error, as it has always been for one appliance.
 		errs := make([]error, len(d.health.Disabled))
@@ -184,9 +190,8 @@ func (d *daemon) addAppliance(app config.Appliance, i, n int, start time.Time, a
 		store, err := checkpoint.Open(stateDir, app.Name)
 		if se := (*checkpoint.StateError)(nil); errors.As(err, &se) {
 			// One unusable checkpoint must not stop the others: skip this appliance for this
-			// sink, leave the file for the operator, and keep reporting it.
-			log.Error().Str("appliance", app.Name).Str("sink", dest.Name()).Err(err).
-				Msg("appliance disabled for this sink: its checkpoint is unusable; the others go on (fix or remove the file and restart)")
+			// sink, leave the file for the operator, and keep reporting it (logged by newDaemon
+			// once it is known whether others go on).
 			d.health.Disabled = append(d.health.Disabled, poller.Disabled{Appliance: app.Name, Sink: dest.Config.Name, Err: err})
 			continue
 		} else if err != nil {
