@@ -332,7 +332,9 @@ func (a *Poller) runSource(ctx context.Context, r *sourceRun) {
 		a.summary.add(a.cfg.Logger, a.name, p.stats, time.Now())
 
 		if caughtUp {
-			a.summary.caughtUp(a.cfg.Logger, a.name, wallStart.Add(a.cfg.Interval), a.cfg.Interval)
+			// After an outage the cycle outlasted the interval: the next poll is now, not at a
+			// time already past.
+			a.summary.caughtUp(a.cfg.Logger, a.name, later(wallStart.Add(a.cfg.Interval), time.Now()), a.cfg.Interval)
 		}
 		if caughtUp && !st.between(ctx, seen) {
 			return
@@ -406,4 +408,12 @@ func positive[T int | time.Duration](v, d T) T {
 		return v
 	}
 	return d
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
