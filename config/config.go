@@ -36,7 +36,7 @@ type Config struct {
 	FilterModels              string  `envconfig:"FILTER_MODELS" desc:"Regular expression; only alerts whose model name matches are forwarded"`
 	FilterTags                string  `envconfig:"FILTER_TAGS" desc:"Regular expression; only alerts with a model tag that matches are forwarded"`
 
-	SIEMFormat                string        `envconfig:"SIEM_FORMAT" default:"cef" desc:"Output format: cef, leef, json, darktrace-json"`
+	SIEMFormat                string        `envconfig:"SIEM_FORMAT" default:"cef" desc:"Output format: cef, leef, json, darktrace-json, ocsf"`
 	SIEMLEEFVersion           string        `envconfig:"SIEM_LEEF_VERSION" default:"2.0" desc:"LEEF version: 2.0 (tab delimiter) or 1.0"`
 	SIEMTransport             string        `envconfig:"SIEM_TRANSPORT" default:"stdout" desc:"Transport: udp, tcp, tls, relp, hec (Splunk HTTP Event Collector), stdout, file"`
 	SIEMAddress               string        `envconfig:"SIEM_ADDRESS" desc:"host:port for udp/tcp/tls/relp, the HEC base URL for hec (https://splunk.example:8088), a path for file"`

@@ -26,6 +26,7 @@ var constructors = map[string]func(Options) (Formatter, error){
 	"leef":           newLEEF,
 	"json":           newJSON,
 	"darktrace-json": newDarktraceJSON,
+	"ocsf":           newOCSF,
 }
 
 // New returns the formatter called name (see Names).

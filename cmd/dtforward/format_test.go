@@ -70,7 +70,7 @@ func TestFormatCommand(t *testing.T) {
 			wantCode: exitFailure, wantErr: []string{"line 3, column 10"}},
 		{name: "truncated JSON", args: []string{"--format", "cef"}, stdin: `[{"pbid": 1,`, wantCode: exitFailure, wantErr: []string{"unexpected end of input"}},
 		{name: "missing file", args: []string{"--format", "cef", "/nonexistent/x.json"}, wantCode: exitFailure, wantErr: []string{"no such file"}},
-		{name: "unknown format", args: []string{"--format", "xml"}, wantCode: exitUsage, wantErr: []string{`unknown format "xml"`, "cef, darktrace-json, json, leef"}},
+		{name: "unknown format", args: []string{"--format", "xml"}, wantCode: exitUsage, wantErr: []string{`unknown format "xml"`, "cef, darktrace-json, json, leef, ocsf"}},
 		{name: "unknown flag", args: []string{"--formt", "cef"}, wantCode: exitUsage, wantErr: []string{"flag provided but not defined"}},
 		{name: "unknown source", args: []string{"--source", "x"}, wantCode: exitUsage, wantErr: []string{"--source"}},
 		{name: "max-bytes too small", args: []string{"--max-bytes", "10"}, wantCode: exitUsage, wantErr: []string{"MaxBytes"}},
@@ -125,7 +125,7 @@ func TestFormatMaxBytesDefault(t *testing.T) {
 		{map[string]string{"SIEM_MAX_MESSAGE_BYTES": "1024"}, nil, 512, 1024},
 		{map[string]string{"SIEM_MAX_MESSAGE_BYTES": "1024"}, []string{"--max-bytes", "0"}, 20000, 1 << 20},
 	} {
-		for _, format := range []string{"cef", "leef", "json", "darktrace-json"} {
+		for _, format := range []string{"cef", "leef", "json", "darktrace-json", "ocsf"} {
 			code, out, errs := runFormatCmd(t, long, tc.env, append([]string{"--format", format}, tc.args...)...)
 			if n := longest(out); code != exitOK || n < tc.min || n > tc.max {
 				t.Errorf("%s %v %v: exit %d, longest line %d, want %d..%d; %s", format, tc.env, tc.args, code, n, tc.min, tc.max, errs)
