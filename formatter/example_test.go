@@ -41,6 +41,6 @@ func ExampleNames() {
 	_, err := formatter.New("xml", formatter.Options{})
 	fmt.Println(err)
 	// Output:
-	// [cef darktrace-json json leef]
-	// unknown format "xml" (valid: cef, darktrace-json, json, leef)
+	// [cef darktrace-json json leef ocsf]
+	// unknown format "xml" (valid: cef, darktrace-json, json, leef, ocsf)
 }

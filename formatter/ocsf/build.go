@@ -3,6 +3,7 @@ package ocsf
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/darktrace"
@@ -187,7 +189,7 @@ func finding(a *alert.Alert) (*Record, *FindingInfo) {
 		if u := txt(strings.TrimSpace(ack.User)); u != "" {
 			e.StatusDetail += " by " + u
 		}
-		e.Metadata.UID = uid + ":acknowledged"
+		e.Metadata.UID = uid + ":ack"
 		if t := ms(ack.Time); t != 0 {
 			fi.ModifiedTime = t
 			e.Time = t
@@ -488,14 +490,29 @@ func firstNonZero(v ...int64) int64 {
 }
 
 // scoped is an identifier made unique across appliances: "<appliance>:<id>", or the id alone
-// when the alert names no appliance.
+// when the alert names no appliance. An appliance label longer than maxScope bytes is
+// shortened to its first bytes, "~" and a hash of the whole label: identifiers are never
+// trimmed, so they must stay short enough for the smallest line limit, and the same label
+// always gives the same identifier.
 func scoped(appliance, id string) string {
 	appliance, id = txt(appliance), txt(id)
 	if appliance == "" {
 		return id
 	}
+	if len(appliance) > maxScope {
+		h := fnv.New32a()
+		h.Write([]byte(appliance))
+		keep := maxScope - 9
+		for keep > 0 && !utf8.RuneStart(appliance[keep]) {
+			keep--
+		}
+		appliance = fmt.Sprintf("%s~%08x", appliance[:keep], h.Sum32())
+	}
 	return appliance + ":" + id
 }
+
+// maxScope bounds the appliance part of an identifier.
+const maxScope = 64
 
 // txt makes a string safe for every consumer of the line: NUL becomes U+FFFD (syslog-ng's JSON
 // parser cuts strings at \u0000), as in the json format; the alert's strings are already valid

@@ -51,21 +51,71 @@ var trimSteps = []step{
 	}),
 	cut("device.name", func(e *Record) *string { return devStr(e, func(d *Device) *string { return &d.Name }) }),
 	cut("device.type", func(e *Record) *string { return devStr(e, func(d *Device) *string { return &d.Type }) }),
-	cut("device.hostname", func(e *Record) *string { return devStr(e, func(d *Device) *string { return &d.Hostname }) }),
-	cut("finding_info.analytic.name", func(e *Record) *string {
-		if e.FindingInfo == nil || e.FindingInfo.Analytic == nil {
-			return nil
-		}
-		return &e.FindingInfo.Analytic.Name
+	// The captions repeat what the ids say; the descriptive times and the log names can be
+	// looked up in Darktrace from the finding's uid.
+	drop("captions", func(e *Record) bool {
+		changed := e.ActivityName+e.CategoryName+e.ClassName+e.TypeName+e.Severity+e.Status+e.RiskLevel != ""
+		e.ActivityName, e.CategoryName, e.ClassName, e.TypeName = "", "", "", ""
+		e.Severity, e.Status, e.RiskLevel = "", "", ""
+		return changed
 	}),
-	cut("finding_info.analytic.uid", func(e *Record) *string {
-		if e.FindingInfo == nil || e.FindingInfo.Analytic == nil {
-			return nil
+	drop("risk_level_id", func(e *Record) bool {
+		// The severity says it: the risk level is the severity one step down.
+		changed := e.RiskLevelID != nil
+		e.RiskLevelID = nil
+		return changed
+	}),
+	drop("metadata.log", func(e *Record) bool {
+		m := &e.Metadata
+		changed := m.Product.Feature != nil || m.LogName != "" || m.LogProvider != ""
+		m.Product.Feature, m.LogName, m.LogProvider = nil, "", ""
+		return changed
+	}),
+	drop("times", func(e *Record) bool {
+		changed := e.StartTime != 0 || e.EndTime != 0
+		e.StartTime, e.EndTime = 0, 0
+		if f := e.FindingInfo; f != nil {
+			changed = changed || f.CreatedTime != 0 || f.FirstSeenTime != 0 || f.LastSeenTime != 0 || f.ModifiedTime != 0
+			f.CreatedTime, f.FirstSeenTime, f.LastSeenTime, f.ModifiedTime = 0, 0, 0, 0
 		}
-		return &e.FindingInfo.Analytic.UID
+		return changed
+	}),
+	drop("unmapped.dtforward.version", func(e *Record) bool {
+		if e.Unmapped == nil || e.Unmapped.DTForward == nil || e.Unmapped.DTForward.Version == "" {
+			return false
+		}
+		e.Unmapped.DTForward.Version = ""
+		return true
+	}),
+	cut("device.hostname", func(e *Record) *string { return devStr(e, func(d *Device) *string { return &d.Hostname }) }),
+	drop("device.mac", func(e *Record) bool {
+		if e.Device == nil || e.Device.MAC == "" {
+			return false
+		}
+		e.Device.MAC = ""
+		return true
+	}),
+	drop("finding_info.analytic", func(e *Record) bool {
+		if e.FindingInfo == nil || e.FindingInfo.Analytic == nil {
+			return false
+		}
+		e.FindingInfo.Analytic = nil
+		return true
 	}),
 	cut("finding_info.product_uid", func(e *Record) *string {
 		return fiStr(e, func(f *FindingInfo) *string { return &f.ProductUID })
+	}),
+	// The event's own uid is the finding's (or command's) uid with the step it reports, so
+	// it can go before them; the correlation uid before the title, which triage reads.
+	drop("metadata.uid", func(e *Record) bool {
+		changed := e.Metadata.UID != ""
+		e.Metadata.UID = ""
+		return changed
+	}),
+	drop("metadata.correlation_uid", func(e *Record) bool {
+		changed := e.Metadata.CorrelationUID != ""
+		e.Metadata.CorrelationUID = ""
+		return changed
 	}),
 	cut("finding_info.title", func(e *Record) *string { return fiStr(e, func(f *FindingInfo) *string { return &f.Title }) }),
 }
@@ -118,10 +168,11 @@ func drop(name string, f func(*Record) bool) step {
 	return step{name: name, apply: func(e *Record, _ int) bool { return f(e) }}
 }
 
-// markerMax bounds the trimmed_fields list like the other formats' markers; markerMore ends a
-// list cut there.
+// markerMax bounds the trimmed_fields list (shorter than the other formats' 100 bytes: an
+// OCSF event's fixed part is larger, and the list must leave room for it at the smallest line
+// limit); markerMore ends a list cut there.
 const (
-	markerMax  = 100
+	markerMax  = 64
 	markerMore = ",..."
 )
 
