@@ -187,7 +187,7 @@ func TestLoadProblems(t *testing.T) {
 		{"framing misspelt", with("SIEM_FRAMING", "octets"), ModeRun,
 			[]string{`SIEM_FRAMING: "octets" is not one of lf, octet-counting`}},
 		{"format misspelt", with("SIEM_FORMAT", "cef2"), ModeRun,
-			[]string{`SIEM_FORMAT: "cef2" is not one of cef, darktrace-json, json, leef`}},
+			[]string{`SIEM_FORMAT: "cef2" is not one of cef, darktrace-json, json, leef, ocsf`}},
 		{"transport misspelt", with("SIEM_TRANSPORT", "tcp+tls"), ModeRun,
 			[]string{`SIEM_TRANSPORT: "tcp+tls" is not one of udp, tcp, tls, relp, hec, stdout, file`}},
 		{"header misspelt", with("SIEM_HEADER", "5424"), ModeRun,
@@ -330,7 +330,7 @@ func TestLoadProblems(t *testing.T) {
 			}},
 		{"several problems at once", with("SIEM_FORMAT", "xml", "POLL_INTERVAL", "soon", "DARKTRACE_URL", "<unset>"), ModeRun,
 			[]string{
-				`SIEM_FORMAT: "xml" is not one of cef, darktrace-json, json, leef`,
+				`SIEM_FORMAT: "xml" is not one of cef, darktrace-json, json, leef, ocsf`,
 				`POLL_INTERVAL: "soon" is not a duration (e.g. 60s, 5m)`,
 				`DARKTRACE_URL: required for run (e.g. https://appliance.example), or set DARKTRACE_APPLIANCES_FILE`,
 			}},

@@ -126,7 +126,7 @@ func TestSinksFileProblems(t *testing.T) {
   relp_tls: true
 `, nil, []string{
 			`SIEM_SINKS_FILE: FILE: sink 1 ("a/b"): name: "a/b" is not a safe name: ` + sinkNameRule,
-			`SIEM_SINKS_FILE: FILE: sink 1 ("a/b"): format: "xml" is not one of cef, darktrace-json, json, leef`,
+			`SIEM_SINKS_FILE: FILE: sink 1 ("a/b"): format: "xml" is not one of cef, darktrace-json, json, leef, ocsf`,
 			`SIEM_SINKS_FILE: FILE: sink 1 ("a/b"): address: required for transport tcp (host:port)`,
 			`SIEM_SINKS_FILE: FILE: sink 2: name: required (` + sinkNameRule + `)`,
 			`SIEM_SINKS_FILE: FILE: sink 2: transport: "carrier-pigeon" is not one of udp, tcp, tls, relp, hec, stdout, file`,
