@@ -18,6 +18,8 @@
 //   - json, darktrace-json: standard JSON escaping, compact, U+2028/U+2029 escaped. The json
 //     format also writes NUL as U+FFFD (syslog-ng's json-parser cuts strings at \u0000);
 //     darktrace-json keeps the record's bytes.
+//   - ocsf: the same JSON escaping as json, NUL also written as U+FFFD; package
+//     formatter/ocsf has the mapping and its own trimming order (README, "OCSF").
 //
 // In CEF and LEEF other C0 control characters and DEL (which have no escape in CEF or LEEF)
 // and invalid UTF-8 bytes become U+FFFD, so each line is valid UTF-8.

@@ -1,5 +1,5 @@
-// Package formatter turns an alert.Alert into exactly one line of CEF, LEEF, JSON or
-// Darktrace-native JSON.
+// Package formatter turns an alert.Alert into exactly one line of CEF, LEEF, JSON,
+// Darktrace-native JSON or OCSF (whose mapping is package formatter/ocsf).
 package formatter
 
 import "github.com/dtforward/dtforward/alert"
