@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -286,4 +288,39 @@ func loadGoldenAlerts(t *testing.T) []*alert.Alert {
 		as = append(as, c.alerts...)
 	}
 	return as
+}
+
+var (
+	fuzzSchemaOnce sync.Once
+	fuzzSchema     *jsonschema.Schema
+)
+
+// FuzzOCSF: for any string content, each kind of alert is one line within the limit, valid
+// against the OCSF 1.3.0 schema, whose message is the alert's when nothing was trimmed.
+func FuzzOCSF(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, name, host, msg, tag string, score float64, m int) {
+		fuzzSchemaOnce.Do(func() { fuzzSchema = ocsfSchema(t) })
+		max := fuzzLimit(m)
+		fm, _ := formatter.New("ocsf", formatter.Options{Version: "1", MaxBytes: max})
+		a := fuzzAlert(name, host, msg, tag, score, max)
+		a.Kind = []string{alert.KindAntigena, alert.KindBreach, alert.KindAIAnalyst}[len(tag)%3]
+		line := ocsfCheck(t, fuzzSchema, fm, a, "fuzz")
+		checkLine(t, line, max)
+		var o struct {
+			Message  string `json:"message"`
+			Unmapped struct {
+				DTForward struct {
+					Trimmed bool `json:"trimmed"`
+				} `json:"dtforward"`
+			} `json:"unmapped"`
+		}
+		if err := json.Unmarshal(line, &o); err != nil {
+			t.Fatal(err)
+		}
+		want := strings.ReplaceAll(strings.ToValidUTF8(msg, "\uFFFD"), "\x00", "\uFFFD")
+		if !o.Unmapped.DTForward.Trimmed && utf8.ValidString(msg) && o.Message != want {
+			t.Fatalf("message %q, want %q", o.Message, want)
+		}
+	})
 }
