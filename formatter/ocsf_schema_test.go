@@ -18,7 +18,7 @@ import (
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/formatter"
-	"github.com/dtforward/dtforward/internal/shapes"
+	"github.com/dtforward/dtforward/internal/testutil/shapes"
 	"github.com/dtforward/dtforward/simulator"
 )
 
