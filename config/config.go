@@ -38,8 +38,8 @@ type Config struct {
 
 	SIEMFormat                string        `envconfig:"SIEM_FORMAT" default:"cef" desc:"Output format: cef, leef, json, darktrace-json, ocsf"`
 	SIEMLEEFVersion           string        `envconfig:"SIEM_LEEF_VERSION" default:"2.0" desc:"LEEF version: 2.0 (tab delimiter) or 1.0"`
-	SIEMTransport             string        `envconfig:"SIEM_TRANSPORT" default:"stdout" desc:"Transport: udp, tcp, tls, relp, hec (Splunk HTTP Event Collector), stdout, file"`
-	SIEMAddress               string        `envconfig:"SIEM_ADDRESS" desc:"host:port for udp/tcp/tls/relp, the HEC base URL for hec (https://splunk.example:8088), a path for file"`
+	SIEMTransport             string        `envconfig:"SIEM_TRANSPORT" default:"stdout" desc:"Transport: udp, tcp, tls, relp, hec (Splunk HTTP Event Collector), stdout, file, sentinel (Microsoft Sentinel through the Logs Ingestion API)"`
+	SIEMAddress               string        `envconfig:"SIEM_ADDRESS" desc:"host:port for udp/tcp/tls/relp, the HEC base URL for hec (https://splunk.example:8088), a path for file, the DCE or DCR logs ingestion endpoint URL for sentinel"`
 	SIEMHeader                string        `envconfig:"SIEM_HEADER" desc:"Syslog header: rfc5424, rfc3164, none (default rfc5424; none for the stdout and file transports)"`
 	SIEMFraming               string        `envconfig:"SIEM_FRAMING" desc:"Stream framing: lf or octet-counting (default lf; octet-counting for tls)"`
 	SIEMFacility              string        `envconfig:"SIEM_FACILITY" default:"local4" desc:"Syslog facility name"`
@@ -59,7 +59,22 @@ type Config struct {
 	SIEMHECAckTimeout         time.Duration `envconfig:"SIEM_HEC_ACK_TIMEOUT" default:"60s" desc:"hec: how long to wait for an acknowledgement before sending the unacknowledged events again (duplicates, never a gap)"`
 	SIEMHECIndex              string        `envconfig:"SIEM_HEC_INDEX" desc:"hec: Splunk index (default: the token's default index)"`
 	SIEMHECSourcetype         string        `envconfig:"SIEM_HEC_SOURCETYPE" desc:"hec: one sourcetype for every alert, or kind=sourcetype pairs, e.g. modelbreach=darktrace:alert (default darktrace:modelbreach, darktrace:aianalyst, darktrace:antigena; darktrace:cef or darktrace:leef for those formats)"`
-	SIEMSinksFile             string        `envconfig:"SIEM_SINKS_FILE" desc:"JSON or YAML file listing several sinks (name, sources, format, transport, address and the other SIEM_* settings in lower case, e.g. tls_ca_file, app_name); each keeps its own progress in STATE_DIR/<name>/; replaces the other SIEM_* variables"`
+	// Microsoft Sentinel (SIEM_TRANSPORT=sentinel).
+	SIEMSentinelDCRID                 string `envconfig:"SIEM_SENTINEL_DCR_ID" desc:"sentinel: the Data Collection Rule's immutable id (dcr-…)"`
+	SIEMSentinelTenantID              string `envconfig:"SIEM_SENTINEL_TENANT_ID" desc:"sentinel: Entra ID tenant (directory) id (default with workload identity: AZURE_TENANT_ID)"`
+	SIEMSentinelClientID              string `envconfig:"SIEM_SENTINEL_CLIENT_ID" desc:"sentinel: application (client) id of the Entra app (default with workload identity: AZURE_CLIENT_ID)"`
+	SIEMSentinelClientSecret          Secret `envconfig:"SIEM_SENTINEL_CLIENT_SECRET" desc:"sentinel: the app's client secret (or SIEM_SENTINEL_CLIENT_SECRET_FILE); never logged"`
+	SIEMSentinelClientCertificateFile string `envconfig:"SIEM_SENTINEL_CLIENT_CERTIFICATE_FILE" desc:"sentinel: PEM file with the app's certificate and RSA private key, instead of a secret"`
+	SIEMSentinelAuthority             string `envconfig:"SIEM_SENTINEL_AUTHORITY" desc:"sentinel: Entra ID authority; tokens come from {authority}/{tenant}/oauth2/v2.0/token (default https://login.microsoftonline.com)"`
+	SIEMSentinelStreamModelAlerts     string `envconfig:"SIEM_SENTINEL_STREAM_MODEL_ALERTS" desc:"sentinel: stream for model breaches, for a custom DCR (default Custom-DarktraceModelAlerts)"`
+	SIEMSentinelStreamIncidents       string `envconfig:"SIEM_SENTINEL_STREAM_INCIDENTS" desc:"sentinel: stream for AI Analyst events (default Custom-DarktraceIncidents)"`
+	SIEMSentinelStreamResponseActions string `envconfig:"SIEM_SENTINEL_STREAM_RESPONSE_ACTIONS" desc:"sentinel: stream for Antigena actions (default Custom-DarktraceResponseActions)"`
+	// Workload identity, as AKS injects it; used by sentinel when no secret or certificate is set.
+	AzureFederatedTokenFile string `envconfig:"AZURE_FEDERATED_TOKEN_FILE" desc:"sentinel: workload identity token file (set by AKS workload identity); used when no client secret or certificate is set"`
+	AzureClientID           string `envconfig:"AZURE_CLIENT_ID" desc:"sentinel with workload identity: default client id (set by AKS)"`
+	AzureTenantID           string `envconfig:"AZURE_TENANT_ID" desc:"sentinel with workload identity: default tenant id (set by AKS)"`
+	AzureAuthorityHost      string `envconfig:"AZURE_AUTHORITY_HOST" desc:"sentinel with workload identity: default authority (set by AKS)"`
+	SIEMSinksFile           string `envconfig:"SIEM_SINKS_FILE" desc:"JSON or YAML file listing several sinks (name, sources, appliances: a list of appliance names or a map of labels that must all match, format, transport, address and the other SIEM_* settings in lower case, e.g. tls_ca_file, app_name, sentinel_dcr_id); each keeps its own progress in STATE_DIR/<name>/; replaces the other SIEM_* variables"`
 
 	StateDir        string        `envconfig:"STATE_DIR" default:"./state" desc:"Directory for checkpoint files (container: /var/lib/dtforward)"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"How long SIGTERM waits for the in-flight batch"`

@@ -52,6 +52,84 @@ type Sink struct {
 	HECAckTimeout time.Duration
 	HECIndex      string
 	HECSourcetype string
+
+	Sentinel Sentinel // transport sentinel only
+	// Appliances selects the appliances whose records this sink receives; nil means every one.
+	Appliances *ApplianceSelection
+}
+
+// Sentinel holds the settings of transport sentinel (Microsoft Sentinel's Logs Ingestion API).
+type Sentinel struct {
+	DCRID                 string
+	TenantID              string
+	ClientID              string
+	ClientSecret          Secret
+	ClientCertificateFile string // PEM: certificate and RSA private key
+	FederatedTokenFile    string // workload identity (AZURE_FEDERATED_TOKEN_FILE)
+	Authority             string
+	// Streams overrides the stream per alert kind (modelbreach, aianalyst, antigena).
+	Streams map[string]string
+}
+
+// ApplianceSelection is a sink's "appliances:": a list of names, or labels that must all match.
+type ApplianceSelection struct {
+	Names  []string
+	Labels map[string]string
+}
+
+// Selects reports whether the sink receives the records of the appliance name with labels.
+func (s *Sink) Selects(name string, labels map[string]string) bool {
+	sel := s.Appliances
+	if sel == nil {
+		return true
+	}
+	if sel.Names != nil {
+		return slices.Contains(sel.Names, name)
+	}
+	for k, v := range sel.Labels {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// selectionEntry decodes "appliances:" from a list of names or a map of labels.
+type selectionEntry struct {
+	set    bool
+	names  []string
+	labels map[string]string
+}
+
+func (e *selectionEntry) UnmarshalJSON(b []byte) error {
+	e.set = true
+	if err := json.Unmarshal(b, &e.names); err == nil {
+		if e.names == nil {
+			e.names = []string{}
+		}
+		return nil
+	}
+	e.names = nil
+	if err := json.Unmarshal(b, &e.labels); err != nil {
+		return fmt.Errorf("appliances: want a list of appliance names or a map of labels")
+	}
+	if e.labels == nil {
+		e.labels = map[string]string{}
+	}
+	return nil
+}
+
+func (e *selectionEntry) UnmarshalYAML(n *yaml.Node) error {
+	e.set = true
+	switch n.Kind {
+	case yaml.SequenceNode:
+		e.names = []string{}
+		return n.Decode(&e.names)
+	case yaml.MappingNode:
+		e.labels = map[string]string{}
+		return n.Decode(&e.labels)
+	}
+	return fmt.Errorf("appliances: want a list of appliance names or a map of labels")
 }
 
 // Label is the sink's name for logs and metrics: its name, or "siem" for the SIEM_* sink.
@@ -142,7 +220,40 @@ func (c *Config) EnvSink() Sink {
 		Timeout: c.SIEMTimeout, UDPRate: c.SIEMUDPRate,
 		HECToken: c.SIEMHECToken, HECAck: c.SIEMHECAck, HECAckTimeout: c.SIEMHECAckTimeout,
 		HECIndex: c.SIEMHECIndex, HECSourcetype: c.SIEMHECSourcetype,
+		Sentinel: c.withWorkloadIdentity(Sentinel{
+			DCRID: c.SIEMSentinelDCRID, TenantID: c.SIEMSentinelTenantID, ClientID: c.SIEMSentinelClientID,
+			ClientSecret: c.SIEMSentinelClientSecret, ClientCertificateFile: c.SIEMSentinelClientCertificateFile,
+			Authority: c.SIEMSentinelAuthority,
+			Streams:   streams(c.SIEMSentinelStreamModelAlerts, c.SIEMSentinelStreamIncidents, c.SIEMSentinelStreamResponseActions),
+		}),
 	}
+}
+
+// withWorkloadIdentity fills what AKS workload identity injects (AZURE_*) into a sentinel
+// sink that names no credential of its own.
+func (c *Config) withWorkloadIdentity(s Sentinel) Sentinel {
+	if s.ClientSecret != "" || s.ClientCertificateFile != "" || c.AzureFederatedTokenFile == "" {
+		return s
+	}
+	s.FederatedTokenFile = c.AzureFederatedTokenFile
+	s.TenantID = cmpOr(s.TenantID, c.AzureTenantID)
+	s.ClientID = cmpOr(s.ClientID, c.AzureClientID)
+	s.Authority = cmpOr(s.Authority, strings.TrimRight(c.AzureAuthorityHost, "/"))
+	return s
+}
+
+// streams maps the alert kinds to the streams set for them, nil when none is.
+func streams(modelAlerts, incidents, responseActions string) map[string]string {
+	m := map[string]string{}
+	for kind, v := range map[string]string{"modelbreach": modelAlerts, "aianalyst": incidents, "antigena": responseActions} {
+		if v != "" {
+			m[kind] = v
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 // Sinks returns the destinations: every entry of SIEM_SINKS_FILE, or the one sink of the
@@ -188,6 +299,19 @@ type sinkEntry struct {
 	HECAckTimeout         string   `json:"hec_ack_timeout" yaml:"hec_ack_timeout"`
 	HECIndex              string   `json:"hec_index" yaml:"hec_index"`
 	HECSourcetype         string   `json:"hec_sourcetype" yaml:"hec_sourcetype"`
+
+	SentinelDCRID                 string `json:"sentinel_dcr_id" yaml:"sentinel_dcr_id"`
+	SentinelTenantID              string `json:"sentinel_tenant_id" yaml:"sentinel_tenant_id"`
+	SentinelClientID              string `json:"sentinel_client_id" yaml:"sentinel_client_id"`
+	SentinelClientSecret          string `json:"sentinel_client_secret" yaml:"sentinel_client_secret"`
+	SentinelClientSecretFile      string `json:"sentinel_client_secret_file" yaml:"sentinel_client_secret_file"`
+	SentinelClientCertificateFile string `json:"sentinel_client_certificate_file" yaml:"sentinel_client_certificate_file"`
+	SentinelAuthority             string `json:"sentinel_authority" yaml:"sentinel_authority"`
+	SentinelStreamModelAlerts     string `json:"sentinel_stream_model_alerts" yaml:"sentinel_stream_model_alerts"`
+	SentinelStreamIncidents       string `json:"sentinel_stream_incidents" yaml:"sentinel_stream_incidents"`
+	SentinelStreamResponseActions string `json:"sentinel_stream_response_actions" yaml:"sentinel_stream_response_actions"`
+
+	Appliances selectionEntry `json:"appliances" yaml:"appliances"`
 }
 
 // sinksFileConflicts reports SIEM_* variables set next to SIEM_SINKS_FILE, which replaces
@@ -238,6 +362,11 @@ func (c *Config) sinksFromFile(p *problems) []Sink {
 			Timeout:         defaults.SIEMTimeout, UDPRate: intOr(e.UDPRate, defaults.SIEMUDPRate),
 			HECAck: defaults.SIEMHECAck, HECAckTimeout: defaults.SIEMHECAckTimeout,
 			HECIndex: e.HECIndex, HECSourcetype: e.HECSourcetype,
+			Sentinel: c.withWorkloadIdentity(Sentinel{
+				DCRID: e.SentinelDCRID, TenantID: e.SentinelTenantID, ClientID: e.SentinelClientID,
+				ClientCertificateFile: relTo(dir, e.SentinelClientCertificateFile), Authority: e.SentinelAuthority,
+				Streams: streams(e.SentinelStreamModelAlerts, e.SentinelStreamIncidents, e.SentinelStreamResponseActions),
+			}),
 		}
 		if e.HECAck != nil {
 			s.HECAck = *e.HECAck
@@ -262,6 +391,28 @@ func (c *Config) sinksFromFile(p *problems) []Sink {
 			} else {
 				s.HECAckTimeout = d
 			}
+		}
+		switch {
+		case e.SentinelClientSecret != "" && e.SentinelClientSecretFile != "":
+			add("sentinel_client_secret", "set sentinel_client_secret or sentinel_client_secret_file, not both")
+		case e.SentinelClientSecretFile != "":
+			if v, err := readSecretFile(relTo(dir, e.SentinelClientSecretFile)); err != nil {
+				add("sentinel_client_secret_file", "%v", err)
+			} else {
+				s.Sentinel.ClientSecret = Secret(v)
+			}
+		case e.SentinelClientSecret != "":
+			s.Sentinel.ClientSecret = Secret(e.SentinelClientSecret)
+		}
+		if s.Sentinel.ClientSecret != "" {
+			// The file's own secret wins over workload identity.
+			s.Sentinel.FederatedTokenFile = ""
+			if !tokenLike(s.Sentinel.ClientSecret.Value()) {
+				add("sentinel_client_secret", "contains whitespace or control characters (value not shown)")
+			}
+		}
+		if e.Appliances.set {
+			c.checkSelection(e.Appliances, &s, add)
 		}
 		switch {
 		case e.Name == "":
@@ -315,6 +466,38 @@ func (c *Config) sinksFromFile(p *problems) []Sink {
 		out = append(out, s)
 	}
 	return out
+}
+
+// checkSelection sets s.Appliances from "appliances:" and reports names that are no
+// appliance and label keys no appliance could carry.
+func (c *Config) checkSelection(e selectionEntry, s *Sink, add func(key, format string, args ...any)) {
+	sel := &ApplianceSelection{Names: e.names, Labels: e.labels}
+	s.Appliances = sel
+	if len(e.names) == 0 && len(e.labels) == 0 {
+		add("appliances", "empty; leave it out for every appliance, or list names or labels")
+		return
+	}
+	for k := range e.labels {
+		if !labelKey.MatchString(k) {
+			add("appliances", "label key %q must be letters, digits and '_' (not starting with a digit)", k)
+		}
+	}
+	if len(e.names) == 0 {
+		return
+	}
+	apps, err := c.Appliances()
+	if err != nil {
+		return // reported for the appliance variables (or none configured, as for format)
+	}
+	known := make([]string, len(apps))
+	for i, a := range apps {
+		known[i] = a.Name
+	}
+	for _, n := range e.names {
+		if !slices.Contains(known, n) {
+			add("appliances", "%q is not an appliance (known: %s)", n, strings.Join(known, ", "))
+		}
+	}
 }
 
 func cmpOr(v, def string) string {

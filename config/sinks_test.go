@@ -129,7 +129,7 @@ func TestSinksFileProblems(t *testing.T) {
 			`SIEM_SINKS_FILE: FILE: sink 1 ("a/b"): format: "xml" is not one of cef, darktrace-json, json, leef, ocsf`,
 			`SIEM_SINKS_FILE: FILE: sink 1 ("a/b"): address: required for transport tcp (host:port)`,
 			`SIEM_SINKS_FILE: FILE: sink 2: name: required (` + sinkNameRule + `)`,
-			`SIEM_SINKS_FILE: FILE: sink 2: transport: "carrier-pigeon" is not one of udp, tcp, tls, relp, hec, stdout, file`,
+			`SIEM_SINKS_FILE: FILE: sink 2: transport: "carrier-pigeon" is not one of udp, tcp, tls, relp, hec, stdout, file, sentinel`,
 			`SIEM_SINKS_FILE: FILE: sink 3 ("ok"): timeout: "soon" is not a duration (e.g. 10s)`,
 			`SIEM_SINKS_FILE: FILE: sink 3 ("ok"): sources: "aianalyst" is not polled; add it to POLL_SOURCES (modelbreaches,antigena)`,
 			`SIEM_SINKS_FILE: FILE: sink 3 ("ok"): sources: "modelbreaches" is listed twice`,

@@ -235,6 +235,11 @@ func (s *Sink) validate(add func(name, format string, args ...any), name func(st
 	} else if s.Transport == "udp" && s.MaxMessageBytes > MaxUDPMessageBytes {
 		add(name("max_message_bytes"), "%d is more than a UDP datagram holds (%d)", s.MaxMessageBytes, MaxUDPMessageBytes)
 	}
+	s.validateSentinel(add, name)
+	if s.Transport == "sentinel" {
+		// Built by sink/sentinel (route.NewSink), whose rules validateSentinel applied.
+		return
+	}
 	if s.Transport == "hec" {
 		s.validateHEC(add, name)
 		return
@@ -254,11 +259,12 @@ func (s *Sink) validate(add func(name, format string, args ...any), name func(st
 	}
 }
 
-// Transports are the valid transports: the sink package's, and hec (package sink/hec).
+// Transports are the valid transports: the sink package's, hec (package sink/hec) and
+// sentinel (package sink/sentinel).
 func Transports() []string {
 	t := sink.Transports()
 	i := slices.Index(t, "relp") + 1
-	return slices.Insert(t, i, "hec")
+	return append(slices.Insert(t, i, "hec"), "sentinel")
 }
 
 // validateHEC checks a hec sink with the hec sink's own rules (hec.Config.Validate), the ones

@@ -20,6 +20,7 @@ import (
 	"github.com/dtforward/dtforward/internal/metrics"
 	"github.com/dtforward/dtforward/sink"
 	"github.com/dtforward/dtforward/sink/hec"
+	"github.com/dtforward/dtforward/sink/sentinel"
 )
 
 // headerReserve is room left for the syslog header inside max_message_bytes: PRI, version,
@@ -58,6 +59,13 @@ func NewSink(s config.Sink, o Options) (sink.Sink, error) {
 	log := o.Logger
 	if s.Name != "" {
 		log = log.With().Str("sink", s.Name).Logger()
+	}
+	if s.Transport == "sentinel" {
+		cfg, err := s.SentinelConfig(s.SettingName)
+		if err != nil {
+			return nil, err
+		}
+		return sentinel.New(cfg)
 	}
 	label := s.Label()
 	o.Metrics.Sink(label)

@@ -37,6 +37,16 @@ func v(value string, also ...string) agreeValue {
 	return a
 }
 
+// readFile returns a file's content for a test.
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // TestCheckAndRunAgree holds "dtforward check" and "dtforward run" to one verdict on every
 // configuration: for every variable of the configuration table (config.Table, the README's
 // table), with its allowed values and the values at and beyond its edges, the real binary's
@@ -74,63 +84,85 @@ func TestCheckAndRunAgree(t *testing.T) {
 	hecSink := []string{"SIEM_TRANSPORT", "hec", "SIEM_ADDRESS", "https://127.0.0.1:1", "SIEM_HEC_TOKEN", "0d3b9a52-6f1e-4c2a-9b7d-5e8f1a2b3c4d"}
 	hecFile := append(slices.Clone(hecSink), "SIEM_HEC_TOKEN", "")
 
+	// Sentinel: an endpoint nothing answers on, so check says unreachable (1) and run starts.
+	sentinel := []string{"SIEM_TRANSPORT", "sentinel", "SIEM_ADDRESS", "https://127.0.0.1:1", "SIEM_SENTINEL_DCR_ID", "dcr-0123",
+		"SIEM_SENTINEL_TENANT_ID", "t-1", "SIEM_SENTINEL_CLIENT_ID", "c-1", "SIEM_SENTINEL_CLIENT_SECRET", "s-1", "SIEM_SENTINEL_AUTHORITY", "https://127.0.0.1:1"}
+	with := func(base []string, kv ...string) []string { return append(slices.Clone(base), kv...) }
+	noSecret := with(sentinel, "SIEM_SENTINEL_CLIENT_SECRET", "")
+	federated := with(noSecret, "AZURE_FEDERATED_TOKEN_FILE", token)
+	certAndKey := write("client-cert-and-key.pem", readFile(t, ca.ClientCert)+readFile(t, ca.ClientKey))
+
 	values := map[string][]agreeValue{
-		"DARKTRACE_URL":                     {v(url), v(url + "/"), v(url + "/api"), v("https://127.0.0.1:1"), v("http://127.0.0.1:1", "DARKTRACE_ALLOW_HTTP", "false"), v("ftp://dt.example"), v("dt.example"), v("https://u:p@dt.example")},
-		"DARKTRACE_PUBLIC_TOKEN":            {v("pub-0123456789abcdef"), v("wrong-token"), v("has space"), v("", "DARKTRACE_PUBLIC_TOKEN_FILE", token)},
-		"DARKTRACE_PUBLIC_TOKEN_FILE":       {v(token, "DARKTRACE_PUBLIC_TOKEN", ""), v(missing, "DARKTRACE_PUBLIC_TOKEN", ""), v(empty, "DARKTRACE_PUBLIC_TOKEN", ""), v(token)},
-		"DARKTRACE_PRIVATE_TOKEN":           {v("priv-fedcba9876543210"), v("x\ty")},
-		"DARKTRACE_PRIVATE_TOKEN_FILE":      {v(missing, "DARKTRACE_PRIVATE_TOKEN", ""), v(dir, "DARKTRACE_PRIVATE_TOKEN", "")},
-		"DARKTRACE_CA_FILE":                 {v(ca.CAFile), v(notPEM), v(missing), v(dir)},
-		"DARKTRACE_SERVER_NAME":             {v("dt.example")},
-		"DARKTRACE_INSECURE_SKIP_VERIFY":    {v("true"), v("false"), v("yes")},
-		"DARKTRACE_ALLOW_HTTP":              {v("true"), v("false"), v("1")},
-		"DARKTRACE_TIMEOUT":                 {v("1s"), v("1ns"), v("0s"), v("-1s"), v("60")},
-		"DARKTRACE_NAME":                    {v("dc-1"), v("../etc"), v("a b")},
-		"DARKTRACE_APPLIANCES_FILE":         {v(appliances, noURL...), v(missing, noURL...), v(empty, noURL...), v(appliances)},
-		"DARKTRACE_MAX_CONCURRENT_REQUESTS": {v("1"), v("1024"), v("0"), v("1025"), v("many")},
-		"SHARD_COUNT":                       {v("1"), v("2", "SHARD_INDEX", "1"), v("1000", "SHARD_INDEX", "999"), v("0"), v("1001", "SHARD_INDEX", "0"), v("2")},
-		"SHARD_INDEX":                       {v("0"), v("0", "SHARD_COUNT", "2"), v("dtforward-1", "SHARD_COUNT", "2"), v("2", "SHARD_COUNT", "2"), v("x", "SHARD_COUNT", "2")},
-		"POLL_SOURCES":                      {v("modelbreaches"), v("antigena"), v("aianalyst"), v("modelbreaches, antigena,aianalyst"), v("breaches"), v(" , "), v("antigena,antigena")},
-		"POLL_INTERVAL":                     {v("1s"), v("24h"), v("999ms"), v("60")},
-		"POLL_START":                        {v("1h"), v("7d"), v("2020-01-01"), v("2020-01-01T00:00:00Z"), v("1577836800000"), v("2999-01-01"), v("yesterday")},
-		"POLL_OVERLAP":                      {v("1m"), v("24h"), v("59s"), v("25h")},
-		"POLL_AIANALYST_REFRESH_HORIZON":    {v("0s"), v("168h"), v("169h"), v("-1h")},
-		"POLL_AIANALYST_REFRESH_INTERVAL":   {v("1m"), v("59s")},
-		"FILTER_MIN_SCORE":                  {v("0"), v("1"), v("0.5"), v("-0.1"), v("1.1"), v("NaN")},
-		"FILTER_INCLUDE_ACKNOWLEDGED":       {v("true"), v("false"), v("no")},
-		"FILTER_INCLUDE_SUPPRESSED":         {v("true"), v("false"), v("on")},
-		"FILTER_MODELS":                     {v("^Anomalous"), v("(")},
-		"FILTER_TAGS":                       {v("(?i)critical"), v("*x")},
-		"SIEM_FORMAT":                       {v("xml"), v("CEF")},
-		"SIEM_LEEF_VERSION":                 {v("2.0", "SIEM_FORMAT", "leef"), v("1.0", "SIEM_FORMAT", "leef"), v("2", "SIEM_FORMAT", "leef"), v("3.0", "SIEM_FORMAT", "leef")},
-		"SIEM_TRANSPORT":                    {v("udp", "SIEM_ADDRESS", udp), v("tcp", "SIEM_ADDRESS", tcp), v("tls", "SIEM_ADDRESS", tcp), v("relp", "SIEM_ADDRESS", tcp), v("stdout", "SIEM_ADDRESS", ""), v("file"), v("syslog"), v("tcp"), v("hec", hecSink[2:]...), v("hec")},
-		"SIEM_ADDRESS":                      {v(filepath.Join(dir, "out2")), v(filepath.Join(dir, "no-such-dir", "out")), v(dir), v("siem.example:514", udpSink...), v("siem.example", udpSink...), v("siem.example:0", udpSink...), v(":514", udpSink...), v("127.0.0.1:65536", udpSink...), v("https://splunk.example:8088/services/collector", hecSink...), v("splunk.example:8088", hecSink...), v("https://u:p@splunk.example", hecSink...)},
-		"SIEM_HEADER":                       {v("5424"), v("rfc5424", tls...)},
-		"SIEM_FRAMING":                      {v("octets"), v("lf", tls...), v("lf", relp...)},
-		"SIEM_FACILITY":                     {v("ntp"), v("security"), v("console"), v("local8"), v("LOCAL4"), v("15")},
-		"SIEM_TLS_CA_FILE":                  {v(ca.CAFile, tls...), v(notPEM, tls...), v(missing, tls...), v(ca.CAFile, relpTLS...), v(notPEM, relpTLS...), v(ca.CAFile, relp...), v(ca.CAFile), v(ca.CAFile, hecSink...), v(notPEM, hecSink...)},
-		"SIEM_TLS_CERT_FILE":                {v(ca.ClientCert, append(slices.Clone(tls), "SIEM_TLS_KEY_FILE", ca.ClientKey)...), v(ca.ClientCert, tls...), v(ca.ClientCert, append(slices.Clone(tls), "SIEM_TLS_KEY_FILE", ca.ServerKey)...), v(notPEM, append(slices.Clone(tls), "SIEM_TLS_KEY_FILE", ca.ClientKey)...)},
-		"SIEM_TLS_KEY_FILE":                 {v(ca.ClientKey, tls...), v(notPEM, append(slices.Clone(tls), "SIEM_TLS_CERT_FILE", ca.ClientCert)...)},
-		"SIEM_TLS_SERVER_NAME":              {v("siem.example", tls...), v("siem.example")},
-		"SIEM_TLS_INSECURE_SKIP_VERIFY":     {v("true", tls...), v("false", tls...), v("true")},
-		"SIEM_RELP_WINDOW":                  {v("1", relp...), v("65536", relp...), v("0", relp...), v("65537", relp...), v("128")},
-		"SIEM_RELP_TLS":                     {v("true", relp...), v("true", tls...), v("true")},
-		"SIEM_MAX_MESSAGE_BYTES":            {v("480"), v("511"), v("512"), v("1048576"), v("479"), v("1048577"), v("65507", udpSink...), v("65508", udpSink...), v("0")},
-		"SIEM_TIMEOUT":                      {v("1ns"), v("10s"), v("0s"), v("-1s")},
-		"SIEM_UDP_RATE":                     {v("0", udpSink...), v("1000000", udpSink...), v("-1", udpSink...), v("1000001", udpSink...)},
-		"SIEM_APP_NAME":                     {v("dt"), v(strings.Repeat("a", 48)), v(strings.Repeat("a", 49)), v("a b"), v("é")},
-		"SIEM_HEC_TOKEN":                    {v("t", hecSink...), v("has space", hecSink...), v("", hecSink...), v("t")},
-		"SIEM_HEC_TOKEN_FILE":               {v(token, hecFile...), v(missing, hecFile...), v(empty, hecFile...), v(token, hecSink...)},
-		"SIEM_HEC_ACK":                      {v("true", hecSink...), v("false", hecSink...), v("maybe", hecSink...)},
-		"SIEM_HEC_ACK_TIMEOUT":              {v("1s", hecSink...), v("0s", hecSink...), v("-1s", hecSink...), v("60", hecSink...)},
-		"SIEM_HEC_INDEX":                    {v("darktrace", hecSink...), v("Main", hecSink...), v("_internal", hecSink...), v("main")},
-		"SIEM_HEC_SOURCETYPE":               {v("darktrace", hecSink...), v("modelbreach=darktrace:alert,antigena=x", hecSink...), v("breach=x", hecSink...), v("a b", hecSink...), v("darktrace")},
-		"SIEM_SINKS_FILE":                   {v(sinksFile, noSIEM...), v(sinksBad, noSIEM...), v(missing, noSIEM...), v(sinksFile)},
-		"STATE_DIR":                         {v(filepath.Join(dir, "state2")), v(filepath.Join(dir, "new", "deeper"))},
-		"SHUTDOWN_TIMEOUT":                  {v("1s"), v("0s"), v("-1s")},
-		"LOG_LEVEL":                         {v("verbose"), v("INFO")},
-		"LOG_FORMAT":                        {v("json"), v("console"), v("text")},
-		"HTTP_ADDRESS":                      {v("127.0.0.1:0"), v("9090"), v("127.0.0.1:99999")},
+		"DARKTRACE_URL":                         {v(url), v(url + "/"), v(url + "/api"), v("https://127.0.0.1:1"), v("http://127.0.0.1:1", "DARKTRACE_ALLOW_HTTP", "false"), v("ftp://dt.example"), v("dt.example"), v("https://u:p@dt.example")},
+		"DARKTRACE_PUBLIC_TOKEN":                {v("pub-0123456789abcdef"), v("wrong-token"), v("has space"), v("", "DARKTRACE_PUBLIC_TOKEN_FILE", token)},
+		"DARKTRACE_PUBLIC_TOKEN_FILE":           {v(token, "DARKTRACE_PUBLIC_TOKEN", ""), v(missing, "DARKTRACE_PUBLIC_TOKEN", ""), v(empty, "DARKTRACE_PUBLIC_TOKEN", ""), v(token)},
+		"DARKTRACE_PRIVATE_TOKEN":               {v("priv-fedcba9876543210"), v("x\ty")},
+		"DARKTRACE_PRIVATE_TOKEN_FILE":          {v(missing, "DARKTRACE_PRIVATE_TOKEN", ""), v(dir, "DARKTRACE_PRIVATE_TOKEN", "")},
+		"DARKTRACE_CA_FILE":                     {v(ca.CAFile), v(notPEM), v(missing), v(dir)},
+		"DARKTRACE_SERVER_NAME":                 {v("dt.example")},
+		"DARKTRACE_INSECURE_SKIP_VERIFY":        {v("true"), v("false"), v("yes")},
+		"DARKTRACE_ALLOW_HTTP":                  {v("true"), v("false"), v("1")},
+		"DARKTRACE_TIMEOUT":                     {v("1s"), v("1ns"), v("0s"), v("-1s"), v("60")},
+		"DARKTRACE_NAME":                        {v("dc-1"), v("../etc"), v("a b")},
+		"DARKTRACE_APPLIANCES_FILE":             {v(appliances, noURL...), v(missing, noURL...), v(empty, noURL...), v(appliances)},
+		"DARKTRACE_MAX_CONCURRENT_REQUESTS":     {v("1"), v("1024"), v("0"), v("1025"), v("many")},
+		"SHARD_COUNT":                           {v("1"), v("2", "SHARD_INDEX", "1"), v("1000", "SHARD_INDEX", "999"), v("0"), v("1001", "SHARD_INDEX", "0"), v("2")},
+		"SHARD_INDEX":                           {v("0"), v("0", "SHARD_COUNT", "2"), v("dtforward-1", "SHARD_COUNT", "2"), v("2", "SHARD_COUNT", "2"), v("x", "SHARD_COUNT", "2")},
+		"POLL_SOURCES":                          {v("modelbreaches"), v("antigena"), v("aianalyst"), v("modelbreaches, antigena,aianalyst"), v("breaches"), v(" , "), v("antigena,antigena")},
+		"POLL_INTERVAL":                         {v("1s"), v("24h"), v("999ms"), v("60")},
+		"POLL_START":                            {v("1h"), v("7d"), v("2020-01-01"), v("2020-01-01T00:00:00Z"), v("1577836800000"), v("2999-01-01"), v("yesterday")},
+		"POLL_OVERLAP":                          {v("1m"), v("24h"), v("59s"), v("25h")},
+		"POLL_AIANALYST_REFRESH_HORIZON":        {v("0s"), v("168h"), v("169h"), v("-1h")},
+		"POLL_AIANALYST_REFRESH_INTERVAL":       {v("1m"), v("59s")},
+		"FILTER_MIN_SCORE":                      {v("0"), v("1"), v("0.5"), v("-0.1"), v("1.1"), v("NaN")},
+		"FILTER_INCLUDE_ACKNOWLEDGED":           {v("true"), v("false"), v("no")},
+		"FILTER_INCLUDE_SUPPRESSED":             {v("true"), v("false"), v("on")},
+		"FILTER_MODELS":                         {v("^Anomalous"), v("(")},
+		"FILTER_TAGS":                           {v("(?i)critical"), v("*x")},
+		"SIEM_FORMAT":                           {v("xml"), v("CEF")},
+		"SIEM_LEEF_VERSION":                     {v("2.0", "SIEM_FORMAT", "leef"), v("1.0", "SIEM_FORMAT", "leef"), v("2", "SIEM_FORMAT", "leef"), v("3.0", "SIEM_FORMAT", "leef")},
+		"SIEM_TRANSPORT":                        {v("udp", "SIEM_ADDRESS", udp), v("tcp", "SIEM_ADDRESS", tcp), v("tls", "SIEM_ADDRESS", tcp), v("relp", "SIEM_ADDRESS", tcp), v("stdout", "SIEM_ADDRESS", ""), v("file"), v("syslog"), v("tcp"), v("hec", hecSink[2:]...), v("hec")},
+		"SIEM_ADDRESS":                          {v(filepath.Join(dir, "out2")), v(filepath.Join(dir, "no-such-dir", "out")), v(dir), v("siem.example:514", udpSink...), v("siem.example", udpSink...), v("siem.example:0", udpSink...), v(":514", udpSink...), v("127.0.0.1:65536", udpSink...), v("https://splunk.example:8088/services/collector", hecSink...), v("splunk.example:8088", hecSink...), v("https://u:p@splunk.example", hecSink...)},
+		"SIEM_HEADER":                           {v("5424"), v("rfc5424", tls...)},
+		"SIEM_FRAMING":                          {v("octets"), v("lf", tls...), v("lf", relp...)},
+		"SIEM_FACILITY":                         {v("ntp"), v("security"), v("console"), v("local8"), v("LOCAL4"), v("15")},
+		"SIEM_TLS_CA_FILE":                      {v(ca.CAFile, tls...), v(notPEM, tls...), v(missing, tls...), v(ca.CAFile, relpTLS...), v(notPEM, relpTLS...), v(ca.CAFile, relp...), v(ca.CAFile), v(ca.CAFile, hecSink...), v(notPEM, hecSink...)},
+		"SIEM_TLS_CERT_FILE":                    {v(ca.ClientCert, append(slices.Clone(tls), "SIEM_TLS_KEY_FILE", ca.ClientKey)...), v(ca.ClientCert, tls...), v(ca.ClientCert, append(slices.Clone(tls), "SIEM_TLS_KEY_FILE", ca.ServerKey)...), v(notPEM, append(slices.Clone(tls), "SIEM_TLS_KEY_FILE", ca.ClientKey)...)},
+		"SIEM_TLS_KEY_FILE":                     {v(ca.ClientKey, tls...), v(notPEM, append(slices.Clone(tls), "SIEM_TLS_CERT_FILE", ca.ClientCert)...)},
+		"SIEM_TLS_SERVER_NAME":                  {v("siem.example", tls...), v("siem.example")},
+		"SIEM_TLS_INSECURE_SKIP_VERIFY":         {v("true", tls...), v("false", tls...), v("true")},
+		"SIEM_RELP_WINDOW":                      {v("1", relp...), v("65536", relp...), v("0", relp...), v("65537", relp...), v("128")},
+		"SIEM_RELP_TLS":                         {v("true", relp...), v("true", tls...), v("true")},
+		"SIEM_MAX_MESSAGE_BYTES":                {v("480"), v("511"), v("512"), v("1048576"), v("479"), v("1048577"), v("65507", udpSink...), v("65508", udpSink...), v("0")},
+		"SIEM_TIMEOUT":                          {v("1ns"), v("10s"), v("0s"), v("-1s")},
+		"SIEM_UDP_RATE":                         {v("0", udpSink...), v("1000000", udpSink...), v("-1", udpSink...), v("1000001", udpSink...)},
+		"SIEM_APP_NAME":                         {v("dt"), v(strings.Repeat("a", 48)), v(strings.Repeat("a", 49)), v("a b"), v("é")},
+		"SIEM_HEC_TOKEN":                        {v("t", hecSink...), v("has space", hecSink...), v("", hecSink...), v("t")},
+		"SIEM_HEC_TOKEN_FILE":                   {v(token, hecFile...), v(missing, hecFile...), v(empty, hecFile...), v(token, hecSink...)},
+		"SIEM_HEC_ACK":                          {v("true", hecSink...), v("false", hecSink...), v("maybe", hecSink...)},
+		"SIEM_HEC_ACK_TIMEOUT":                  {v("1s", hecSink...), v("0s", hecSink...), v("-1s", hecSink...), v("60", hecSink...)},
+		"SIEM_HEC_INDEX":                        {v("darktrace", hecSink...), v("Main", hecSink...), v("_internal", hecSink...), v("main")},
+		"SIEM_HEC_SOURCETYPE":                   {v("darktrace", hecSink...), v("modelbreach=darktrace:alert,antigena=x", hecSink...), v("breach=x", hecSink...), v("a b", hecSink...), v("darktrace")},
+		"SIEM_SENTINEL_DCR_ID":                  {v("dcr-abc", sentinel...), v("", sentinel...), v("dcr/../x", sentinel...), v("dcr-abc")},
+		"SIEM_SENTINEL_TENANT_ID":               {v("t-2", sentinel...), v("", sentinel...), v("t-2")},
+		"SIEM_SENTINEL_CLIENT_ID":               {v("c-2", sentinel...), v("", sentinel...), v("c-2", federated...)},
+		"SIEM_SENTINEL_CLIENT_SECRET":           {v("s-2", sentinel...), v("has space", sentinel...), v("", noSecret...), v("s-2")},
+		"SIEM_SENTINEL_CLIENT_SECRET_FILE":      {v(token, noSecret...), v(missing, noSecret...), v(empty, noSecret...), v(token, sentinel...)},
+		"SIEM_SENTINEL_CLIENT_CERTIFICATE_FILE": {v(certAndKey, noSecret...), v(ca.ClientCert, noSecret...), v(notPEM, noSecret...), v(missing, noSecret...), v(certAndKey, sentinel...)},
+		"SIEM_SENTINEL_AUTHORITY":               {v("https://login.example", sentinel...), v("login.example", sentinel...), v("http://login.example", sentinel...), v("https://login.example")},
+		"SIEM_SENTINEL_STREAM_MODEL_ALERTS":     {v("Custom-MyAlerts", sentinel...), v("MyAlerts_CL", sentinel...), v("Custom-MyAlerts")},
+		"SIEM_SENTINEL_STREAM_INCIDENTS":        {v("Custom-MyIncidents", sentinel...), v("MyIncidents_CL", sentinel...)},
+		"SIEM_SENTINEL_STREAM_RESPONSE_ACTIONS": {v("Custom-MyActions", sentinel...), v("MyActions_CL", sentinel...)},
+		"AZURE_FEDERATED_TOKEN_FILE":            {v(token, noSecret...), v(missing, noSecret...), v(token, sentinel...), v(token)},
+		"AZURE_CLIENT_ID":                       {v("c-3", with(federated, "SIEM_SENTINEL_CLIENT_ID", "")...), v("", with(federated, "SIEM_SENTINEL_CLIENT_ID", "")...), v("c-3")},
+		"AZURE_TENANT_ID":                       {v("t-3", with(federated, "SIEM_SENTINEL_TENANT_ID", "")...), v("", with(federated, "SIEM_SENTINEL_TENANT_ID", "")...)},
+		"AZURE_AUTHORITY_HOST":                  {v("https://127.0.0.1:1/", with(federated, "SIEM_SENTINEL_AUTHORITY", "")...), v("not a url", with(federated, "SIEM_SENTINEL_AUTHORITY", "")...)},
+		"SIEM_SINKS_FILE":                       {v(sinksFile, noSIEM...), v(sinksBad, noSIEM...), v(missing, noSIEM...), v(sinksFile)},
+		"STATE_DIR":                             {v(filepath.Join(dir, "state2")), v(filepath.Join(dir, "new", "deeper"))},
+		"SHUTDOWN_TIMEOUT":                      {v("1s"), v("0s"), v("-1s")},
+		"LOG_LEVEL":                             {v("verbose"), v("INFO")},
+		"LOG_FORMAT":                            {v("json"), v("console"), v("text")},
+		"HTTP_ADDRESS":                          {v("127.0.0.1:0"), v("9090"), v("127.0.0.1:99999")},
 	}
 	// Every value of the enumerations, from the tables that own them.
 	for _, f := range formatter.Names() {

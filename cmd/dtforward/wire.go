@@ -162,8 +162,20 @@ func (d *daemon) openDestinations(e *env) error {
 // per destination. An unusable checkpoint disables the appliance for that destination only.
 func (d *daemon) addAppliance(app config.Appliance, i, n int, start time.Time, anomalies darktrace.AnomalyFunc, o daemonOptions) error {
 	cfg, log := d.cfg, d.log
+	// A sink receives an appliance's records only when its selection takes the appliance: the
+	// others get no poller for it, so its records cannot reach them.
+	var dests []*route.Destination
+	for _, dest := range d.dests {
+		if dest.Config.Selects(app.Name, app.Labels) {
+			dests = append(dests, dest)
+		}
+	}
+	if len(dests) == 0 {
+		log.Warn().Str("appliance", app.Name).Msg("no sink selects this appliance; it is not polled")
+		return nil
+	}
 	set := &poller.Set{Appliance: app.Name, Interval: cfg.PollInterval, Phase: poller.StaggerDelay(i, n, cfg.PollInterval),
-		Gridded: len(d.dests) > 1, ExactNow: o.now}
+		Gridded: len(dests) > 1, ExactNow: o.now}
 	if o.now == nil {
 		set.Clock = poller.NewClock(log.With().Str("appliance", app.Name).Logger())
 		set.ExactNow = set.Clock.Now
@@ -178,8 +190,8 @@ func (d *daemon) addAppliance(app config.Appliance, i, n int, start time.Time, a
 		log.Warn().Str("appliance", app.Name).Msg("TLS verification of the appliance is off (DARKTRACE_INSECURE_SKIP_VERIFY)")
 	}
 	// No gathering wait: a poller that asks a moment later is served the recording.
-	group := fetch.NewGroup(fetch.Limited{Next: c, Slots: d.requests}, len(d.dests), fetch.GroupOptions{TTL: cfg.PollInterval, Budget: sharedBudget})
-	for _, dest := range d.dests {
+	group := fetch.NewGroup(fetch.Limited{Next: c, Slots: d.requests}, len(dests), fetch.GroupOptions{TTL: cfg.PollInterval, Budget: sharedBudget})
+	for _, dest := range dests {
 		stateDir := cfg.StateDir
 		plog := log
 		if dest.Config.Name != "" {
