@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -428,6 +429,9 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) int {
 	var body io.Reader = http.MaxBytesReader(w, r.Body, 2*MaxBody)
 	if enc := r.Header.Get("Content-Encoding"); enc == "gzip" {
 		zr, err := gzip.NewReader(body)
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return ingestError(w, http.StatusBadRequest, "InvalidPayload", "The body ended early: %v", err)
+		}
 		if err != nil {
 			return s.refuse(w, http.StatusBadRequest, "InvalidContentEncoding", "The body is not valid gzip: %v", err)
 		}
@@ -437,6 +441,11 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) int {
 	}
 	data, err := io.ReadAll(io.LimitReader(body, MaxBody+1))
 	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			// The body ended early: the client went away mid-upload (killed, timed out).
+			// Nobody reads this answer, and it is no refusal of what the client sent.
+			return ingestError(w, http.StatusBadRequest, "InvalidPayload", "The body ended early: %v", err)
+		}
 		return s.refuse(w, http.StatusBadRequest, "InvalidPayload", "The body could not be read: %v", err)
 	}
 	if len(data) > MaxBody {
