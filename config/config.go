@@ -60,7 +60,7 @@ type Config struct {
 	SIEMHECIndex              string        `envconfig:"SIEM_HEC_INDEX" desc:"hec: Splunk index (default: the token's default index)"`
 	SIEMHECSourcetype         string        `envconfig:"SIEM_HEC_SOURCETYPE" desc:"hec: one sourcetype for every alert, or kind=sourcetype pairs, e.g. modelbreach=darktrace:alert (default darktrace:modelbreach, darktrace:aianalyst, darktrace:antigena; darktrace:cef or darktrace:leef for those formats)"`
 	// Microsoft Sentinel (SIEM_TRANSPORT=sentinel).
-	SIEMSentinelDCRID                 string `envconfig:"SIEM_SENTINEL_DCR_ID" desc:"sentinel: the Data Collection Rule's immutable id (dcr-…)"`
+	SIEMSentinelDCRID                 string `envconfig:"SIEM_SENTINEL_DCR_ID" desc:"sentinel: the Data Collection Rule's immutable id, dcr- followed by 32 hex digits"`
 	SIEMSentinelTenantID              string `envconfig:"SIEM_SENTINEL_TENANT_ID" desc:"sentinel: Entra ID tenant (directory) id (default with workload identity: AZURE_TENANT_ID)"`
 	SIEMSentinelClientID              string `envconfig:"SIEM_SENTINEL_CLIENT_ID" desc:"sentinel: application (client) id of the Entra app (default with workload identity: AZURE_CLIENT_ID)"`
 	SIEMSentinelClientSecret          Secret `envconfig:"SIEM_SENTINEL_CLIENT_SECRET" desc:"sentinel: the app's client secret (or SIEM_SENTINEL_CLIENT_SECRET_FILE); never logged"`
