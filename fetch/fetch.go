@@ -34,6 +34,9 @@ type Fetcher interface {
 type Limited struct {
 	Next  Fetcher
 	Slots *FIFO
+	// Sent, when set, is called for every request sent (the dtforward_api_requests_total
+	// count of one appliance).
+	Sent func()
 }
 
 // StreamDated implements Fetcher.
@@ -42,6 +45,9 @@ func (l Limited) StreamDated(ctx context.Context, pathAndQuery string, fn func(r
 		return time.Time{}, err
 	}
 	defer l.Slots.Release()
+	if l.Sent != nil {
+		l.Sent()
+	}
 	return l.Next.StreamDated(ctx, pathAndQuery, fn)
 }
 

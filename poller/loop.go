@@ -267,6 +267,12 @@ func (a *Poller) runSource(ctx context.Context, r *sourceRun) {
 	// visible is the appliance time the last window was read at (zero after a start): every
 	// record created before visible − overlap had appeared by then.
 	var visible time.Time
+	// resume is where a partial poll stopped (zero otherwise): the next window goes on from
+	// there, as the split window's next half would have, instead of starting again at
+	// cursor − overlap. Without it a window over the cap inside the overlap (a burst) was
+	// split, its first half delivered (behind the cursor, so the cursor did not move), and the
+	// same first half fetched again, poll after poll.
+	var resume time.Time
 	for ctx.Err() == nil {
 		// Windows use cfg.Now (the appliance's clock in production); waiting uses the local
 		// monotonic clock, which an offset appliance clock must not stretch or shrink.
@@ -287,6 +293,9 @@ func (a *Poller) runSource(ctx context.Context, r *sourceRun) {
 				start = cursor
 			}
 		}
+		if resume.After(start) {
+			start = resume
+		}
 		end := cycleStart
 		caughtUp := true
 		if end.Sub(start) > span+a.cfg.Overlap {
@@ -305,8 +314,10 @@ func (a *Poller) runSource(ctx context.Context, r *sourceRun) {
 		if !ok {
 			return // ctx cancelled while fetching, backing off or delivering
 		}
+		resume = time.Time{}
 		if p.partial {
 			caughtUp = false
+			resume = p.reached
 		}
 		visible = p.readAt
 		if visible.IsZero() || visible.After(cycleStart) {

@@ -35,6 +35,9 @@ type poll struct {
 	split, slow, partial bool
 	covered              time.Duration
 	readAt               time.Time
+	// reached is the end (exclusive) of the last piece delivered: a partial poll's successor
+	// goes on from there.
+	reached time.Time
 }
 
 // errEnough ends a poll after the first piece of a split window.
@@ -61,13 +64,19 @@ func (p *poll) window(ctx context.Context, start, end time.Time) bool {
 	}, func(s, e int64, b *source.Batch) error {
 		p.pieces++
 		p.covered += time.Duration(e-s) * time.Millisecond
+		p.reached = time.UnixMilli(e)
 		if !b.Date.IsZero() && (p.readAt.IsZero() || b.Date.Before(p.readAt)) {
 			p.readAt = b.Date
 		}
 		if !p.deliver(ctx, time.UnixMilli(e-1), b) {
 			return context.Canceled
 		}
-		if p.split {
+		if p.slow {
+			// A window that timed out: end the poll after this piece and size the next window
+			// from its density, rather than spending a timeout on every half again. A window
+			// that was only too large goes on with its next half in this poll: the halves
+			// cost a request each, and stopping here made every poll descend the same halves
+			// again from the left (a burst took one descent per second of overlap).
 			p.partial = true
 			return errEnough
 		}

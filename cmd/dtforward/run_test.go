@@ -319,7 +319,8 @@ func TestRunSurvivesOutages(t *testing.T) {
 		return true
 	})
 	_, metrics := httpGet("http://" + httpAddr + "/metrics")
-	for _, series := range []string{`dtforward_sink_errors_total{sink="siem"}`, "dtforward_sink_reconnects_total", `dtforward_api_errors_total{appliance="sim",source="modelbreaches"}`} {
+	for _, series := range []string{`dtforward_sink_errors_total{sink="siem"}`, "dtforward_sink_reconnects_total", `dtforward_api_errors_total{appliance="sim",source="modelbreaches"}`,
+		`dtforward_api_requests_total{appliance="sim"}`} {
 		if v := metricValue(metrics, series); v < 1 {
 			t.Errorf("%s = %v after the outages, want ≥ 1", series, v)
 		}

@@ -41,6 +41,7 @@ type Metrics struct {
 	records        *prometheus.CounterVec
 	pollDuration   *prometheus.HistogramVec
 	apiErrors      *prometheus.CounterVec
+	apiRequests    *prometheus.CounterVec
 	sinkReconnects prometheus.Counter
 	state          *stateSeries
 	anomalies      *prometheus.CounterVec
@@ -79,6 +80,10 @@ func New() *Metrics {
 			Name: "dtforward_api_errors_total",
 			Help: "Failed appliance requests by appliance and source.",
 		}, []string{"appliance", "source"}),
+		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtforward_api_requests_total",
+			Help: "Requests sent to the appliance (after shared fetches are joined), by appliance.",
+		}, []string{"appliance"}),
 		sinkReconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dtforward_sink_reconnects_total",
 			Help: "Connections (re)established to the SIEM.",
@@ -98,7 +103,7 @@ func New() *Metrics {
 	upDesc := prometheus.NewDesc("dtforward_appliance_up",
 		"1 while an appliance is ready (as /readyz judges it), 0 while it fails or is disabled (e.g. unusable checkpoint).",
 		[]string{"appliance"}, nil)
-	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.sinkReconnects, m.anomalies,
+	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.apiRequests, m.sinkReconnects, m.anomalies,
 		m.sinkDatagrams,
 		&lagCollector{m: m, desc: lagDesc}, &upCollector{desc: upDesc, read: m.appliancesUp},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -126,6 +131,14 @@ func (m *Metrics) ObservePoll(appliance, source string, d time.Duration) {
 		return
 	}
 	m.pollDuration.WithLabelValues(appliance, source).Observe(d.Seconds())
+}
+
+// APIRequest counts one request sent to an appliance.
+func (m *Metrics) APIRequest(appliance string) {
+	if m == nil {
+		return
+	}
+	m.apiRequests.WithLabelValues(appliance).Inc()
 }
 
 // APIError counts one failed appliance request.

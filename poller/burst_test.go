@@ -1,0 +1,80 @@
+package poller
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dtforward/dtforward/checkpoint"
+	"github.com/dtforward/dtforward/darktrace"
+	"github.com/dtforward/dtforward/simulator"
+	"github.com/dtforward/dtforward/source"
+)
+
+// TestLoopBurstInsideTheOverlapMakesProgress (issue 18 item 1): 6,000 breaches created in the
+// same millisecond while the poller is caught up, so they lie inside POLL_OVERLAP, with live
+// breaches still arriving. The window holding them is over the per-response cap and is split;
+// each poll must move on from the piece it delivered instead of starting again at cursor −
+// overlap (which re-fetched the same first half for as long as the burst stayed inside the
+// overlap). All are delivered within two poll intervals of the burst, with at most 300
+// requests to the appliance.
+func TestLoopBurstInsideTheOverlapMakesProgress(t *testing.T) {
+	const interval = DefaultInterval // 60 s, as the issue measured it
+	sim, c := startSim(t, simulator.Options{Seed: 71, History: 10 * time.Minute, HistoryCount: 20, Rate: 2}, time.Minute)
+	st, err := checkpoint.Open(t.TempDir(), "dt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &batchRecorder{accept: -1}
+	a, err := New(Config{
+		Reader:    source.NewReader(c, "dt", "dt.example", source.Filter{IncludeAcknowledged: true}, zerolog.Nop()),
+		Sources:   []string{darktrace.SourceBreaches},
+		Store:     st,
+		Deliverer: rec,
+		Interval:  interval, Overlap: 5 * time.Minute, Start: sim.Now().Add(-10 * time.Minute),
+		RetryMin: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+		ShutdownTimeout: 200 * time.Millisecond, Now: sim.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, a)
+	defer stop()
+	waitUntil(t, time.Minute, "the first poll", func() bool { return len(rec.ids()) >= 20 })
+
+	before := sim.RequestCount()
+	burstAt := time.Now()
+	added := sim.AddBreaches(6000)
+	// The ones the poller must deliver: suppressed breaches are not asked for.
+	suppressed := map[int64]bool{}
+	for _, b := range sim.BreachInfos() {
+		suppressed[b.PBID] = b.Suppressed
+	}
+	var burst []int64
+	for _, id := range added {
+		if !suppressed[id] {
+			burst = append(burst, id)
+		}
+	}
+	delivered := func() int {
+		got := tally(rec.ids())
+		n := 0
+		for _, id := range burst {
+			if got[strconv.FormatInt(id, 10)] > 0 {
+				n++
+			}
+		}
+		return n
+	}
+	waitUntil(t, 3*time.Minute, "the burst", func() bool { return delivered() == len(burst) })
+	took, requests := time.Since(burstAt), sim.RequestCount()-before
+	t.Logf("burst of %d (of 6000, the rest suppressed) delivered in %s with %d requests", len(burst), took.Round(time.Millisecond), requests)
+	if requests > 300 {
+		t.Errorf("%d requests to deliver the burst, want at most 300", requests)
+	}
+	if took > 2*interval {
+		t.Errorf("the burst took %s, want within two poll intervals (%s)", took.Round(time.Millisecond), 2*interval)
+	}
+}
