@@ -2,6 +2,7 @@ package poller
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ func TestLoopBurstInsideTheOverlapMakesProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &batchRecorder{accept: -1}
+	var logs syncBuffer
 	a, err := New(Config{
 		Reader:    source.NewReader(c, "dt", "dt.example", source.Filter{IncludeAcknowledged: true}, zerolog.Nop()),
 		Sources:   []string{darktrace.SourceBreaches},
@@ -35,7 +37,7 @@ func TestLoopBurstInsideTheOverlapMakesProgress(t *testing.T) {
 		Deliverer: rec,
 		Interval:  interval, Overlap: 5 * time.Minute, Start: sim.Now().Add(-10 * time.Minute),
 		RetryMin: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond,
-		ShutdownTimeout: 200 * time.Millisecond, Now: sim.Now,
+		ShutdownTimeout: 200 * time.Millisecond, Now: sim.Now, Logger: zerolog.New(&logs).Level(zerolog.DebugLevel),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +46,8 @@ func TestLoopBurstInsideTheOverlapMakesProgress(t *testing.T) {
 	defer stop()
 	waitUntil(t, time.Minute, "the first poll", func() bool { return len(rec.ids()) >= 20 })
 
-	before := sim.RequestCount()
+	polls := func() int { return strings.Count(logs.String(), `"message":"poll"`) }
+	before, pollsBefore := sim.RequestCount(), polls()
 	burstAt := time.Now()
 	added := sim.AddBreaches(6000)
 	// The ones the poller must deliver: suppressed breaches are not asked for.
@@ -69,12 +72,14 @@ func TestLoopBurstInsideTheOverlapMakesProgress(t *testing.T) {
 		return n
 	}
 	waitUntil(t, 3*time.Minute, "the burst", func() bool { return delivered() == len(burst) })
-	took, requests := time.Since(burstAt), sim.RequestCount()-before
-	t.Logf("burst of %d (of 6000, the rest suppressed) delivered in %s with %d requests", len(burst), took.Round(time.Millisecond), requests)
+	took, requests, n := time.Since(burstAt), sim.RequestCount()-before, polls()-pollsBefore
+	t.Logf("burst of %d (of 6000, the rest suppressed) delivered in %s by %d polls with %d requests", len(burst), took.Round(time.Millisecond), n, requests)
 	if requests > 300 {
 		t.Errorf("%d requests to deliver the burst, want at most 300", requests)
 	}
-	if took > 2*interval {
-		t.Errorf("the burst took %s, want within two poll intervals (%s)", took.Round(time.Millisecond), 2*interval)
+	// Within two poll intervals: at most two polls after the burst (counted, not timed, so a
+	// loaded machine cannot fail it; the wall time is logged).
+	if n > 2 {
+		t.Errorf("the burst took %d polls, want at most two", n)
 	}
 }
