@@ -2,12 +2,16 @@ package route
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/deadletter"
 	"github.com/dtforward/dtforward/formatter"
 	"github.com/dtforward/dtforward/sink"
 )
@@ -28,9 +32,10 @@ const Slice = 500
 // group's result; a failed group is retried whole by each appliance (duplicates, never a gap).
 // The lines of one batch stay in order; other appliances' lines may come between its slices.
 type Delivery struct {
-	f   formatter.Formatter
-	s   sink.Sink
-	log zerolog.Logger
+	f    formatter.Formatter
+	s    sink.Sink
+	log  zerolog.Logger
+	opts DeliveryOptions
 
 	mu      sync.Mutex
 	queue   []*pendingSlice
@@ -43,45 +48,199 @@ type pendingSlice struct {
 	ctx   context.Context
 	msgs  []sink.Message
 	taken bool       // in a write; it can no longer be withdrawn
+	aside int        // messages the write set aside (too large), set before done
 	done  chan error // buffered: the write's result
 }
 
-// NewDelivery returns the Deliverer that formats with f and sends through s.
-func NewDelivery(f formatter.Formatter, s sink.Sink, log zerolog.Logger) *Delivery {
-	return &Delivery{f: f, s: s, log: log}
+// DeadLetter is where a Delivery sets aside what its sink cannot take (*deadletter.File).
+type DeadLetter interface {
+	Write(deadletter.Record) error
+	Path() string
+}
+
+// DeliveryOptions say what a Delivery does with a record its sink cannot take.
+type DeliveryOptions struct {
+	Sink string // the sink's name in dead letters
+	// DeadLetter receives the records set aside; nil holds them instead (the batch is retried
+	// and its error names the record).
+	DeadLetter DeadLetter
+	// PoisonRetries is how many times in a row the receiver may refuse one message before it is
+	// set aside; 0 means DefaultPoisonRetries.
+	PoisonRetries int
+	// RefusalWait is the pause before a refused message is sent again, doubled each time up
+	// to 30 s; 0 means one second.
+	RefusalWait time.Duration
+	// Counted is called with the reason of each record set aside (the metric); may be nil.
+	Counted func(reason string)
+}
+
+// DefaultPoisonRetries is SIEM_POISON_RETRIES's default: a receiver that refuses the same
+// message three times, seconds apart, means it.
+const DefaultPoisonRetries = 3
+
+// NewDelivery returns the Deliverer that formats with f and sends through s. Without options a
+// record the sink cannot take is held (see DeliveryOptions).
+func NewDelivery(f formatter.Formatter, s sink.Sink, log zerolog.Logger, opts ...DeliveryOptions) *Delivery {
+	d := &Delivery{f: f, s: s, log: log}
+	if len(opts) > 0 {
+		d.opts = opts[0]
+	}
+	if d.opts.PoisonRetries <= 0 {
+		d.opts.PoisonRetries = DefaultPoisonRetries
+	}
+	if d.opts.RefusalWait <= 0 {
+		d.opts.RefusalWait = time.Second
+	}
+	return d
 }
 
 // Deliver implements poller.Deliverer.
 func (d *Delivery) Deliver(ctx context.Context, alerts []*alert.Alert) error {
+	_, err := d.deliver(ctx, alerts)
+	return err
+}
+
+// deliver is Deliver that also says how many alerts were set aside (the rest were accepted).
+func (d *Delivery) deliver(ctx context.Context, alerts []*alert.Alert) (aside int, err error) {
 	for len(alerts) > 0 {
 		n := min(len(alerts), Slice)
 		msgs := make([]sink.Message, 0, n)
 		for _, a := range alerts[:n] {
 			line, err := d.f.Append(nil, a)
 			if err != nil {
-				d.log.Error().Str("kind", a.Kind).Str("id", a.ID).Str("appliance", a.Appliance).Err(err).
-					Msg("alert cannot be formatted; skipped")
+				// The formats fall back to a bounded record before giving up, so this is a
+				// record no format could render: keep it, raw, where an operator finds it.
+				if err := d.setAside(a, nil, deadletter.ReasonUnformattable, err.Error()); err != nil {
+					return aside, err
+				}
+				aside++
 				continue
 			}
 			msgs = append(msgs, sink.Message{Severity: a.Severity, Kind: a.Kind, Line: line, Alert: a})
 		}
 		alerts = alerts[n:]
-		if len(msgs) == 0 {
-			continue
-		}
-		if err := d.send(ctx, msgs); err != nil {
-			return err
+		k, err := d.deliverSlice(ctx, msgs)
+		aside += k
+		if err != nil {
+			return aside, err
 		}
 	}
+	return aside, nil
+}
+
+// deliverSlice sends one slice until every message was accepted or set aside. A message the
+// receiver refuses (sink.RejectedError) is sent again, after a pause, with the messages behind
+// it; the ones before it, which the receiver accepted, are not. After PoisonRetries refusals
+// in a row it goes to the dead letter and the rest flows.
+func (d *Delivery) deliverSlice(ctx context.Context, msgs []sink.Message) (aside int, err error) {
+	refusals := 0
+	wait := d.opts.RefusalWait
+	for len(msgs) > 0 {
+		k, err := d.send(ctx, msgs)
+		aside += k
+		var rq *requeued
+		var rej *sink.RejectedError
+		switch {
+		case err == nil:
+			return aside, nil
+		case errors.As(err, &rq):
+			msgs = msgs[rq.accepted:]
+			continue
+		}
+		if !errors.As(err, &rej) || rej.Index < 0 || rej.Index >= len(msgs) {
+			return aside, err
+		}
+		m := msgs[rej.Index]
+		if rej.Index == 0 {
+			refusals++ // the message refused last time (it was put first) refused again
+		} else {
+			refusals = 1
+		}
+		next := rej.Next
+		if next <= rej.Index || next > len(msgs) {
+			next = rej.Index + 1
+		}
+		if refusals >= d.opts.PoisonRetries {
+			if err := d.setAside(m.Alert, m.Line, deadletter.ReasonRefused, rej.Reason); err != nil {
+				return aside, err
+			}
+			aside++
+			msgs, refusals, wait = msgs[next:], 0, d.opts.RefusalWait
+			continue
+		}
+		logAlert(d.log.Warn(), m.Alert).Str("answer", rej.Reason).Int("refusals", refusals).
+			Int("poison_retries", d.opts.PoisonRetries).
+			Msg("the receiver refused an alert; sending it again after a pause (the alerts it accepted are not resent)")
+		rest := make([]sink.Message, 0, 1+len(msgs)-next)
+		msgs = append(append(rest, m), msgs[next:]...)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return aside, fmt.Errorf("the receiver refused %s (%s): %w", describe(m.Alert), rej.Reason, ctx.Err())
+		}
+		wait = min(2*wait, maxRefusalWait)
+	}
+	return aside, nil
+}
+
+// maxRefusalWait caps the pause between two sends of a refused message.
+const maxRefusalWait = 30 * time.Second
+
+// setAside writes one alert (its line when it has one) to the dead letter, counts and logs
+// it. Without a dead letter, or when the dead letter cannot take it, the alert is held: the
+// error names it, and the caller keeps its checkpoint.
+func (d *Delivery) setAside(a *alert.Alert, line []byte, reason, answer string) error {
+	r := deadletter.Record{Time: time.Now().UTC(), Sink: d.opts.Sink, Reason: reason, Answer: answer}
+	if a != nil {
+		r.Appliance, r.Kind, r.ID = a.Appliance, a.Kind, a.ID
+	}
+	switch {
+	case line != nil:
+		r.Line = string(line)
+	case a != nil && json.Valid(a.Raw):
+		r.Record = a.Raw
+	case a != nil:
+		r.RecordText = string(a.Raw)
+	}
+	if d.opts.DeadLetter == nil {
+		return fmt.Errorf("%s cannot be sent (%s: %s) and there is no dead-letter file to set it aside; holding it", describe(a), reason, answer)
+	}
+	if err := d.opts.DeadLetter.Write(r); err != nil {
+		logAlert(d.log.Error(), a).Str("reason", reason).Str("answer", answer).Err(err).
+			Msg("alert cannot be sent and cannot be set aside; holding it (and the alerts behind it) until there is room")
+		return fmt.Errorf("%s cannot be sent (%s: %s) and cannot be set aside: %w", describe(a), reason, answer, err)
+	}
+	if d.opts.Counted != nil {
+		d.opts.Counted(reason)
+	}
+	logAlert(d.log.Error(), a).Str("reason", reason).Str("answer", answer).Str("dead_letter", d.opts.DeadLetter.Path()).
+		Msg("alert set aside in the dead-letter file; the checkpoint moves past it")
 	return nil
+}
+
+// describe names an alert for an error text and /readyz.
+func describe(a *alert.Alert) string {
+	if a == nil {
+		return "a message"
+	}
+	return fmt.Sprintf("%s %s of appliance %s", a.Kind, a.ID, a.Appliance)
+}
+
+func logAlert(ev *zerolog.Event, a *alert.Alert) *zerolog.Event {
+	if a == nil {
+		return ev
+	}
+	return ev.Str("appliance", a.Appliance).Str("kind", a.Kind).Str("id", a.ID)
 }
 
 // send queues one slice and waits for its write. It gives up when ctx ends before the slice
 // is taken into a write; once taken, the write (bounded by the sink's own deadlines, and
 // cancelled with ctx) decides.
-func (d *Delivery) send(ctx context.Context, msgs []sink.Message) error {
+func (d *Delivery) send(ctx context.Context, msgs []sink.Message) (aside int, err error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
 	p := &pendingSlice{ctx: ctx, msgs: msgs, done: make(chan error, 1)}
 	d.mu.Lock()
@@ -94,7 +253,7 @@ func (d *Delivery) send(ctx context.Context, msgs []sink.Message) error {
 	}
 	select {
 	case err := <-p.done:
-		return err
+		return p.aside, err
 	case <-ctx.Done():
 	}
 	d.mu.Lock()
@@ -107,10 +266,11 @@ func (d *Delivery) send(ctx context.Context, msgs []sink.Message) error {
 			}
 		}
 		d.mu.Unlock()
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
 	d.mu.Unlock()
-	return <-p.done
+	err = <-p.done
+	return p.aside, err
 }
 
 // WaitRoom returns once fewer than limit slices wait for the sink, or with ctx.Err(). Fetches
@@ -193,25 +353,63 @@ func (d *Delivery) writeGroup(group []*pendingSlice) {
 		}
 	}
 	err := d.s.Send(ctx, msgs)
-	if !errors.Is(err, sink.ErrMessageTooLarge) {
+	var rej *sink.RejectedError
+	switch {
+	case errors.Is(err, sink.ErrMessageTooLarge):
+		// Nothing was sent and resending cannot succeed: send one by one and set aside only
+		// the messages the transport can never carry.
+		for _, p := range group {
+			err := d.sendEach(ctx, p)
+			p.done <- err
+		}
+	case errors.As(err, &rej) && rej.Index >= 0 && rej.Index < len(msgs):
+		// Tell each slice what the receiver took: the slices before the refused message are
+		// done, its own slice gets the refusal, the slices after it are sent again without
+		// what the receiver already accepted of them.
+		next := rej.Next
+		if next <= rej.Index || next > len(msgs) {
+			next = rej.Index + 1
+		}
+		off := 0
+		for _, p := range group {
+			n := len(p.msgs)
+			switch {
+			case off+n <= rej.Index:
+				p.done <- nil
+			case off <= rej.Index:
+				p.done <- &sink.RejectedError{Index: rej.Index - off, Next: min(next-off, n), Reason: rej.Reason, Alert: rej.Alert}
+			default:
+				p.done <- &requeued{accepted: min(max(next-off, 0), n)}
+			}
+			off += n
+		}
+	default:
 		for _, p := range group {
 			p.done <- err
 		}
-		return
-	}
-	// Nothing was sent and resending cannot succeed: send one by one and drop (with a log
-	// line) only the messages the transport can never carry.
-	for _, p := range group {
-		p.done <- d.sendEach(ctx, p.msgs)
 	}
 }
 
-func (d *Delivery) sendEach(ctx context.Context, msgs []sink.Message) error {
-	for _, m := range msgs {
+// requeued is a slice's result when the receiver refused a message of an earlier slice in the
+// same write: the first accepted messages were taken, the rest is sent again at once.
+type requeued struct{ accepted int }
+
+func (r *requeued) Error() string {
+	return fmt.Sprintf("sent again: a message before it was refused (%d accepted)", r.accepted)
+}
+
+func (d *Delivery) sendEach(ctx context.Context, p *pendingSlice) error {
+	for i, m := range p.msgs {
 		err := d.s.Send(ctx, []sink.Message{m})
+		var rej *sink.RejectedError
 		switch {
 		case errors.Is(err, sink.ErrMessageTooLarge):
-			d.log.Error().Str("kind", m.Kind).Int("bytes", len(m.Line)).Msg("message too large for the transport; skipped")
+			if err := d.setAside(m.Alert, m.Line, deadletter.ReasonTooLarge, err.Error()); err != nil {
+				return err
+			}
+			p.aside++
+		case errors.As(err, &rej):
+			return &sink.RejectedError{Index: i, Reason: rej.Reason, Alert: m.Alert}
 		case err != nil:
 			return err
 		}

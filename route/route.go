@@ -51,6 +51,10 @@ type Options struct {
 	// StateDir is STATE_DIR; a sink that keeps state of its own (the hec channel) keeps it in
 	// its checkpoint directory there. "" when the command keeps no state (check).
 	StateDir string
+	// DeadLetter receives what the sink cannot take (see DeliveryOptions); nil holds it.
+	DeadLetter DeadLetter
+	// PoisonRetries is SIEM_POISON_RETRIES (0: DefaultPoisonRetries).
+	PoisonRetries int
 }
 
 // NewSink builds the sink's transport, counting reconnects, datagrams and sanitized lines in
@@ -120,7 +124,12 @@ func Open(s config.Sink, o Options) (*Destination, error) {
 	if s.Name != "" {
 		log = log.With().Str("sink", s.Name).Logger()
 	}
-	return &Destination{Config: s, Sink: sk, Delivery: NewDelivery(f, sk, log), metrics: o.Metrics}, nil
+	d := &Destination{Config: s, Sink: sk, metrics: o.Metrics}
+	d.Delivery = NewDelivery(f, sk, log, DeliveryOptions{
+		Sink: d.Name(), DeadLetter: o.DeadLetter, PoisonRetries: o.PoisonRetries,
+		Counted: func(reason string) { o.Metrics.DeadLetter(d.Name(), reason) },
+	})
+	return d, nil
 }
 
 // FormatError is Open's error when the format cannot be built (the rest is the sink's).
@@ -148,11 +157,12 @@ func (d *Destination) Sources(polled []string) []string {
 
 // Deliver implements poller.Deliverer.
 func (d *Destination) Deliver(ctx context.Context, alerts []*alert.Alert) error {
-	if err := d.Delivery.Deliver(ctx, alerts); err != nil {
+	aside, err := d.Delivery.deliver(ctx, alerts)
+	if err != nil {
 		d.metrics.SinkError(d.Name())
 		return err
 	}
-	d.metrics.SinkAlerts(d.Name(), len(alerts))
+	d.metrics.SinkAlerts(d.Name(), len(alerts)-aside)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +57,9 @@ type relpSink struct {
 	txnr   int           // next transaction number on conn
 	dialed bool          // a connection was made before: later dials are reconnects
 	closed bool
+	// refused is set while Send returns a refusal (a RejectedError) on a connection that
+	// remains usable.
+	refused bool
 
 	wbuf []byte // frames not yet written
 	pbuf []byte // scratch for one message (header + line)
@@ -120,6 +124,14 @@ func (s *relpSink) Send(ctx context.Context, msgs []Message) (err error) {
 		s.mu.Lock()
 		s.ctx = context.Background()
 		s.mu.Unlock()
+		if s.refused {
+			// The session is fine: the receiver answered every message it was sent.
+			s.refused = false
+			if s.cfg.Hooks.Error != nil {
+				s.cfg.Hooks.Error(err)
+			}
+			return
+		}
 		if err != nil {
 			s.drop()
 			err = fmt.Errorf("sink: relp %s: %w", s.cfg.Address, err)
@@ -146,13 +158,19 @@ func (s *relpSink) Send(ctx context.Context, msgs []Message) (err error) {
 		if b.acked > before {
 			progress = true
 		}
+		if b.refused != nil && (err == nil && len(b.pending) == 0 || err != nil && ctxDone(ctx) == nil) {
+			// Every message of the window was answered (or the connection ended after the
+			// refusal): report the refusal with what the receiver accepted around it.
+			if rej := b.rejection(); rej != nil {
+				if err != nil {
+					s.drop()
+				}
+				s.refused = true
+				return rej
+			}
+		}
 		if err == nil {
 			continue
-		}
-		var refused *relpRefusedError
-		if errors.As(err, &refused) {
-			refused.idx = b.indexOf(refused.txnr)
-			return err
 		}
 		if ctxDone(ctx) != nil || !progress && !stale {
 			return s.abandoned(ctx, err)
@@ -180,6 +198,50 @@ type relpBatch struct {
 	acked     int
 	written   int // bytes, resends included
 	sanitized int
+	// ok marks the batch indices the receiver accepted; refused holds the first refusal.
+	// Both are only kept once a message was refused (nil until then).
+	ok      []bool
+	refused *relpRefusal
+}
+
+// relpRefusal is a non-200 answer to one message.
+type relpRefusal struct {
+	idx int
+	rsp relpRsp
+}
+
+// accept records a 200 answer for the message at idx.
+func (b *relpBatch) accept(idx int) {
+	b.acked++
+	if b.ok == nil {
+		b.ok = make([]bool, len(b.msgs))
+	}
+	b.ok[idx] = true
+}
+
+// refuse records a refusal; the earliest one in the batch is the one reported.
+func (b *relpBatch) refuse(idx int, rsp relpRsp) {
+	if b.ok == nil {
+		b.ok = make([]bool, len(b.msgs))
+	}
+	if b.refused == nil || idx < b.refused.idx {
+		b.refused = &relpRefusal{idx: idx, rsp: rsp}
+	}
+}
+
+// rejection is the RejectedError for the first refused message, when every message before it
+// was accepted (so the caller may take them as delivered); nil otherwise.
+func (b *relpBatch) rejection() *RejectedError {
+	r := b.refused
+	if slices.Contains(b.ok[:r.idx], false) {
+		return nil
+	}
+	next := r.idx + 1
+	for next < len(b.msgs) && b.ok[next] {
+		next++
+	}
+	return &RejectedError{Index: r.idx, Next: next, Alert: b.msgs[r.idx].Alert,
+		Reason: strings.TrimSpace(fmt.Sprintf("%03d %s", r.rsp.code, r.rsp.text))}
 }
 
 // take returns the batch index to send next, and whether it is sent for the first time.
@@ -194,6 +256,22 @@ func (b *relpBatch) take() (idx int, fresh bool) {
 
 func (b *relpBatch) more() bool { return len(b.retry) > 0 || b.next < len(b.msgs) }
 
+// canTake says whether a message is due: after a refusal, only the unanswered messages before
+// the refused one are (sent again on a new connection), so that the refusal can be reported
+// with everything before it accepted.
+func (b *relpBatch) canTake() bool {
+	switch {
+	case !b.more():
+		return false
+	case b.refused == nil:
+		return true
+	case len(b.retry) > 0:
+		return b.retry[0] < b.refused.idx
+	default:
+		return b.next < b.refused.idx
+	}
+}
+
 // requeue puts the unanswered messages of a lost connection in front of the rest.
 func (b *relpBatch) requeue() {
 	retry := make([]int, 0, len(b.pending)+len(b.retry))
@@ -205,19 +283,10 @@ func (b *relpBatch) requeue() {
 	b.pending = b.pending[:0]
 }
 
-func (b *relpBatch) indexOf(txnr int) int {
-	for _, p := range b.pending {
-		if p.txnr == txnr {
-			return p.idx
-		}
-	}
-	return -1
-}
-
 // exchange fills the window with syslog commands, writes them, and handles the answers that
 // arrive within Timeout (at least one).
 func (s *relpSink) exchange(b *relpBatch) error {
-	for len(b.pending) < s.window && b.more() {
+	for len(b.pending) < s.window && b.canTake() {
 		idx, fresh := b.take()
 		m := &b.msgs[idx]
 		line, changed := cleanLine(m.Line)
@@ -265,17 +334,6 @@ func ctxDone(ctx context.Context) error {
 	return nil
 }
 
-// relpRefusedError is a "rsp" with a status other than 200 for a message.
-type relpRefusedError struct {
-	txnr int
-	idx  int // index in the batch, filled in by Send
-	rsp  relpRsp
-}
-
-func (e *relpRefusedError) Error() string {
-	return fmt.Sprintf("receiver refused message %d of the batch (txnr %d): %03d %s", e.idx, e.txnr, e.rsp.code, e.rsp.text)
-}
-
 // awaitAnswers waits up to Timeout for the next frame and handles it and every further frame
 // already received, removing answered messages from pending. It returns an error when the
 // connection is no longer usable.
@@ -308,11 +366,15 @@ func (s *relpSink) awaitAnswers(b *relpBatch) error {
 			if err != nil {
 				return err
 			}
-			if rsp.code != 200 {
-				return &relpRefusedError{txnr: f.txnr, rsp: rsp}
-			}
+			idx := b.pending[i].idx
 			b.pending = slices.Delete(b.pending, i, i+1)
-			b.acked++
+			if rsp.code != 200 {
+				// Refused for good. Nothing more is sent; the answers to the rest of the
+				// window still come, and say what the receiver took after it.
+				b.refuse(idx, rsp)
+			} else {
+				b.accept(idx)
+			}
 		}
 		if len(b.pending) == 0 || s.br.Buffered() == 0 {
 			return nil

@@ -206,8 +206,9 @@ func TestRELPOutOfOrderAnswers(t *testing.T) {
 	checkNoGap(t, accepted, lines(msgs), 0)
 }
 
-// TestRELPRefused: a non-200 answer fails the batch (the caller resends it) and names the
-// message and the receiver's reason; the next Send starts a new session.
+// TestRELPRefused: a non-200 answer is a RejectedError naming the message and the receiver's
+// reason, once the rest of the window was answered (here: never; the connection is dropped
+// after Timeout) and everything before it accepted; the next Send starts a new session.
 func TestRELPRefused(t *testing.T) {
 	peer := newRELPPeer(t, func(s *peerSession) {
 		if !s.open() {
@@ -226,11 +227,12 @@ func TestRELPRefused(t *testing.T) {
 		s.hang()
 	})
 	var c counters
-	s := relpSink(t, peer.addr(), 8, 5*time.Second, &c)
+	s := relpSink(t, peer.addr(), 8, 2*time.Second, &c)
 	msgs := numbered(0, 5)
 	err := s.Send(context.Background(), msgs)
-	if err == nil || !strings.Contains(err.Error(), "receiver refused message 2 of the batch (txnr 4): 500 disk full") {
-		t.Fatalf("Send error = %v, want the refusal of message 2", err)
+	var rej *sink.RejectedError
+	if !errors.As(err, &rej) || rej.Index != 2 || rej.Next != 3 || rej.Reason != "500 disk full" {
+		t.Fatalf("Send error = %#v, want a RejectedError for message 2 (500 disk full)", err)
 	}
 	if c.errs != 1 || c.sent != 0 {
 		t.Errorf("error hook %d, sent %d; want 1, 0", c.errs, c.sent)
@@ -419,4 +421,47 @@ func servedRELPSink(t *testing.T) (*relpPeer, sink.Sink, *counters) {
 	})
 	var c counters
 	return peer, relpSink(t, peer.addr(), 8, 2*time.Second, &c), &c
+}
+
+// TestRELPRefusalInWindow: a receiver that refuses one message of a full window and accepts
+// the others (as a RELP receiver may: every message has its own answer) gets a RejectedError
+// whose Next says what it accepted after the refusal, so the caller resends none of it; nothing
+// after the refused message is sent once it is refused, and the session stays open.
+func TestRELPRefusalInWindow(t *testing.T) {
+	peer := newRELPPeer(t, func(s *peerSession) {
+		if !s.open() {
+			return
+		}
+		if !s.readOut(8) {
+			return
+		}
+		for i := range 8 {
+			if i == 3 {
+				s.nack(0, "500 message refused by rule")
+			} else {
+				s.ack(0)
+			}
+		}
+		s.serve()
+	})
+	var c counters
+	s := relpSink(t, peer.addr(), 8, 5*time.Second, &c)
+	msgs := numbered(0, 12)
+	err := s.Send(context.Background(), msgs)
+	var rej *sink.RejectedError
+	if !errors.As(err, &rej) || rej.Index != 3 || rej.Next != 8 || rej.Reason != "500 message refused by rule" {
+		t.Fatalf("Send error = %v (%#v), want a RejectedError for message 3 with Next 8", err, rej)
+	}
+	if err := s.Send(context.Background(), msgs[rej.Next:]); err != nil {
+		t.Fatalf("sending the rest: %v", err)
+	}
+	accepted, conns, _, _, _ := peer.snapshot()
+	want := append(lines(msgs[:3]), lines(msgs[4:])...)
+	if strings.Join(accepted, "\n") != strings.Join(want, "\n") {
+		t.Errorf("receiver accepted:\n%s\nwant every message but the refused one, once, in order:\n%s",
+			strings.Join(accepted, "\n"), strings.Join(want, "\n"))
+	}
+	if conns != 1 {
+		t.Errorf("%d connections, want 1: a refusal is an answer, not a broken session", conns)
+	}
 }

@@ -45,9 +45,18 @@ type Checker interface {
 type RejectedError struct {
 	Index  int    // position of the refused message in the batch given to Send
 	Reason string // the receiver's answer, for the dead letter and the log
+	// Next, when above Index, says the receiver also accepted the messages between Index and
+	// Next (a RELP window answered after the refusal): the caller resends from Next, so
+	// nothing acknowledged is sent twice. 0 means Index+1.
+	Next int
+	// Alert is the refused message's record, when the sink knows it, to name it in Error.
+	Alert *alert.Alert
 }
 
 func (e *RejectedError) Error() string {
+	if a := e.Alert; a != nil {
+		return fmt.Sprintf("the receiver refused %s %s of appliance %s: %s", a.Kind, a.ID, a.Appliance, e.Reason)
+	}
 	return fmt.Sprintf("the receiver refused message %d of the batch: %s", e.Index+1, e.Reason)
 }
 

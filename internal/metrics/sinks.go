@@ -8,6 +8,7 @@ type sinkSeries struct {
 	alerts    *prometheus.CounterVec
 	errors    *prometheus.CounterVec
 	sanitized *prometheus.CounterVec
+	dead      *prometheus.CounterVec
 }
 
 func newSinkSeries(reg *prometheus.Registry) *sinkSeries {
@@ -24,8 +25,12 @@ func newSinkSeries(reg *prometheus.Registry) *sinkSeries {
 			Name: "dtforward_sink_lines_sanitized_total",
 			Help: "Lines a sink sent with CR or LF replaced by spaces, by sink. The formatters never produce either: above 0 means a formatter let one through (the line still went out as one line).",
 		}, []string{"sink"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtforward_dead_letters_total",
+			Help: "Alerts a sink set aside in its dead-letter file, by sink and reason (refused, unformattable, too_large); each is logged with its id.",
+		}, []string{"sink", "reason"}),
 	}
-	reg.MustRegister(s.alerts, s.errors, s.sanitized)
+	reg.MustRegister(s.alerts, s.errors, s.sanitized, s.dead)
 	return s
 }
 
@@ -62,6 +67,15 @@ func (m *Metrics) SinkSanitized(sink string, n int) {
 		return
 	}
 	m.sinks.sanitized.WithLabelValues(sink).Add(float64(n))
+}
+
+// DeadLetter counts one alert the named sink set aside. reason is one of deadletter's fixed
+// reasons, so the label's cardinality is bounded.
+func (m *Metrics) DeadLetter(sink, reason string) {
+	if m == nil {
+		return
+	}
+	m.sinks.dead.WithLabelValues(sink, reason).Inc()
 }
 
 // SinkUp is one sink's readiness for dtforward_sink_up.
