@@ -97,7 +97,9 @@
 //	      destination.app, signatureId
 //	darktrace-json: triggeredComponents[].logic, model.logic, then model.description,
 //	      summary, detail and message are shortened, then model.actions,
-//	      triggeredComponents, device.ips, details and history are dropped
+//	      triggeredComponents, device.ips, details and history are dropped; a record still
+//	      too long (a list of 60 devices, 3,000 model tags) keeps only its ids, times, scores,
+//	      categories, names and addresses, at any depth, marked "trimmedTo":"ids"
 //
 // Independently of MaxBytes, the CEF header Name is cut at 512 bytes and the SignatureID at
 // 1023 (the ArcSight limits) and flagged the same way; a SignatureID or LEEF EventID trimmed

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/dtforward/dtforward/alert"
@@ -246,7 +248,8 @@ func hasTopKey(obj []byte, key string) bool {
 // trimRawJSON shortens the compact record in dst[start:] to max bytes: it removes the logic
 // trees (triggeredComponents[].logic, then model.logic), then shortens the free text
 // (model.description, summary, detail, message), then drops the bulky arrays
-// (triggeredComponents, device.ips, details), and marks the record "trimmed": true.
+// (triggeredComponents, device.ips, details), and marks the record "trimmed": true. What is
+// still too long keeps only its ids and triage fields (idsOnly).
 func trimRawJSON(dst []byte, start, max int, kind string) ([]byte, error) {
 	obj := append([]byte(nil), dst[start:]...)
 	steps := []func([]byte, int) []byte{
@@ -282,12 +285,110 @@ func trimRawJSON(dst []byte, start, max int, kind string) ([]byte, error) {
 			break
 		}
 	}
-	obj = append(obj[:len(obj)-1], mark+"}"...)
-	dst = append(dst[:start], obj...)
-	if len(obj) > max {
-		return dst[:start], fmt.Errorf("darktrace-json %s record: %w: %d > %d bytes", kind, ErrTooLong, len(obj), max)
+	if len(obj)+len(mark) > max {
+		// Still too long: lists of devices, breaches or tags that no field-wise step may
+		// drop. Keep only the ids and triage fields, wherever they are.
+		return idsOnly(dst, start, max, kind)
 	}
-	return dst, nil
+	obj = append(obj[:len(obj)-1], mark+"}"...)
+	return append(dst[:start], obj...), nil
+}
+
+// idKeys are the members the last-resort record keeps, at any depth: every identifier (of the
+// record, its devices, model, group and related breaches) and what a SOC triages on. When
+// that is still too long, coreKeys: the identifiers, times, scores and categories alone.
+var (
+	coreKeys = keySet("pbid", "codeid", "id", "did", "pid", "uuid", "currentGroup", "time", "creationTime",
+		"createdAt", "score", "aiaScore", "groupScore", "category", "groupCategory", "priority", "title", "ip",
+		"breachUrl", "incidentEventUrl")
+	idKeys = keySet(append(slices.Collect(maps.Keys(coreKeys)), "sid", "phid", "timestamp", "start", "expires",
+		"threatScore", "name", "modelName", "label", "hostname", "mac", "macaddress", "acknowledged", "username",
+		"technique", "techniqueID", "action", "state")...)
+)
+
+func keySet(keys ...string) map[string]bool {
+	m := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		m[k] = true
+	}
+	return m
+}
+
+// idStringCap bounds each kept string: ids are short, a hostile one must not fill the line.
+const idStringCap = 256
+
+// idsOnly rewrites the record in dst[start:] keeping only idKeys members (and the objects and
+// arrays that lead to them), marked "trimmed":true and "trimmedTo":"ids". It fails (ErrTooLong)
+// when even that does not fit max: the caller sets the record aside whole.
+func idsOnly(dst []byte, start, max int, kind string) ([]byte, error) {
+	const mark = `,"trimmed":true,"trimmedTo":"ids"}`
+	var obj []byte
+	for _, keys := range []map[string]bool{idKeys, coreKeys} {
+		obj, _ = keepIDs(dst[start:], false, keys)
+		if len(obj) < 2 || obj[0] != '{' {
+			obj = []byte("{}")
+		}
+		if len(obj) == 2 {
+			obj = append(obj[:1], mark[1:]...)
+		} else {
+			obj = append(obj[:len(obj)-1], mark...)
+		}
+		if len(obj) <= max {
+			return append(dst[:start], obj...), nil
+		}
+	}
+	return dst[:start], fmt.Errorf("darktrace-json %s record: %w: %d > %d bytes with only its ids", kind, ErrTooLong, len(obj), max)
+}
+
+// keepIDs returns the compact value v reduced to idKeys members; keep says v is itself the
+// value of such a member (scalars are then kept). ok is false when nothing is left.
+func keepIDs(v []byte, keep bool, keys map[string]bool) (out []byte, ok bool) {
+	if len(v) == 0 {
+		return nil, false
+	}
+	switch v[0] {
+	case '{':
+		out = []byte{'{'}
+		for _, m := range members(v) {
+			val, ok := keepIDs(m.val, keys[string(m.key)], keys)
+			if !ok {
+				continue
+			}
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(out, '"')
+			out = append(out, m.key...)
+			out = append(out, `":`...)
+			out = append(out, val...)
+		}
+		out = append(out, '}')
+		return out, len(out) > 2
+	case '[':
+		out = []byte{'['}
+		for _, e := range elements(v) {
+			val, ok := keepIDs(e, keep, keys)
+			if !ok {
+				continue
+			}
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(out, val...)
+		}
+		out = append(out, ']')
+		return out, len(out) > 2
+	case '"':
+		if !keep {
+			return nil, false
+		}
+		return capStrings(v, idStringCap), true
+	default:
+		if !keep || string(v) == "null" {
+			return nil, false
+		}
+		return v, true
+	}
 }
 
 // capStrings shortens every string value (not key) of the compact JSON v longer than limit

@@ -1,0 +1,316 @@
+package route
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/deadletter"
+	"github.com/dtforward/dtforward/internal/metrics"
+)
+
+// poisonPeer is a RELP receiver (librelp's framing: TXNR SP CMD SP DATALEN [SP DATA] LF) that
+// answers "500 <reason>" to every syslog message containing poison and "200 OK" to the
+// others, as a receiver with a rule against one record would. rsyslog's imrelp cannot be told
+// to refuse one message, hence this peer.
+type poisonPeer struct {
+	l      net.Listener
+	poison string
+	mu     sync.Mutex
+	got    []string // every syslog message received, refused ones included
+	wg     sync.WaitGroup
+}
+
+func startPoisonPeer(t *testing.T, poison string) *poisonPeer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &poisonPeer{l: l, poison: poison}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				defer c.Close()
+				p.session(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() { _ = l.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *poisonPeer) session(c net.Conn) {
+	br := bufio.NewReader(c)
+	for {
+		txnr, cmd, data, err := readFrame(br)
+		if err != nil {
+			return
+		}
+		var rsp string
+		switch cmd {
+		case "open":
+			rsp = "200 OK\nrelp_version=0\nrelp_software=poison-peer\ncommands=syslog"
+		case "close":
+			_, _ = fmt.Fprintf(c, "%d rsp 0\n0 serverclose 0\n", txnr)
+			return
+		case "syslog":
+			p.mu.Lock()
+			p.got = append(p.got, data)
+			p.mu.Unlock()
+			rsp = "200 OK"
+			if strings.Contains(data, p.poison) {
+				rsp = "500 rejected by rule 7"
+			}
+		default:
+			return
+		}
+		if _, err := fmt.Fprintf(c, "%d rsp %d %s\n", txnr, len(rsp), rsp); err != nil {
+			return
+		}
+	}
+}
+
+func readFrame(br *bufio.Reader) (txnr int, cmd, data string, err error) {
+	head, err := br.ReadString(' ')
+	if err != nil {
+		return 0, "", "", err
+	}
+	if txnr, err = strconv.Atoi(strings.TrimSpace(head)); err != nil {
+		return 0, "", "", err
+	}
+	if cmd, err = br.ReadString(' '); err != nil {
+		return 0, "", "", err
+	}
+	cmd = strings.TrimSpace(cmd)
+	n, end := 0, byte(0)
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return 0, "", "", err
+		}
+		if b < '0' || b > '9' {
+			end = b
+			break
+		}
+		n = n*10 + int(b-'0')
+	}
+	if n == 0 {
+		return txnr, cmd, "", nil
+	}
+	if end != ' ' {
+		return 0, "", "", fmt.Errorf("bad frame")
+	}
+	buf := make([]byte, n+1)
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return 0, "", "", err
+	}
+	return txnr, cmd, string(buf[:n]), nil
+}
+
+// TestPoisonMessageIsSetAside: a RELP receiver that refuses one alert of 400 for good. The
+// refused alert is sent SIEM_POISON_RETRIES times, then written to the dead-letter file with
+// its id and the receiver's answer and counted; every other alert arrives exactly once (the
+// ones accepted before the refusal are not sent again), and Deliver succeeds so the
+// checkpoint can move. Before: Deliver failed forever and each retry re-sent the alerts
+// before the refused one.
+func TestPoisonMessageIsSetAside(t *testing.T) {
+	peer := startPoisonPeer(t, `"id":"poison-149"`)
+	dir := t.TempDir()
+	dl := deadletter.New(dir, 0)
+	m := metrics.New()
+	s := sinkTo("relp", peer.l.Addr().String())
+	s.Name = "siem"
+	d, err := Open(s, Options{Version: "test", Logger: zerolog.Nop(), DeadLetter: dl, Metrics: m, PoisonRetries: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.Delivery.opts.RefusalWait = 10 * time.Millisecond
+	var alerts []*alert.Alert
+	for i := range 400 {
+		id := strconv.Itoa(i)
+		if i == 149 {
+			id = "poison-149"
+		}
+		alerts = append(alerts, breach(id))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Deliver(ctx, alerts); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+
+	peer.mu.Lock()
+	got := append([]string(nil), peer.got...)
+	peer.mu.Unlock()
+	seen := map[string]int{}
+	for _, line := range got {
+		var v struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal([]byte(line[strings.Index(line, "{"):]), &v); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		seen[v.ID]++
+	}
+	for _, a := range alerts {
+		want := 1
+		if a.ID == "poison-149" {
+			want = 3
+		}
+		if seen[a.ID] != want {
+			t.Errorf("alert %s sent %d times, want %d", a.ID, seen[a.ID], want)
+		}
+	}
+	if len(got) != 402 {
+		t.Errorf("%d messages sent, want 402 (399 once, the refused one 3 times)", len(got))
+	}
+
+	raw, err := os.ReadFile(filepath.Join(dir, deadletter.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec deadletter.Record
+	if err := json.Unmarshal(bytes.TrimSpace(raw), &rec); err != nil {
+		t.Fatalf("dead letter %q: %v", raw, err)
+	}
+	if rec.Sink != "siem" || rec.ID != "poison-149" || rec.Kind != alert.KindBreach || rec.Appliance != "dt" ||
+		rec.Reason != deadletter.ReasonRefused || rec.Answer != "500 rejected by rule 7" || !strings.Contains(rec.Line, `"id":"poison-149"`) {
+		t.Errorf("dead letter = %+v", rec)
+	}
+	if n := counterValue(t, m, "dtforward_dead_letters_total"); n != 1 {
+		t.Errorf("dtforward_dead_letters_total = %v, want 1", n)
+	}
+}
+
+// TestPoisonHeldWhenDeadLetterFull: when the dead letter cannot take the refused alert, the
+// batch is held (nothing dropped) and the error names the alert, for /readyz.
+func TestPoisonHeldWhenDeadLetterFull(t *testing.T) {
+	peer := startPoisonPeer(t, `"id":"bad"`)
+	s := sinkTo("relp", peer.l.Addr().String())
+	d, err := Open(s, Options{Version: "test", Logger: zerolog.Nop(), DeadLetter: deadletter.New(t.TempDir(), 10), PoisonRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	err = d.Deliver(context.Background(), []*alert.Alert{breach("1"), breach("bad"), breach("3")})
+	if err == nil || !strings.Contains(err.Error(), "modelbreach bad of appliance dt") || !strings.Contains(err.Error(), "500 rejected by rule 7") ||
+		!strings.Contains(err.Error(), "dead-letter file is full") {
+		t.Fatalf("Deliver = %v, want an error naming modelbreach bad, the answer and the full dead letter", err)
+	}
+}
+
+func counterValue(t *testing.T, m *metrics.Metrics, name string) float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, mm := range mf.GetMetric() {
+			total += mm.GetCounter().GetValue()
+		}
+	}
+	return total
+}
+
+// bigLines renders an alert whose ID is "big" as a line no UDP datagram can carry, and one
+// whose Raw is not a JSON object as an error, like a format that cannot render it.
+type bigLines struct{}
+
+func (bigLines) Append(dst []byte, a *alert.Alert) ([]byte, error) {
+	switch {
+	case a.ID == "big":
+		return append(dst, strings.Repeat("x", 70000)...), nil
+	case len(a.Raw) > 0 && a.Raw[0] != '{':
+		return dst, fmt.Errorf("record is not a JSON object")
+	}
+	return append(dst, `{"id":"`+a.ID+`"}`...), nil
+}
+
+// TestUnsendableAlertsAreSetAside: an alert the format cannot render and one larger than a UDP
+// datagram go to the dead letter (the raw record for the first, the line for the second) and
+// are counted; their neighbours arrive. Before: both were "skipped" with a log line only.
+func TestUnsendableAlertsAreSetAside(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	s := sinkTo("udp", pc.LocalAddr().String())
+	sk, err := NewSink(s, Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sk.Close()
+	dir := t.TempDir()
+	var reasons []string
+	d := NewDelivery(bigLines{}, sk, zerolog.Nop(), DeliveryOptions{Sink: "siem", DeadLetter: deadletter.New(dir, 0),
+		Counted: func(r string) { reasons = append(reasons, r) }})
+	bad := breach("bad")
+	bad.Raw = []byte(`[1,2]`)
+	if err := d.Deliver(context.Background(), []*alert.Alert{breach("1"), bad, breach("big"), breach("4")}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	buf := make([]byte, 70000)
+	_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for len(got) < 2 {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		line := string(buf[:n])
+		got[line[strings.Index(line, "{"):]] = true
+	}
+	if !got[`{"id":"1"}`] || !got[`{"id":"4"}`] {
+		t.Errorf("received %v, want alerts 1 and 4", got)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, deadletter.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(recs) != 2 {
+		t.Fatalf("dead letter:\n%s", raw)
+	}
+	var r1, r2 deadletter.Record
+	_ = json.Unmarshal([]byte(recs[0]), &r1)
+	_ = json.Unmarshal([]byte(recs[1]), &r2)
+	if r1.ID != "bad" || r1.Reason != deadletter.ReasonUnformattable || string(r1.Record) != `[1,2]` || r1.Answer != "record is not a JSON object" {
+		t.Errorf("first dead letter = %+v", r1)
+	}
+	if r2.ID != "big" || r2.Reason != deadletter.ReasonTooLarge || len(r2.Line) != 70000 {
+		t.Errorf("second dead letter = %+v (line %d bytes)", r2, len(r2.Line))
+	}
+	if strings.Join(reasons, ",") != "unformattable,too_large" {
+		t.Errorf("counted %v", reasons)
+	}
+}
