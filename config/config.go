@@ -76,6 +76,9 @@ type Config struct {
 	AzureAuthorityHost      string `envconfig:"AZURE_AUTHORITY_HOST" desc:"sentinel with workload identity: default authority (set by AKS)"`
 	SIEMSinksFile           string `envconfig:"SIEM_SINKS_FILE" desc:"JSON or YAML file listing several sinks (name, sources, appliances: a list of appliance names or a map of labels that must all match, format, transport, address and the other SIEM_* settings in lower case, e.g. tls_ca_file, app_name, sentinel_dcr_id); each keeps its own progress in STATE_DIR/<name>/; replaces the other SIEM_* variables"`
 
+	SIEMPoisonRetries  int   `envconfig:"SIEM_POISON_RETRIES" default:"3" desc:"How many times in a row a receiver may refuse one alert (a RELP 500, an HTTP 400 naming it) before it is set aside in the sink's dead-letter file and the alerts behind it flow (1–100; every sink)"`
+	DeadLetterMaxBytes int64 `envconfig:"DEAD_LETTER_MAX_BYTES" default:"67108864" desc:"Bound of each sink's dead-letter file, STATE_DIR[/<sink>]/dead-letters.jsonl (at least 65536); when it is full an alert that must be set aside is held, with an error naming it"`
+
 	StateDir        string        `envconfig:"STATE_DIR" default:"./state" desc:"Directory for checkpoint files (container: /var/lib/dtforward)"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"How long SIGTERM waits for the in-flight batch"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn, error"`

@@ -80,6 +80,8 @@ func TestLoadDefaults(t *testing.T) {
 		SIEMUDPRate:               1000,
 		SIEMHECAck:                true,
 		SIEMHECAckTimeout:         time.Minute,
+		SIEMPoisonRetries:         3,
+		DeadLetterMaxBytes:        64 << 20,
 		StateDir:                  "./state",
 		ShutdownTimeout:           10 * time.Second,
 		LogLevel:                  "info",

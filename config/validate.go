@@ -40,6 +40,8 @@ const (
 	MinOverlap         = time.Minute
 	MaxRefreshHorizon  = 7 * 24 * time.Hour
 	MinRefreshInterval = time.Minute
+	MaxPoisonRetries   = 100   // SIEM_POISON_RETRIES: past that, a refusal is not going away
+	MinDeadLetterBytes = 65536 // DEAD_LETTER_MAX_BYTES: room for a few large lines
 )
 
 // Validate checks c for mode and returns every problem at once as *Error, or nil. It does no
@@ -314,6 +316,12 @@ func unwrapJoined(err error) []error {
 func (c *Config) validateProcess(mode Mode, p *problems) {
 	if c.StateDir == "" && (mode == ModeRun || mode == ModeBackfill) {
 		p.add("STATE_DIR", "required for %s (a writable directory for checkpoints)", mode)
+	}
+	if c.SIEMPoisonRetries < 1 || c.SIEMPoisonRetries > MaxPoisonRetries {
+		p.add("SIEM_POISON_RETRIES", "%d is outside 1–%d", c.SIEMPoisonRetries, MaxPoisonRetries)
+	}
+	if c.DeadLetterMaxBytes < MinDeadLetterBytes {
+		p.add("DEAD_LETTER_MAX_BYTES", "%d is below %d", c.DeadLetterMaxBytes, MinDeadLetterBytes)
 	}
 	if c.ShutdownTimeout <= 0 {
 		p.add("SHUTDOWN_TIMEOUT", "%s must be positive (e.g. 10s)", c.ShutdownTimeout)

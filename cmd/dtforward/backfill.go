@@ -19,6 +19,7 @@ import (
 	"github.com/dtforward/dtforward/checkpoint"
 	"github.com/dtforward/dtforward/config"
 	"github.com/dtforward/dtforward/darktrace"
+	"github.com/dtforward/dtforward/deadletter"
 	"github.com/dtforward/dtforward/route"
 	"github.com/dtforward/dtforward/sink"
 	"github.com/dtforward/dtforward/source"
@@ -100,7 +101,8 @@ func runBackfill(ctx context.Context, e *env) int {
 		}
 	}()
 	// The same composition of formatter and sink as run: one Deliverer.
-	del := route.NewDelivery(f, s, log)
+	del := route.NewDelivery(f, s, log, route.DeliveryOptions{Sink: sinks[0].Label(),
+		DeadLetter: deadletter.New(sinkStateDir(cfg, sinks[0].Name), cfg.DeadLetterMaxBytes), PoisonRetries: cfg.SIEMPoisonRetries})
 
 	code = exitOK
 	anomalies := newAnomalyReporter(nil, log)

@@ -1,9 +1,10 @@
 package main
 
-// build.go holds the API client builder run, backfill and check share, so each command talks
-// to an appliance through the very same client.
+// build.go holds what run, backfill and check build alike: the API client, so each command
+// talks to an appliance through the very same client, and a sink's state directory.
 
 import (
+	"path/filepath"
 	"time"
 
 	"github.com/dtforward/dtforward/config"
@@ -26,4 +27,13 @@ func newClient(app config.Appliance, cfg *config.Config, clock *poller.Clock) (*
 		TLS:       tlsconfig.Options{CAFile: app.CAFile, ServerName: app.ServerName, InsecureSkipVerify: app.InsecureSkipVerify},
 		UserAgent: "dtforward/" + version, Now: now, OnDate: onDate,
 	})
+}
+
+// sinkStateDir is where a sink keeps its checkpoints and dead letters: each sink of
+// SIEM_SINKS_FILE its own directory; the SIEM_* sink keeps the layout it always had.
+func sinkStateDir(cfg *config.Config, sinkName string) string {
+	if sinkName == "" {
+		return cfg.StateDir
+	}
+	return filepath.Join(cfg.StateDir, sinkName)
 }

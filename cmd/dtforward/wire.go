@@ -9,7 +9,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -17,6 +16,7 @@ import (
 	"github.com/dtforward/dtforward/checkpoint"
 	"github.com/dtforward/dtforward/config"
 	"github.com/dtforward/dtforward/darktrace"
+	"github.com/dtforward/dtforward/deadletter"
 	"github.com/dtforward/dtforward/fetch"
 	"github.com/dtforward/dtforward/internal/metrics"
 	"github.com/dtforward/dtforward/poller"
@@ -140,7 +140,8 @@ func (d *daemon) openDestinations(e *env) error {
 	}
 	d.health.MultiSink = d.cfg.SIEMSinksFile != ""
 	for _, sk := range sinks {
-		dest, err := route.Open(sk, route.Options{Version: version, Stdout: e.stdout, Metrics: d.metrics, Logger: d.log, StateDir: d.cfg.StateDir})
+		dest, err := route.Open(sk, route.Options{Version: version, Stdout: e.stdout, Metrics: d.metrics, Logger: d.log, StateDir: d.cfg.StateDir,
+			DeadLetter: deadletter.New(sinkStateDir(d.cfg, sk.Name), d.cfg.DeadLetterMaxBytes), PoisonRetries: d.cfg.SIEMPoisonRetries})
 		var fe *route.FormatError
 		switch {
 		case err != nil && d.health.MultiSink:
@@ -192,14 +193,11 @@ func (d *daemon) addAppliance(app config.Appliance, i, n int, start time.Time, a
 	// No gathering wait: a poller that asks a moment later is served the recording.
 	group := fetch.NewGroup(fetch.Limited{Next: c, Slots: d.requests, Sent: func() { d.metrics.APIRequest(app.Name) }}, len(dests), fetch.GroupOptions{TTL: cfg.PollInterval, Budget: sharedBudget})
 	for _, dest := range dests {
-		stateDir := cfg.StateDir
 		plog := log
 		if dest.Config.Name != "" {
-			// Each sink keeps its own progress; the SIEM_* sink keeps the layout it always had.
-			stateDir = filepath.Join(cfg.StateDir, dest.Config.Name)
 			plog = log.With().Str("sink", dest.Config.Name).Logger()
 		}
-		store, err := checkpoint.Open(stateDir, app.Name)
+		store, err := checkpoint.Open(sinkStateDir(cfg, dest.Config.Name), app.Name)
 		if se := (*checkpoint.StateError)(nil); errors.As(err, &se) {
 			// One unusable checkpoint must not stop the others: skip this appliance for this
 			// sink, leave the file for the operator, and keep reporting it (logged by newDaemon
