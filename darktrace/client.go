@@ -37,6 +37,10 @@ type Config struct {
 	// response that carries one, errors included, as soon as its headers arrive: dtforward
 	// keeps its estimate of the appliance clock current with it.
 	OnDate func(date time.Time)
+	// OnMalformed, when set, receives each array element skipped because it is not valid JSON
+	// (e.g. nested deeper than encoding/json allows); the rest of the answer is delivered.
+	// When nil, such an element fails the whole answer.
+	OnMalformed func(MalformedRecord)
 }
 
 // Client is a signed HTTP(S) client for one appliance. It is safe for concurrent use, although
@@ -50,6 +54,8 @@ type Client struct {
 	ua      string
 	now     func() time.Time
 	onDate  func(time.Time)
+	// onMalformed: see Config.OnMalformed.
+	onMalformed func(MalformedRecord)
 	// secrets are scrubbed from any text that reaches an error, in case an appliance or proxy
 	// echoes a request header back in a body.
 	secrets []string
@@ -102,13 +108,14 @@ func New(cfg Config) (*Client, error) {
 	tr.TLSClientConfig = tlsCfg
 	tr.MaxIdleConnsPerHost = 2
 	c := &Client{
-		base:    url.URL{Scheme: u.Scheme, Host: u.Host},
-		signer:  NewSigner(cfg.PublicToken, cfg.PrivateToken),
-		timeout: cfg.Timeout,
-		ua:      cfg.UserAgent,
-		now:     cfg.Now,
-		onDate:  cfg.OnDate,
-		secrets: []string{cfg.PublicToken, cfg.PrivateToken},
+		base:        url.URL{Scheme: u.Scheme, Host: u.Host},
+		signer:      NewSigner(cfg.PublicToken, cfg.PrivateToken),
+		timeout:     cfg.Timeout,
+		ua:          cfg.UserAgent,
+		now:         cfg.Now,
+		onDate:      cfg.OnDate,
+		onMalformed: cfg.OnMalformed,
+		secrets:     []string{cfg.PublicToken, cfg.PrivateToken},
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
@@ -254,7 +261,13 @@ func (c *Client) stream(ctx context.Context, pathAndQuery string, fn func(raw []
 			return inner(raw)
 		}
 	}
-	n, offset, err := decodeElements(br, fn)
+	var bad func(int, []byte, error)
+	if c.onMalformed != nil {
+		bad = func(index int, raw []byte, err error) {
+			c.onMalformed(MalformedRecord{Endpoint: endpoint, Index: index, ID: elementID(raw), Err: err})
+		}
+	}
+	n, offset, err := decodeElements(br, fn, bad)
 	var cbErr callbackError
 	switch {
 	case err == nil:

@@ -27,7 +27,13 @@ func (e callbackError) Error() string { return e.err.Error() }
 // It returns the number of elements passed to fn and the input offset reached (for messages).
 // A syntax error, truncation or trailing data is returned as is (isDecodeError); an error from
 // fn comes back as callbackError; a read error comes back unchanged.
-func decodeElements(br *bufio.Reader, fn func(raw []byte) error) (n int, offset int64, err error) {
+//
+// An array element whose extent is known but which is not valid JSON (nested deeper than
+// encoding/json allows, a stray comma inside it) costs only that element: bad (may be nil: the
+// element fails the body as before) gets its position in the array and the error, and the
+// elements after it are read on. The scan is iterative and keeps one element in memory, so
+// no nesting depth can exhaust the stack.
+func decodeElements(br *bufio.Reader, fn func(raw []byte) error, bad func(index int, raw []byte, err error)) (n int, offset int64, err error) {
 	first, err := firstByte(br)
 	if err != nil {
 		return 0, 0, err
@@ -66,12 +72,17 @@ func decodeElements(br *bufio.Reader, fn func(raw []byte) error) (n int, offset 
 		sp.off++
 		return 0, sp.off, sp.expectEOF()
 	}
-	for {
+	for index := 0; ; index++ {
 		raw, err := sp.element()
-		if err != nil {
-			return n, sp.off, err
-		}
-		if err := call(raw); err != nil {
+		var me *malformedElement
+		switch {
+		case err == nil:
+			if err := call(raw); err != nil {
+				return n, sp.off, err
+			}
+		case bad != nil && errors.As(err, &me):
+			bad(index, me.raw, me.err)
+		default:
 			return n, sp.off, err
 		}
 		c, err := sp.next()
@@ -191,16 +202,52 @@ func (s *splitter) element() ([]byte, error) {
 	}
 }
 
-// check validates the element; on failure encoding/json says what is wrong.
+// check validates the element; on failure encoding/json says what is wrong, in a
+// *malformedElement (the element was read to its end: the body can go on after it).
 func (s *splitter) check() ([]byte, error) {
 	if json.Valid(s.buf) {
 		return s.buf, nil
 	}
 	var v json.RawMessage
-	if err := json.Unmarshal(s.buf, &v); err != nil {
-		return nil, err
+	err := json.Unmarshal(s.buf, &v)
+	if err == nil {
+		err = fmt.Errorf("%w: element at byte %d", errSyntaxSplit, s.off-int64(len(s.buf)))
 	}
-	return nil, fmt.Errorf("%w: element at byte %d", errSyntaxSplit, s.off-int64(len(s.buf)))
+	return nil, &malformedElement{raw: s.buf, err: err}
+}
+
+// malformedElement is an element read to its end that is not valid JSON.
+type malformedElement struct {
+	raw []byte // valid until the next element is read
+	err error
+}
+
+func (e *malformedElement) Error() string { return e.err.Error() }
+func (e *malformedElement) Unwrap() error { return e.err }
+
+// MalformedRecord is an element of an appliance's answer that was skipped because it is not
+// valid JSON (Config.OnMalformed); the elements around it were delivered.
+type MalformedRecord struct {
+	Endpoint string // e.g. /modelbreaches
+	Index    int    // position in the answer's array, from 0
+	ID       string // its pbid, codeid or id when one could be read (sanitized), else ""
+	Err      error
+}
+
+// elementID reads the top-level pbid, codeid or id of a malformed element with the tolerant
+// scanner, which needs no nesting limit.
+func elementID(raw []byte) string {
+	id := ""
+	s := scanner{b: raw}
+	s.object(func(k []byte) {
+		switch string(k) {
+		case "pbid", "codeid", "id":
+			if id == "" {
+				s.String(&id, "")
+			}
+		}
+	})
+	return sanitizeID(id)
 }
 
 // expectEOF fails when anything but whitespace follows the top-level value.

@@ -33,7 +33,7 @@ func TestDecodeElements(t *testing.T) {
 			n, _, err := decodeElements(bufio.NewReader(bytes.NewReader([]byte(tc.in))), func(raw []byte) error {
 				got = append(got, string(raw))
 				return nil
-			})
+			}, nil)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
 			}
@@ -61,11 +61,11 @@ func FuzzDecodeElements(f *testing.F) {
 				t.Fatalf("element %q is not valid JSON", raw)
 			}
 			return nil
-		})
+		}, nil)
 		trimmed := bytes.TrimLeft(in, " \t\r\n")
 		container := len(trimmed) > 0 && (trimmed[0] == '[' || trimmed[0] == '{')
 		if want := json.Valid(in) && container; (err == nil) != want {
-			t.Fatalf("decodeElements(%q) err = %v; json.Valid && container = %v", in, err, want)
+			t.Fatalf("decodeElements(%q, nil) err = %v; json.Valid && container = %v", in, err, want)
 		}
 	})
 }

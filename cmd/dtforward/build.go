@@ -5,17 +5,22 @@ package main
 
 import (
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/dtforward/dtforward/config"
 	"github.com/dtforward/dtforward/darktrace"
+	"github.com/dtforward/dtforward/internal/metrics"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/poller"
 )
 
 // newClient builds the API client of one appliance. With a clock, requests are signed with the
 // estimated appliance time and every answer's Date header keeps the estimate current.
-func newClient(app config.Appliance, cfg *config.Config, clock *poller.Clock) (*darktrace.Client, error) {
+// onMalformed (may be nil) receives each record of an answer skipped as not valid JSON.
+func newClient(app config.Appliance, cfg *config.Config, clock *poller.Clock, onMalformed func(darktrace.MalformedRecord)) (*darktrace.Client, error) {
 	var now func() time.Time
 	var onDate func(time.Time)
 	if clock != nil {
@@ -25,8 +30,19 @@ func newClient(app config.Appliance, cfg *config.Config, clock *poller.Clock) (*
 		URL: app.URL, PublicToken: app.PublicToken.Value(), PrivateToken: app.PrivateToken.Value(),
 		AllowHTTP: app.AllowHTTP, Timeout: cfg.DarktraceTimeout,
 		TLS:       tlsconfig.Options{CAFile: app.CAFile, ServerName: app.ServerName, InsecureSkipVerify: app.InsecureSkipVerify},
-		UserAgent: "dtforward/" + version, Now: now, OnDate: onDate,
+		UserAgent: "dtforward/" + version, Now: now, OnDate: onDate, OnMalformed: onMalformed,
 	})
+}
+
+// reportMalformed logs and counts a record of an appliance's answer that was skipped because it
+// is not valid JSON (the rest of the answer was delivered). m may be nil.
+func reportMalformed(appliance string, m *metrics.Metrics, log zerolog.Logger) func(darktrace.MalformedRecord) {
+	return func(r darktrace.MalformedRecord) {
+		src, _, _ := strings.Cut(strings.TrimPrefix(r.Endpoint, "/"), "/")
+		m.AddRecords(appliance, src, metrics.OutcomeMalformed, 1)
+		log.Error().Str("appliance", appliance).Str("source", src).Str("id", r.ID).Int("index", r.Index).Err(r.Err).
+			Msg("malformed record skipped: it is not valid JSON; the records around it are delivered")
+	}
 }
 
 // sinkStateDir is where a sink keeps its checkpoints and dead letters: each sink of
