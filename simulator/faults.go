@@ -42,11 +42,19 @@ const (
 	// FaultEmpty answers 200 with an empty list, as an appliance can while it restarts or
 	// reindexes: a client that forgets what it knew on one empty answer re-sends it all.
 	FaultEmpty FaultKind = "empty" // 200 []
+	// FaultDeep puts one extra record (pbid/codeid/id 999999999) nested Param levels deep
+	// (default 100000, beyond encoding/json's limit) at the head of a list answer: it must cost
+	// that record only, never the records beside it.
+	FaultDeep FaultKind = "deep"
 )
+
+// DeepRecordID is the id of FaultDeep's record.
+const DeepRecordID = 999999999
 
 var faultKinds = []FaultKind{FaultJSON500, FaultHTML500, FaultBadGateway, FaultUnavailable, FaultRateLimit,
 	FaultHang, FaultSlow, FaultTruncated, FaultInvalidJSON, FaultLoginPage, FaultSignature, FaultDate,
-	FaultForbidden, FaultLoginRedirect, FaultReset, FaultLarge, FaultError200, FaultResponseError, FaultEmpty}
+	FaultForbidden, FaultLoginRedirect, FaultReset, FaultLarge, FaultError200, FaultResponseError, FaultEmpty,
+	FaultDeep}
 
 // faultAliases are extra spec names: "timeout" is what a client sees of a hang.
 var faultAliases = map[string]FaultKind{"timeout": FaultHang}
@@ -190,6 +198,10 @@ func (f *Fault) validParam() error {
 	case FaultLarge:
 		if n, err := strconv.Atoi(f.Param); err != nil || n < 1 {
 			return fmt.Errorf("param %q is not a record count >= 1", f.Param)
+		}
+	case FaultDeep:
+		if n, err := strconv.Atoi(f.Param); err != nil || n < 1 || n > 10_000_000 {
+			return fmt.Errorf("param %q is not a nesting depth 1–10000000", f.Param)
 		}
 	default:
 		return fmt.Errorf("kind %s takes no @param", f.Kind)
@@ -339,6 +351,26 @@ func (s *Simulator) serveFault(w http.ResponseWriter, r *http.Request, now time.
 			n, _ = strconv.Atoi(f.Param)
 		}
 		h(s, w, r, now, n)
+	case FaultDeep:
+		depth := 100_000
+		if f.Param != "" {
+			depth, _ = strconv.Atoi(f.Param)
+		}
+		bw := &bufferedWriter{ResponseWriter: w}
+		h(s, bw, r, now, 0)
+		body := bw.buf.Bytes()
+		if i := bytes.IndexByte(body, '['); bw.status() == http.StatusOK && i >= 0 {
+			id := strconv.Itoa(DeepRecordID)
+			deep := `{"pbid":` + id + `,"codeid":` + id + `,"id":"` + id + `","time":` + strconv.FormatInt(now.UnixMilli(), 10) +
+				`,"nested":` + strings.Repeat("[", depth) + strings.Repeat("]", depth) + `}`
+			if rest := bytes.TrimSpace(body[i+1:]); len(rest) > 0 && rest[0] != ']' {
+				deep += ","
+			}
+			body = append(append(append([]byte(nil), body[:i+1]...), deep...), body[i+1:]...)
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(bw.status())
+		_, _ = w.Write(body)
 	default:
 		writeJSONError(w, http.StatusInternalServerError, "error", "unknown fault "+string(f.Kind))
 	}
