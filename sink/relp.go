@@ -45,6 +45,11 @@ const MaxRELPWindow = 65536
 // connection that breaks before any answer ends Send with an error; the caller backs off and
 // resends the batch. So nothing is skipped, and a failure duplicates at most Window
 // messages inside Send (plus the acknowledged part of the batch when the caller resends it).
+//
+// A message answered with anything but 200 is refused: nothing more is sent, the answers to
+// the rest of the window are awaited (up to Timeout), and Send returns a *RejectedError for the
+// first refused message once every message before it was accepted, with Next past the
+// messages accepted after it, so the caller resends neither. The session stays open.
 type relpSink struct {
 	cfg    Config
 	hdr    *header

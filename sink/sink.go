@@ -24,7 +24,8 @@ type Message struct {
 // Sink delivers messages. Send and Close are not called concurrently with each other.
 type Sink interface {
 	// Send delivers msgs in order. It returns nil only when every message was handed to the
-	// transport; on error the caller resends the whole batch (at-least-once). Send honours ctx
+	// transport; on error the caller resends the whole batch (at-least-once), except after a
+	// *RejectedError, which says what was accepted. Send honours ctx
 	// and its own write deadlines: it never blocks forever.
 	Send(ctx context.Context, msgs []Message) error
 	// Close releases the connection or file. Send is not called after Close.
