@@ -8,6 +8,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 tmp="${TMPDIR:-/tmp}"
 go build -o "$tmp/dtforward-lb-close-bin" ./cmd/dtforward
 go build -o "$tmp/dtforward-lb-close" ./bench/lb-close
-for after in 400ms 5s; do
-	"$tmp/dtforward-lb-close" -bin "$tmp/dtforward-lb-close-bin" -after "$after" "$@"
-done
+for mode in "" -once; do for after in 400ms 5s; do
+	"$tmp/dtforward-lb-close" -bin "$tmp/dtforward-lb-close-bin" -after "$after" $mode "$@"
+done; done

@@ -236,6 +236,8 @@ func TestSimFaults(t *testing.T) {
 		simulator.FaultResponseError: {class: darktrace.ClassPermanent},
 		// An empty list is a valid answer: the client cannot tell it from "nothing new".
 		simulator.FaultEmpty: {class: darktrace.ClassOK, empty: true},
+		// Without Config.OnMalformed a record beyond encoding/json's depth fails the answer.
+		simulator.FaultDeep: {class: darktrace.ClassRetry},
 	}
 	for _, kind := range simulator.FaultKinds() {
 		t.Run(string(kind), func(t *testing.T) {

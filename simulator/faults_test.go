@@ -166,6 +166,13 @@ func TestFaultKinds(t *testing.T) {
 				t.Errorf("bounded hang then answer: err %v", err)
 			}
 		}, ""},
+		{"deep@50", 200, func(t *testing.T, r reply, err error) {
+			var got []struct{ PBID int64 }
+			if err != nil || json.Unmarshal(r.body, &got) != nil || len(got) != 6 || got[0].PBID != DeepRecordID ||
+				!strings.Contains(string(r.body), strings.Repeat("[", 50)+strings.Repeat("]", 50)) {
+				t.Errorf("deep answer: err %v, %d records: %.200s", err, len(got), r.body)
+			}
+		}, ""},
 		{"large", 200, func(t *testing.T, r reply, err error) {
 			var got []struct{ PBID int64 }
 			if err := json.Unmarshal(r.body, &got); err != nil {

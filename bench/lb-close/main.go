@@ -2,8 +2,9 @@
 // closes connections on its own schedule, as a load balancer or a collector with an idle or
 // session timeout does: every connection is read for -after (400ms, 5s, …) and then closed,
 // data still in flight or unread included. The simulator (in this process, real HTTP on
-// 127.0.0.1) creates breaches live at -rate per second for -for; the real dtforward binary
-// polls it every second and sends JSON over TCP. It prints the breaches created, how many
+// 127.0.0.1) holds -history breaches of the last hour and creates more live at -rate per
+// second for -for; the real dtforward binary catches up, then polls every second, sending
+// JSON over TCP. It prints the breaches created, how many
 // never arrived whole at the peer, the duplicates and the batches dtforward itself saw fail.
 //
 // TCP has no acknowledgement above the kernel: bytes the kernel accepted for a peer that then
@@ -21,6 +22,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -39,19 +41,21 @@ func main() {
 	after := flag.Duration("after", 400*time.Millisecond, "how long the peer reads each connection before closing it")
 	span := flag.Duration("for", 40*time.Second, "how long breaches are created")
 	rate := flag.Float64("rate", 10, "breaches created per second")
+	once := flag.Bool("once", false, "the peer reads once, when -after has passed, instead of all along")
+	history := flag.Int("history", 300, "breaches created in the hour before the run starts (its first polls catch up on them)")
 	flag.Parse()
 	if *bin == "" || *after <= 0 || *span <= 0 || *rate <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*bin, *after, *span, *rate); err != nil {
+	if err := run(*bin, *after, *span, *rate, *once, *history); err != nil {
 		fmt.Fprintln(os.Stderr, "lb-close:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, after, span time.Duration, rate float64) error {
-	sim, url, err := benchkit.StartSimulator(simulator.Options{Seed: 11, Rate: rate})
+func run(bin string, after, span time.Duration, rate float64, once bool, history int) error {
+	sim, url, err := benchkit.StartSimulator(simulator.Options{Seed: 11, Rate: rate, History: time.Hour, HistoryCount: history})
 	if err != nil {
 		return err
 	}
@@ -60,7 +64,7 @@ func run(bin string, after, span time.Duration, rate float64) error {
 	if err != nil {
 		return err
 	}
-	peer := &closingPeer{after: after, got: map[string]int{}}
+	peer := &closingPeer{after: after, once: once, got: map[string]int{}}
 	go peer.serve(l)
 
 	state, err := os.MkdirTemp("", "lb-close-state")
@@ -68,10 +72,10 @@ func run(bin string, after, span time.Duration, rate float64) error {
 		return err
 	}
 	defer os.RemoveAll(state)
-	start := sim.Now()
+	start := sim.Now().Add(-time.Hour)
 	cmd := exec.Command(bin, "run")
 	cmd.Env = benchkit.Env(url, "tcp", l.Addr().String(), state, "POLL_INTERVAL=1s",
-		"POLL_START="+start.Add(-time.Second).UTC().Format(time.RFC3339))
+		"POLL_START="+start.Add(-time.Minute).UTC().Format(time.RFC3339))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -102,16 +106,22 @@ func run(bin string, after, span time.Duration, rate float64) error {
 		dups += max(n-1, 0)
 	}
 	failed := bytes.Count(stderr.Bytes(), []byte("sink did not accept the batch"))
-	fmt.Printf("TCP peer that reads each connection for %s, then closes it; %.0f breaches/s for %s\n", after, rate, span)
+	how := "reads each connection for"
+	if once {
+		how = "reads each connection once, after"
+	}
+	fmt.Printf("TCP peer that %s %s, then closes it; %d breaches of the last hour, then %.0f/s for %s\n", how, after, history, rate, span)
 	fmt.Printf("  connections %d, breaches created %d, lost %d (%.0f%%), duplicates %d, batches dtforward saw fail %d\n",
 		conns, created, lost, 100*float64(lost)/float64(max(created, 1)), dups, failed)
 	return nil
 }
 
-// closingPeer reads each connection for after, counting the breach ids of complete lines,
-// then closes it (unread bytes make the kernel send a reset).
+// closingPeer reads each connection for after (or, with once, waits after and reads what has
+// arrived, as a proxy that forwards one buffer would), counting the breach ids of complete
+// lines, then closes it (unread bytes make the kernel send a reset).
 type closingPeer struct {
 	after time.Duration
+	once  bool
 	mu    sync.Mutex
 	conns int
 	got   map[string]int
@@ -133,8 +143,17 @@ func (p *closingPeer) serve(l net.Listener) {
 		go func() {
 			defer p.wg.Done()
 			defer c.Close()
-			_ = c.SetReadDeadline(time.Now().Add(p.after))
-			sc := bufio.NewScanner(c)
+			var r io.Reader = c
+			if p.once {
+				time.Sleep(p.after)
+				buf := make([]byte, 1<<20)
+				_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+				n, _ := c.Read(buf)
+				r = bytes.NewReader(buf[:n])
+			} else {
+				_ = c.SetReadDeadline(time.Now().Add(p.after))
+			}
+			sc := bufio.NewScanner(r)
 			sc.Buffer(make([]byte, 64<<10), 1<<20)
 			for sc.Scan() {
 				if m := breachID.FindSubmatch(sc.Bytes()); m != nil {
