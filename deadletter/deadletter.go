@@ -117,7 +117,7 @@ func (d *File) open() error {
 	if err := os.MkdirAll(filepath.Dir(d.path), 0o750); err != nil {
 		return fmt.Errorf("dead letter: %w", err)
 	}
-	f, err := os.OpenFile(d.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(d.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600) // alerts: the operator only
 	if err != nil {
 		return fmt.Errorf("dead letter: %w", err)
 	}

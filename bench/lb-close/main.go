@@ -41,20 +41,21 @@ func main() {
 	after := flag.Duration("after", 400*time.Millisecond, "how long the peer reads each connection before closing it")
 	span := flag.Duration("for", 40*time.Second, "how long breaches are created")
 	rate := flag.Float64("rate", 10, "breaches created per second")
-	once := flag.Bool("once", false, "the peer reads once, when -after has passed, instead of all along")
+	mode := flag.String("mode", "all", "what the peer reads of each connection before closing it after -after: all (everything until then), "+
+		"once (one read when -after has passed), first (one read as soon as data arrives, then nothing: a proxy whose backend went away)")
 	history := flag.Int("history", 300, "breaches created in the hour before the run starts (its first polls catch up on them)")
 	flag.Parse()
-	if *bin == "" || *after <= 0 || *span <= 0 || *rate <= 0 {
+	if *bin == "" || *after <= 0 || *span <= 0 || *rate <= 0 || *mode != "all" && *mode != "once" && *mode != "first" {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*bin, *after, *span, *rate, *once, *history); err != nil {
+	if err := run(*bin, *after, *span, *rate, *mode, *history); err != nil {
 		fmt.Fprintln(os.Stderr, "lb-close:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, after, span time.Duration, rate float64, once bool, history int) error {
+func run(bin string, after, span time.Duration, rate float64, mode string, history int) error {
 	sim, url, err := benchkit.StartSimulator(simulator.Options{Seed: 11, Rate: rate, History: time.Hour, HistoryCount: history})
 	if err != nil {
 		return err
@@ -64,7 +65,7 @@ func run(bin string, after, span time.Duration, rate float64, once bool, history
 	if err != nil {
 		return err
 	}
-	peer := &closingPeer{after: after, once: once, got: map[string]int{}}
+	peer := &closingPeer{after: after, mode: mode, got: map[string]int{}}
 	go peer.serve(l)
 
 	state, err := os.MkdirTemp("", "lb-close-state")
@@ -106,22 +107,19 @@ func run(bin string, after, span time.Duration, rate float64, once bool, history
 		dups += max(n-1, 0)
 	}
 	failed := bytes.Count(stderr.Bytes(), []byte("sink did not accept the batch"))
-	how := "reads each connection for"
-	if once {
-		how = "reads each connection once, after"
-	}
+	how := map[string]string{"all": "reads each connection for", "once": "reads each connection once, after",
+		"first": "reads the first chunk of each connection, nothing more for"}[mode]
 	fmt.Printf("TCP peer that %s %s, then closes it; %d breaches of the last hour, then %.0f/s for %s\n", how, after, history, rate, span)
 	fmt.Printf("  connections %d, breaches created %d, lost %d (%.0f%%), duplicates %d, batches dtforward saw fail %d\n",
 		conns, created, lost, 100*float64(lost)/float64(max(created, 1)), dups, failed)
 	return nil
 }
 
-// closingPeer reads each connection for after (or, with once, waits after and reads what has
-// arrived, as a proxy that forwards one buffer would), counting the breach ids of complete
-// lines, then closes it (unread bytes make the kernel send a reset).
+// closingPeer reads each connection as mode says, counting the breach ids of complete lines,
+// and closes it after after (unread bytes make the kernel send a reset).
 type closingPeer struct {
 	after time.Duration
-	once  bool
+	mode  string
 	mu    sync.Mutex
 	conns int
 	got   map[string]int
@@ -144,14 +142,19 @@ func (p *closingPeer) serve(l net.Listener) {
 			defer p.wg.Done()
 			defer c.Close()
 			var r io.Reader = c
-			if p.once {
-				time.Sleep(p.after)
+			closeAt := time.Now().Add(p.after)
+			switch p.mode {
+			case "once", "first":
+				if p.mode == "once" {
+					time.Sleep(p.after)
+				}
 				buf := make([]byte, 1<<20)
-				_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+				_ = c.SetReadDeadline(closeAt.Add(50 * time.Millisecond))
 				n, _ := c.Read(buf)
 				r = bytes.NewReader(buf[:n])
-			} else {
-				_ = c.SetReadDeadline(time.Now().Add(p.after))
+				time.Sleep(time.Until(closeAt))
+			default:
+				_ = c.SetReadDeadline(closeAt)
 			}
 			sc := bufio.NewScanner(r)
 			sc.Buffer(make([]byte, 64<<10), 1<<20)
