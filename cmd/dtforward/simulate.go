@@ -112,7 +112,7 @@ FAULTS
         forbidden      302 to /403                   login               302 to /login
         reset          TCP reset                     large[@N]           N (10000) extra records
         error200       200 {"error": "..."}          responseerror       200 {"response": "ERROR"}
-        empty          200 [] (no records)      deep[@N]            one extra record N (100000) levels deep
+        empty          200 [] (no records)           deep[@N]            + 1 record N (100000) levels deep
     Example: "modelbreaches:500=0.1,timeout=0.05;antigena:429*3"
 
 ENVIRONMENT
