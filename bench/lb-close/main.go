@@ -32,7 +32,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dtforward/dtforward/internal/benchkit"
+	"github.com/dtforward/dtforward/bench/internal/benchkit"
 	"github.com/dtforward/dtforward/simulator"
 )
 
