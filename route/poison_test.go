@@ -1,18 +1,15 @@
 package route
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,113 +18,18 @@ import (
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/deadletter"
 	"github.com/dtforward/dtforward/internal/metrics"
+	"github.com/dtforward/dtforward/internal/testutil/relppeer"
 )
 
-// poisonPeer is a RELP receiver (librelp's framing: TXNR SP CMD SP DATALEN [SP DATA] LF) that
-// answers "500 <reason>" to every syslog message containing poison and "200 OK" to the
-// others, as a receiver with a rule against one record would. rsyslog's imrelp cannot be told
-// to refuse one message, hence this peer.
-type poisonPeer struct {
-	l      net.Listener
-	poison string
-	mu     sync.Mutex
-	got    []string // every syslog message received, refused ones included
-	wg     sync.WaitGroup
-}
-
-func startPoisonPeer(t *testing.T, poison string) *poisonPeer {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &poisonPeer{l: l, poison: poison}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				defer c.Close()
-				p.session(c)
-			}()
+// poisonAnswer refuses every message containing marker, as a receiver with a rule against one
+// record would.
+func poisonAnswer(marker string) func(string) string {
+	return func(msg string) string {
+		if strings.Contains(msg, marker) {
+			return "500 rejected by rule 7"
 		}
-	}()
-	t.Cleanup(func() { _ = l.Close(); p.wg.Wait() })
-	return p
-}
-
-func (p *poisonPeer) session(c net.Conn) {
-	br := bufio.NewReader(c)
-	for {
-		txnr, cmd, data, err := readFrame(br)
-		if err != nil {
-			return
-		}
-		var rsp string
-		switch cmd {
-		case "open":
-			rsp = "200 OK\nrelp_version=0\nrelp_software=poison-peer\ncommands=syslog"
-		case "close":
-			_, _ = fmt.Fprintf(c, "%d rsp 0\n0 serverclose 0\n", txnr)
-			return
-		case "syslog":
-			p.mu.Lock()
-			p.got = append(p.got, data)
-			p.mu.Unlock()
-			rsp = "200 OK"
-			if strings.Contains(data, p.poison) {
-				rsp = "500 rejected by rule 7"
-			}
-		default:
-			return
-		}
-		if _, err := fmt.Fprintf(c, "%d rsp %d %s\n", txnr, len(rsp), rsp); err != nil {
-			return
-		}
+		return ""
 	}
-}
-
-func readFrame(br *bufio.Reader) (txnr int, cmd, data string, err error) {
-	head, err := br.ReadString(' ')
-	if err != nil {
-		return 0, "", "", err
-	}
-	if txnr, err = strconv.Atoi(strings.TrimSpace(head)); err != nil {
-		return 0, "", "", err
-	}
-	if cmd, err = br.ReadString(' '); err != nil {
-		return 0, "", "", err
-	}
-	cmd = strings.TrimSpace(cmd)
-	n, end := 0, byte(0)
-	for {
-		b, err := br.ReadByte()
-		if err != nil {
-			return 0, "", "", err
-		}
-		if b < '0' || b > '9' {
-			end = b
-			break
-		}
-		n = n*10 + int(b-'0')
-	}
-	if n == 0 {
-		return txnr, cmd, "", nil
-	}
-	if end != ' ' {
-		return 0, "", "", fmt.Errorf("bad frame")
-	}
-	buf := make([]byte, n+1)
-	if _, err := io.ReadFull(br, buf); err != nil {
-		return 0, "", "", err
-	}
-	return txnr, cmd, string(buf[:n]), nil
 }
 
 // TestPoisonMessageIsSetAside: a RELP receiver that refuses one alert of 400 for good. The
@@ -137,11 +39,11 @@ func readFrame(br *bufio.Reader) (txnr int, cmd, data string, err error) {
 // checkpoint can move. Before: Deliver failed forever and each retry re-sent the alerts
 // before the refused one.
 func TestPoisonMessageIsSetAside(t *testing.T) {
-	peer := startPoisonPeer(t, `"id":"poison-149"`)
+	peer := relppeer.Start(t, poisonAnswer(`"id":"poison-149"`))
 	dir := t.TempDir()
 	dl := deadletter.New(dir, 0)
 	m := metrics.New()
-	s := sinkTo("relp", peer.l.Addr().String())
+	s := sinkTo("relp", peer.Addr())
 	s.Name = "siem"
 	d, err := Open(s, Options{Version: "test", Logger: zerolog.Nop(), DeadLetter: dl, Metrics: m, PoisonRetries: 3})
 	if err != nil {
@@ -163,9 +65,7 @@ func TestPoisonMessageIsSetAside(t *testing.T) {
 		t.Fatalf("Deliver: %v", err)
 	}
 
-	peer.mu.Lock()
-	got := append([]string(nil), peer.got...)
-	peer.mu.Unlock()
+	got := peer.Received()
 	seen := map[string]int{}
 	for _, line := range got {
 		var v struct {
@@ -209,8 +109,8 @@ func TestPoisonMessageIsSetAside(t *testing.T) {
 // TestPoisonHeldWhenDeadLetterFull: when the dead letter cannot take the refused alert, the
 // batch is held (nothing dropped) and the error names the alert, for /readyz.
 func TestPoisonHeldWhenDeadLetterFull(t *testing.T) {
-	peer := startPoisonPeer(t, `"id":"bad"`)
-	s := sinkTo("relp", peer.l.Addr().String())
+	peer := relppeer.Start(t, poisonAnswer(`"id":"bad"`))
+	s := sinkTo("relp", peer.Addr())
 	d, err := Open(s, Options{Version: "test", Logger: zerolog.Nop(), DeadLetter: deadletter.New(t.TempDir(), 10), PoisonRetries: 1})
 	if err != nil {
 		t.Fatal(err)
