@@ -19,6 +19,7 @@ import (
 	"github.com/dtforward/dtforward/deadletter"
 	"github.com/dtforward/dtforward/internal/metrics"
 	"github.com/dtforward/dtforward/internal/testutil/relppeer"
+	"github.com/dtforward/dtforward/sink"
 )
 
 // poisonAnswer refuses every message containing marker, as a receiver with a rule against one
@@ -212,5 +213,82 @@ func TestUnsendableAlertsAreSetAside(t *testing.T) {
 	}
 	if strings.Join(reasons, ",") != "unformattable,too_large" {
 		t.Errorf("counted %v", reasons)
+	}
+}
+
+// refusingSink accepts every message but those containing poison, and reports the first
+// refused one as a RELP sink does once its window is answered: with Next past the messages it
+// accepted after it.
+type refusingSink struct {
+	gateSink
+	poison string
+	sent   map[string]int // every line handed to Send, refused ones included
+}
+
+func (s *refusingSink) Send(ctx context.Context, msgs []sink.Message) error {
+	refused := -1
+	var ok []sink.Message
+	s.mu.Lock()
+	for i, m := range msgs {
+		s.sent[string(m.Line)]++
+		if strings.Contains(string(m.Line), s.poison) {
+			if refused < 0 {
+				refused = i
+			}
+			continue
+		}
+		ok = append(ok, m)
+	}
+	s.mu.Unlock()
+	if err := s.gateSink.Send(ctx, ok); err != nil {
+		return err
+	}
+	if refused >= 0 {
+		return &sink.RejectedError{Index: refused, Next: len(msgs), Reason: "500 no"}
+	}
+	return nil
+}
+
+// TestRefusalInAGroupedWrite: slices of three appliances go out in one write and the receiver
+// refuses one line of the middle one. The slices before it are done, the refused line is sent
+// again alone (with nothing the receiver accepted), then set aside; every other line is
+// accepted exactly once.
+func TestRefusalInAGroupedWrite(t *testing.T) {
+	s := &refusingSink{gateSink: gateSink{hold: `"appliance":"dt-a"`, gate: make(chan struct{}), blocked: make(chan struct{})},
+		poison: `"id":"5","appliance":"dt-b"`, sent: map[string]int{}}
+	dir := t.TempDir()
+	d := NewDelivery(jsonFormatter(t), s, zerolog.Nop(), DeliveryOptions{Sink: "siem", DeadLetter: deadletter.New(dir, 0),
+		PoisonRetries: 2, RefusalWait: time.Millisecond})
+	ctx := context.Background()
+	errs := make(chan error, 4)
+	go func() { errs <- d.Deliver(ctx, alertsOf("dt-a", 3)) }()
+	<-s.blocked
+	for i, app := range []string{"dt-x", "dt-b", "dt-c"} {
+		go func() { errs <- d.Deliver(ctx, alertsOf(app, 20)) }()
+		waitUntil(t, "the slice to queue", func() bool { return d.Queued() == i+1 })
+	}
+	close(s.gate)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for line, n := range s.sent {
+		want := 1
+		if strings.Contains(line, s.poison) {
+			want = 2
+		}
+		if n != want {
+			t.Errorf("sent %d times, want %d: %s", n, want, line)
+		}
+	}
+	if len(s.sent) != 63 || len(s.lines) != 62 {
+		t.Errorf("%d distinct lines sent, %d accepted; want 63 and 62", len(s.sent), len(s.lines))
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, deadletter.FileName))
+	if err != nil || !strings.Contains(string(raw), `"id":"5","reason":"refused","answer":"500 no"`) || !strings.Contains(string(raw), `"appliance":"dt-b"`) {
+		t.Errorf("dead letter %s (%v)", raw, err)
 	}
 }
