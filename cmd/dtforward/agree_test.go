@@ -158,6 +158,8 @@ func TestCheckAndRunAgree(t *testing.T) {
 		"AZURE_TENANT_ID":                       {v("t-3", with(federated, "SIEM_SENTINEL_TENANT_ID", "")...), v("", with(federated, "SIEM_SENTINEL_TENANT_ID", "")...)},
 		"AZURE_AUTHORITY_HOST":                  {v("https://127.0.0.1:1/", with(federated, "SIEM_SENTINEL_AUTHORITY", "")...), v("not a url", with(federated, "SIEM_SENTINEL_AUTHORITY", "")...)},
 		"SIEM_SINKS_FILE":                       {v(sinksFile, noSIEM...), v(sinksBad, noSIEM...), v(missing, noSIEM...), v(sinksFile)},
+		"SIEM_POISON_RETRIES":                   {v("1"), v("100"), v("0"), v("101"), v("-1")},
+		"DEAD_LETTER_MAX_BYTES":                 {v("65536"), v("65535"), v("0"), v("1099511627776")},
 		"STATE_DIR":                             {v(filepath.Join(dir, "state2")), v(filepath.Join(dir, "new", "deeper"))},
 		"SHUTDOWN_TIMEOUT":                      {v("1s"), v("0s"), v("-1s")},
 		"LOG_LEVEL":                             {v("verbose"), v("INFO")},
