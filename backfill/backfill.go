@@ -240,7 +240,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 			return b.sum, fmt.Errorf("creating STATE_DIR %s: %w", cfg.StateDir, err)
 		}
-		unlock, err := checkpoint.Lock(b.path + ".lock")
+		unlock, err := checkpoint.Lock(b.path+".lock", "dtforward backfill")
 		if errors.Is(err, checkpoint.ErrLocked) {
 			return b.sum, fmt.Errorf("%w (%s is locked)", errRunning, b.path+".lock")
 		} else if err != nil {

@@ -386,7 +386,7 @@ func TestBackfillStateFile(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := checkpoint.Lock(path + ".lock")
+	unlock, err := checkpoint.Lock(path+".lock", "test")
 	if err != nil {
 		t.Fatal(err)
 	}

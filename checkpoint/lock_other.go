@@ -2,6 +2,6 @@
 
 package checkpoint
 
-// Lock does nothing where flock(2) is not available: running the same backfill twice at once
+// Lock does nothing where flock(2) is not available: running two processes on the same state
 // is then the operator's to avoid.
-func Lock(string) (unlock func(), err error) { return func() {}, nil }
+func Lock(string, string) (unlock func(), err error) { return func() {}, nil }

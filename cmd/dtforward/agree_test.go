@@ -195,6 +195,8 @@ func TestCheckAndRunAgree(t *testing.T) {
 	for _, name := range names {
 		for i, val := range values[name] {
 			env := maps.Clone(base)
+			// Each run its own state: run locks its state directory, and the runs are parallel.
+			env["STATE_DIR"] = filepath.Join(dir, "state", fmt.Sprintf("%s-%d", name, i))
 			maps.Copy(env, val.also)
 			env[name] = val.value
 			t.Run(fmt.Sprintf("%s/%d=%s", name, i, val.value), func(t *testing.T) {

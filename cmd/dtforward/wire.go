@@ -40,6 +40,7 @@ type daemon struct {
 	clients  []*darktrace.Client
 	requests *fetch.FIFO // the process-wide API request slots
 	http     *metrics.Server
+	unlocks  []func() // the state directories' locks, held for the life of the daemon
 }
 
 // daemonOptions are the knobs tests and demo turn; zero values mean production behaviour.
@@ -71,6 +72,9 @@ func newDaemon(cfg *config.Config, e *env, log zerolog.Logger, o daemonOptions) 
 	}
 	d.registerMetrics()
 	if err := d.openDestinations(e); err != nil {
+		return nil, err
+	}
+	if err := d.lockState(); err != nil {
 		return nil, err
 	}
 	start, err := cfg.StartTime(time.Now())
@@ -155,6 +159,26 @@ func (d *daemon) openDestinations(e *env) error {
 		if sk.TLSInsecureSkipVerify {
 			d.log.Warn().Str("sink", dest.Name()).Msg("TLS verification of the collector is off (SIEM_TLS_INSECURE_SKIP_VERIFY / tls_insecure_skip_verify)")
 		}
+	}
+	return nil
+}
+
+// stateDir is where dest keeps its checkpoints: each named sink its own subdirectory, the
+// SIEM_* sink STATE_DIR itself (the layout it always had).
+func (d *daemon) stateDir(dest *route.Destination) string {
+	return sinkStateDir(d.cfg, dest.Config.Name)
+}
+
+// lockState locks every destination's state directory for the life of the daemon (see
+// checkpoint.LockRun): a second process on the same state is refused at start.
+func (d *daemon) lockState() error {
+	index, count := d.cfg.Shard()
+	for _, dest := range d.dests {
+		unlock, err := checkpoint.LockRun(d.stateDir(dest), index, count)
+		if err != nil {
+			return err
+		}
+		d.unlocks = append(d.unlocks, unlock)
 	}
 	return nil
 }
@@ -250,4 +274,8 @@ func (d *daemon) close() {
 	for _, c := range d.clients {
 		c.CloseIdleConnections()
 	}
+	for _, unlock := range d.unlocks {
+		unlock()
+	}
+	d.unlocks = nil
 }
