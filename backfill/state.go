@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -51,38 +50,50 @@ func StatePath(dir, appliance string, from, to time.Time, sources []string) stri
 }
 
 func (b *backfiller) load() error {
-	data, err := os.ReadFile(b.path)
+	data, fellBack, err := b.file.Read(func(d []byte) error { _, err := b.parse(d); return err })
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
 		return &checkpoint.StateError{What: "backfill state", Path: b.path, Err: err}
 	}
+	st, err := b.parse(data)
+	if err != nil {
+		return &checkpoint.StateError{What: "backfill state", Path: b.path, Err: err}
+	}
+	if fellBack != nil {
+		b.log.Warn().Str("state", b.path).Err(fellBack).Msg("backfill state damaged (a power loss between fsyncs?); resuming from its last durable copy")
+	}
+	b.st.Progress = st.Progress
+	return nil
+}
+
+// parse reads and checks a state file's content against this backfill.
+func (b *backfiller) parse(data []byte) (backfillState, error) {
 	var st backfillState
 	if err := json.Unmarshal(data, &st); err != nil {
-		return &checkpoint.StateError{What: "backfill state", Path: b.path, Err: fmt.Errorf("not valid JSON: %w", err)}
+		return st, fmt.Errorf("not valid JSON: %w", err)
 	}
 	switch {
 	case st.Version != StateVersion:
-		return &checkpoint.StateError{What: "backfill state", Path: b.path, Err: fmt.Errorf("format version %d, this build reads version %d", st.Version, StateVersion)}
+		return st, fmt.Errorf("format version %d, this build reads version %d", st.Version, StateVersion)
 	case st.Appliance != b.st.Appliance || st.From != b.from || st.To != b.to:
-		return &checkpoint.StateError{What: "backfill state", Path: b.path, Err: errors.New("belongs to another appliance or range")}
+		return st, errors.New("belongs to another appliance or range")
 	}
 	for name, c := range st.Progress {
 		if c == nil || c.Cursor < b.from || c.Cursor > b.to {
-			return &checkpoint.StateError{What: "backfill state", Path: b.path, Err: fmt.Errorf("source %q has a cursor outside the range", name)}
+			return st, fmt.Errorf("source %q has a cursor outside the range", name)
 		}
 		for _, w := range c.Failed {
 			if w[0] < b.from || w[1] > b.to || w[0] >= w[1] {
-				return &checkpoint.StateError{What: "backfill state", Path: b.path, Err: fmt.Errorf("source %q has an invalid failed window", name)}
+				return st, fmt.Errorf("source %q has an invalid failed window", name)
 			}
 		}
 	}
 	if st.Progress == nil {
 		st.Progress = map[string]*backfillCursor{}
 	}
-	b.st.Progress = st.Progress
-	return nil
+	return st, nil
 }
 
 // save writes the state file (checkpoint.File: atomic always, durable at most every two

@@ -1,7 +1,9 @@
 package checkpoint
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -16,6 +18,12 @@ const durableEvery = 2 * time.Second
 
 // File is one state file, always replaced whole: readers (and a crash) see the old or the new
 // content, never a mix. It is the only writer of state files; its caller serializes writes.
+//
+// Between fsyncs a write is renamed into place without its data being flushed: a killed
+// process cannot undo that, but a power cut can leave the file empty or torn (XFS shows a
+// zero-length file). So every durable write is also kept under <path>.prev (a hard link to the
+// fsynced file, which later renames over path do not touch), and Read falls back to it when
+// path is empty or unusable: a power cut then repeats at most durableEvery of progress.
 type File struct {
 	path string
 	what string // "checkpoint", "backfill state": for error messages
@@ -37,6 +45,36 @@ func NewFile(path, what string) *File {
 	return &File{path: path, what: what}
 }
 
+// prevPath is the last durable content of path.
+func prevPath(path string) string { return path + ".prev" }
+
+// Read returns the file's content. When path is empty or valid rejects it and the last
+// durable copy is valid, it returns that copy, and fellBack says why path was not used (for
+// the caller to log). A missing path is fs.ErrNotExist (its old copy is removed: deleting a
+// state file means starting over, and a later fall-back must not revive it).
+func (f *File) Read(valid func([]byte) error) (data []byte, fellBack error, err error) {
+	data, err = os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		_ = os.Remove(prevPath(f.path))
+		return nil, nil, err
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	bad := valid(data)
+	if len(data) == 0 {
+		bad = errors.New("the file is empty")
+	}
+	if bad == nil {
+		return data, nil, nil
+	}
+	prev, perr := os.ReadFile(prevPath(f.path))
+	if perr != nil || len(prev) == 0 || valid(prev) != nil {
+		return data, nil, nil // no usable copy: the caller reports path as it is
+	}
+	return prev, bad, nil
+}
+
 // Path returns the file's path.
 func (f *File) Path() string { return f.path }
 
@@ -51,9 +89,54 @@ func (f *File) Write(data []byte, durable bool) error {
 		return fmt.Errorf("writing %s %s: %w", f.what, f.path, err)
 	}
 	if durable {
+		if err := keepDurable(f.path, data); err != nil {
+			return fmt.Errorf("writing %s %s: keeping its durable copy: %w", f.what, f.path, err)
+		}
 		f.synced, f.unsynced = time.Now(), false
 	} else {
 		f.unsynced = true
+	}
+	return nil
+}
+
+// keepDurable makes <path>.prev the durable content just written to path: a hard link to the
+// same fsynced file, or, where the filesystem has no hard links, a fsynced copy.
+func keepDurable(path string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-prev")
+	_ = os.Remove(tmp)
+	if err := os.Link(path, tmp); err != nil {
+		return writeAtomic(prevPath(path), data, true)
+	}
+	if err := os.Rename(tmp, prevPath(path)); err != nil {
+		_ = os.Remove(tmp)
+		return stable("renaming the temporary file", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// stable drops the file name from err: a temporary file's name is new on every write, and an
+// error text that changes every time defeats the logging of repeated errors once. The caller
+// names the state file.
+func stable(op string, err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		err = pe.Err
+	case errors.As(err, &le):
+		err = le.Err
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return stable("opening the directory", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return stable("syncing the directory", err)
 	}
 	return nil
 }
@@ -64,7 +147,7 @@ func writeAtomic(path string, data []byte, sync bool) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return err
+		return stable("creating a temporary file", err)
 	}
 	defer func() {
 		if err != nil {
@@ -73,27 +156,22 @@ func writeAtomic(path string, data []byte, sync bool) (err error) {
 		}
 	}()
 	if _, err = f.Write(data); err != nil {
-		return err
+		return stable("writing the temporary file", err)
 	}
 	if sync {
 		if err = f.Sync(); err != nil {
-			return err
+			return stable("syncing the temporary file", err)
 		}
 	}
 	if err = f.Close(); err != nil {
-		return err
+		return stable("closing the temporary file", err)
 	}
 	if err = os.Rename(f.Name(), path); err != nil {
-		return err
+		return stable("renaming the temporary file", err)
 	}
 	if !sync {
 		return nil
 	}
 	// The rename is durable only once the directory entry is.
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return syncDir(dir)
 }

@@ -60,6 +60,9 @@ type Store struct {
 	mu   sync.Mutex
 	st   State
 	file *File
+	// written holds each source's cursor as last written to the file.
+	written  map[string]int64
+	fellBack error
 }
 
 // FileName returns the checkpoint file name for an appliance label: the label with every
@@ -92,37 +95,67 @@ func Open(dir, appliance string) (*Store, error) {
 		st:   State{Version: StateVersion, Appliance: appliance, Sources: map[string]*Progress{}},
 	}
 	s.file = NewFile(s.path, "checkpoint")
-	b, err := os.ReadFile(s.path)
+	parse := func(b []byte) (State, error) {
+		var st State
+		if err := json.Unmarshal(b, &st); err != nil {
+			return st, fmt.Errorf("not valid JSON: %w", err)
+		}
+		if st.Version != StateVersion {
+			return st, fmt.Errorf("format version %d, this build reads version %d", st.Version, StateVersion)
+		}
+		if st.Appliance != appliance {
+			return st, fmt.Errorf("belongs to appliance %q, not %q", st.Appliance, appliance)
+		}
+		for _, name := range slices.Sorted(maps.Keys(st.Sources)) {
+			// 0 is 1970: a zeroed or hand-edited file, never a position dtforward wrote.
+			if ss := st.Sources[name]; ss == nil || ss.Cursor <= 0 {
+				return st, fmt.Errorf("source %q has no valid cursor", name)
+			}
+		}
+		return st, nil
+	}
+	b, fellBack, err := s.file.Read(func(b []byte) error { _, err := parse(b); return err })
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return s, nil
 	case err != nil:
 		return nil, &StateError{Path: s.path, Err: err}
 	}
-	unusable := func(err error) error {
-		return &StateError{Path: s.path, Err: err, Recovery: recovery(s.path, appliance, b, time.Now())}
-	}
-	var st State
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, unusable(fmt.Errorf("not valid JSON: %w", err))
-	}
-	if st.Version != StateVersion {
-		return nil, unusable(fmt.Errorf("format version %d, this build reads version %d", st.Version, StateVersion))
-	}
-	if st.Appliance != appliance {
-		return nil, unusable(fmt.Errorf("belongs to appliance %q, not %q", st.Appliance, appliance))
+	st, err := parse(b)
+	if err != nil {
+		return nil, &StateError{Path: s.path, Err: err, Recovery: recovery(s.path, appliance, b, time.Now())}
 	}
 	if st.Sources == nil {
 		st.Sources = map[string]*Progress{}
 	}
-	for _, name := range slices.Sorted(maps.Keys(st.Sources)) {
-		// 0 is 1970: a zeroed or hand-edited file, never a position dtforward wrote.
-		if ss := st.Sources[name]; ss == nil || ss.Cursor <= 0 {
-			return nil, unusable(fmt.Errorf("source %q has no valid cursor", name))
-		}
-	}
 	s.st = st
+	s.written = cursors(st)
+	if fellBack != nil {
+		s.fellBack = fmt.Errorf("%s is unusable (%w), most likely cut short by a power loss between fsyncs; resumed from its last durable copy %s, which repeats at most %s of progress",
+			s.path, fellBack, prevPath(s.path), durableEvery)
+	}
 	return s, nil
+}
+
+// FellBack is non-nil when Open found the file empty or unusable and resumed from its last
+// durable copy; it says so, for the caller to log.
+func (s *Store) FellBack() error { return s.fellBack }
+
+// Written returns a source's cursor as last written to the file (what a restart would resume
+// from), which lags the committed one while writes fail; ok is false before the first write.
+func (s *Store) Written(name string) (cursor int64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cursor, ok = s.written[name]
+	return cursor, ok
+}
+
+func cursors(st State) map[string]int64 {
+	m := make(map[string]int64, len(st.Sources))
+	for name, p := range st.Sources {
+		m[name] = p.Cursor
+	}
+	return m
 }
 
 // Path returns the checkpoint file path.
@@ -165,5 +198,9 @@ func (s *Store) writeLocked(durable bool) error {
 	if err != nil {
 		return err
 	}
-	return s.file.Write(b, durable)
+	if err := s.file.Write(b, durable); err != nil {
+		return err
+	}
+	s.written = cursors(s.st)
+	return nil
 }

@@ -71,12 +71,12 @@ func TestStoreRoundTrip(t *testing.T) {
 		t.Fatalf("reloaded antigena state = %+v", ag)
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 || entries[0].Name() != "dt1.json" {
+	if len(entries) != 2 || entries[0].Name() != "dt1.json" || entries[1].Name() != "dt1.json.prev" {
 		var names []string
 		for _, e := range entries {
 			names = append(names, e.Name())
 		}
-		t.Fatalf("STATE_DIR holds %v, want only dt1.json (no temp files left)", names)
+		t.Fatalf("STATE_DIR holds %v, want only dt1.json and its durable copy dt1.json.prev (no temp files left)", names)
 	}
 }
 

@@ -241,11 +241,17 @@ func (a *Poller) Ready() error {
 	return errors.Join(errs...)
 }
 
+// lags reports each source's lag from the cursor on disk (what a restart resumes from), not
+// the one in memory: while the checkpoint cannot be written the lag keeps growing.
 func (a *Poller) lags() []metrics.Lag {
 	now := a.cfg.Now()
 	out := make([]metrics.Lag, 0, len(a.sources))
 	for _, s := range a.Status() {
-		out = append(out, metrics.Lag{Appliance: a.name, Source: s.Source, Lag: now.Sub(s.Cursor)})
+		cursor := s.Cursor
+		if ms, ok := a.cfg.Store.Written(s.Source); ok {
+			cursor = time.UnixMilli(ms)
+		}
+		out = append(out, metrics.Lag{Appliance: a.name, Source: s.Source, Lag: now.Sub(cursor)})
 	}
 	return out
 }

@@ -555,3 +555,53 @@ func TestLoopReadyWithWholeSecondDates(t *testing.T) {
 		t.Fatalf("Ready() = %v with a cursor a second behind (the Date's resolution)", err)
 	}
 }
+
+// TestLagMeasuresTheCheckpointOnDisk (issue 18 item 10): while the checkpoint cannot be
+// written, dtforward_checkpoint_lag_seconds grows from the cursor on disk, though delivery
+// (and the cursor in memory) goes on; once the file can be written again it drops back.
+func TestLagMeasuresTheCheckpointOnDisk(t *testing.T) {
+	api := &fakeAPI{}
+	now := time.Now()
+	api.addBreach(breach(1, now.UnixMilli(), now.UnixMilli()))
+	m := metrics.New()
+	rec := &recorder{}
+	dir := t.TempDir()
+	a := newTestAppliance(t, api, rec, loopOpts{metrics: m, dir: dir})
+	stop := run(t, a)
+	defer stop()
+	waitFor(t, "delivery", func() bool { return len(rec.ids()) == 1 })
+	lag := func() float64 {
+		mfs, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "dtforward_checkpoint_lag_seconds" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no dtforward_checkpoint_lag_seconds")
+		return 0
+	}
+	waitFor(t, "a fresh checkpoint", func() bool { return lag() < 1 })
+
+	// The volume "fills": every write of the checkpoint fails from now on.
+	path := filepath.Join(dir, "dt.json")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(path, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	broken := time.Now()
+	api.addBreach(breach(2, time.Now().UnixMilli(), time.Now().UnixMilli()))
+	waitFor(t, "delivery while the checkpoint cannot be written", func() bool { return len(rec.ids()) == 2 })
+	waitFor(t, "the lag to grow past 2s", func() bool { return lag() >= 2 })
+	if since := time.Since(broken).Seconds(); lag() < 2 || lag() > since+2 {
+		t.Fatalf("lag %.1fs, %.1fs after the checkpoint stopped being written", lag(), since)
+	}
+	if err := os.RemoveAll(path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the lag to drop once the checkpoint is written again", func() bool { return lag() < 1 })
+}

@@ -231,6 +231,9 @@ func (d *daemon) addAppliance(app config.Appliance, i, n int, start time.Time, a
 		} else if err != nil {
 			return err
 		}
+		if fb := store.FellBack(); fb != nil {
+			log.Warn().Str("appliance", app.Name).Str("sink", dest.Name()).Err(fb).Msg("checkpoint damaged; resuming from its last durable copy")
+		}
 		room := fetch.Room{Next: group, Backlog: dest.Delivery, Room: fetch.SinkRoom(cfg.DarktraceMaxConcurrentRequests)}
 		reader := source.NewReader(room, app.Name, c.Host(), source.Filter(cfg.Filter()), plog).ReportAnomalies(anomalies)
 		d.metrics.Appliance(app.Name, dest.Sources(cfg.PollSources))
