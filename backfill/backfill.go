@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -80,6 +81,13 @@ type Config struct {
 
 	// StateDir holds the backfill state file. DryRun neither reads nor writes it.
 	StateDir string
+	// Args is the range as the user gave it ("--from 2h --to 10m"), kept in the state file: an
+	// unfinished backfill started with the same Args is resumed over its own range, although a
+	// range relative to now resolves to other times on every run.
+	Args string
+	// Restart drops the state of any unfinished backfill of the appliance (sources in common)
+	// and of this range, and starts this range from the beginning.
+	Restart bool
 	// DryRun fetches, counts and hands records to the Deliverer (which the caller makes a
 	// formatter without a transport) but keeps no state: a later real run starts from scratch.
 	DryRun bool
@@ -120,6 +128,9 @@ type SourceSummary struct {
 // Summary is the outcome of Run.
 type Summary struct {
 	Appliance string
+	// From and To are the range walked: the one asked for, or the range of the unfinished
+	// backfill of the same command that this run resumed.
+	From, To  time.Time
 	StatePath string // "" on a dry run
 	Resumed   bool   // the state file already had progress
 	Sources   map[string]*SourceSummary
@@ -164,8 +175,27 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// errRunning: another process holds the lock of the same backfill.
-var errRunning = errors.New("another dtforward backfill of this appliance, range and sources is running")
+// UnfinishedError is an unfinished backfill of the same appliance, with sources in common,
+// over another range than the one asked for: walking both would send their overlap twice, and
+// starting over would forget the progress. The user finishes it or passes Restart.
+type UnfinishedError struct {
+	Path     string
+	From, To time.Time
+	Sources  []string
+	Args     string // as the unfinished run was given its range; "" for states of older builds
+}
+
+// Error implements error.
+func (e *UnfinishedError) Error() string {
+	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+	given := ""
+	if e.Args != "" {
+		given = " (given as " + e.Args + ")"
+	}
+	return fmt.Sprintf("an unfinished backfill of %s over [%s, %s)%s is in %s; finish it first (the same command, or --from %s --to %s), "+
+		"or add --restart to drop its progress and start this range",
+		strings.Join(e.Sources, ","), stamp(e.From), stamp(e.To), given, e.Path, stamp(e.From), stamp(e.To))
+}
 
 // Run forwards every record of [From, To) once: it walks the range in Chunk windows in
 // time order (each source's window of a chunk before the next chunk), through the same fetch →
@@ -232,23 +262,32 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	defer func() { b.sum.Duration = time.Since(started) }()
 
-	b.st = &backfillState{Version: StateVersion, Appliance: p.Appliance(), From: from, To: to,
-		Sources: names, Progress: map[string]*backfillCursor{}}
 	if !cfg.DryRun {
-		b.path = StatePath(cfg.StateDir, p.Appliance(), cfg.From, cfg.To, names)
-		b.sum.StatePath = b.path
 		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 			return b.sum, fmt.Errorf("creating STATE_DIR %s: %w", cfg.StateDir, err)
 		}
-		unlock, err := checkpoint.Lock(b.path+".lock", "dtforward backfill")
+		// One backfill per appliance at a time: choosing which state to resume (below) must
+		// not race with another run writing or dropping it. The lock file goes with the lock.
+		unlock, err := checkpoint.Lock(LockPath(cfg.StateDir, p.Appliance()), "dtforward backfill of "+p.Appliance())
 		if errors.Is(err, checkpoint.ErrLocked) {
-			return b.sum, fmt.Errorf("%w (%s is locked)", errRunning, b.path+".lock")
+			return b.sum, fmt.Errorf("another dtforward backfill of this appliance is running: %w", err)
 		} else if err != nil {
 			return b.sum, err
 		}
 		defer unlock()
+		if err := b.pick(names); err != nil {
+			return b.sum, err
+		}
+		from, to = b.from, b.to
+		b.path = StatePath(cfg.StateDir, p.Appliance(), time.UnixMilli(from), time.UnixMilli(to), names)
+		b.sum.StatePath = b.path
 		// Under the lock: the temporary files a killed run of this backfill left are stale.
 		b.file = checkpoint.NewFile(b.path, "backfill state")
+	}
+	b.sum.From, b.sum.To = time.UnixMilli(from).UTC(), time.UnixMilli(to).UTC()
+	b.st = &backfillState{Version: StateVersion, Appliance: p.Appliance(), From: from, To: to, Args: cfg.Args,
+		Sources: names, Progress: map[string]*backfillCursor{}}
+	if !cfg.DryRun {
 		if err := b.load(); err != nil {
 			return b.sum, err
 		}

@@ -386,11 +386,11 @@ func TestBackfillStateFile(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := checkpoint.Lock(path+".lock", "test")
+	unlock, err := checkpoint.Lock(LockPath(cfg.StateDir, "dt"), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Run(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "backfill of this appliance, range and sources is running") {
+	if _, err := Run(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "another dtforward backfill of this appliance is running") || !strings.Contains(err.Error(), "pid ") {
 		t.Errorf("concurrent backfill: err = %v", err)
 	}
 	unlock()

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,6 +27,7 @@ type backfillState struct {
 	Appliance string                     `json:"appliance"`
 	From      int64                      `json:"from"`
 	To        int64                      `json:"to"`
+	Args      string                     `json:"args,omitempty"` // the range as given: Config.Args
 	Sources   []string                   `json:"sources"`
 	Progress  map[string]*backfillCursor `json:"progress"`
 }
@@ -47,6 +49,85 @@ func StatePath(dir, appliance string, from, to time.Time, sources []string) stri
 		strconv.FormatInt(to.UnixMilli(), 10) + "\x00" + strings.Join(srcs, ",")))
 	name := strings.TrimSuffix(checkpoint.FileName(appliance), ".json")
 	return filepath.Join(dir, "backfill-"+name+"-"+hex.EncodeToString(h[:6])+".json")
+}
+
+// LockPath is the lock file of the backfills of appliance in dir; it exists only while one runs.
+func LockPath(dir, appliance string) string {
+	return filepath.Join(dir, "backfill-"+strings.TrimSuffix(checkpoint.FileName(appliance), ".json")+".lock")
+}
+
+// complete reports whether every source reached the end of the range with no failed window.
+func (st *backfillState) complete() bool {
+	for _, n := range st.Sources {
+		c := st.Progress[n]
+		if c == nil || c.Cursor < st.To || len(c.Failed) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// pick decides which state this run continues, before it is loaded: the state of the range
+// asked for (resumed as always); else the unfinished state of a run given the same Args with
+// the same sources, whose range this run adopts (a range relative to now names other times on
+// every run); any other unfinished state of the appliance with sources in common is an
+// *UnfinishedError, or with Restart is dropped (as is this range's own state).
+func (b *backfiller) pick(names []string) error {
+	base := strings.TrimSuffix(checkpoint.FileName(b.sum.Appliance), ".json")
+	files, _ := filepath.Glob(filepath.Join(b.cfg.StateDir, "backfill-"+base+"-*.json"))
+	var conflicts []*UnfinishedError
+	adopted := false
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		var st backfillState
+		if err != nil || json.Unmarshal(data, &st) != nil || st.Version != StateVersion || st.Appliance != b.sum.Appliance {
+			continue // not a state of this appliance this build reads: load reports it if it is ours
+		}
+		same := sameSet(st.Sources, names)
+		switch {
+		case !intersects(st.Sources, names):
+			continue
+		case st.From == b.from && st.To == b.to && same:
+			if b.cfg.Restart {
+				b.drop(f)
+			}
+			continue
+		case st.complete():
+			continue
+		case !b.cfg.Restart && !adopted && b.cfg.Args != "" && st.Args == b.cfg.Args && same:
+			b.from, b.to, adopted = st.From, st.To, true
+			b.log.Info().Str("state", f).Time("from", time.UnixMilli(st.From)).Time("to", time.UnixMilli(st.To)).
+				Msg("resuming the unfinished backfill of the same command over its own range")
+			continue
+		}
+		conflicts = append(conflicts, &UnfinishedError{Path: f, From: time.UnixMilli(st.From), To: time.UnixMilli(st.To), Sources: st.Sources, Args: st.Args})
+	}
+	if len(conflicts) == 0 {
+		return nil
+	}
+	if !b.cfg.Restart {
+		return conflicts[0]
+	}
+	for _, c := range conflicts {
+		b.drop(c.Path)
+	}
+	return nil
+}
+
+// drop removes a state file and its durable copy (Restart).
+func (b *backfiller) drop(path string) {
+	b.log.Info().Str("state", path).Msg("--restart: dropping the progress of this backfill state")
+	_ = os.Remove(path)
+	_ = os.Remove(path + ".prev")
+}
+
+func intersects(a, b []string) bool {
+	return slices.ContainsFunc(a, func(s string) bool { return slices.Contains(b, s) })
+}
+
+func sameSet(a, b []string) bool {
+	return !slices.ContainsFunc(a, func(s string) bool { return !slices.Contains(b, s) }) &&
+		!slices.ContainsFunc(b, func(s string) bool { return !slices.Contains(a, s) })
 }
 
 func (b *backfiller) load() error {

@@ -34,8 +34,10 @@ type backfillFlags struct {
 	dryRun          bool
 	appliance       string
 	progressEvery   time.Duration
-	recent          bool // --to is within the last 10 minutes
-	relative        bool // --from or --to was a duration back from now
+	recent          bool   // --to is within the last 10 minutes
+	relative        bool   // --from or --to was a duration back from now
+	args            string // the range as given, "--from 2h --to 10m"
+	restart         bool
 }
 
 // runBackfill is "dtforward backfill": forward every record of [--from, --to) once, through the
@@ -67,7 +69,7 @@ func runBackfill(ctx context.Context, e *env) int {
 	log := newLogger(cfg, e.stderr)
 	defer backfill.TuneGC(e.getenv)()
 	if fl.relative {
-		log.Info().Time("from", fl.from).Time("to", fl.to).Msg("range given relative to now; fixed at these times (use them to resume)")
+		log.Info().Time("from", fl.from).Time("to", fl.to).Msg("range given relative to now; fixed at these times (an unfinished run of the same command resumes its own range instead)")
 	}
 	if fl.recent {
 		// The appliance can make a record visible a little after its creation time; run's
@@ -122,6 +124,8 @@ func runBackfill(ctx context.Context, e *env) int {
 			MinChunk:   fl.minChunk,
 			MaxRecords: fl.maxRecords,
 			StateDir:   cfg.StateDir,
+			Args:       fl.args,
+			Restart:    fl.restart,
 			DryRun:     fl.dryRun,
 			Progress:   prog.update,
 			Logger:     log,
@@ -129,11 +133,12 @@ func runBackfill(ctx context.Context, e *env) int {
 		prog.finish()
 		c.CloseIdleConnections()
 		var se *checkpoint.StateError
-		if errors.As(err, &se) {
+		var ue *backfill.UnfinishedError
+		if errors.As(err, &se) || errors.As(err, &ue) {
 			fmt.Fprintf(e.stderr, "dtforward backfill: %v\n", err)
 			return exitUsage
 		}
-		if sum == nil {
+		if sum == nil || errors.Is(err, checkpoint.ErrLocked) {
 			fmt.Fprintf(e.stderr, "dtforward backfill: %v\n", err)
 			return exitFailure
 		}
@@ -151,12 +156,14 @@ func runBackfill(ctx context.Context, e *env) int {
 // parseBackfillFlags parses and checks the flags; code is -1 to go on, else the exit code.
 func parseBackfillFlags(e *env, now time.Time) (fl backfillFlags, code int) {
 	fs := newFlags(e, "backfill", func(w io.Writer) {
-		fmt.Fprint(w, `Usage: dtforward backfill --from T --to T [--sources modelbreaches,antigena,aianalyst] [--chunk 1h] [--dry-run]
+		fmt.Fprint(w, `Usage: dtforward backfill --from T --to T [--sources modelbreaches,antigena,aianalyst] [--chunk 1h] [--dry-run] [--restart]
 
 Forwards every record of [from, to) once, resumably (state in STATE_DIR); configured like run.
 T is an RFC 3339 time (2024-05-01T12:00:00Z), a date (2024-05-01, midnight UTC), epoch
-milliseconds, a duration back from now (24h, 7d) or "now"; these are fixed to times at start,
-and an interrupted backfill prints the range as fixed times to resume with.
+milliseconds, a duration back from now (24h, 7d) or "now"; these are fixed to times at start
+and kept in the state: the same command run again resumes an unfinished backfill over its own
+range. A different range over an unfinished backfill of the appliance is refused (exit 2)
+naming its state file; --restart drops that progress and starts the new range.
 Exit codes: 0 every chunk delivered, 1 incomplete (run it again to resume: the summary says
 how), 2 usage.
 `)
@@ -168,6 +175,7 @@ how), 2 usage.
 	fs.DurationVar(&fl.minChunk, "min-chunk", backfill.DefaultMinChunk, "smallest window a slow or too-large chunk is split into")
 	fs.IntVar(&fl.maxRecords, "max-records", backfill.DefaultMaxRecords, "records per response above which the window is split")
 	fs.BoolVar(&fl.dryRun, "dry-run", false, "fetch, count and format, but send nothing and keep no state")
+	fs.BoolVar(&fl.restart, "restart", false, "drop the progress of an unfinished backfill of the same appliance (or of this range) and start this range from the beginning")
 	fs.StringVar(&fl.appliance, "appliance", "", "backfill only this appliance (default: every configured one)")
 	fs.DurationVar(&fl.progressEvery, "progress-interval", 10*time.Second, "time between progress log lines when stderr is not a terminal")
 	if code, ok := fs.parse(); !ok {
@@ -180,6 +188,7 @@ how), 2 usage.
 	if fs.NArg() > 0 {
 		return fail("unexpected argument %q (use --from and --to)", fs.Arg(0))
 	}
+	fl.args = "--from " + *from + " --to " + *to
 	var err error
 	for _, t := range []struct {
 		name string
@@ -235,14 +244,12 @@ how), 2 usage.
 	return fl, -1
 }
 
-// resumeHint tells how to resume an incomplete backfill: the same command, or for a range
-// given relative to now, the same range as fixed times.
-func resumeHint(fl backfillFlags) string {
-	if !fl.relative {
-		return "run the same command again to resume there"
-	}
-	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
-	return fmt.Sprintf("to resume there, run it again with --from %s --to %s (the range as fixed times)", stamp(fl.from), stamp(fl.to))
+// resumeHint tells how to resume an incomplete backfill: the same command (an unfinished
+// backfill keeps the range it resolved, also one given relative to now), or the range as fixed
+// times.
+func resumeHint(from, to time.Time) string {
+	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+	return fmt.Sprintf("run the same command again to resume there (or give the range as fixed times: --from %s --to %s)", stamp(from), stamp(to))
 }
 
 // backfillProgress shows progress: a bar when stderr is a terminal, else a log line every
@@ -332,8 +339,12 @@ func printBackfillSummary(w io.Writer, log zerolog.Logger, sum *backfill.Summary
 	if !sum.Complete() || err != nil {
 		state = "INCOMPLETE"
 	}
-	fmt.Fprintf(w, "backfill %s [%s, %s): %s in %s\n", sum.Appliance, stamp(fl.from), stamp(fl.to), state, sum.Duration.Round(time.Millisecond))
-	ev := log.Info().Str("appliance", sum.Appliance).Time("from", fl.from).Time("to", fl.to).Bool("complete", state == "complete").
+	from, to := fl.from, fl.to
+	if !sum.From.IsZero() {
+		from, to = sum.From, sum.To // the range walked: a resumed run of the same command walks its own
+	}
+	fmt.Fprintf(w, "backfill %s [%s, %s): %s in %s\n", sum.Appliance, stamp(from), stamp(to), state, sum.Duration.Round(time.Millisecond))
+	ev := log.Info().Str("appliance", sum.Appliance).Time("from", from).Time("to", to).Bool("complete", state == "complete").
 		Bool("resumed", sum.Resumed).Bool("dry_run", fl.dryRun)
 	names := make([]string, 0, len(sum.Sources))
 	for n := range sum.Sources {
@@ -378,7 +389,7 @@ func printBackfillSummary(w io.Writer, log zerolog.Logger, sum *backfill.Summary
 		fmt.Fprintf(w, "  %d windows failed; first: %s\n", len(sum.Failed), sum.Failed[0])
 	}
 	if state != "complete" {
-		fmt.Fprintf(w, "  first failing chunk: %s\n  %s\n", first, resumeHint(fl))
+		fmt.Fprintf(w, "  first failing chunk: %s\n  %s\n", first, resumeHint(from, to))
 		ev = ev.Str("first_failing_chunk", first)
 		if err != nil {
 			ev = ev.Str("error", err.Error())

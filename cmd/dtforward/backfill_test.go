@@ -69,8 +69,8 @@ func TestBackfillUsageErrors(t *testing.T) {
 }
 
 // TestBackfillRelativeRange: "--from 1d --to 1h" is accepted as now−24h and now−1h (whole
-// seconds), and the resume hint then gives that range as fixed times, since the same command
-// run later would name a different range.
+// seconds); the range as given is kept (an unfinished run of the same command resumes its own
+// range) and the resume hint also gives the range as fixed times.
 func TestBackfillRelativeRange(t *testing.T) {
 	now := time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.UTC)
 	for _, tc := range []struct {
@@ -89,14 +89,17 @@ func TestBackfillRelativeRange(t *testing.T) {
 		if !fl.from.Equal(tc.want[0]) || !fl.to.Equal(tc.want[1]) || !fl.relative {
 			t.Errorf("--from %s --to %s = [%s, %s) relative %v; want [%s, %s) relative", tc.from, tc.to, fl.from, fl.to, fl.relative, tc.want[0], tc.want[1])
 		}
-		want := "to resume there, run it again with --from " + tc.want[0].Format(time.RFC3339) + " --to " + tc.want[1].Format(time.RFC3339)
-		if got := resumeHint(fl); !strings.HasPrefix(got, want) {
+		if want := "--from " + tc.from + " --to " + tc.to; fl.args != want {
+			t.Errorf("args %q, want %q (kept in the state to resume the same command)", fl.args, want)
+		}
+		want := "run the same command again to resume there (or give the range as fixed times: --from " + tc.want[0].Format(time.RFC3339) + " --to " + tc.want[1].Format(time.RFC3339)
+		if got := resumeHint(fl.from, fl.to); !strings.HasPrefix(got, want) {
 			t.Errorf("resume hint %q, want it to start with %q", got, want)
 		}
 	}
 	fl, _ := parseBackfillFlags(&env{args: []string{"--from", "2026-03-01", "--to", "2026-03-02"}, stdout: io.Discard, stderr: io.Discard}, now)
-	if fl.relative || resumeHint(fl) != "run the same command again to resume there" {
-		t.Errorf("fixed range: relative %v, hint %q", fl.relative, resumeHint(fl))
+	if fl.relative {
+		t.Errorf("fixed range: relative %v", fl.relative)
 	}
 }
 
@@ -377,8 +380,8 @@ func TestBackfillDryRunAndFailures(t *testing.T) {
 		for _, e := range entries {
 			names = append(names, e.Name())
 		}
-		if len(names) != 2 || !strings.HasPrefix(names[0], "backfill-sim-") || names[1] != names[0]+".lock" {
-			t.Errorf("state files %v, want backfill-sim-<hash>.json with its .lock and no live checkpoint", names)
+		if len(names) != 2 || !strings.HasPrefix(names[0], "backfill-sim-") || !strings.HasSuffix(names[0], ".json") || names[1] != names[0]+".prev" {
+			t.Errorf("state files %v, want backfill-sim-<hash>.json with its durable copy, no lock file left and no live checkpoint", names)
 		}
 	})
 	t.Run("auth failure names the chunk", func(t *testing.T) {
