@@ -102,7 +102,10 @@ type Progress struct {
 	Records     int // records delivered so far in this run
 	ChunksDone  int // (source, chunk) pairs finished, including those done before a resume
 	ChunksTotal int
-	Window      Window // the window just delivered
+	// Walked and Total are milliseconds of the range times sources: walked so far (delivered,
+	// or recorded as failed) and in all. Walked moves with every piece delivered.
+	Walked, Total int64
+	Window        Window // the window just delivered; zero in the first report, at the start
 }
 
 // Window is a half-open time range [Start, End) of one source.
@@ -134,9 +137,10 @@ type Summary struct {
 	StatePath string // "" on a dry run
 	Resumed   bool   // the state file already had progress
 	Sources   map[string]*SourceSummary
-	// Errors counts failed requests and failed deliveries (each retry counts).
+	// Errors counts failed requests and failed deliveries (each retry counts). A response
+	// over MaxRecords is not one: it is split, and counted in Splits only.
 	Errors int
-	// Splits counts windows halved because they failed or were too large.
+	// Splits counts windows halved because they were too large (routine) or kept failing.
 	Splits      int
 	ChunksDone  int
 	ChunksTotal int

@@ -202,8 +202,10 @@ func TestBackfillSplitsWindows(t *testing.T) {
 				t.Errorf("no split; summary %+v", sum)
 			}
 			exactlyOnce(t, countIDs(rec, "modelbreach"), wantBreaches(sim, from, to))
-			if !sum.Complete() || sum.Errors == 0 {
-				t.Errorf("complete=%v errors=%d; want complete with the failures counted", sum.Complete(), sum.Errors)
+			// A window over the record cap is split as a matter of routine: no error. Failing
+			// requests are errors, counted apart from the splits they cause.
+			if tooLarge := tc.name == "too large"; !sum.Complete() || (sum.Errors == 0) != tooLarge {
+				t.Errorf("complete=%v errors=%d; want complete, with failures counted and a too-large window not an error", sum.Complete(), sum.Errors)
 			}
 		})
 	}
@@ -422,5 +424,45 @@ func TestBackfillStopsWhenEveryWindowFails(t *testing.T) {
 	// a 4th split can be counted; the 4th window itself must be neither done nor failed.
 	if len(sum.Failed) != 3 || sum.ChunksDone != 3 || sum.Splits < 3 || sum.Splits > 4 || sum.Complete() {
 		t.Errorf("failed %v, chunks done %d, splits %d; want 3 failed windows kept and counted, one split each (+1 fetched ahead)", sum.Failed, sum.ChunksDone, sum.Splits)
+	}
+}
+
+// TestBackfillProgressMovesFromTheStart (issue 19 item 5): the first report comes before any
+// request, with the whole range as its total, and the share walked grows with every piece
+// delivered, also inside one chunk that is split, not only when a chunk ends (the bar sat at
+// 0% for the first chunk).
+func TestBackfillProgressMovesFromTheStart(t *testing.T) {
+	sim, p := backfillSim(t, simulator.Options{Seed: 5, History: 12 * time.Hour, HistoryCount: 400}, 10*time.Second)
+	to := sim.Now().Truncate(time.Millisecond)
+	from := to.Add(-12 * time.Hour)
+	var reports []Progress
+	sum, err := Run(t.Context(), Config{
+		Reader: p, Sources: []string{darktrace.SourceBreaches}, Deliverer: &recorder{}, From: from, To: to,
+		Chunk: 12 * time.Hour, MaxRecords: 60, StateDir: t.TempDir(), RetryMin: time.Millisecond,
+		Progress: func(pr Progress) { reports = append(reports, pr) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Splits == 0 || sum.ChunksTotal != 1 {
+		t.Fatalf("splits %d, chunks %d: the test needs one chunk fetched in pieces", sum.Splits, sum.ChunksTotal)
+	}
+	if len(reports) == 0 || reports[0].Walked != 0 || reports[0].Total != to.Sub(from).Milliseconds() || reports[0].ChunksTotal != 1 {
+		t.Fatalf("first report %+v, want one at the start with the whole range as total", reports)
+	}
+	inside := 0
+	for i, pr := range reports[1:] {
+		if pr.Walked < reports[i].Walked {
+			t.Fatalf("progress went back: %+v after %+v", pr, reports[i])
+		}
+		if pr.ChunksDone == 0 && pr.Walked > 0 {
+			inside++
+		}
+	}
+	if inside < 2 {
+		t.Fatalf("%d reports inside the chunk, want the walk to move with each piece: %+v", inside, reports)
+	}
+	if last := reports[len(reports)-1]; last.Walked != last.Total {
+		t.Fatalf("last report %+v, want all walked", last)
 	}
 }

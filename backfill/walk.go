@@ -20,6 +20,9 @@ import (
 
 // walk retries earlier failed windows, then goes chunk by chunk from the earliest cursor.
 func (b *backfiller) walk(ctx context.Context, sources []*source.Source) error {
+	// Progress from the start (a resumed run starts where it stopped), not only after the
+	// first chunk, which may take a while.
+	b.report(Window{})
 	for _, src := range sources {
 		c := b.st.Progress[src.Name()]
 		for _, w := range slices.Clone(c.Failed) {
@@ -137,7 +140,11 @@ func (b *backfiller) pipeline(ctx context.Context, sources []*source.Source) err
 		if s.p != nil {
 			err := b.consume(ctx, *s.p, func(end int64) error {
 				c.Cursor = end
-				return b.save()
+				if err := b.save(); err != nil {
+					return err
+				}
+				b.report(Window{Source: name, Start: time.UnixMilli(s.p.start).UTC(), End: time.UnixMilli(end).UTC()})
+				return nil
 			})
 			if err != nil {
 				return err
@@ -157,10 +164,7 @@ func (b *backfiller) pipeline(ctx context.Context, sources []*source.Source) err
 		}
 		if s.last {
 			b.sum.ChunksDone++
-			if b.cfg.Progress != nil {
-				b.cfg.Progress(Progress{Records: b.records, ChunksDone: b.sum.ChunksDone, ChunksTotal: b.sum.ChunksTotal,
-					Window: Window{Source: name, Start: time.UnixMilli(s.w.cs).UTC(), End: time.UnixMilli(s.w.ce).UTC()}})
-			}
+			b.report(Window{Source: name, Start: time.UnixMilli(s.w.cs).UTC(), End: time.UnixMilli(s.w.ce).UTC()})
 		}
 		if we := s.failed; we != nil && failedInARow >= b.cfg.MaxFailedInARow {
 			return b.stop(s.w.src, we.start, s.w.ce, fmt.Errorf("%d windows in a row could not be fetched, stopping; the last: %w", failedInARow, we.err))
@@ -175,6 +179,22 @@ func (b *backfiller) pipeline(ctx context.Context, sources []*source.Source) err
 		}
 	}
 	return nil
+}
+
+// report calls Config.Progress with where the walk is: chunks, and the share of the range
+// (over all sources) walked, which moves with every piece delivered, inside a chunk too.
+func (b *backfiller) report(w Window) {
+	if b.cfg.Progress == nil {
+		return
+	}
+	pr := Progress{Records: b.records, ChunksDone: b.sum.ChunksDone, ChunksTotal: b.sum.ChunksTotal, Window: w}
+	for _, n := range b.st.Sources {
+		pr.Total += b.to - b.from
+		if c := b.st.Progress[n]; c != nil {
+			pr.Walked += min(max(c.Cursor, b.from), b.to) - b.from
+		}
+	}
+	b.cfg.Progress(pr)
 }
 
 func (b *backfiller) collectFailed(names []string) {
@@ -237,8 +257,16 @@ func (b *backfiller) fetchSplit(ctx context.Context, src *source.Source, start, 
 		}
 		if splittable := failure != fetch.Permanent; splittable && canSplit {
 			b.splits.Add(1)
-			b.log.Warn().Str("source", src.Name()).Str("window", Window{Source: src.Name(), Start: time.UnixMilli(start), End: time.UnixMilli(end)}.String()).
-				Str("error", err.Error()).Msg("splitting the window in half")
+			w := Window{Source: src.Name(), Start: time.UnixMilli(start), End: time.UnixMilli(end)}.String()
+			if failure == fetch.TooLarge {
+				// Routine: a busy stretch holds more than --max-records; the halves are fetched
+				// next. Not an error, so not logged as one.
+				b.log.Debug().Str("source", src.Name()).Str("window", w).Int("max_records", b.cfg.MaxRecords).
+					Msg("window holds more records than --max-records; fetching it in halves")
+			} else {
+				b.log.Warn().Str("source", src.Name()).Str("window", w).Str("error", err.Error()).
+					Msg("window keeps failing; fetching it in halves")
+			}
 			return nil, true, nil
 		}
 		return nil, false, &windowError{start: start, end: end, err: err}
@@ -295,8 +323,12 @@ func (b *backfiller) fetch(ctx context.Context, src *source.Source, start, end i
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
+		f := fetch.Classify(err)
+		if f == fetch.TooLarge {
+			return retry.Stop(err) // the window is split: routine, not an error
+		}
 		b.errs.Add(1)
-		if f := fetch.Classify(err); f != fetch.Retryable && f != fetch.TooSlow {
+		if f != fetch.Retryable && f != fetch.TooSlow {
 			return retry.Stop(err)
 		}
 		return err

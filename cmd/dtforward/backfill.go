@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,7 +67,8 @@ func runBackfill(ctx context.Context, e *env) int {
 			return exitUsage
 		}
 	}
-	log := newLogger(cfg, e.stderr)
+	stderr := &barWriter{w: e.stderr}
+	log := newLogger(cfg, stderr)
 	defer backfill.TuneGC(e.getenv)()
 	if fl.relative {
 		log.Info().Time("from", fl.from).Time("to", fl.to).Msg("range given relative to now; fixed at these times (an unfinished run of the same command resumes its own range instead)")
@@ -113,7 +115,7 @@ func runBackfill(ctx context.Context, e *env) int {
 		if err != nil {
 			return printConfigError(e.stderr, "backfill", fmt.Errorf("appliance %s: %w", app.Name, err))
 		}
-		prog := newBackfillProgress(e.stderr, log.With().Str("appliance", app.Name).Logger(), fl)
+		prog := newBackfillProgress(stderr, log.With().Str("appliance", app.Name).Logger(), fl)
 		sum, err := backfill.Run(ctx, backfill.Config{
 			Reader:     source.NewReader(c, app.Name, c.Host(), source.Filter(cfg.Filter()), log).ReportAnomalies(anomalies.Report),
 			Sources:    fl.sources,
@@ -253,7 +255,8 @@ func resumeHint(from, to time.Time) string {
 }
 
 // backfillProgress shows progress: a bar when stderr is a terminal, else a log line every
-// progressEvery.
+// progressEvery. The bar counts the share of the range walked, which moves with every piece
+// delivered from the first report on (made before the first request).
 type backfillProgress struct {
 	log     zerolog.Logger
 	w       io.Writer
@@ -262,25 +265,30 @@ type backfillProgress struct {
 	start   time.Time
 	lastLog time.Time
 	last    backfill.Progress
-	base    int // chunks already done when this run started (resume)
+	base    int64 // walked when this run started (resume)
 	started bool
 }
 
-func newBackfillProgress(w io.Writer, log zerolog.Logger, fl backfillFlags) *backfillProgress {
-	f, ok := w.(*os.File)
-	return newBackfillProgressTTY(w, log, fl, ok && isatty.IsTerminal(f.Fd()))
+// barScale is the bar's resolution: permille of the range walked.
+const barScale = 1000
+
+func newBackfillProgress(w *barWriter, log zerolog.Logger, fl backfillFlags) *backfillProgress {
+	f, ok := w.w.(*os.File)
+	p := newBackfillProgressTTY(w, log, fl, ok && isatty.IsTerminal(f.Fd()))
+	w.setBar(p.bar)
+	return p
 }
 
 func newBackfillProgressTTY(w io.Writer, log zerolog.Logger, fl backfillFlags, tty bool) *backfillProgress {
 	p := &backfillProgress{log: log, w: w, every: fl.progressEvery, start: time.Now()}
 	p.lastLog = p.start
 	if tty {
-		p.bar = progressbar.NewOptions(1,
+		if bw, ok := w.(*barWriter); ok {
+			w = bw.barSide()
+		}
+		p.bar = progressbar.NewOptions(barScale,
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription("backfill"),
-			progressbar.OptionSetItsString("chunks"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetElapsedTime(true),
 			progressbar.OptionThrottle(200*time.Millisecond),
@@ -293,20 +301,21 @@ func newBackfillProgressTTY(w io.Writer, log zerolog.Logger, fl backfillFlags, t
 // update is the backfill.Config.Progress callback.
 func (p *backfillProgress) update(pr backfill.Progress) {
 	if !p.started {
-		// The first callback tells how much a resumed run had already done, so the rate and
-		// ETA count only this run's work.
+		// The first report tells how much a resumed run had already done, so the rate and ETA
+		// count only this run's work.
 		p.started = true
-		p.base = pr.ChunksDone - 1
-		if p.bar != nil {
-			p.bar.ChangeMax(pr.ChunksTotal)
-		}
+		p.base = pr.Walked
 	}
 	p.last = pr
 	elapsed := time.Since(p.start)
 	rate := float64(pr.Records) / max(elapsed.Seconds(), 1e-3)
 	if p.bar != nil {
-		p.bar.Describe(fmt.Sprintf("%s %d records %.0f/s", pr.Window.Source, pr.Records, rate))
-		_ = p.bar.Set(pr.ChunksDone)
+		src := pr.Window.Source
+		if src == "" {
+			src = "starting"
+		}
+		p.bar.Describe(fmt.Sprintf("%s %d records %.0f/s, chunks %d/%d", src, pr.Records, rate, pr.ChunksDone, pr.ChunksTotal))
+		_ = p.bar.Set64(pr.Walked * barScale / max(pr.Total, 1))
 		return
 	}
 	if time.Since(p.lastLog) < p.every {
@@ -314,9 +323,12 @@ func (p *backfillProgress) update(pr backfill.Progress) {
 	}
 	p.lastLog = time.Now()
 	ev := p.log.Info().Int("records", pr.Records).Float64("records_per_second", round1(rate)).
-		Int("chunks_done", pr.ChunksDone).Int("chunks_total", pr.ChunksTotal).Time("window_end", pr.Window.End)
-	if done := pr.ChunksDone - p.base; done > 0 {
-		eta := time.Duration(float64(elapsed) / float64(done) * float64(pr.ChunksTotal-pr.ChunksDone))
+		Int("chunks_done", pr.ChunksDone).Int("chunks_total", pr.ChunksTotal).Float64("percent", round1(100*float64(pr.Walked)/float64(max(pr.Total, 1))))
+	if !pr.Window.End.IsZero() {
+		ev = ev.Time("window_end", pr.Window.End)
+	}
+	if done := pr.Walked - p.base; done > 0 {
+		eta := time.Duration(float64(elapsed) / float64(done) * float64(pr.Total-pr.Walked))
 		ev = ev.Dur("eta_ms", eta.Round(time.Second))
 	}
 	ev.Msg("backfill progress")
@@ -326,8 +338,55 @@ func (p *backfillProgress) finish() {
 	if p.bar != nil {
 		// Exit, not Finish: Finish would draw 100% over an incomplete backfill.
 		_ = p.bar.Exit()
+		if bw, ok := p.w.(*barWriter); ok {
+			bw.setBar(nil)
+		}
 		fmt.Fprintln(p.w)
 	}
+}
+
+// barWriter is stderr shared by the log and the progress bar: a log line first clears the
+// bar's line (so it never prints over the bar, nor the bar over it), and the bar is drawn
+// again after it. Writes of both are serialized.
+type barWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	bar *progressbar.ProgressBar
+}
+
+// clearLine returns the cursor to the start of the line and erases it (ANSI).
+const clearLine = "\r\x1b[K"
+
+func (b *barWriter) setBar(bar *progressbar.ProgressBar) {
+	b.mu.Lock()
+	b.bar = bar
+	b.mu.Unlock()
+}
+
+// Write is the log's side.
+func (b *barWriter) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	bar := b.bar
+	if bar != nil {
+		_, _ = io.WriteString(b.w, clearLine)
+	}
+	n, err := b.w.Write(p)
+	b.mu.Unlock()
+	if bar != nil {
+		_ = bar.RenderBlank()
+	}
+	return n, err
+}
+
+// barSide is the writer the bar draws with.
+func (b *barWriter) barSide() io.Writer { return barSide{b} }
+
+type barSide struct{ b *barWriter }
+
+func (s barSide) Write(p []byte) (int, error) {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	return s.b.w.Write(p)
 }
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
@@ -354,22 +413,28 @@ func printBackfillSummary(w io.Writer, log zerolog.Logger, sum *backfill.Summary
 		return slices.Index(darktrace.SourceNames(), a) - slices.Index(darktrace.SourceNames(), b)
 	})
 	dup, malformed := 0, 0
+	// A dry run sends nothing, so it never says "sent": its lines were formatted.
+	verb := "sent"
+	if fl.dryRun {
+		verb = "formatted"
+	}
 	for _, n := range names {
 		s := sum.Sources[n]
-		fmt.Fprintf(w, "  %-14s %8d sent (%d fetched, %d duplicates dropped, %d filtered, %d malformed skipped)\n",
-			n, s.Sent, s.Fetched, s.Deduped, s.Filtered, s.Malformed)
-		ev = ev.Interface(n, s)
+		fmt.Fprintf(w, "  %-14s %8d %s (%d fetched, %d duplicates dropped, %d filtered, %d malformed skipped)\n",
+			n, s.Sent, verb, s.Fetched, s.Deduped, s.Filtered, s.Malformed)
+		ev = ev.Dict(n, zerolog.Dict().Int("fetched", s.Fetched).Int(verb, s.Sent).Int("deduped", s.Deduped).
+			Int("filtered", s.Filtered).Int("malformed", s.Malformed))
 		dup += s.Deduped
 		malformed += s.Malformed
 	}
 	rate := float64(sum.Records()) / max(sum.Duration.Seconds(), 1e-3)
-	fmt.Fprintf(w, "  total %d records (%.0f/s), %d duplicates dropped, %d malformed skipped, %d errors, %d windows split, chunks %d/%d\n",
-		sum.Records(), rate, dup, malformed, sum.Errors, sum.Splits, sum.ChunksDone, sum.ChunksTotal)
+	fmt.Fprintf(w, "  total %d records (%.0f/s), %d duplicates dropped, %d malformed skipped, %d errors, chunks %d/%d (%d windows split in halves, which is routine)\n",
+		sum.Records(), rate, dup, malformed, sum.Errors, sum.ChunksDone, sum.ChunksTotal, sum.Splits)
 	ev = ev.Int("records", sum.Records()).Int("duplicates", dup).Int("malformed", malformed).Int("errors", sum.Errors).
 		Int("splits", sum.Splits).Int("chunks_done", sum.ChunksDone).Int("chunks_total", sum.ChunksTotal).
 		Float64("records_per_second", round1(rate)).Dur("duration_ms", sum.Duration)
 	if fl.dryRun {
-		fmt.Fprintf(w, "  dry run: %d lines formatted (%d bytes), nothing sent, no state kept\n", dry.lines.Load(), dry.bytes.Load())
+		fmt.Fprintf(w, "  dry run: %d lines formatted (%d bytes); none left this process, no state kept\n", dry.lines.Load(), dry.bytes.Load())
 	} else {
 		fmt.Fprintf(w, "  state: %s\n", sum.StatePath)
 	}

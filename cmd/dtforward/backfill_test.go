@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -366,8 +367,34 @@ func TestBackfillDryRunAndFailures(t *testing.T) {
 		if !strings.Contains(stderr, "dry run: "+strconv.Itoa(len(want))+" lines formatted") {
 			t.Errorf("summary does not report the formatted lines:\n%s", stderr)
 		}
+		// A dry run never says "sent" (it said "300 sent" and then "nothing sent").
+		if m := regexp.MustCompile(`(?i)\bsent\b`).FindString(stderr); m != "" {
+			t.Errorf("a dry run says %q:\n%s", m, stderr)
+		}
 		if entries, _ := os.ReadDir(state); len(entries) != 0 {
 			t.Errorf("dry run left state files: %v", entries)
+		}
+	})
+	t.Run("window splits are routine, not errors", func(t *testing.T) {
+		code, _, stderr := runCmd(t, t.Context(), vars, append(args, "--dry-run", "--max-records", "40", "--chunk", "13h")...)
+		res := finished(t, stderr)
+		var split struct {
+			Splits int `json:"splits"`
+		}
+		for _, l := range strings.Split(stderr, "\n") {
+			if strings.Contains(l, `"backfill finished"`) {
+				_ = json.Unmarshal([]byte(l), &split)
+			}
+			if strings.Contains(l, `"level":"warn"`) && !strings.Contains(l, "--to is less than 10 minutes ago") {
+				t.Errorf("a routine split logged a warning: %s", l)
+			}
+		}
+		if code != exitOK || !res.Complete || res.Errors != 0 || split.Splits == 0 {
+			t.Fatalf("exit %d, complete %v, %d errors, %d splits; want a complete run with splits and no errors\n%s",
+				code, res.Complete, res.Errors, split.Splits, tail(stderr, 2000))
+		}
+		if !strings.Contains(stderr, " 0 errors, ") || !strings.Contains(stderr, "windows split in halves, which is routine") {
+			t.Errorf("the summary does not say 0 errors and the splits apart:\n%s", tail(stderr, 1000))
 		}
 	})
 	t.Run("stdout sink", func(t *testing.T) {
@@ -406,6 +433,8 @@ func TestBackfillDryRunAndFailures(t *testing.T) {
 	})
 }
 
+const hourMS = int64(time.Hour / time.Millisecond)
+
 func TestBackfillProgress(t *testing.T) {
 	win := func(i int) backfill.Window {
 		s := time.Date(2026, 10, 1, i, 0, 0, 0, time.UTC)
@@ -415,23 +444,55 @@ func TestBackfillProgress(t *testing.T) {
 		var out bytes.Buffer
 		p := newBackfillProgressTTY(&out, zerolog.Nop(), backfillFlags{progressEvery: time.Hour}, true)
 		for i := 1; i <= 4; i++ {
-			p.update(backfill.Progress{Records: 250 * i, ChunksDone: 6 + i, ChunksTotal: 20, Window: win(i)})
+			p.update(backfill.Progress{Records: 250 * i, ChunksDone: 6 + i, ChunksTotal: 20, Window: win(i),
+				Walked: int64(6+i) * hourMS, Total: 20 * hourMS})
 			time.Sleep(210 * time.Millisecond) // the bar redraws at most every 200 ms
 		}
 		p.finish()
 		s := out.String()
-		for _, want := range []string{"modelbreaches 500 records", "/s", "(7/20", "chunks/s"} {
+		for _, want := range []string{"modelbreaches 500 records", "/s", "chunks 7/20", "35%"} {
 			if !strings.Contains(s, want) {
 				t.Errorf("bar output lacks %q: %q", want, s)
 			}
 		}
 	})
+	t.Run("terminal: the bar moves from the first report and no log line prints over it", func(t *testing.T) {
+		var out bytes.Buffer
+		w := &barWriter{w: &out}
+		log := zerolog.New(w)
+		p := newBackfillProgressTTY(w, log, backfillFlags{progressEvery: time.Hour}, true)
+		w.setBar(p.bar)
+		p.update(backfill.Progress{ChunksTotal: 20, Total: 20 * hourMS}) // the report at the start
+		time.Sleep(210 * time.Millisecond)
+		if !strings.Contains(out.String(), "starting 0 records") {
+			t.Fatalf("no bar drawn at the start: %q", out.String())
+		}
+		for i := 1; i <= 3; i++ {
+			log.Warn().Int("i", i).Msg("appliance request failed; retrying")
+			time.Sleep(210 * time.Millisecond)
+			p.update(backfill.Progress{Records: 10 * i, ChunksTotal: 20, Window: win(i), Walked: int64(i) * hourMS / 2, Total: 20 * hourMS})
+			time.Sleep(210 * time.Millisecond)
+		}
+		p.finish()
+		s := out.String()
+		if n := strings.Count(s, clearLine+`{"level":"warn"`); n != 3 {
+			t.Errorf("%d of 3 log lines start on a cleared line: %q", n, s)
+		}
+		for _, l := range strings.Split(s, "\n") {
+			if i := strings.Index(l, `{"level"`); i >= 0 && !strings.HasSuffix(l, "}") {
+				t.Errorf("a log line shares its line with the bar: %q", l)
+			}
+		}
+		if i := strings.LastIndex(s, `"appliance request failed; retrying"}`); !strings.Contains(s[i:], "modelbreaches 30 records") {
+			t.Errorf("the bar is not drawn again after the last log line: %q", s[i:])
+		}
+	})
 	t.Run("not a terminal: periodic log lines", func(t *testing.T) {
 		var out bytes.Buffer
 		p := newBackfillProgressTTY(&out, zerolog.New(&out), backfillFlags{progressEvery: time.Nanosecond}, false)
-		p.update(backfill.Progress{Records: 100, ChunksDone: 5, ChunksTotal: 20, Window: win(1)})
+		p.update(backfill.Progress{Records: 100, ChunksDone: 5, ChunksTotal: 20, Window: win(1), Walked: 5 * hourMS, Total: 20 * hourMS})
 		time.Sleep(time.Millisecond)
-		p.update(backfill.Progress{Records: 200, ChunksDone: 6, ChunksTotal: 20, Window: win(2)})
+		p.update(backfill.Progress{Records: 200, ChunksDone: 6, ChunksTotal: 20, Window: win(2), Walked: 6 * hourMS, Total: 20 * hourMS})
 		p.finish()
 		var last struct {
 			Message          string
