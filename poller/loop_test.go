@@ -378,7 +378,21 @@ func TestLoopMetricsAndLag(t *testing.T) {
 	}
 	stop := run(t, a)
 	waitFor(t, "delivery", func() bool { return len(rec.ids()) == 3 })
-	time.Sleep(50 * time.Millisecond)
+	// Later polls fetch the same 3 again: wait for them rather than sleeping a fixed time,
+	// which a loaded machine may not fit a second poll into.
+	waitFor(t, "a later poll", func() bool {
+		mfs, _ := m.Registry().Gather()
+		for _, mf := range mfs {
+			for _, mt := range mf.GetMetric() {
+				for _, l := range mt.GetLabel() {
+					if mf.GetName() == "dtforward_records_total" && l.GetValue() == "deduped" && mt.GetCounter().GetValue() >= 3 {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
 	stop()
 	mfs, err := m.Registry().Gather()
 	if err != nil {
