@@ -45,6 +45,13 @@ type Clock struct {
 	at     time.Time // appliance time at the last reading
 	mono   time.Time // our time.Now() at that reading: only its monotonic part is used
 	log    zerolog.Logger
+	// status and statusMono are the last /status reading and our instant of it: a Date header
+	// may move the estimate back (an earlier window end only delays), but never beyond what
+	// /status confirms, so a proxy whose clock runs ahead cannot push windows and the cursor
+	// past records the appliance has not created yet. aheadLogged keeps that to one error per
+	// disagreement.
+	status, statusMono time.Time
+	aheadLogged        bool
 }
 
 // NewClock returns the clock of one appliance, logging corrections to log.
@@ -99,6 +106,25 @@ func (c *Clock) Observe(date time.Time) {
 	if !synced {
 		est = now
 	}
+	c.mu.Lock()
+	status, statusMono := c.status, c.statusMono
+	c.mu.Unlock()
+	if !status.IsZero() {
+		if ahead := date.Sub(status.Add(now.Sub(statusMono))); ahead > clockBehindTolerance {
+			c.mu.Lock()
+			logged := c.aheadLogged
+			c.aheadLogged = true
+			c.mu.Unlock()
+			if !logged {
+				c.log.Error().Dur("ahead_ms", ahead.Round(time.Second)).Str("date_header", date.UTC().Format(time.RFC3339)).
+					Msg("the answers' Date header is ahead of the appliance clock /status reports (a proxy with a wrong clock?); windows follow /status, the Date is ignored until they agree")
+			}
+			return
+		}
+		c.mu.Lock()
+		c.aheadLogged = false
+		c.mu.Unlock()
+	}
 	// Date is truncated to the second: the appliance time is in [date, date+1s) plus transit.
 	if d := est.Sub(date); d < -clockBehindTolerance || d > clockTolerance+time.Second || !synced {
 		c.set(date, now, "response Date header")
@@ -131,7 +157,11 @@ func (c *Clock) Sync(ctx context.Context, r *source.Reader, status func(context.
 		return false
 	}
 	after := time.Now()
-	c.set(at, before.Add(after.Sub(before)/2), "/status")
+	mid := before.Add(after.Sub(before) / 2)
+	c.mu.Lock()
+	c.status, c.statusMono = at, mid
+	c.mu.Unlock()
+	c.set(at, mid, "/status")
 	return true
 }
 

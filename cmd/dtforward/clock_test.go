@@ -1,6 +1,10 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -175,4 +179,59 @@ func TestRunWarnsWhenTheClockCannotBeRead(t *testing.T) {
 		}
 	}
 	t.Fatalf("the failed clock reading is not logged:\n%s", tail(b.stderr.String(), 2000))
+}
+
+// TestRunIgnoresADateAheadOfStatus (issue 18 item 3): the appliance sits behind a reverse proxy
+// whose clock runs 15 minutes fast and which stamps its own Date on every answer; /status
+// reports the appliance's true time. Following the Date moved windows and the cursor 15
+// minutes into the appliance's future, more than POLL_OVERLAP, and every breach created in
+// between was skipped. Windows follow /status; the disagreement is logged as an error.
+func TestRunIgnoresADateAheadOfStatus(t *testing.T) {
+	sim, simURL := startSim(t, simulator.Options{Seed: 33, History: time.Hour, HistoryCount: 20})
+	target, err := url.Parse(simURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		if d, err := http.ParseTime(r.Header.Get("Date")); err == nil {
+			r.Header.Set("Date", d.Add(15*time.Minute).UTC().Format(http.TimeFormat))
+		}
+		return nil
+	}
+	front := httptest.NewServer(proxy)
+	t.Cleanup(front.Close)
+
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	vars := baseVars(front.URL, out, filepath.Join(dir, "state"))
+	vars["POLL_SOURCES"] = "modelbreaches"
+	b := startRun(t, vars, testInterval)
+	missing := func() []string {
+		got := map[string]bool{}
+		for _, id := range delivered(t, out)["modelbreach"] {
+			got[id] = true
+		}
+		var m []string
+		for _, br := range sim.BreachInfos() {
+			if id := strconv.FormatInt(br.PBID, 10); !br.Suppressed && !got[id] {
+				m = append(m, id)
+			}
+		}
+		return m
+	}
+	waitUntil(t, time.Minute, "the history", func() bool { return len(missing()) == 0 })
+	for range 5 {
+		sim.AddBreaches(3)
+		time.Sleep(3 * testInterval)
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(missing()) > 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d breaches created while the Date ran ahead never delivered, e.g. %v; log:\n%s", len(missing()), missing()[:min(3, len(missing()))], tail(b.stderr.String(), 3000))
+		}
+	}
+	b.stop(t)
+	if !strings.Contains(b.stderr.String(), "Date header is ahead of the appliance clock /status reports") {
+		t.Errorf("the disagreement was not logged:\n%s", tail(b.stderr.String(), 1500))
+	}
 }
