@@ -10,7 +10,8 @@
 //     retried with capped exponential backoff (internal/retry); a batch the Deliverer has not
 //     accepted is never dropped or re-polled.
 //   - Clock (clock.go) estimates the appliance's clock from /status and every answer's Date
-//     header: windows end at the appliance's "now", never ours, and never past an answer's Date.
+//     header: windows end at the appliance's "now", never ours, and never past an answer's Date;
+//     a Date far from the estimate moves it only once /status confirms it.
 //   - Set (schedule.go) is one appliance's pollers with their clock and start schedule (the
 //     first-poll stagger, and with several destinations a common grid of window ends).
 //   - Health (health.go) aggregates every poller for /readyz and the up metrics.

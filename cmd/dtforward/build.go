@@ -18,13 +18,14 @@ import (
 )
 
 // newClient builds the API client of one appliance. With a clock, requests are signed with the
-// estimated appliance time and every answer's Date header keeps the estimate current.
+// estimated appliance time and every answer's Date header is checked against the estimate (a
+// large disagreement moves it only once /status confirms it).
 // onMalformed (may be nil) receives each record of an answer skipped as not valid JSON.
 func newClient(app config.Appliance, cfg *config.Config, clock *poller.Clock, onMalformed func(darktrace.MalformedRecord)) (*darktrace.Client, error) {
 	var now func() time.Time
 	var onDate func(time.Time)
 	if clock != nil {
-		now, onDate = clock.Now, clock.Observe
+		now, onDate = clock.SignNow, clock.Observe
 	}
 	return darktrace.New(darktrace.Config{
 		URL: app.URL, PublicToken: app.PublicToken.Value(), PrivateToken: app.PrivateToken.Value(),

@@ -204,8 +204,11 @@ func TestRunIgnoresADateAheadOfStatus(t *testing.T) {
 
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.jsonl")
-	vars := baseVars(front.URL, out, filepath.Join(dir, "state"))
+	state := filepath.Join(dir, "state")
+	vars := baseVars(front.URL, out, state)
 	vars["POLL_SOURCES"] = "modelbreaches"
+	httpAddr := freeAddr(t)
+	vars["HTTP_ADDRESS"] = httpAddr
 	b := startRun(t, vars, testInterval)
 	missing := func() []string {
 		got := map[string]bool{}
@@ -230,8 +233,31 @@ func TestRunIgnoresADateAheadOfStatus(t *testing.T) {
 			t.Fatalf("%d breaches created while the Date ran ahead never delivered, e.g. %v; log:\n%s", len(missing()), missing()[:min(3, len(missing()))], tail(b.stderr.String(), 3000))
 		}
 	}
+	_, metrics := httpGet("http://" + httpAddr + "/metrics")
+	if v := metricValue(metrics, `dtforward_clock_disagreements_total{appliance="sim"}`); v < 1 {
+		t.Errorf("dtforward_clock_disagreements_total = %v, want ≥ 1", v)
+	}
+	if v := metricValue(metrics, `dtforward_clock_date_skew_seconds{appliance="sim"}`); v < 14*60 || v > 16*60 {
+		t.Errorf("dtforward_clock_date_skew_seconds = %v, want about 900", v)
+	}
 	b.stop(t)
-	if !strings.Contains(b.stderr.String(), "Date header is ahead of the appliance clock /status reports") {
-		t.Errorf("the disagreement was not logged:\n%s", tail(b.stderr.String(), 1500))
+	// The cursor never went past the appliance's own clock.
+	st, err := checkpoint.Open(state, "sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, _ := st.Source(darktrace.SourceBreaches)
+	if cur := time.UnixMilli(ss.Cursor); cur.After(sim.Now()) {
+		t.Fatalf("cursor %s is ahead of the appliance clock %s", cur.UTC(), sim.Now().UTC())
+	}
+	logs := b.stderr.String()
+	errs := 0
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "Date header disagrees with the appliance clock /status reports") && strings.Contains(l, `"level":"error"`) {
+			errs++
+		}
+	}
+	if errs != 1 {
+		t.Errorf("the disagreement was logged as an error %d times, want once:\n%s", errs, tail(logs, 3000))
 	}
 }

@@ -202,7 +202,7 @@ func (d *daemon) addAppliance(app config.Appliance, i, n int, start time.Time, a
 	set := &poller.Set{Appliance: app.Name, Interval: cfg.PollInterval, Phase: poller.StaggerDelay(i, n, cfg.PollInterval),
 		Gridded: len(dests) > 1, ExactNow: o.now}
 	if o.now == nil {
-		set.Clock = poller.NewClock(log.With().Str("appliance", app.Name).Logger())
+		set.Clock = poller.NewClock(log.With().Str("appliance", app.Name).Logger()).Report(d.metrics, app.Name)
 		set.ExactNow = set.Clock.Now
 	}
 	c, err := newClient(app, cfg, set.Clock, reportMalformed(app.Name, d.metrics, log))

@@ -44,6 +44,7 @@ type Metrics struct {
 	apiRequests    *prometheus.CounterVec
 	sinkReconnects prometheus.Counter
 	state          *stateSeries
+	clock          *clockSeries
 	anomalies      *prometheus.CounterVec
 	sinkDatagrams  prometheus.Counter
 
@@ -108,6 +109,7 @@ func New() *Metrics {
 		&lagCollector{m: m, desc: lagDesc}, &upCollector{desc: upDesc, read: m.appliancesUp},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.state = newStateSeries(m.reg)
+	m.clock = newClockSeries(m.reg)
 	m.sinks = newSinkSeries(m.reg)
 	m.reg.MustRegister(&upCollector{read: m.sinksUp, desc: prometheus.NewDesc("dtforward_sink_up",
 		"1 while a sink accepts what every appliance sends it, 0 while it fails.", []string{"sink"}, nil)})
