@@ -198,7 +198,7 @@ func FromIncident(e *darktrace.IncidentEvent, raw []byte, appliance, host string
 		a.Time = msTime(e.Periods[0].Start)
 	}
 	for i := range e.BreachDevices {
-		d := incidentDevice(&e.BreachDevices[i])
+		d := IncidentDevice(&e.BreachDevices[i])
 		if d != (Device{}) {
 			a.Device = d
 			break
@@ -376,7 +376,9 @@ func placeholderIP(s string) string {
 	return s
 }
 
-func incidentDevice(d *darktrace.BreachDevice) Device {
+// IncidentDevice is one device of an AI Analyst event: its address may come as a prefix
+// ("10.0.0.5/24"), which is reduced to the address; a bare network is no device address.
+func IncidentDevice(d *darktrace.BreachDevice) Device {
 	ip := strings.TrimSpace(d.IP)
 	if strings.Contains(ip, "/") {
 		p, err := netip.ParsePrefix(ip)
@@ -441,37 +443,50 @@ func protocolName(v string) string {
 func destination(comps []darktrace.TriggeredComponent) Endpoint {
 	var ep Endpoint
 	for i := range comps {
-		for j := range comps[i].TriggeredFilters {
-			f := &comps[i].TriggeredFilters[j]
-			v := strings.TrimSpace(string(f.Trigger.Value))
-			if v == "" {
-				continue
+		fillDestination(&ep, &comps[i])
+	}
+	return ep
+}
+
+// ComponentDestination is the destination one triggered component names, by the rules of
+// the alert's own destination (OCSF makes one evidence per component).
+func ComponentDestination(c *darktrace.TriggeredComponent) Endpoint {
+	var ep Endpoint
+	fillDestination(&ep, c)
+	return ep
+}
+
+// fillDestination sets the fields of ep still empty from the component's filters.
+func fillDestination(ep *Endpoint, c *darktrace.TriggeredComponent) {
+	for j := range c.TriggeredFilters {
+		f := &c.TriggeredFilters[j]
+		v := strings.TrimSpace(string(f.Trigger.Value))
+		if v == "" {
+			continue
+		}
+		switch f.FilterType {
+		case "Destination IP":
+			if ep.IP == "" {
+				ep.IP = validIP(v)
 			}
-			switch f.FilterType {
-			case "Destination IP":
-				if ep.IP == "" {
-					ep.IP = validIP(v)
+		case "Connection hostname":
+			if ep.Host == "" {
+				ep.Host = clean(v)
+			}
+		case "Destination port":
+			if ep.Port == 0 {
+				if p, err := strconv.Atoi(v); err == nil && p > 0 && p <= 65535 {
+					ep.Port = p
 				}
-			case "Connection hostname":
-				if ep.Host == "" {
-					ep.Host = clean(v)
-				}
-			case "Destination port":
-				if ep.Port == 0 {
-					if p, err := strconv.Atoi(v); err == nil && p > 0 && p <= 65535 {
-						ep.Port = p
-					}
-				}
-			case "Protocol":
-				if ep.Protocol == "" {
-					ep.Protocol = protocolName(v)
-				}
-			case "Application protocol":
-				if ep.App == "" {
-					ep.App = clean(v)
-				}
+			}
+		case "Protocol":
+			if ep.Protocol == "" {
+				ep.Protocol = protocolName(v)
+			}
+		case "Application protocol":
+			if ep.App == "" {
+				ep.App = clean(v)
 			}
 		}
 	}
-	return ep
 }

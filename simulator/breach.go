@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dtforward/dtforward/darktrace"
+	"github.com/dtforward/dtforward/internal/jsontext"
 )
 
 // LargePBIDBase is the first pbid of the synthetic records a "large" fault adds to a response.
@@ -152,7 +153,7 @@ func (s *Simulator) breach(b *breachRec) darktrace.Breach {
 				ComparatorType: f.cmp,
 			}
 			if f.arg != "" {
-				tf.Arguments = appendJSONString([]byte(`{"value":`), f.arg)
+				tf.Arguments = jsontext.AppendKeepingBytes([]byte(`{"value":`), f.arg)
 				tf.Arguments = append(tf.Arguments, '}')
 			} else {
 				tf.Arguments = []byte(`{}`)

@@ -2,6 +2,8 @@ package simulator
 
 import (
 	"strconv"
+
+	"github.com/dtforward/dtforward/internal/jsontext"
 )
 
 // jw appends JSON to a byte slice without reflection. Strings are escaped the way the
@@ -31,7 +33,7 @@ func (w *jw) val() {
 // key starts an object member; exactly one value must follow.
 func (w *jw) key(k string) {
 	w.val()
-	w.b = appendJSONString(w.b, k)
+	w.b = jsontext.AppendKeepingBytes(w.b, k)
 	w.b = append(w.b, ':')
 	w.afterKey = true
 }
@@ -58,7 +60,7 @@ func (w *jw) endArr() { w.end(']') }
 
 func (w *jw) str(s string) {
 	w.val()
-	w.b = appendJSONString(w.b, s)
+	w.b = jsontext.AppendKeepingBytes(w.b, s)
 }
 
 func (w *jw) int(n int64) {
@@ -119,36 +121,4 @@ func (w *jw) kStrs(k string, v []string) {
 		w.str(s)
 	}
 	w.endArr()
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string literal (see jw for the UTF-8 policy).
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"':
-			b = append(b, '\\', '"')
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
-	"net"
-	"net/netip"
 	"regexp"
 	"sort"
 	"strconv"
@@ -694,36 +692,7 @@ func componentEvidences(comps []darktrace.TriggeredComponent) []Evidence {
 	seen := map[string]bool{}
 	for i := range comps {
 		c := &comps[i]
-		var ep alert.Endpoint
-		for j := range c.TriggeredFilters {
-			f := &c.TriggeredFilters[j]
-			v := strings.TrimSpace(string(f.Trigger.Value))
-			if v == "" {
-				continue
-			}
-			switch f.FilterType {
-			case "Destination IP":
-				if ep.IP == "" {
-					ep.IP = validIP(v)
-				}
-			case "Connection hostname":
-				if ep.Host == "" {
-					ep.Host = txt(v)
-				}
-			case "Destination port":
-				if p, err := strconv.Atoi(v); err == nil && p > 0 && p <= 65535 && ep.Port == 0 {
-					ep.Port = p
-				}
-			case "Protocol":
-				if ep.Protocol == "" {
-					ep.Protocol = protocolName(v)
-				}
-			case "Application protocol":
-				if ep.App == "" {
-					ep.App = txt(v)
-				}
-			}
-		}
+		ep := alert.ComponentDestination(c)
 		ev, ok := destEvidence(&ep)
 		if !ok {
 			continue
@@ -783,7 +752,7 @@ func incidentDevices(a *alert.Alert, devs []darktrace.BreachDevice) []Evidence {
 	}
 	for i := range devs {
 		bd := &devs[i]
-		dv := device(&alert.Device{DID: bd.DID, Hostname: bd.Hostname, IP: validIP(stripPrefix(bd.IP)), MAC: validMAC(bd.MAC)})
+		dv := device(new(alert.IncidentDevice(bd)))
 		if dv == nil || seen[fmt.Sprint(*dv)] {
 			continue
 		}
@@ -809,56 +778,4 @@ func labels(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// validIP returns the canonical form of s when it is an IP address, "" otherwise (the
-// alert's own device and destination are already validated; component filters and AI
-// Analyst devices are read from the record here).
-func validIP(s string) string {
-	ip, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil || ip.Zone() != "" {
-		return ""
-	}
-	return ip.Unmap().String()
-}
-
-// stripPrefix reduces "10.0.0.5/24" to the address; a bare network ("10.0.0.0/24") is not a
-// device address and becomes "".
-func stripPrefix(s string) string {
-	s = strings.TrimSpace(s)
-	if !strings.Contains(s, "/") {
-		return s
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil || (p.Bits() < p.Addr().BitLen() && p.Masked().Addr() == p.Addr()) {
-		return ""
-	}
-	return p.Addr().String()
-}
-
-// validMAC returns s as lower-case colon-separated EUI-48, "" when it is not one.
-func validMAC(s string) string {
-	hw, err := net.ParseMAC(strings.TrimSpace(s))
-	if err != nil || len(hw) != 6 {
-		return ""
-	}
-	return hw.String()
-}
-
-// ipProtocols names the IANA protocol numbers Darktrace's "Protocol" filter reports.
-var ipProtocols = map[int]string{
-	1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE", 50: "ESP", 51: "AH",
-	58: "ICMPv6", 89: "OSPF", 132: "SCTP",
-}
-
-// protocolName maps a numeric protocol to its name, as the alert's destination does; names
-// pass through upper-cased and unknown numbers stay numeric.
-func protocolName(v string) string {
-	if n, err := strconv.Atoi(v); err == nil {
-		if name, ok := ipProtocols[n]; ok {
-			return name
-		}
-		return strconv.Itoa(n)
-	}
-	return txt(strings.ToUpper(v))
 }

@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/internal/jsontext"
 	"github.com/dtforward/dtforward/sink"
 )
 
@@ -130,22 +130,22 @@ func (e *envelope) appendEvent(dst []byte, m *sink.Message) []byte {
 		}
 		if a.Appliance != "" {
 			dst = append(dst, `"host":`...)
-			dst = appendString(dst, a.Appliance)
+			dst = jsontext.Append(dst, a.Appliance)
 			dst = append(dst, ',')
 		}
 	}
 	dst = append(dst, `"source":"`+Source+`","sourcetype":`...)
-	dst = appendString(dst, e.sourcetype(m.Kind))
+	dst = jsontext.Append(dst, e.sourcetype(m.Kind))
 	if e.index != "" {
 		dst = append(dst, `,"index":`...)
-		dst = appendString(dst, e.index)
+		dst = jsontext.Append(dst, e.index)
 	}
 	if a != nil && (a.Appliance != "" || len(a.Labels) > 0) {
 		dst = append(dst, `,"fields":{`...)
 		sep := false
 		if a.Appliance != "" {
 			dst = append(dst, `"appliance":`...)
-			dst = appendString(dst, a.Appliance)
+			dst = jsontext.Append(dst, a.Appliance)
 			sep = true
 		}
 		for _, k := range sortedKeys(a.Labels) {
@@ -155,16 +155,16 @@ func (e *envelope) appendEvent(dst []byte, m *sink.Message) []byte {
 			if sep {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, k)
+			dst = jsontext.Append(dst, k)
 			dst = append(dst, ':')
-			dst = appendString(dst, a.Labels[k])
+			dst = jsontext.Append(dst, a.Labels[k])
 			sep = true
 		}
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `,"event":`...)
 	if textFormat(e.format) {
-		dst = appendString(dst, string(m.Line))
+		dst = jsontext.Append(dst, string(m.Line))
 	} else {
 		dst = append(dst, m.Line...)
 	}
@@ -207,49 +207,4 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string: quotes, backslashes and control characters
-// escaped, invalid UTF-8 replaced by U+FFFD (Splunk would reject the request otherwise).
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
