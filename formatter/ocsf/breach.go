@@ -1,0 +1,157 @@
+package ocsf
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/darktrace"
+)
+
+// breachEvent maps a model breach. The alert carries the normalized fields; the record itself
+// (a.Raw) adds the full model description, the MITRE tactics and technique names, and the
+// triggered components (evidences, last seen time).
+func breachEvent(a *alert.Alert) *Record {
+	e, fi := finding(a)
+	var b darktrace.Breach
+	haveRaw := false
+	if len(a.Raw) > 0 {
+		if d, err := darktrace.DecodeBreach(a.Raw, nil); err == nil {
+			b, haveRaw = d, true
+		}
+	}
+	fi.Desc = txt(a.Message)
+	if haveRaw {
+		if d := txt(strings.TrimSpace(b.Model.Description)); d != "" {
+			fi.Desc = d
+		}
+	}
+	fi.Types = types(a.Category, family(a.Model.Name))
+	uid := a.Model.UUID
+	if uid == "" && a.Model.PID > 0 {
+		uid = strconv.FormatInt(a.Model.PID, 10)
+	}
+	fi.Analytic = &Analytic{UID: txt(uid), Name: txt(a.Model.Name), TypeID: 2, Type: "Behavioral"}
+	if fi.Analytic.UID == "" && fi.Analytic.Name == "" {
+		fi.Analytic.Name = fi.Title
+	}
+	names := map[string]string{}
+	var tactics []string
+	if haveRaw {
+		for _, t := range b.MitreTechniques {
+			if id := strings.TrimSpace(t.TechniqueID); id != "" && t.Technique != "" {
+				names[id] = t.Technique
+			}
+		}
+		if b.Model.Mitre != nil {
+			tactics = b.Model.Mitre.Tactics
+		}
+	}
+	fi.Attacks = attacks(a.Model.MITRE, names, tactics)
+	last := ms(a.Time)
+	if haveRaw {
+		for i := range b.TriggeredComponents {
+			if t := b.TriggeredComponents[i].Time; t > last && t < maxTime {
+				last = t
+			}
+		}
+		e.Evidences = componentEvidences(b.TriggeredComponents)
+	}
+	if len(e.Evidences) == 0 {
+		if ev, ok := destEvidence(&a.Dest); ok {
+			e.Evidences = []Evidence{ev}
+		}
+	}
+	fi.LastSeenTime, e.EndTime = last, last
+	e.Metadata.LogName = alert.SourceBreaches
+
+	d := e.dt()
+	d["kind"], d["id"] = a.Kind, txt(a.ID)
+	d["score"] = round6(a.Score)
+	if a.Category != "" {
+		d["category"] = txt(a.Category)
+	}
+	if a.Model.PID > 0 {
+		d["pid"] = a.Model.PID
+	}
+	if a.Priority != alert.NoPriority && a.Priority >= 0 {
+		d["priority"] = a.Priority
+	}
+	if len(a.Model.Tags) > 0 {
+		d["tags"] = texts(a.Model.Tags)
+	}
+	if haveRaw && b.CommentCount > 0 {
+		d["comment_count"] = b.CommentCount
+	}
+	deviceUnmapped(d, &a.Device)
+	if a.Dest.Protocol != "" || a.Dest.App != "" {
+		dst := map[string]any{}
+		if a.Dest.Protocol != "" {
+			dst["protocol"] = txt(a.Dest.Protocol)
+		}
+		if a.Dest.App != "" {
+			dst["application_protocol"] = txt(a.Dest.App)
+		}
+		d["destination"] = dst
+	}
+	return e
+}
+
+// componentEvidences makes one evidence per distinct destination the triggered components
+// matched: destination IP, port and connection hostname, with the transport and application
+// protocol and the metric in data.
+func componentEvidences(comps []darktrace.TriggeredComponent) []Evidence {
+	var out []Evidence
+	seen := map[string]bool{}
+	for i := range comps {
+		c := &comps[i]
+		ep := alert.ComponentDestination(c)
+		ev, ok := destEvidence(&ep)
+		if !ok {
+			continue
+		}
+		if c.Metric.Name != "" {
+			if ev.Data == nil {
+				ev.Data = map[string]any{}
+			}
+			ev.Data["metric"] = txt(c.Metric.Name)
+		}
+		key := fmt.Sprint(ev.DstEndpoint, ev.Data)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, ev)
+		if len(out) == maxEvidences {
+			break
+		}
+	}
+	return out
+}
+
+// destEvidence is the evidence for one destination; false when it names no endpoint.
+func destEvidence(d *alert.Endpoint) (Evidence, bool) {
+	ep := &NetworkEndpoint{IP: d.IP, Port: d.Port}
+	if h := txt(strings.TrimSpace(d.Host)); h != "" {
+		if isHostname(h) {
+			ep.Hostname = h
+		} else {
+			ep.Name = h
+		}
+	}
+	if ep.IP == "" && ep.Hostname == "" && ep.Name == "" {
+		return Evidence{}, false
+	}
+	ev := Evidence{DstEndpoint: ep}
+	if d.Protocol != "" || d.App != "" {
+		ev.Data = map[string]any{}
+		if d.Protocol != "" {
+			ev.Data["protocol"] = txt(d.Protocol)
+		}
+		if d.App != "" {
+			ev.Data["application_protocol"] = txt(d.App)
+		}
+	}
+	return ev, true
+}
