@@ -12,15 +12,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/sink"
 	"github.com/dtforward/dtforward/sink/httpsink"
 )
@@ -64,84 +61,6 @@ const (
 	// maxRemembered bounds the acknowledged lines kept from failed sends.
 	maxRemembered = 16384
 )
-
-// Config configures the sink. Zero values mean the documented defaults.
-type Config struct {
-	URL   string // base URL, e.g. https://splunk.example:8088
-	Token string
-	// Ack turns indexer acknowledgement on: Send returns nil only when /services/collector/ack
-	// confirmed every request of the batch. Off, HEC's 200 is all there is.
-	Ack         bool
-	AckTimeout  time.Duration     // how long to wait for acknowledgements before sending again
-	Index       string            // "" = the token's default index
-	Format      string            // the formatter's name: cef and leef lines go as strings
-	Sourcetypes map[string]string // overrides by alert kind (ParseSourcetypes)
-	TLS         tlsconfig.Options
-	Timeout     time.Duration // per HTTP request
-	// MaxBatchBytes bounds one request's uncompressed body; DefaultMaxBatchBytes when 0.
-	MaxBatchBytes int
-	// StateDir is the sink's state directory, where its channel is kept; "" derives the
-	// channel from Name and URL instead.
-	StateDir string
-	Name     string // the sink's label, for the derived channel
-	// Setting names a setting for error messages (SIEM_HEC_TOKEN, or hec_token of a sink in
-	// SIEM_SINKS_FILE); nil means the SIEM_* names.
-	Setting func(key string) string
-	Logger  *zerolog.Logger
-	// PollInterval is the first wait before asking for acknowledgements; it doubles up to 1 s,
-	// so a quick indexer is asked a few times and a slow one about once a second. 0 means 20 ms.
-	PollInterval time.Duration
-}
-
-// SettingError is one problem of a Config, naming the setting (Config.Setting's name).
-type SettingError struct {
-	Setting, Problem string
-}
-
-func (e *SettingError) Error() string { return e.Setting + ": " + e.Problem }
-
-// Validate checks c the way New does, without opening anything. It returns every problem as
-// a *SettingError, joined.
-func (c *Config) Validate() error {
-	var errs []error
-	add := func(key, format string, args ...any) {
-		errs = append(errs, &SettingError{Setting: c.setting(key), Problem: fmt.Sprintf(format, args...)})
-	}
-	u, err := url.Parse(c.URL)
-	switch {
-	case c.URL == "":
-		add("address", "required for transport hec (the HEC base URL, e.g. https://splunk.example:8088)")
-	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-		add("address", "%q is not an http(s) URL (e.g. https://splunk.example:8088)", c.URL)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		add("address", "give the HEC base URL only, without user, query or fragment")
-	}
-	if c.Token == "" {
-		add("hec_token", "required for transport hec (or %s)", c.setting("hec_token_file"))
-	} else if strings.ContainsFunc(c.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		add("hec_token", "contains whitespace or control characters (value not shown)")
-	}
-	if err := CheckIndex(c.Index); err != nil {
-		add("hec_index", "%v", err)
-	}
-	if c.AckTimeout < 0 {
-		add("hec_ack_timeout", "%s must be positive", c.AckTimeout)
-	}
-	for _, p := range c.TLS.Check() { // the files the client will load, for the same reasons
-		add("tls_"+p.Option, "%s", p.Msg)
-	}
-	if c.Timeout < 0 {
-		add("timeout", "%s must be positive", c.Timeout)
-	}
-	return errors.Join(errs...)
-}
-
-func (c *Config) setting(key string) string {
-	if c.Setting != nil {
-		return c.Setting(key)
-	}
-	return "SIEM_" + strings.ToUpper(key)
-}
 
 // Sink is the HEC sink. It implements sink.Sink and Checker.
 type Sink struct {
@@ -482,114 +401,6 @@ func (s *Sink) answerErr(resp *http.Response) error {
 			"%s: indexer acknowledgement is off for this token; turn it on for the token or set %s=false: %w", service, s.cfg.setting("hec_ack"), se)}
 	}
 	return ae
-}
-
-// ackQuery and ackAnswer are the acknowledgement endpoint's request and answer.
-type ackQuery struct {
-	Acks []int64 `json:"acks"`
-}
-
-type ackAnswer struct {
-	Acks map[string]bool `json:"acks"`
-}
-
-// queryAcks asks which of ids are indexed.
-func (s *Sink) queryAcks(ctx context.Context, ids []int64) (map[int64]bool, error) {
-	body, _ := json.Marshal(ackQuery{Acks: ids})
-	resp, err := s.do(ctx, AckPath, body)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, s.answerErr(resp)
-	}
-	var a ackAnswer
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&a); err != nil {
-		return nil, fmt.Errorf("%s: unreadable acknowledgement answer: %w", service, err)
-	}
-	out := make(map[int64]bool, len(a.Acks))
-	for k, v := range a.Acks {
-		if id, err := strconv.ParseInt(k, 10, 64); err == nil {
-			out[id] = v
-		}
-	}
-	return out, nil
-}
-
-// AckTimeoutError reports requests whose acknowledgement did not come in time: the indexer
-// may have restarted or dropped them. The caller sends the batch again; what was acknowledged
-// is not sent twice.
-type AckTimeoutError struct {
-	Requests, Events int
-	Waited           time.Duration
-	Last             error // the last failed query, if any
-}
-
-func (e *AckTimeoutError) Error() string {
-	msg := fmt.Sprintf("%s did not acknowledge %d requests (%d events) within %s (indexer restarted or acknowledgement expired?); sending them again",
-		service, e.Requests, e.Events, e.Waited)
-	if e.Last != nil {
-		msg += "; last query: " + e.Last.Error()
-	}
-	return msg
-}
-
-func (e *AckTimeoutError) Unwrap() error { return e.Last }
-
-// waitAcks polls the acknowledgement endpoint until every request is acknowledged, the ack
-// timeout passes, or ctx ends. Failed queries are retried within the timeout, except answers
-// only an operator can fix.
-func (s *Sink) waitAcks(ctx context.Context, reqs []*request) error {
-	if len(reqs) == 0 {
-		return nil
-	}
-	deadline := time.Now().Add(s.cfg.AckTimeout)
-	wait := s.cfg.PollInterval
-	var last error
-	for {
-		var ids []int64
-		for _, r := range reqs {
-			if !r.acked {
-				ids = append(ids, r.ackID)
-			}
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			e := &AckTimeoutError{Requests: len(ids), Waited: s.cfg.AckTimeout, Last: last}
-			for _, r := range reqs {
-				if !r.acked {
-					e.Events += len(r.idx)
-				}
-			}
-			return e
-		}
-		t := time.NewTimer(min(wait, left))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		wait = min(2*wait, time.Second)
-		got, err := s.queryAcks(ctx, ids)
-		if err != nil {
-			var ce *sink.ConfigError
-			if errors.As(err, &ce) || ctx.Err() != nil {
-				return err
-			}
-			last = err
-			continue
-		}
-		for _, r := range reqs {
-			if !r.acked && got[r.ackID] {
-				r.acked = true
-			}
-		}
-	}
 }
 
 // probe confirms, once, that the token has indexer acknowledgement on before the first batch
