@@ -75,14 +75,7 @@ func (s *Simulator) newIncidentLocked(now int64) *incidentRec {
 
 // AddIncidentEvents creates n AI Analyst incident events now and returns their ids.
 func (s *Simulator) AddIncidentEvents(n int) []string {
-	now := s.Now().UnixMilli()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ids := make([]string, 0, n)
-	for i := 0; i < n; i++ {
-		ids = append(ids, s.newIncidentLocked(now).ID)
-	}
-	return ids
+	return makeN(s, n, func(now int64) string { return s.newIncidentLocked(now).ID })
 }
 
 // raiseLocked raises one event's group score; one time in three the event also moves to a new

@@ -146,14 +146,7 @@ func (s *Simulator) logActionLocked(a *actionRec) {
 // AddActions creates n Antigena actions now (some awaiting confirmation, some active at once,
 // some manual) and returns their codeids.
 func (s *Simulator) AddActions(n int) []int64 {
-	now := s.Now().UnixMilli()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ids := make([]int64, 0, n)
-	for i := 0; i < n; i++ {
-		ids = append(ids, s.newActionLocked(now).CodeID)
-	}
-	return ids
+	return makeN(s, n, func(now int64) int64 { return s.newActionLocked(now).CodeID })
 }
 
 // AdvanceActions moves every action that is not cleared one lifecycle step

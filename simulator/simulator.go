@@ -279,29 +279,39 @@ func (s *Simulator) advanceOne() {
 	now := s.Now().UnixMilli()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.actions) == 0 {
-		return
-	}
-	start := s.actionRand.IntN(len(s.actions))
-	for i := range s.actions {
-		if s.advanceLocked(s.actions[(start+i)%len(s.actions)], now) {
-			return
-		}
-	}
+	firstFrom(s.actions, s.actionRand, func(a *actionRec) bool { return s.advanceLocked(a, now) })
 }
 
 func (s *Simulator) raiseOne() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.incidents) == 0 {
+	firstFrom(s.incidents, s.incRand, s.raiseLocked)
+}
+
+// firstFrom tries the records from a random one on, wrapping around, until change reports
+// that it changed one: the live feed moves a random record, not always the oldest.
+func firstFrom[T any](recs []T, r *rand.Rand, change func(T) bool) {
+	if len(recs) == 0 {
 		return
 	}
-	start := s.incRand.IntN(len(s.incidents))
-	for i := range s.incidents {
-		if s.raiseLocked(s.incidents[(start+i)%len(s.incidents)]) {
+	start := r.IntN(len(recs))
+	for i := range recs {
+		if change(recs[(start+i)%len(recs)]) {
 			return
 		}
 	}
+}
+
+// makeN creates n records now (appliance clock, under the lock) and returns their ids.
+func makeN[ID any](s *Simulator, n int, create func(now int64) ID) []ID {
+	now := s.Now().UnixMilli()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]ID, 0, n)
+	for i := 0; i < n; i++ {
+		ids = append(ids, create(now))
+	}
+	return ids
 }
 
 // defaultHostname names the appliance in URLs before Start and in /status.
@@ -353,17 +363,12 @@ func (s *Simulator) SetPermissions(publicToken string, endpoints []string) {
 // AddBreaches creates n breaches now (appliance clock) and returns their pbids, increasing.
 // Their activity time precedes creation as for live breaches (late ones by 1m..LateDelay).
 func (s *Simulator) AddBreaches(n int) []int64 {
-	created := s.Now().UnixMilli()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ids := make([]int64, 0, n)
-	for i := 0; i < n; i++ {
+	return makeN(s, n, func(created int64) int64 {
 		b := s.newBreachRec(s.liveRand, s.nextPBID, created)
 		s.nextPBID++
 		s.breaches = append(s.breaches, b)
-		ids = append(ids, b.pbid)
-	}
-	return ids
+		return b.pbid
+	})
 }
 
 // HoldBreaches creates n breaches now, like AddBreaches, that the API does not show (neither
