@@ -190,14 +190,21 @@ func (s *Simulator) serveBreaches(w http.ResponseWriter, r *http.Request, now ti
 	}
 	// Sorted by activity time, as the appliance does: clients wanting creation order must
 	// sort for themselves.
-	slices.SortStableFunc(sel, func(a, b breachRec) int { return cmp.Compare(a.time, b.time) })
+	serveSorted(s, w, r, sel, func(b *breachRec) int64 { return b.time },
+		func(j *jw, b *breachRec) { s.appendBreach(j, b, render) })
+}
+
+// serveSorted answers with the records as a JSON array, ordered by key (newest first when the
+// simulator is told so), streamed as the appliance does.
+func serveSorted[T any](s *Simulator, w http.ResponseWriter, r *http.Request, sel []T, key func(*T) int64, write func(*jw, *T)) {
+	slices.SortStableFunc(sel, func(a, b T) int { return cmp.Compare(key(&a), key(&b)) })
 	if s.opts.NewestFirst {
 		slices.Reverse(sel)
 	}
 	st := newStream(w, r)
 	st.j.arr()
 	for i := range sel {
-		s.appendBreach(&st.j, &sel[i], render)
+		write(&st.j, &sel[i])
 		if !st.flush(false) {
 			return
 		}
@@ -375,20 +382,8 @@ func (s *Simulator) serveIncidents(w http.ResponseWriter, r *http.Request, now t
 	for i := 0; i < extra; i++ {
 		sel = append(sel, s.largeIncident(i, start, end))
 	}
-	slices.SortStableFunc(sel, func(a, b incidentRec) int { return cmp.Compare(a.CreatedAt, b.CreatedAt) })
-	if s.opts.NewestFirst {
-		slices.Reverse(sel)
-	}
-	st := newStream(w, r)
-	st.j.arr()
-	for i := range sel {
-		appendIncident(&st.j, &sel[i], urlBase, s.odd(oddIncident, oddIncidentID(sel[i].ID)))
-		if !st.flush(false) {
-			return
-		}
-	}
-	st.j.endArr()
-	st.flush(true)
+	serveSorted(s, w, r, sel, func(e *incidentRec) int64 { return e.CreatedAt },
+		func(j *jw, e *incidentRec) { appendIncident(j, e, urlBase, s.odd(oddIncident, oddIncidentID(e.ID))) })
 }
 
 // largeIncident is the i-th synthetic incident event of a "large" response.
