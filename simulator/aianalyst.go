@@ -174,15 +174,11 @@ func appendIncident(w *jw, e *incidentRec, urlBase string, odd oddShape) {
 		w.int(int64(p))
 	}
 	w.endArr()
-	w.key("periods")
-	w.arr()
-	for _, p := range e.Periods {
-		w.obj()
+	w.objects("periods", len(e.Periods), func(i int) {
+		p := &e.Periods[i]
 		w.kInt("start", p.Start)
 		w.kInt("end", p.End)
-		w.endObj()
-	}
-	w.endArr()
+	})
 	w.key("breachDevices")
 	w.arr()
 	for _, d := range e.BreachDevices {
@@ -200,17 +196,13 @@ func appendIncident(w *jw, e *incidentRec, urlBase string, odd oddShape) {
 		w.raw([]byte(`{"did":null,"sid":null,"hostname":null,"ip":null,"mac":null,"subnet":null,"identifier":null}`))
 	}
 	w.endArr()
-	w.key("relatedBreaches")
-	w.arr()
-	for _, b := range e.RelatedBreaches {
-		w.obj()
+	w.objects("relatedBreaches", len(e.RelatedBreaches), func(i int) {
+		b := &e.RelatedBreaches[i]
 		w.kStr("modelName", b.ModelName)
 		w.kInt("pbid", b.PBID)
 		w.kFloat("threatScore", float64(b.ThreatScore))
 		w.kInt("timestamp", b.Timestamp)
-		w.endObj()
-	}
-	w.endArr()
+	})
 	w.key("details")
 	appendDetails(w, e)
 	if urlBase != "" && e.IncidentEventURL != "" && !odd.noURL {

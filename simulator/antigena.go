@@ -258,18 +258,14 @@ func appendAction(w *jw, a *darktrace.Action, history bool, odd oddShape) {
 	w.kBool("agemail", a.AGEmail)
 	w.kStr("aghost", a.AGHost)
 	if history {
-		w.key("history")
-		w.arr()
-		for _, h := range a.History {
-			w.obj()
+		w.objects("history", len(a.History), func(i int) {
+			h := &a.History[i]
 			w.kStr("family", h.Family)
 			w.kStr("username", h.Username)
 			w.kStr("action", h.Action)
 			w.kStr("reason", h.Reason)
 			w.kInt("time", h.Time)
-			w.endObj()
-		}
-		w.endArr()
+		})
 	}
 	w.endObj()
 }

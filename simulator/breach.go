@@ -244,15 +244,11 @@ func (s *Simulator) appendBreach(w *jw, b *breachRec, p breachRender) {
 		}
 		w.endArr()
 		if !odd.noComments {
-			w.key("mitreTechniques")
-			w.arr()
-			for _, t := range full.MitreTechniques {
-				w.obj()
+			w.objects("mitreTechniques", len(full.MitreTechniques), func(i int) {
+				t := &full.MitreTechniques[i]
 				w.kStr("technique", t.Technique)
 				w.kStr("techniqueID", t.TechniqueID)
-				w.endObj()
-			}
-			w.endArr()
+			})
 		}
 	}
 	w.endObj()
@@ -295,17 +291,13 @@ func appendDevice(w *jw, d *darktrace.Device) {
 	if d.DeviceLabel == "" || d.IP != "" {
 		w.kStr("ip", d.IP)
 	}
-	w.key("ips")
-	w.arr()
-	for _, ip := range d.IPs {
-		w.obj()
+	w.objects("ips", len(d.IPs), func(i int) {
+		ip := &d.IPs[i]
 		w.kStr("ip", ip.IP)
 		w.kInt("timems", ip.TimeMS)
 		w.kStr("time", ip.Time)
 		w.kInt("sid", ip.SID)
-		w.endObj()
-	}
-	w.endArr()
+	})
 	w.kInt("sid", d.SID)
 	if d.Hostname != "" {
 		w.kStr("hostname", d.Hostname)
@@ -323,10 +315,8 @@ func appendDevice(w *jw, d *darktrace.Device) {
 	w.kStr("typelabel", d.TypeLabel)
 	w.kInt("firstSeen", d.FirstSeen)
 	w.kInt("lastSeen", d.LastSeen)
-	w.key("tags")
-	w.arr()
-	for _, t := range d.Tags {
-		w.obj()
+	w.objects("tags", len(d.Tags), func(i int) {
+		t := &d.Tags[i]
 		w.kInt("tid", t.TID)
 		w.kInt("expiry", 0)
 		w.kInt("thid", t.TID)
@@ -339,9 +329,7 @@ func appendDevice(w *jw, d *darktrace.Device) {
 		w.kStr("description", "")
 		w.endObj()
 		w.kBool("isReferenced", true)
-		w.endObj()
-	}
-	w.endArr()
+	})
 	w.endObj()
 }
 
@@ -361,10 +349,8 @@ func appendComponent(w *jw, c *darktrace.TriggeredComponent) {
 	w.kStr("name", c.Metric.Name)
 	w.kStr("label", c.Metric.Label)
 	w.endObj()
-	w.key("triggeredFilters")
-	w.arr()
-	for _, f := range c.TriggeredFilters {
-		w.obj()
+	w.objects("triggeredFilters", len(c.TriggeredFilters), func(i int) {
+		f := &c.TriggeredFilters[i]
 		w.kInt("cfid", f.CFID)
 		w.kStr("id", f.ID)
 		w.kStr("filterType", f.FilterType)
@@ -374,8 +360,6 @@ func appendComponent(w *jw, c *darktrace.TriggeredComponent) {
 		w.obj()
 		w.kStr("value", string(f.Trigger.Value))
 		w.endObj()
-		w.endObj()
-	}
-	w.endArr()
+	})
 	w.endObj()
 }

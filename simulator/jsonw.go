@@ -122,3 +122,15 @@ func (w *jw) kStrs(k string, v []string) {
 	}
 	w.endArr()
 }
+
+// objects writes key and an array of n objects, write filling object i.
+func (w *jw) objects(key string, n int, write func(i int)) {
+	w.key(key)
+	w.arr()
+	for i := 0; i < n; i++ {
+		w.obj()
+		write(i)
+		w.endObj()
+	}
+	w.endArr()
+}
