@@ -66,37 +66,30 @@ type ApplianceUp struct {
 
 // New returns the series registered on a fresh registry, plus Go runtime and process metrics.
 func New() *Metrics {
+	reg := prometheus.NewRegistry()
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		records: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dtforward_records_total",
-			Help: "Records by appliance, source and outcome (fetched, sent, deduped, filtered, malformed).",
-		}, []string{"appliance", "source", "outcome"}),
+		reg: reg,
+		records: counterVec(reg, "dtforward_records_total",
+			"Records by appliance, source and outcome (fetched, sent, deduped, filtered, malformed).",
+			"appliance", "source", "outcome"),
 		pollDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dtforward_poll_duration_seconds",
 			Help:    "Duration of one poll cycle (fetch, deliver, persist), including retries.",
 			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}, []string{"appliance", "source"}),
-		apiErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dtforward_api_errors_total",
-			Help: "Failed appliance requests by appliance and source.",
-		}, []string{"appliance", "source"}),
-		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dtforward_api_requests_total",
-			Help: "Requests sent to the appliance (after shared fetches are joined), by appliance.",
-		}, []string{"appliance"}),
-		sinkReconnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "dtforward_sink_reconnects_total",
-			Help: "Connections (re)established to the SIEM.",
-		}),
-		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dtforward_decode_anomalies_total",
-			Help: "Record fields of an unexpected type, by source and field (the record was kept; the value was converted or left empty).",
-		}, []string{"source", "field"}),
-		sinkDatagrams: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "dtforward_sink_datagrams_sent_total",
-			Help: "UDP datagrams handed to the kernel (sent, not necessarily received: UDP has no acknowledgement).",
-		}),
+		apiErrors: counterVec(reg, "dtforward_api_errors_total",
+			"Failed appliance requests by appliance and source.",
+			"appliance", "source"),
+		apiRequests: counterVec(reg, "dtforward_api_requests_total",
+			"Requests sent to the appliance (after shared fetches are joined), by appliance.",
+			"appliance"),
+		sinkReconnects: counter(reg, "dtforward_sink_reconnects_total",
+			"Connections (re)established to the SIEM."),
+		anomalies: counterVec(reg, "dtforward_decode_anomalies_total",
+			"Record fields of an unexpected type, by source and field (the record was kept; the value was converted or left empty).",
+			"source", "field"),
+		sinkDatagrams: counter(reg, "dtforward_sink_datagrams_sent_total",
+			"UDP datagrams handed to the kernel (sent, not necessarily received: UDP has no acknowledgement)."),
 	}
 	lagDesc := prometheus.NewDesc("dtforward_checkpoint_lag_seconds",
 		"Time between now and the end of the last window delivered, by appliance and source (with several sinks: the sink furthest behind).",
@@ -104,8 +97,7 @@ func New() *Metrics {
 	upDesc := prometheus.NewDesc("dtforward_appliance_up",
 		"1 while an appliance is ready (as /readyz judges it), 0 while it fails or is disabled (e.g. unusable checkpoint).",
 		[]string{"appliance"}, nil)
-	m.reg.MustRegister(m.records, m.pollDuration, m.apiErrors, m.apiRequests, m.sinkReconnects, m.anomalies,
-		m.sinkDatagrams,
+	m.reg.MustRegister(m.pollDuration,
 		&lagCollector{m: m, desc: lagDesc}, &upCollector{desc: upDesc, read: m.appliancesUp},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.state = newStateSeries(m.reg)
@@ -114,6 +106,21 @@ func New() *Metrics {
 	m.reg.MustRegister(&upCollector{read: m.sinksUp, desc: prometheus.NewDesc("dtforward_sink_up",
 		"1 while a sink accepts what every appliance sends it, 0 while it fails.", []string{"sink"}, nil)})
 	return m
+}
+
+// counterVec makes and registers a counter vector, so that a series' name, help and labels
+// stand together and none is made without being registered.
+func counterVec(reg *prometheus.Registry, name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	reg.MustRegister(c)
+	return c
+}
+
+// counter is counterVec for a series without labels.
+func counter(reg *prometheus.Registry, name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	reg.MustRegister(c)
+	return c
 }
 
 // Registry returns the registry, e.g. for tests that gather.
@@ -224,22 +231,39 @@ func (m *Metrics) AddLagFunc(f func() []Lag) {
 // SetApplianceUpFunc sets the function reporting dtforward_appliance_up; it is called at every
 // scrape.
 func (m *Metrics) SetApplianceUpFunc(f func() []ApplianceUp) {
-	if m == nil {
-		return
+	if m != nil {
+		setLocked(&m.mu, &m.up, f)
 	}
-	m.mu.Lock()
-	m.up = f
-	m.mu.Unlock()
 }
 
 // SetReadyDetail sets the lines /readyz?verbose adds after its verdict (one per appliance).
 func (m *Metrics) SetReadyDetail(f func() []string) {
-	if m == nil {
-		return
+	if m != nil {
+		setLocked(&m.mu, &m.detail, f)
 	}
-	m.mu.Lock()
-	m.detail = f
-	m.mu.Unlock()
+}
+
+// setLocked stores v in *p under mu: the functions are set while the server may be scraped.
+func setLocked[T any](mu *sync.Mutex, p *T, v T) {
+	mu.Lock()
+	*p = v
+	mu.Unlock()
+}
+
+// upSeries reads the function *f (nil until set) under mu and names its values for an
+// upCollector.
+func upSeries[T any](mu *sync.Mutex, f *func() []T, named func(T) namedUp) []namedUp {
+	mu.Lock()
+	read := *f
+	mu.Unlock()
+	if read == nil {
+		return nil
+	}
+	var out []namedUp
+	for _, u := range read() {
+		out = append(out, named(u))
+	}
+	return out
 }
 
 func (m *Metrics) readyDetail() []string {
@@ -289,17 +313,7 @@ func (c *upCollector) Collect(ch chan<- prometheus.Metric) {
 
 // appliancesUp reads the SetApplianceUpFunc function.
 func (m *Metrics) appliancesUp() []namedUp {
-	m.mu.Lock()
-	f := m.up
-	m.mu.Unlock()
-	if f == nil {
-		return nil
-	}
-	var out []namedUp
-	for _, u := range f() {
-		out = append(out, namedUp{u.Appliance, u.Up})
-	}
-	return out
+	return upSeries(&m.mu, &m.up, func(u ApplianceUp) namedUp { return namedUp{u.Appliance, u.Up} })
 }
 
 type lagCollector struct {

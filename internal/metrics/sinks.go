@@ -13,24 +13,19 @@ type sinkSeries struct {
 
 func newSinkSeries(reg *prometheus.Registry) *sinkSeries {
 	s := &sinkSeries{
-		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dtforward_sink_alerts_total",
-			Help: "Alerts a sink accepted, by sink (with several sinks each counts its own copy).",
-		}, []string{"sink"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dtforward_sink_errors_total",
-			Help: "Batches a sink failed to accept, by sink (each is retried whole; the other sinks go on).",
-		}, []string{"sink"}),
-		sanitized: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dtforward_sink_lines_sanitized_total",
-			Help: "Lines a sink sent with CR or LF replaced by spaces, by sink. The formatters never produce either: above 0 means a formatter let one through (the line still went out as one line).",
-		}, []string{"sink"}),
-		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dtforward_dead_letters_total",
-			Help: "Alerts a sink set aside in its dead-letter file, by sink and reason (refused, unformattable, too_large); each is logged with its id.",
-		}, []string{"sink", "reason"}),
+		alerts: counterVec(reg, "dtforward_sink_alerts_total",
+			"Alerts a sink accepted, by sink (with several sinks each counts its own copy).",
+			"sink"),
+		errors: counterVec(reg, "dtforward_sink_errors_total",
+			"Batches a sink failed to accept, by sink (each is retried whole; the other sinks go on).",
+			"sink"),
+		sanitized: counterVec(reg, "dtforward_sink_lines_sanitized_total",
+			"Lines a sink sent with CR or LF replaced by spaces, by sink. The formatters never produce either: above 0 means a formatter let one through (the line still went out as one line).",
+			"sink"),
+		dead: counterVec(reg, "dtforward_dead_letters_total",
+			"Alerts a sink set aside in its dead-letter file, by sink and reason (refused, unformattable, too_large); each is logged with its id.",
+			"sink", "reason"),
 	}
-	reg.MustRegister(s.alerts, s.errors, s.sanitized, s.dead)
 	return s
 }
 
@@ -86,25 +81,12 @@ type SinkUp struct {
 
 // SetSinkUpFunc sets the function reporting dtforward_sink_up; it is called at every scrape.
 func (m *Metrics) SetSinkUpFunc(f func() []SinkUp) {
-	if m == nil {
-		return
+	if m != nil {
+		setLocked(&m.mu, &m.sinkUp, f)
 	}
-	m.mu.Lock()
-	m.sinkUp = f
-	m.mu.Unlock()
 }
 
 // sinksUp reads the SetSinkUpFunc function.
 func (m *Metrics) sinksUp() []namedUp {
-	m.mu.Lock()
-	f := m.sinkUp
-	m.mu.Unlock()
-	if f == nil {
-		return nil
-	}
-	var out []namedUp
-	for _, u := range f() {
-		out = append(out, namedUp{u.Sink, u.Up})
-	}
-	return out
+	return upSeries(&m.mu, &m.sinkUp, func(u SinkUp) namedUp { return namedUp{u.Sink, u.Up} })
 }

@@ -12,20 +12,16 @@ type stateSeries struct {
 
 func newStateSeries(reg *prometheus.Registry) *stateSeries {
 	s := &stateSeries{
-		antigenaVanished: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dtforward_antigena_vanished_total",
-			Help: "Antigena actions that disappeared from /antigena before their final state (cleared or expired) was seen.",
-		}, []string{"appliance"}),
-		pbidGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dtforward_pbid_gaps_total",
-			Help: "pbids found missing between delivered breaches (filtered, deleted or not visible yet).",
-		}, []string{"appliance"}),
-		pbidGapsResolved: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dtforward_pbid_gaps_resolved_total",
-			Help: "Missing pbids no longer tracked, by outcome: appeared, late (delivered after its window), filtered, gave_up, dropped (over the tracking cap).",
-		}, []string{"appliance", "outcome"}),
+		antigenaVanished: counterVec(reg, "dtforward_antigena_vanished_total",
+			"Antigena actions that disappeared from /antigena before their final state (cleared or expired) was seen.",
+			"appliance"),
+		pbidGaps: counterVec(reg, "dtforward_pbid_gaps_total",
+			"pbids found missing between delivered breaches (filtered, deleted or not visible yet).",
+			"appliance"),
+		pbidGapsResolved: counterVec(reg, "dtforward_pbid_gaps_resolved_total",
+			"Missing pbids no longer tracked, by outcome: appeared, late (delivered after its window), filtered, gave_up, dropped (over the tracking cap).",
+			"appliance", "outcome"),
 	}
-	reg.MustRegister(s.antigenaVanished, s.pbidGaps, s.pbidGapsResolved)
 	return s
 }
 
