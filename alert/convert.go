@@ -466,27 +466,24 @@ func fillDestination(ep *Endpoint, c *darktrace.TriggeredComponent) {
 		}
 		switch f.FilterType {
 		case "Destination IP":
-			if ep.IP == "" {
-				ep.IP = validIP(v)
-			}
+			setOnce(&ep.IP, v, validIP)
 		case "Connection hostname":
-			if ep.Host == "" {
-				ep.Host = clean(v)
-			}
+			setOnce(&ep.Host, v, clean)
 		case "Destination port":
-			if ep.Port == 0 {
-				if p, err := strconv.Atoi(v); err == nil && p > 0 && p <= 65535 {
-					ep.Port = p
-				}
+			if p, err := strconv.Atoi(v); err == nil && p > 0 && p <= 65535 && ep.Port == 0 {
+				ep.Port = p
 			}
 		case "Protocol":
-			if ep.Protocol == "" {
-				ep.Protocol = protocolName(v)
-			}
+			setOnce(&ep.Protocol, v, protocolName)
 		case "Application protocol":
-			if ep.App == "" {
-				ep.App = clean(v)
-			}
+			setOnce(&ep.App, v, clean)
 		}
+	}
+}
+
+// setOnce sets *dst to conv(v) unless an earlier filter set it: the first valid value wins.
+func setOnce(dst *string, v string, conv func(string) string) {
+	if *dst == "" {
+		*dst = conv(v)
 	}
 }

@@ -43,11 +43,8 @@ error.
 `)
 	})
 	timeout := fs.Duration("timeout", 30*time.Second, "give up on each network step after this long")
-	if code, ok := fs.parse(); !ok {
+	if code, ok := fs.parseNoArgs(" (check takes no arguments; it reads the same environment as run)"); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(e, "check", "unexpected argument %q (check takes no arguments; it reads the same environment as run)", fs.Arg(0))
 	}
 	cfg, err := loadConfig(config.ModeCheck, e)
 	if err != nil {
@@ -185,29 +182,22 @@ func reachSink(ctx context.Context, s config.Sink, timeout time.Duration) (verif
 			return "", err
 		}
 		return "reachable (TCP connection accepted)", conn.Close()
-	case "tls":
-		// The sink's own connect: its handshake explains a failure (no TLS on the port, an
-		// untrusted or misnamed certificate). An empty batch sends nothing.
+	case "tls", "relp":
+		// The sink's own connect, sending an empty batch: for tls its handshake explains a
+		// failure (no TLS on the port, an untrusted or misnamed certificate); for relp it opens
+		// (and closes) a session, which proves the receiver speaks RELP and takes syslog.
 		sc := s.SinkConfig()
 		sc.Timeout = timeout
-		ts, err := sink.New(sc)
+		ss, err := sink.New(sc)
 		if err != nil {
 			return "", err
 		}
-		err = ts.Send(ctx, nil)
-		_ = ts.Close()
+		err = ss.Send(ctx, nil)
+		_ = ss.Close()
+		if s.Transport == "relp" {
+			return "reachable (RELP session opened)", err
+		}
 		return "reachable (TLS handshake verified)", err
-	case "relp":
-		// Open a RELP session (and close it): proves the receiver speaks RELP and takes syslog.
-		sc := s.SinkConfig()
-		sc.Timeout = timeout
-		rs, err := sink.New(sc)
-		if err != nil {
-			return "", err
-		}
-		err = rs.Send(ctx, nil)
-		_ = rs.Close()
-		return "reachable (RELP session opened)", err
 	}
 	// An HTTP sink verifies its collector itself (health, token) without sending an event.
 	sk, err := route.NewSink(s, route.Options{Version: version})

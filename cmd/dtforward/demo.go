@@ -35,11 +35,8 @@ are logged, readably; otherwise logs are JSON on stderr. Ctrl-C stops it.
 	rate := fs.Float64("rate", 2, "new breaches per second")
 	interval := fs.Duration("interval", 2*time.Second, "poll interval")
 	seed := fs.Int64("seed", 0, "simulator seed; the same seed gives the same records (default: random, printed at start)")
-	if code, ok := fs.parse(); !ok {
+	if code, ok := fs.parseNoArgs(""); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(e, "demo", "unexpected argument %q", fs.Arg(0))
 	}
 	if *seed == 0 {
 		*seed = randomSeed()

@@ -29,11 +29,8 @@ has no shell or curl.
 	addr := fs.String("address", e.getenv("HTTP_ADDRESS"), "host:port the daemon serves on (default $HTTP_ADDRESS)")
 	ready := fs.Bool("ready", false, "probe /readyz (delivering and caught up) instead of /healthz (process up)")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
-	if code, ok := fs.parse(); !ok {
+	if code, ok := fs.parseNoArgs(""); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(e, "health", "unexpected argument %q", fs.Arg(0))
 	}
 	if *addr == "" {
 		return healthWithoutAddress(e, *ready)

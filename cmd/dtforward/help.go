@@ -47,6 +47,18 @@ func (f *cmdFlags) parse() (code int, ok bool) {
 	}
 }
 
+// parseNoArgs is parse for a command that takes flags only: an argument is a usage error,
+// reported with hint after the argument (e.g. " (run takes no arguments; …)").
+func (f *cmdFlags) parseNoArgs(hint string) (code int, ok bool) {
+	if code, ok := f.parse(); !ok {
+		return code, false
+	}
+	if f.NArg() > 0 {
+		return usageError(f.e, f.Name(), "unexpected argument %q"+hint, f.Arg(0)), false
+	}
+	return 0, true
+}
+
 // printHelp writes the help text, then the flags (if any) with their defaults.
 func printHelp(w io.Writer, fs *flag.FlagSet, help func(io.Writer)) {
 	if help != nil {

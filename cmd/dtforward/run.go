@@ -27,11 +27,8 @@ configuration error.
 `)
 		envHelp(w)
 	})
-	if code, ok := fs.parse(); !ok {
+	if code, ok := fs.parseNoArgs(" (run takes no arguments; configure it with environment variables)"); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(e, "run", "unexpected argument %q (run takes no arguments; configure it with environment variables)", fs.Arg(0))
 	}
 	cfg, err := loadConfig(config.ModeRun, e)
 	if err != nil {

@@ -17,11 +17,8 @@ func runVersion(_ context.Context, e *env) int {
 	fs := newFlags(e, "version", func(w io.Writer) {
 		fmt.Fprint(w, "Usage: dtforward version\n\nPrints the version, commit and Go version (also: dtforward --version, dtforward -v).\n")
 	})
-	if code, ok := fs.parse(); !ok {
+	if code, ok := fs.parseNoArgs(""); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(e, "version", "unexpected argument %q", fs.Arg(0))
 	}
 	fmt.Fprintf(e.stdout, "dtforward %s (commit %s, %s)\n", version, commit, runtime.Version())
 	return exitOK
