@@ -153,16 +153,7 @@ func (s *Simulator) AddActions(n int) []int64 {
 // (pending → active → extended → cleared; expired → active), each with a new "updated", and
 // returns the states it produced.
 func (s *Simulator) AdvanceActions() []ActionState {
-	now := s.Now().UnixMilli()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []ActionState
-	for _, a := range s.actions {
-		if s.advanceLocked(a, now) {
-			out = append(out, s.actionLog[len(s.actionLog)-1])
-		}
-	}
-	return out
+	return s.changeActions(s.advanceLocked)
 }
 
 // ExpireActions lets every active or extended action run out: its expiry moves into the past
@@ -170,13 +161,9 @@ func (s *Simulator) AdvanceActions() []ActionState {
 // AdvanceActions reactivates it ("reactivated (expired)") for another hour. It returns the
 // states it produced, with State "expired".
 func (s *Simulator) ExpireActions() []ActionState {
-	now := s.Now().UnixMilli()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []ActionState
-	for _, a := range s.actions {
+	return s.changeActions(func(a *actionRec, now int64) bool {
 		if a.state != "active" && a.state != "extended" {
-			continue
+			return false
 		}
 		at := max(now, a.Updated.Int64()+2)
 		a.state = "expired"
@@ -184,7 +171,21 @@ func (s *Simulator) ExpireActions() []ActionState {
 		a.Blocked = false
 		a.Updated = darktrace.FlexInt(at)
 		s.logActionLocked(a)
-		out = append(out, s.actionLog[len(s.actionLog)-1])
+		return true
+	})
+}
+
+// changeActions applies change to every action under the lock and returns the state each
+// change logged.
+func (s *Simulator) changeActions(change func(a *actionRec, now int64) bool) []ActionState {
+	now := s.Now().UnixMilli()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ActionState
+	for _, a := range s.actions {
+		if change(a, now) {
+			out = append(out, s.actionLog[len(s.actionLog)-1])
+		}
 	}
 	return out
 }

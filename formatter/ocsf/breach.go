@@ -14,13 +14,7 @@ import (
 // triggered components (evidences, last seen time).
 func breachEvent(a *alert.Alert) *Record {
 	e, fi := finding(a)
-	var b darktrace.Breach
-	haveRaw := false
-	if len(a.Raw) > 0 {
-		if d, err := darktrace.DecodeBreach(a.Raw, nil); err == nil {
-			b, haveRaw = d, true
-		}
-	}
+	b, haveRaw := fromRaw(a.Raw, darktrace.DecodeBreach)
 	fi.Desc = txt(a.Message)
 	if haveRaw {
 		if d := txt(strings.TrimSpace(b.Model.Description)); d != "" {
@@ -154,4 +148,18 @@ func destEvidence(d *alert.Endpoint) (Evidence, bool) {
 		}
 	}
 	return ev, true
+}
+
+// fromRaw decodes the record as received (a.Raw); false when there is none or it does not
+// decode, and the event is made from the alert's fields alone.
+func fromRaw[T any](raw []byte, decode func([]byte, darktrace.AnomalyFunc) (T, error)) (T, bool) {
+	var zero T
+	if len(raw) == 0 {
+		return zero, false
+	}
+	d, err := decode(raw, nil)
+	if err != nil {
+		return zero, false
+	}
+	return d, true
 }

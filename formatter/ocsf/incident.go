@@ -16,13 +16,7 @@ import (
 // uid, so a SIEM can gather the group's events.
 func incidentEvent(a *alert.Alert) *Record {
 	e, fi := finding(a)
-	var r darktrace.IncidentEvent
-	haveRaw := false
-	if len(a.Raw) > 0 {
-		if d, err := darktrace.DecodeIncidentEvent(a.Raw, nil); err == nil {
-			r, haveRaw = d, true
-		}
-	}
+	r, haveRaw := fromRaw(a.Raw, darktrace.DecodeIncidentEvent)
 	fi.Desc = txt(a.Message)
 	fi.Types = types(a.Category, "AI Analyst")
 	summariser := strings.TrimPrefix(a.SignatureID, "aianalyst:")

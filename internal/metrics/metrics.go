@@ -43,12 +43,21 @@ type Metrics struct {
 	apiErrors      *prometheus.CounterVec
 	apiRequests    *prometheus.CounterVec
 	sinkReconnects prometheus.Counter
-	state          *stateSeries
-	clock          *clockSeries
 	anomalies      *prometheus.CounterVec
 	sinkDatagrams  prometheus.Counter
 
-	sinks *sinkSeries
+	// per sink (the sink label is a name from SIEM_SINKS_FILE or "siem": bounded by the
+	// configuration) and per-source state: Antigena actions lost from sight, pbid gaps.
+	sinkAlerts       *prometheus.CounterVec
+	sinkErrors       *prometheus.CounterVec
+	sinkSanitized    *prometheus.CounterVec
+	deadLetters      *prometheus.CounterVec
+	antigenaVanished *prometheus.CounterVec
+	pbidGaps         *prometheus.CounterVec
+	pbidGapsResolved *prometheus.CounterVec
+	// the appliance clock estimate: Date headers /status refuted, the last Date's skew.
+	clockDisagreements *prometheus.CounterVec
+	clockSkew          *prometheus.GaugeVec
 
 	mu     sync.Mutex
 	lags   []func() []Lag
@@ -90,6 +99,33 @@ func New() *Metrics {
 			"source", "field"),
 		sinkDatagrams: counter(reg, "dtforward_sink_datagrams_sent_total",
 			"UDP datagrams handed to the kernel (sent, not necessarily received: UDP has no acknowledgement)."),
+		sinkAlerts: counterVec(reg, "dtforward_sink_alerts_total",
+			"Alerts a sink accepted, by sink (with several sinks each counts its own copy).",
+			"sink"),
+		sinkErrors: counterVec(reg, "dtforward_sink_errors_total",
+			"Batches a sink failed to accept, by sink (each is retried whole; the other sinks go on).",
+			"sink"),
+		sinkSanitized: counterVec(reg, "dtforward_sink_lines_sanitized_total",
+			"Lines a sink sent with CR or LF replaced by spaces, by sink. The formatters never produce either: above 0 means a formatter let one through (the line still went out as one line).",
+			"sink"),
+		deadLetters: counterVec(reg, "dtforward_dead_letters_total",
+			"Alerts a sink set aside in its dead-letter file, by sink and reason (refused, unformattable, too_large); each is logged with its id.",
+			"sink", "reason"),
+		antigenaVanished: counterVec(reg, "dtforward_antigena_vanished_total",
+			"Antigena actions that disappeared from /antigena before their final state (cleared or expired) was seen.",
+			"appliance"),
+		pbidGaps: counterVec(reg, "dtforward_pbid_gaps_total",
+			"pbids found missing between delivered breaches (filtered, deleted or not visible yet).",
+			"appliance"),
+		pbidGapsResolved: counterVec(reg, "dtforward_pbid_gaps_resolved_total",
+			"Missing pbids no longer tracked, by outcome: appeared, late (delivered after its window), filtered, gave_up, dropped (over the tracking cap).",
+			"appliance", "outcome"),
+		clockDisagreements: counterVec(reg, "dtforward_clock_disagreements_total",
+			"Checks in which /status refuted an answer's Date header more than 30 s off the appliance clock estimate (a proxy stamping its own clock?); windows kept following /status.",
+			"appliance"),
+		clockSkew: gaugeVec(reg, "dtforward_clock_date_skew_seconds",
+			"The last answer's Date header minus the appliance clock estimated from /status, in seconds (about 0 when they agree; Date has one-second resolution).",
+			"appliance"),
 	}
 	lagDesc := prometheus.NewDesc("dtforward_checkpoint_lag_seconds",
 		"Time between now and the end of the last window delivered, by appliance and source (with several sinks: the sink furthest behind).",
@@ -100,9 +136,6 @@ func New() *Metrics {
 	m.reg.MustRegister(m.pollDuration,
 		&lagCollector{m: m, desc: lagDesc}, &upCollector{desc: upDesc, read: m.appliancesUp},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.state = newStateSeries(m.reg)
-	m.clock = newClockSeries(m.reg)
-	m.sinks = newSinkSeries(m.reg)
 	m.reg.MustRegister(&upCollector{read: m.sinksUp, desc: prometheus.NewDesc("dtforward_sink_up",
 		"1 while a sink accepts what every appliance sends it, 0 while it fails.", []string{"sink"}, nil)})
 	return m
@@ -114,6 +147,13 @@ func counterVec(reg *prometheus.Registry, name, help string, labels ...string) *
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
 	reg.MustRegister(c)
 	return c
+}
+
+// gaugeVec is counterVec for a gauge.
+func gaugeVec(reg *prometheus.Registry, name, help string, labels ...string) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+	reg.MustRegister(g)
+	return g
 }
 
 // counter is counterVec for a series without labels.
@@ -173,8 +213,8 @@ func (m *Metrics) Appliance(appliance string, sources []string) {
 		}
 		m.apiErrors.WithLabelValues(appliance, src)
 	}
-	m.state.antigenaVanished.WithLabelValues(appliance)
-	m.state.pbidGaps.WithLabelValues(appliance)
+	m.antigenaVanished.WithLabelValues(appliance)
+	m.pbidGaps.WithLabelValues(appliance)
 }
 
 // SetBuildInfo sets dtforward_build_info: 1, labelled with the version, the commit and the Go
