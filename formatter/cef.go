@@ -192,9 +192,9 @@ func (c *cefFormatter) render(dst []byte, r *record) []byte {
 		case kFloat:
 			dst = strconv.AppendFloat(dst, roundScore(f.f), 'f', -1, 64)
 		case kList:
-			dst = appendList(dst, f.l, cefExtEsc, cefSpace)
+			dst = appendItems(dst, f.l, cefExtEsc, cefSpace, false)
 		case kPairs:
-			dst = appendPairs(dst, f.l, cefExtEsc, cefSpace)
+			dst = appendItems(dst, f.l, cefExtEsc, cefSpace, true)
 		}
 	}
 	if r.anyTrimmed() && fs[len(fs)-1].key != "msg" {
@@ -220,21 +220,4 @@ func clampSeverity(s, min int) int {
 		return 10
 	}
 	return s
-}
-
-// appendList writes list items comma-separated; items are trimmed and empty items skipped.
-func appendList(dst []byte, l []string, t *escTable, space string) []byte {
-	first := true
-	for _, s := range l {
-		s = trimSpace(s, space)
-		if s == "" {
-			continue
-		}
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
-		dst = appendEsc(dst, s, t)
-	}
-	return dst
 }

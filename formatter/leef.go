@@ -175,11 +175,11 @@ func (l *leefFormatter) render(dst []byte, r *record) []byte {
 			dst = appendTimeMillis(dst, f.n, "+0000")
 		case kList:
 			start := len(dst)
-			dst = appendList(dst, f.l, leefValEsc, leefSpace)
+			dst = appendItems(dst, f.l, leefValEsc, leefSpace, false)
 			dst = fixLEEFValue(dst, start)
 		case kPairs:
 			start := len(dst)
-			dst = appendPairs(dst, f.l, leefValEsc, leefSpace)
+			dst = appendItems(dst, f.l, leefValEsc, leefSpace, true)
 			dst = fixLEEFValue(dst, start)
 		}
 	}

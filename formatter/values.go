@@ -107,22 +107,34 @@ func pairText(s, space string) string {
 	return trimSpace(s, space)
 }
 
-// appendPairs writes alternating key, value items as "k=v,k2=v2" with t applied; pairs whose
-// key is empty after cleaning are skipped.
-func appendPairs(dst []byte, l []string, t *escTable, space string) []byte {
+// appendItems writes list items comma-separated with t applied, trimmed, empty ones skipped.
+// With pairs the items alternate key and value and are written "k=v,k2=v2"; a pair whose key
+// is empty after cleaning is skipped.
+func appendItems(dst []byte, l []string, t *escTable, space string, pairs bool) []byte {
+	step := 1
+	if pairs {
+		step = 2
+	}
 	first := true
-	for i := 0; i+1 < len(l); i += 2 {
-		k := pairText(l[i], space)
-		if k == "" {
+	for i := 0; i+step <= len(l); i += step {
+		var item string
+		if pairs {
+			item = pairText(l[i], space)
+		} else {
+			item = trimSpace(l[i], space)
+		}
+		if item == "" {
 			continue
 		}
 		if !first {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = appendEsc(dst, k, t)
-		dst = appendEsc(dst, "=", t)
-		dst = appendEsc(dst, pairText(l[i+1], space), t)
+		dst = appendEsc(dst, item, t)
+		if pairs {
+			dst = appendEsc(dst, "=", t)
+			dst = appendEsc(dst, pairText(l[i+1], space), t)
+		}
 	}
 	return dst
 }

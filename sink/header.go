@@ -51,6 +51,21 @@ func (h *header) pri(alertSeverity int) int {
 	return h.facility*8 + SyslogSeverity(alertSeverity)
 }
 
+// appendPRI appends "<PRI>".
+func appendPRI(dst []byte, pri int) []byte {
+	dst = append(dst, '<')
+	dst = strconv.AppendInt(dst, int64(pri), 10)
+	return append(dst, '>')
+}
+
+// appendHostApp appends " HOSTNAME APP-NAME", which both headers carry after the timestamp.
+func (h *header) appendHostApp(dst []byte) []byte {
+	dst = append(dst, ' ')
+	dst = append(dst, h.hostname...)
+	dst = append(dst, ' ')
+	return append(dst, h.appName...)
+}
+
 // appendHeader appends the header (with its trailing space) for a message of kind msgID and
 // syslog priority pri.
 func (h *header) appendHeader(dst []byte, pri int, msgID string) []byte {
@@ -58,14 +73,10 @@ func (h *header) appendHeader(dst []byte, pri int, msgID string) []byte {
 	case HeaderRFC5424:
 		// <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD SP — no BOM before MSG: a BOM
 		// in front of "CEF:" breaks consumers that look for it right after the header.
-		dst = append(dst, '<')
-		dst = strconv.AppendInt(dst, int64(pri), 10)
-		dst = append(dst, ">1 "...)
+		dst = appendPRI(dst, pri)
+		dst = append(dst, "1 "...)
 		dst = h.now().UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z")
-		dst = append(dst, ' ')
-		dst = append(dst, h.hostname...)
-		dst = append(dst, ' ')
-		dst = append(dst, h.appName...)
+		dst = h.appendHostApp(dst)
 		dst = append(dst, ' ')
 		dst = append(dst, h.procID...)
 		dst = append(dst, ' ')
@@ -73,14 +84,9 @@ func (h *header) appendHeader(dst []byte, pri int, msgID string) []byte {
 		dst = append(dst, " - "...)
 	case HeaderRFC3164:
 		// <PRI>Mmm dd hh:mm:ss HOSTNAME TAG[PID]: — local time, no year, as the RFC has it.
-		dst = append(dst, '<')
-		dst = strconv.AppendInt(dst, int64(pri), 10)
-		dst = append(dst, '>')
+		dst = appendPRI(dst, pri)
 		dst = h.now().AppendFormat(dst, time.Stamp)
-		dst = append(dst, ' ')
-		dst = append(dst, h.hostname...)
-		dst = append(dst, ' ')
-		dst = append(dst, h.appName...)
+		dst = h.appendHostApp(dst)
 		dst = append(dst, '[')
 		dst = append(dst, h.procID...)
 		dst = append(dst, "]: "...)
