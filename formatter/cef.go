@@ -187,10 +187,8 @@ func (c *cefFormatter) render(dst []byte, r *record) []byte {
 			} else {
 				dst = appendEsc(dst, f.s, cefExtEsc)
 			}
-		case kInt:
-			dst = strconv.AppendInt(dst, f.n, 10)
-		case kFloat:
-			dst = strconv.AppendFloat(dst, roundScore(f.f), 'f', -1, 64)
+		case kInt, kFloat:
+			dst = appendNumber(dst, f)
 		case kList:
 			dst = appendItems(dst, f.l, cefExtEsc, cefSpace, false)
 		case kPairs:

@@ -183,10 +183,8 @@ func appendJSONMember(dst []byte, f *field, sep bool) []byte {
 	switch f.kind {
 	case kStr:
 		dst = appendJSONString(dst, f.s)
-	case kInt:
-		dst = strconv.AppendInt(dst, f.n, 10)
-	case kFloat:
-		dst = strconv.AppendFloat(dst, roundScore(f.f), 'f', -1, 64)
+	case kInt, kFloat:
+		dst = appendNumber(dst, f)
 	case kBool:
 		dst = strconv.AppendBool(dst, f.n != 0)
 	case kTime:

@@ -2,7 +2,6 @@ package formatter
 
 import (
 	"bytes"
-	"strconv"
 	"strings"
 
 	"github.com/dtforward/dtforward/alert"
@@ -167,10 +166,8 @@ func (l *leefFormatter) render(dst []byte, r *record) []byte {
 		switch f.kind {
 		case kStr:
 			dst = appendLEEFValue(dst, f.s)
-		case kInt:
-			dst = strconv.AppendInt(dst, f.n, 10)
-		case kFloat:
-			dst = strconv.AppendFloat(dst, roundScore(f.f), 'f', -1, 64)
+		case kInt, kFloat:
+			dst = appendNumber(dst, f)
 		case kTime:
 			dst = appendTimeMillis(dst, f.n, "+0000")
 		case kList:

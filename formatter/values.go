@@ -3,6 +3,7 @@ package formatter
 import (
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/dtforward/dtforward/alert"
@@ -105,6 +106,14 @@ func pairText(s, space string) string {
 		}, s)
 	}
 	return trimSpace(s, space)
+}
+
+// appendNumber appends an int or a score field, written alike by every format.
+func appendNumber(dst []byte, f *field) []byte {
+	if f.kind == kFloat {
+		return strconv.AppendFloat(dst, roundScore(f.f), 'f', -1, 64)
+	}
+	return strconv.AppendInt(dst, f.n, 10)
 }
 
 // appendItems writes list items comma-separated with t applied, trimmed, empty ones skipped.
