@@ -310,12 +310,14 @@ func TestRunSentinelDownHoldsBackNoOther(t *testing.T) {
 	sim, url := startSim(t, simulator.Options{Seed: 22, History: time.Hour, HistoryCount: 30})
 	a := startSentinel(t, sentinelsim.Options{})
 	b := startSentinel(t, sentinelsim.Options{})
-	entry := func(name string, srv *sentinelsim.Server) map[string]any {
+	// b's short timeout finds it down quickly; a's is long because a request a loaded machine
+	// answers after its timeout is sent again, and this test counts a's duplicates.
+	entry := func(name string, srv *sentinelsim.Server, timeout string) map[string]any {
 		e := srv.SinksEntry()
-		e["name"], e["timeout"] = name, "1s"
+		e["name"], e["timeout"] = name, timeout
 		return e
 	}
-	vars := sinksVars(t, url, filepath.Join(t.TempDir(), "state"), []map[string]any{entry("ws-a", a), entry("ws-b", b)})
+	vars := sinksVars(t, url, filepath.Join(t.TempDir(), "state"), []map[string]any{entry("ws-a", a, "30s"), entry("ws-b", b, "1s")})
 	vars["POLL_SOURCES"] = "modelbreaches,antigena,aianalyst"
 	run := startRun(t, vars, testInterval)
 	logs := func() string { return run.stderr.String() }
