@@ -22,7 +22,7 @@ import (
 // Outcomes of a record, the values of the outcome label of dtforward_records_total.
 const (
 	OutcomeFetched   = "fetched"   // received from the appliance
-	OutcomeSent      = "sent"      // accepted by the sink
+	OutcomeSent      = "sent"      // accepted by every sink, or set aside in a dead-letter file
 	OutcomeDeduped   = "deduped"   // already delivered earlier
 	OutcomeFiltered  = "filtered"  // dropped by FILTER_*
 	OutcomeMalformed = "malformed" // did not decode or normalize; skipped
@@ -79,7 +79,7 @@ func New() *Metrics {
 	m := &Metrics{
 		reg: reg,
 		records: counterVec(reg, "dtforward_records_total",
-			"Records by appliance, source and outcome (fetched, sent, deduped, filtered, malformed).",
+			"Records by appliance, source and outcome (fetched, sent, deduped, filtered, malformed). sent: done with by every sink routed to, accepted or set aside in a sink's dead-letter file (dtforward_dead_letters_total counts those).",
 			"appliance", "source", "outcome"),
 		pollDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dtforward_poll_duration_seconds",
