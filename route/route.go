@@ -79,7 +79,8 @@ func NewSink(s config.Sink, o Options) (sink.Sink, error) {
 	cfg := s.SinkConfig()
 	cfg.Stdout = o.Stdout
 	cfg.Hooks = sink.Hooks{Reconnect: o.Metrics.SinkReconnect, Datagrams: o.Metrics.AddSinkDatagrams,
-		Sanitized: func(n int) { o.Metrics.SinkSanitized(label, n) }}
+		Sanitized: func(n int) { o.Metrics.SinkSanitized(label, n) },
+		Sent:      func(_, bytes int) { o.Metrics.SinkBytes(label, bytes) }}
 	cfg.Logger = &log
 	return sink.New(cfg)
 }

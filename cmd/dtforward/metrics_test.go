@@ -50,7 +50,7 @@ func TestMetricsFromStart(t *testing.T) {
 		}
 	}
 	want = append(want, `dtforward_sink_errors_total{sink="siem"}`, `dtforward_sink_alerts_total{sink="siem"}`,
-		`dtforward_sink_lines_sanitized_total{sink="siem"}`, `dtforward_antigena_vanished_total{appliance="sim"}`,
+		`dtforward_sink_lines_sanitized_total{sink="siem"}`, `dtforward_sink_bytes_total{sink="siem"}`, `dtforward_antigena_vanished_total{appliance="sim"}`,
 		`dtforward_pbid_gaps_total{appliance="sim"}`, "dtforward_sink_reconnects_total")
 	for _, series := range want {
 		if metricValue(text, series) < 0 {

@@ -143,8 +143,13 @@ func TestRunSinkDownHoldsBackNoOther(t *testing.T) {
 	if v := metricValue(metricsText, `dtforward_sink_errors_total{sink="siem-b"}`); v < 1 {
 		t.Errorf("sink b's outage not counted: %v", v)
 	}
-	if v := metricValue(metricsText, `dtforward_sink_alerts_total{sink="siem-a"}`); v < 20 {
-		t.Errorf("sink a's alerts counted %v", v)
+	alertsA := metricValue(metricsText, `dtforward_sink_alerts_total{sink="siem-a"}`)
+	if alertsA < 20 {
+		t.Errorf("sink a's alerts counted %v", alertsA)
+	}
+	// Every line is a syslog header and a CEF record: well over 100 bytes.
+	if v := metricValue(metricsText, `dtforward_sink_bytes_total{sink="siem-a"}`); v < 100*alertsA {
+		t.Errorf("sink a's bytes counted %v for %v alerts", v, alertsA)
 	}
 	if code := b.stop(t); code != exitOK {
 		t.Fatalf("run exited %d", code)

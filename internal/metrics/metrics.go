@@ -51,6 +51,7 @@ type Metrics struct {
 	sinkAlerts       *prometheus.CounterVec
 	sinkErrors       *prometheus.CounterVec
 	sinkSanitized    *prometheus.CounterVec
+	sinkBytes        *prometheus.CounterVec
 	deadLetters      *prometheus.CounterVec
 	antigenaVanished *prometheus.CounterVec
 	pbidGaps         *prometheus.CounterVec
@@ -107,6 +108,9 @@ func New() *Metrics {
 			"sink"),
 		sinkSanitized: counterVec(reg, "dtforward_sink_lines_sanitized_total",
 			"Lines a sink sent with CR or LF replaced by spaces, by sink. The formatters never produce either: above 0 means a formatter let one through (the line still went out as one line).",
+			"sink"),
+		sinkBytes: counterVec(reg, "dtforward_sink_bytes_total",
+			"Bytes a syslog sink (udp, tcp, tls, relp) wrote to its connection, framing included, by sink.",
 			"sink"),
 		deadLetters: counterVec(reg, "dtforward_dead_letters_total",
 			"Alerts a sink set aside in its dead-letter file, by sink and reason (refused, unformattable, too_large); each is logged with its id.",

@@ -17,6 +17,15 @@ func (m *Metrics) Sink(sink string) {
 	m.sinkAlerts.WithLabelValues(sink)
 	m.sinkErrors.WithLabelValues(sink)
 	m.sinkSanitized.WithLabelValues(sink)
+	m.sinkBytes.WithLabelValues(sink)
+}
+
+// SinkBytes counts bytes the named sink wrote, framing included.
+func (m *Metrics) SinkBytes(sink string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.sinkBytes.WithLabelValues(sink).Add(float64(n))
 }
 
 // SinkError counts one batch the named sink did not accept.
