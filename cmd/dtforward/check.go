@@ -18,6 +18,7 @@ import (
 	"github.com/dtforward/dtforward/poller"
 	"github.com/dtforward/dtforward/route"
 	"github.com/dtforward/dtforward/sink"
+	"github.com/dtforward/dtforward/sink/sentinel/row"
 	"github.com/dtforward/dtforward/source"
 )
 
@@ -139,11 +140,11 @@ error.
 			fmt.Fprintf(out, "sink %s: %s\n", sinkName, verified)
 		}
 
-		line, err := sampleLine(cfg, sk)
+		what, line, err := sampleLine(cfg, sk)
 		if err != nil {
-			fail("sample %s line: %v", sk.Format, err)
+			fail("%s: %v", what, err)
 		} else {
-			fmt.Fprintf(out, "sample %s line (a built-in example breach, not appliance data):\n%s\n", sk.Format, line)
+			fmt.Fprintf(out, "%s (a built-in example breach, not appliance data):\n%s\n", what, line)
 		}
 	}
 	if failed {
@@ -271,11 +272,17 @@ const sampleBreach = `{"pbid":95,"time":1597688304000,"creationTime":15976883100
 	`"triggeredComponents":[{"time":1597688304000,"triggeredFilters":[{"filterType":"Destination IP","trigger":{"value":"81.2.69.144"}},` +
 	`{"filterType":"Destination port","trigger":{"value":443}}]}]}`
 
-// sampleLine formats sampleBreach exactly as "run" would for sink sk.
-func sampleLine(cfg *config.Config, sk config.Sink) (string, error) {
+// sampleLine formats sampleBreach exactly as "run" would for sink sk, and says what it is: a
+// line of the sink's format, or for a sentinel sink (which sends rows, not lines) the row of
+// the model breach stream.
+func sampleLine(cfg *config.Config, sk config.Sink) (what, line string, err error) {
+	what = "sample " + sk.Format + " line"
+	if sk.Transport == "sentinel" {
+		what = "sample row of " + row.ModelAlerts
+	}
 	var b darktrace.Breach
 	if err := json.Unmarshal([]byte(sampleBreach), &b); err != nil {
-		return "", err
+		return what, "", err
 	}
 	name := "sample"
 	if apps, err := cfg.ShardAppliances(); err == nil && len(apps) > 0 {
@@ -283,12 +290,20 @@ func sampleLine(cfg *config.Config, sk config.Sink) (string, error) {
 	}
 	a, err := alert.FromBreach(&b, []byte(sampleBreach), name, "dt.example.com")
 	if err != nil {
-		return "", err
+		return what, "", err
+	}
+	if sk.Transport == "sentinel" {
+		r, err := row.Build(a)
+		if err != nil {
+			return what, "", err
+		}
+		js, err := json.Marshal(r)
+		return what, string(js), err
 	}
 	f, err := route.NewFormatter(sk, version)
 	if err != nil {
-		return "", err
+		return what, "", err
 	}
-	line, err := f.Append(nil, a)
-	return string(line), err
+	out, err := f.Append(nil, a)
+	return what, string(out), err
 }

@@ -452,6 +452,18 @@ func TestCheckSentinel(t *testing.T) {
 	if srv.Stats().Statuses[204] == 0 || len(srv.Rows(row.ModelAlerts)) != 0 {
 		t.Errorf("check did not prove the streams, or sent rows: %+v", srv.Stats())
 	}
+	// A sentinel sink sends rows, so its sample is a row the stream declares, not a CEF line.
+	_, sample, ok := strings.Cut(out, "sample row of "+row.ModelAlerts+" (a built-in example breach, not appliance data):\n")
+	if !ok {
+		t.Fatalf("check printed no sample row:\n%s", out)
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(sample)), &r); err != nil {
+		t.Fatalf("sample row is not JSON: %v\n%s", err, sample)
+	}
+	if err := row.Check(row.ModelAlerts, r); err != nil || r["modelName"] == nil {
+		t.Errorf("sample row does not fit %s: %v\n%s", row.ModelAlerts, err, sample)
+	}
 
 	vars["SIEM_SENTINEL_CLIENT_SECRET"] = "not-the-secret"
 	code, out, _ = runCmd(t, t.Context(), vars, "check")
