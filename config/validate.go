@@ -225,6 +225,15 @@ func envKey(key string) string { return "SIEM_" + strings.ToUpper(key) }
 // same rules in their own words. The format's settings are checked here; the transport's are
 // the sink package's own rules (sink.Config.Validate), the same ones "run" meets when it
 // builds the sink.
+// CheckMaxMessageBytes is the rule for a line limit (SIEM_MAX_MESSAGE_BYTES, max_message_bytes),
+// shared by run and the format command so that neither accepts what the other refuses.
+func CheckMaxMessageBytes(n int) error {
+	if n < MinMessageBytes || n > MaxMessageBytes {
+		return fmt.Errorf("%d is outside %d–%d", n, MinMessageBytes, MaxMessageBytes)
+	}
+	return nil
+}
+
 func (s *Sink) validate(add func(name, format string, args ...any), name func(string) string) {
 	if !slices.Contains(formatter.Names(), s.Format) {
 		add(name("format"), "%q is not one of %s", s.Format, strings.Join(formatter.Names(), ", "))
@@ -232,8 +241,8 @@ func (s *Sink) validate(add func(name, format string, args ...any), name func(st
 	if !slices.Contains(LEEFVersion, s.LEEFVersion) {
 		add(name("leef_version"), "%q is not one of %s", s.LEEFVersion, strings.Join(LEEFVersion, ", "))
 	}
-	if s.MaxMessageBytes < MinMessageBytes || s.MaxMessageBytes > MaxMessageBytes {
-		add(name("max_message_bytes"), "%d is outside %d–%d", s.MaxMessageBytes, MinMessageBytes, MaxMessageBytes)
+	if err := CheckMaxMessageBytes(s.MaxMessageBytes); err != nil {
+		add(name("max_message_bytes"), "%v", err)
 	} else if s.Transport == "udp" && s.MaxMessageBytes > MaxUDPMessageBytes {
 		add(name("max_message_bytes"), "%d is more than a UDP datagram holds (%d)", s.MaxMessageBytes, MaxUDPMessageBytes)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/config"
 	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/formatter"
 )
@@ -132,20 +133,20 @@ func runFormat(_ context.Context, e *env) int {
 }
 
 // defaultMaxBytes is the line limit run uses for bare lines: SIEM_MAX_MESSAGE_BYTES (8192 when
-// unset), raised to the formatters' minimum as run does.
+// unset), held to run's rule and raised to the formatters' minimum as run does.
 func defaultMaxBytes(getenv func(string) string) (int, error) {
 	v := strings.TrimSpace(getenv("SIEM_MAX_MESSAGE_BYTES"))
 	if v == "" {
 		return 8192, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("SIEM_MAX_MESSAGE_BYTES %q is not a number of bytes (0 for no limit, at least %d otherwise)", v, formatter.MinMaxBytes)
+	if err != nil {
+		return 0, fmt.Errorf("SIEM_MAX_MESSAGE_BYTES: %q is not a number of bytes", v)
 	}
-	if n > 0 && n < formatter.MinMaxBytes {
-		n = formatter.MinMaxBytes
+	if err := config.CheckMaxMessageBytes(n); err != nil {
+		return 0, fmt.Errorf("SIEM_MAX_MESSAGE_BYTES: %v (run refuses it too; --max-bytes 0 formats without a limit)", err)
 	}
-	return n, nil
+	return max(n, formatter.MinMaxBytes), nil
 }
 
 // inputRecord is one record of the input and where it is, for messages, or (bad set) a part of

@@ -132,8 +132,11 @@ func TestFormatMaxBytesDefault(t *testing.T) {
 			}
 		}
 	}
-	if code, _, errs := runFormatCmd(t, long, map[string]string{"SIEM_MAX_MESSAGE_BYTES": "lots"}); code != exitUsage || !strings.Contains(errs, "SIEM_MAX_MESSAGE_BYTES") {
-		t.Errorf("bad SIEM_MAX_MESSAGE_BYTES: exit %d, %s", code, errs)
+	// What run refuses, format refuses too: 0 and 100 made format print lines run never sends.
+	for _, v := range []string{"lots", "0", "100", "-1", "2000000"} {
+		if code, _, errs := runFormatCmd(t, long, map[string]string{"SIEM_MAX_MESSAGE_BYTES": v}); code != exitUsage || !strings.Contains(errs, "SIEM_MAX_MESSAGE_BYTES") {
+			t.Errorf("SIEM_MAX_MESSAGE_BYTES=%s: exit %d, %s", v, code, errs)
+		}
 	}
 }
 
