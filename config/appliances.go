@@ -143,21 +143,12 @@ func (c *Config) appliancesFromFile(path string) ([]Appliance, error) {
 			{key: "public_token", dst: &a.PublicToken, direct: e.PublicToken, file: e.PublicTokenFile},
 			{key: "private_token", dst: &a.PrivateToken, direct: e.PrivateToken, file: e.PrivateTokenFile},
 		} {
-			switch {
-			case t.direct != "" && t.file != "":
-				bad("set %s or %s_file, not both", t.key, t.key)
-			case t.file != "":
-				s, err := readSecretFile(relTo(dir, t.file))
-				if err != nil {
-					bad("%s_file: %v", t.key, err)
-				} else {
-					*t.dst = Secret(s)
-				}
-			case t.direct != "":
-				*t.dst = Secret(t.direct)
-			default:
+			if t.direct == "" && t.file == "" {
 				bad("%s: required (or %s_file)", t.key, t.key)
 			}
+			*t.dst, _ = secretOf(t.direct, t.file, t.key, dir, func(key, format string, args ...any) {
+				bad(key+": "+format, args...)
+			})
 			if *t.dst != "" && !tokenLike(t.dst.Value()) {
 				bad("%s: contains whitespace or control characters (value not shown)", t.key)
 			}

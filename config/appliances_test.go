@@ -116,7 +116,7 @@ func TestAppliancesFile(t *testing.T) {
 				`appliance 1 ("a"): public_token: required (or public_token_file)`,
 				`appliance 1 ("a"): private_token: required (or private_token_file)`}},
 		{"token and token file", `[{"url":"https://x","public_token":"p","public_token_file":"dc2.public","private_token":"q"}]`,
-			[]string{`appliance 1: set public_token or public_token_file, not both`}},
+			[]string{`appliance 1: public_token: set public_token or public_token_file, not both`}},
 		{"unreadable token file", `[{"url":"https://x","public_token":"p","private_token_file":"nope"}]`,
 			[]string{`appliance 1: private_token_file: cannot read ` + filepath.Join(dir, "nope") + `: no such file or directory`}},
 		{"http without allow_http", `[{"url":"http://x","public_token":"p","private_token":"q"}]`,

@@ -128,20 +128,8 @@ func (c *Config) sinksFromFile(p *problems) []Sink {
 		if e.HECAck != nil {
 			s.HECAck = *e.HECAck
 		}
-		tokenFileFailed := false
-		switch {
-		case e.HECToken != "" && e.HECTokenFile != "":
-			add("hec_token", "set hec_token or hec_token_file, not both")
-		case e.HECTokenFile != "":
-			if tok, err := readSecretFile(relTo(dir, e.HECTokenFile)); err != nil {
-				add("hec_token_file", "%v", err)
-				tokenFileFailed = true
-			} else {
-				s.HECToken = Secret(tok)
-			}
-		default:
-			s.HECToken = Secret(e.HECToken)
-		}
+		var tokenFileRead bool
+		s.HECToken, tokenFileRead = secretOf(e.HECToken, e.HECTokenFile, "hec_token", dir, add)
 		if e.HECAckTimeout != "" {
 			if d, err := time.ParseDuration(e.HECAckTimeout); err != nil {
 				add("hec_ack_timeout", "%q is not a duration (e.g. 60s)", e.HECAckTimeout)
@@ -149,18 +137,7 @@ func (c *Config) sinksFromFile(p *problems) []Sink {
 				s.HECAckTimeout = d
 			}
 		}
-		switch {
-		case e.SentinelClientSecret != "" && e.SentinelClientSecretFile != "":
-			add("sentinel_client_secret", "set sentinel_client_secret or sentinel_client_secret_file, not both")
-		case e.SentinelClientSecretFile != "":
-			if v, err := readSecretFile(relTo(dir, e.SentinelClientSecretFile)); err != nil {
-				add("sentinel_client_secret_file", "%v", err)
-			} else {
-				s.Sentinel.ClientSecret = Secret(v)
-			}
-		case e.SentinelClientSecret != "":
-			s.Sentinel.ClientSecret = Secret(e.SentinelClientSecret)
-		}
+		s.Sentinel.ClientSecret, _ = secretOf(e.SentinelClientSecret, e.SentinelClientSecretFile, "sentinel_client_secret", dir, add)
 		if s.Sentinel.ClientSecret != "" {
 			// The file's own secret wins over workload identity.
 			s.Sentinel.FederatedTokenFile = ""
@@ -210,7 +187,7 @@ func (c *Config) sinksFromFile(p *problems) []Sink {
 		}
 		if e.Transport != "" {
 			addSink := add
-			if tokenFileFailed {
+			if !tokenFileRead {
 				// Already reported as unreadable; "required" would only repeat it.
 				addSink = func(key, format string, args ...any) {
 					if key != "hec_token" {
@@ -223,6 +200,24 @@ func (c *Config) sinksFromFile(p *problems) []Sink {
 		out = append(out, s)
 	}
 	return out
+}
+
+// secretOf is the secret an entry gives inline (key) or in a file (key_file), never both.
+// read is false when the file could not be read (already reported).
+func secretOf(inline, file, key, dir string, add func(key, format string, args ...any)) (_ Secret, read bool) {
+	switch {
+	case inline != "" && file != "":
+		add(key, "set %s or %s_file, not both", key, key)
+		return "", true
+	case file != "":
+		v, err := readSecretFile(relTo(dir, file))
+		if err != nil {
+			add(key+"_file", "%v", err)
+			return "", false
+		}
+		return Secret(v), true
+	}
+	return Secret(inline), true
 }
 
 func cmpOr(v, def string) string {
