@@ -23,8 +23,8 @@ func (c *counter) Deliver(_ context.Context, alerts []*alert.Alert) error {
 	return nil
 }
 
-// Backfill a day of model breaches from the simulator in one-hour chunks: 490 of its 500
-// breaches, the other 10 being suppressed (FILTER_INCLUDE_SUPPRESSED is false). A second call
+// Backfill a day of model breaches from the simulator in one-hour chunks: all 500 of its
+// breaches, the 10 suppressed ones too (FILTER_INCLUDE_SUPPRESSED is true). A second call
 // with the same range and sources finds its state file complete and sends nothing.
 func ExampleRun() {
 	sim, _ := simulator.New(simulator.Options{PublicToken: "pub", PrivateToken: "priv", Seed: 1,
@@ -56,6 +56,6 @@ func ExampleRun() {
 			sum.Records(), sum.ChunksDone, sum.ChunksTotal)
 	}
 	// Output:
-	// complete=true resumed=false sent=490 chunks=25/25
+	// complete=true resumed=false sent=500 chunks=25/25
 	// complete=true resumed=true sent=0 chunks=25/25
 }

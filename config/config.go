@@ -30,9 +30,9 @@ type Config struct {
 	PollAIAnalystRefreshHorizon  time.Duration `envconfig:"POLL_AIANALYST_REFRESH_HORIZON" default:"24h" desc:"AI Analyst events change for hours: re-read events created this far back and send one again when its scores, group or acknowledgement changed (0 = off, at most 168h)"`
 	PollAIAnalystRefreshInterval time.Duration `envconfig:"POLL_AIANALYST_REFRESH_INTERVAL" default:"10m" desc:"Time between two re-reads of POLL_AIANALYST_REFRESH_HORIZON (at least 1m)"`
 
-	FilterMinScore            float64 `envconfig:"FILTER_MIN_SCORE" default:"0" desc:"Drop alerts scoring below this (0-1); also sent as minscore"`
+	FilterMinScore            float64 `envconfig:"FILTER_MIN_SCORE" default:"0" desc:"Drop alerts scoring below this (0-1), after fetching: never sent to the appliance as minscore"`
 	FilterIncludeAcknowledged bool    `envconfig:"FILTER_INCLUDE_ACKNOWLEDGED" default:"true" desc:"Forward acknowledged breaches"`
-	FilterIncludeSuppressed   bool    `envconfig:"FILTER_INCLUDE_SUPPRESSED" default:"false" desc:"Forward suppressed breaches"`
+	FilterIncludeSuppressed   bool    `envconfig:"FILTER_INCLUDE_SUPPRESSED" default:"true" desc:"Forward suppressed breaches (false asks the appliance with includesuppressed=false: records do not say they are suppressed)"`
 	FilterModels              string  `envconfig:"FILTER_MODELS" desc:"Regular expression; only alerts whose model name matches are forwarded"`
 	FilterTags                string  `envconfig:"FILTER_TAGS" desc:"Regular expression; only alerts with a model tag that matches are forwarded"`
 

@@ -70,6 +70,7 @@ func TestLoadDefaults(t *testing.T) {
 		PollStart:                 "1h",
 		PollOverlap:               10 * time.Minute,
 		FilterIncludeAcknowledged: true,
+		FilterIncludeSuppressed:   true,
 		SIEMFormat:                "cef",
 		SIEMLEEFVersion:           "2.0",
 		SIEMTransport:             "stdout",
@@ -505,7 +506,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 
 func TestFilter(t *testing.T) {
 	c, err := loadFor(ModeAny, map[string]string{"FILTER_MODELS": "^Anomalous Connection::", "FILTER_TAGS": "(?i)critical",
-		"FILTER_MIN_SCORE": "0.25", "FILTER_INCLUDE_ACKNOWLEDGED": "false", "FILTER_INCLUDE_SUPPRESSED": "true"})
+		"FILTER_MIN_SCORE": "0.25", "FILTER_INCLUDE_ACKNOWLEDGED": "false", "FILTER_INCLUDE_SUPPRESSED": "false"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +517,7 @@ func TestFilter(t *testing.T) {
 	if !f.Tags.MatchString("AP: CRITICAL") {
 		t.Errorf("Tags does not follow FILTER_TAGS")
 	}
-	if f.MinScore != 0.25 || f.IncludeAcknowledged || !f.IncludeSuppressed {
+	if f.MinScore != 0.25 || f.IncludeAcknowledged || !f.HideSuppressed {
 		t.Errorf("filter %+v does not follow FILTER_*", f)
 	}
 	if g := (&Config{}).Filter(); g.Models != nil || g.Tags != nil {

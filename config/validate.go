@@ -176,11 +176,11 @@ func (c *Config) validateFilter(p *problems) {
 
 // Filter is the FILTER_* variables, ready to apply: the one place they are turned into a
 // filter, for run and backfill alike. Its fields are those of poller.Filter, so the poller
-// takes it by conversion (poller.Filter(cfg.Filter())) without importing the configuration.
+// takes it by conversion (source.Filter(cfg.Filter())) without importing the configuration.
 type Filter struct {
 	MinScore            float64
 	IncludeAcknowledged bool
-	IncludeSuppressed   bool
+	HideSuppressed      bool
 	Models, Tags        *regexp.Regexp // nil: no filter
 }
 
@@ -190,7 +190,7 @@ func (c *Config) Filter() Filter {
 	return Filter{
 		MinScore:            c.FilterMinScore,
 		IncludeAcknowledged: c.FilterIncludeAcknowledged,
-		IncludeSuppressed:   c.FilterIncludeSuppressed,
+		HideSuppressed:      !c.FilterIncludeSuppressed,
 		Models:              compileOrNil(c.FilterModels),
 		Tags:                compileOrNil(c.FilterTags),
 	}

@@ -40,10 +40,11 @@ type Query struct {
 	// Range asks a source without a live window (/antigena) for [Start, End] too: backfill
 	// walks a time range, the live poll reads what is current.
 	Range bool
-	// IncludeSuppressed is sent as includesuppressed (breaches).
-	IncludeSuppressed bool
-	// MinScore, when positive, is sent as minscore (breaches).
-	MinScore float64
+	// HideSuppressed sends includesuppressed=false (breaches): FILTER_INCLUDE_SUPPRESSED=false.
+	// It is the one filter applied at the query, because a breach record does not say whether
+	// it is suppressed; every other filter (score, acknowledgement, model, tag) applies after
+	// decoding, so that a pbid missing from a window is one the appliance did not return.
+	HideSuppressed bool
 }
 
 // Source is one record source: one API endpoint and what its records are.
@@ -79,18 +80,15 @@ var Sources = []*Source{
 		Name: SourceBreaches, Noun: "model breach", IDKey: "pbid", Windowed: true,
 		// creationtime=true windows on creation, so a breach whose activity began long before it
 		// was created is still caught. Never group=device: it replaces the breach score with the
-		// device score. includeacknowledged is always asked for: a breach acknowledged within one
-		// poll interval would otherwise never be seen, even when the user wants it.
+		// device score. Everything is asked for and filtered after decoding (Darktrace's advice for
+		// forwarders): acknowledged breaches always (one acknowledged within a poll interval
+		// would otherwise never be seen), suppressed ones unless the user hides them, and never
+		// minscore, so a breach below FILTER_MIN_SCORE still fills its pbid and is not mistaken
+		// for a missing one.
 		query: func(q Query) string {
-			p := "/modelbreaches?" + window(q) +
-				"&creationtime=true&includeacknowledged=true&includesuppressed=" + strconv.FormatBool(q.IncludeSuppressed) +
+			return "/modelbreaches?" + window(q) +
+				"&creationtime=true&includeacknowledged=true&includesuppressed=" + strconv.FormatBool(!q.HideSuppressed) +
 				"&minimal=false&deviceattop=true&historicmodelonly=true&includebreachurl=true"
-			if q.MinScore > 0 {
-				// Digits and '.' only: the percent-encoding is the identity, so the signed and the
-				// sent query agree.
-				p += "&minscore=" + strconv.FormatFloat(q.MinScore, 'f', -1, 64)
-			}
-			return p
 		},
 		decode: func(raw []byte, anomalies AnomalyFunc) (Record, error) {
 			b, err := DecodeBreach(raw, anomalies)
@@ -145,9 +143,13 @@ func SourceNames() []string {
 }
 
 // PBIDPath returns the path and query that fetch one breach by pbid. The appliance answers with
-// one object, or {} when there is no such breach.
+// one object, or {} when there is no such breach or the query's filters hide it: an
+// acknowledged or suppressed breach is found only with includeacknowledged and
+// includesuppressed, so both are always sent (whether it is forwarded is decided later, by the
+// same filters as a window's records).
 func PBIDPath(pbid int64) string {
-	return "/modelbreaches?pbid=" + strconv.FormatInt(pbid, 10) + "&minimal=false&deviceattop=true&historicmodelonly=true"
+	return "/modelbreaches?pbid=" + strconv.FormatInt(pbid, 10) +
+		"&includeacknowledged=true&includesuppressed=true&minimal=false&deviceattop=true&historicmodelonly=true"
 }
 
 // RecordKey implements Record: the pbid.

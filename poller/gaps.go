@@ -16,8 +16,10 @@ import (
 )
 
 // pbids grow with creation, so a pbid missing between delivered ones is a breach the windows
-// did not return: filtered by the appliance (suppressed, below minscore), deleted, or not
-// visible yet. The last is the one that loses alerts: a breach that appears after the windows
+// did not return. The windows ask for every breach and filter after decoding (a filtered
+// breach still fills its pbid, see darktrace.Sources), so it is one the appliance did not
+// return: deleted, not visible yet, or suppressed when FILTER_INCLUDE_SUPPRESSED=false hides
+// suppressed breaches at the query. The last is the one that loses alerts: a breach that appears after the windows
 // moved past its creation time is never in a window again. The gap tracker remembers missing
 // pbids (bounded), checks each by id at a bounded cadence, delivers the ones that appear late,
 // and gives the others up after a horizon.
@@ -37,7 +39,7 @@ const (
 const (
 	GapAppeared = "appeared" // listed by a window after all (or by id, still inside the windows)
 	GapLate     = "late"     // appeared after its window had passed; fetched and delivered
-	GapFiltered = "filtered" // exists, but the query's filters exclude it (suppressed, minscore, …)
+	GapFiltered = "filtered" // exists, but the filters exclude it (suppressed, score, model, …)
 	GapGaveUp   = "gave_up"  // never appeared within the horizon (deleted, or hidden)
 	GapDropped  = "dropped"  // not tracked: more gaps than the tracking cap
 )
@@ -220,8 +222,9 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 			cfg.Metrics.PBIDGapResolved(st.a.name, GapAppeared, 1)
 			continue
 		}
-		// Late: ask for it the way the windows do, so the query's own filters (suppressed,
-		// minscore) decide, exactly as if it had been in time.
+		// Late: ask for it the way the windows do, so the same filters decide, exactly as if
+		// it had been in time. (The by-id request includes acknowledged and suppressed
+		// breaches, so that it finds every breach the appliance has.)
 		t := time.UnixMilli(created)
 		b, err := r.src.Fetch(ctx, t, t)
 		if err != nil {

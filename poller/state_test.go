@@ -31,13 +31,14 @@ type simRig struct {
 	metrics *metrics.Metrics
 	sources []string
 	tune    func(*Config)
+	filter  source.Filter // the FILTER_* of the poller's reader
 }
 
 func newSimRig(t *testing.T, o simulator.Options, sources []string, tune func(*Config)) *simRig {
 	t.Helper()
 	sim, c := startSim(t, o, 10*time.Second)
 	return &simRig{t: t, sim: sim, client: c, dir: t.TempDir(), rec: &recorder{}, logs: &syncBuffer{},
-		metrics: metrics.New(), sources: sources, tune: tune}
+		metrics: metrics.New(), sources: sources, tune: tune, filter: source.Filter{IncludeAcknowledged: true}}
 }
 
 // start runs a poller on the rig's checkpoint and returns the function that stops it.
@@ -49,7 +50,7 @@ func (r *simRig) start() (*Poller, func()) {
 		r.t.Fatal(err)
 	}
 	cfg := Config{
-		Reader:    source.NewReader(r.client, "dt", r.client.Host(), source.Filter{IncludeAcknowledged: true}, log),
+		Reader:    source.NewReader(r.client, "dt", r.client.Host(), r.filter, log),
 		Sources:   r.sources,
 		Store:     st,
 		Deliverer: r.rec,
@@ -259,7 +260,7 @@ func TestLateBreachIsFetchedByPBID(t *testing.T) {
 	defer stop()
 	visible := 0
 	for _, b := range r.sim.BreachInfos() {
-		if !b.Suppressed && !b.Held {
+		if !b.Held {
 			visible++
 		}
 	}
@@ -461,7 +462,7 @@ func TestPBIDRangesAndQuery(t *testing.T) {
 		t.Errorf("50 single ids: %q, want 20 and a count of the rest", got)
 	}
 	// The signature covers the query as sent: this exact order.
-	if got, want := darktrace.PBIDPath(95), "/modelbreaches?pbid=95&minimal=false&deviceattop=true&historicmodelonly=true"; got != want {
+	if got, want := darktrace.PBIDPath(95), "/modelbreaches?pbid=95&includeacknowledged=true&includesuppressed=true&minimal=false&deviceattop=true&historicmodelonly=true"; got != want {
 		t.Errorf("PBIDQuery = %s, want %s", got, want)
 	}
 }

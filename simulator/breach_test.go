@@ -161,6 +161,40 @@ func TestBreachParameters(t *testing.T) {
 			t.Errorf("unknown pbid gave %v", empty)
 		}
 	})
+	t.Run("pbid honours the filters", func(t *testing.T) {
+		// A suppressed or acknowledged breach is found by id only when the query includes
+		// it, as in a list; the same for minscore.
+		byID := func(q string) int64 {
+			var got darktrace.Breach
+			c.get(q).ok(t, &got)
+			return got.PBID
+		}
+		cases := []struct {
+			name  string
+			pick  func(BreachInfo) bool
+			param string
+		}{
+			{"suppressed", func(b BreachInfo) bool { return b.Suppressed && !b.Acknowledged }, "&includesuppressed=true"},
+			{"acknowledged", func(b BreachInfo) bool { return b.Acknowledged && !b.Suppressed }, "&includeacknowledged=true"},
+		}
+		for _, tc := range cases {
+			ids := expect(s, tc.pick)
+			if len(ids) == 0 {
+				t.Fatalf("no %s breach in the store", tc.name)
+			}
+			q := fmt.Sprintf("/modelbreaches?pbid=%d", ids[0])
+			if got := byID(q); got != 0 {
+				t.Errorf("%s pbid %d found without %s", tc.name, ids[0], tc.param)
+			}
+			if got := byID(q + tc.param); got != ids[0] {
+				t.Errorf("%s pbid %d not found with %s (got %d)", tc.name, ids[0], tc.param, got)
+			}
+		}
+		low := expect(s, func(b BreachInfo) bool { return visible(b) && b.Score < 0.5 })[0]
+		if got := byID(fmt.Sprintf("/modelbreaches?pbid=%d&minscore=0.5", low)); got != 0 {
+			t.Errorf("pbid %d below minscore found", low)
+		}
+	})
 	t.Run("historicmodelonly shapes", func(t *testing.T) {
 		flat := raw(t, all+"&historicmodelonly=true")[0]["model"]
 		nested := raw(t, all)[0]["model"]

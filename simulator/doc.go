@@ -50,7 +50,8 @@
 // so clients must sort for themselves. Defaults follow the appliance: acknowledged and
 // suppressed breaches are hidden, the model is {then, now} unless historicmodelonly=true, the
 // device is at the top (deviceattop=false leaves only "did"), breachUrl only with
-// includebreachurl=true, pbid=N returns one object ({} when unknown). /aianalyst/incidentevents
+// includebreachurl=true, pbid=N returns one object ({} when unknown, or when the query's
+// includeacknowledged, includesuppressed or minscore hide it, as they hide it from a list). /aianalyst/incidentevents
 // windows on createdAt (default the last 7 days) and returns pinned events outside the window
 // unless includeallpinned=false. /antigena hides cleared actions unless includecleared=true and
 // windows on start when starttime/endtime are given.

@@ -131,11 +131,18 @@ func (s *Simulator) serveBreaches(w http.ResponseWriter, r *http.Request, now ti
 		url:         p.bool("includebreachurl", false),
 		minimal:     p.bool("minimal", false),
 	}
+	// The appliance's own filters apply to a pbid lookup as to a list: an acknowledged or
+	// suppressed breach is found by id only when the query includes them.
+	f := breachFilter{
+		ack:        p.bool("includeacknowledged", false),
+		suppressed: p.bool("includesuppressed", false),
+	}
+	f.setMinScore(p.float("minscore", 0, 0, 1))
 	if pbid, ok := p.int("pbid"); ok && p.err == nil {
 		// pbid returns ONE object, not a list; an unknown pbid gives an empty object.
 		s.mu.RLock()
 		b := s.findLocked(pbid)
-		if b != nil && b.flags&flagHeld != 0 {
+		if b != nil && !f.shows(b) {
 			b = nil
 		}
 		var rec breachRec
@@ -154,16 +161,12 @@ func (s *Simulator) serveBreaches(w http.ResponseWriter, r *http.Request, now ti
 	}
 	start, end := p.window(now, year)
 	onCreation := p.bool("creationtime", false)
-	ack := p.bool("includeacknowledged", false)
-	suppressed := p.bool("includesuppressed", false)
-	minScore := p.float("minscore", 0, 0, 1)
 	did, byDID := p.int("did")
 	pid, byPID := p.int("pid")
 	if p.err != nil {
 		badRequest(w, p.err)
 		return
 	}
-	minMilli := uint16(minScore*1000 + 0.5)
 	var sel []breachRec
 	s.mu.RLock()
 	for i := range s.breaches {
@@ -172,8 +175,7 @@ func (s *Simulator) serveBreaches(w http.ResponseWriter, r *http.Request, now ti
 		if onCreation {
 			t = b.windowCreated()
 		}
-		if t < start || t > end || b.score < minMilli || b.flags&flagHeld != 0 ||
-			(!ack && b.flags&flagAck != 0) || (!suppressed && b.flags&flagSuppressed != 0) {
+		if t < start || t > end || !f.shows(b) {
 			continue
 		}
 		if byPID && s.models[b.model].PID != pid {
@@ -192,6 +194,20 @@ func (s *Simulator) serveBreaches(w http.ResponseWriter, r *http.Request, now ti
 	// sort for themselves.
 	serveSorted(s, w, r, sel, func(b *breachRec) int64 { return b.time },
 		func(j *jw, b *breachRec) { s.appendBreach(j, b, render) })
+}
+
+// breachFilter is what the appliance filters breaches on, in a list and by pbid alike.
+type breachFilter struct {
+	ack, suppressed bool   // includeacknowledged, includesuppressed
+	minScore        uint16 // minscore, in thousandths
+}
+
+func (f *breachFilter) setMinScore(v float64) { f.minScore = uint16(v*1000 + 0.5) }
+
+// shows reports whether the appliance returns b to a query with these filters.
+func (f *breachFilter) shows(b *breachRec) bool {
+	return b.score >= f.minScore && b.flags&flagHeld == 0 &&
+		(f.ack || b.flags&flagAck == 0) && (f.suppressed || b.flags&flagSuppressed == 0)
 }
 
 // serveSorted answers with the records as a JSON array, ordered by key (newest first when the

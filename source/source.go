@@ -25,14 +25,18 @@ import (
 
 // Filter decides which alerts are forwarded (the FILTER_* variables).
 type Filter struct {
-	// MinScore drops alerts scoring below it (0–1). It is also sent to /modelbreaches as
-	// minscore. Manual Antigena actions carry score 0 and are exempt.
+	// MinScore drops alerts scoring below it (0–1), after decoding: it is never sent as
+	// minscore, so a breach below it still fills its pbid (see darktrace.Sources). Manual
+	// Antigena actions carry score 0 and are exempt.
 	MinScore float64
 	// IncludeAcknowledged forwards breaches and AI Analyst events that are already acknowledged.
 	// The query always asks for them (see darktrace.Sources).
 	IncludeAcknowledged bool
-	// IncludeSuppressed is sent as includesuppressed.
-	IncludeSuppressed bool
+	// HideSuppressed drops suppressed breaches. A breach record does not say whether it is
+	// suppressed, so this one is applied at the query (includesuppressed=false), and each
+	// suppressed breach leaves a pbid hole that the gap tracker finds by id and resolves as
+	// filtered.
+	HideSuppressed bool
 	// Models and Tags, when set, keep only breaches (and Antigena actions that name a model)
 	// whose model name matches Models and that have a model tag matching Tags. AI Analyst events
 	// span several models and are not filtered by them.
@@ -157,7 +161,7 @@ func (s *Source) Windowed() bool { return s.spec.Windowed || s.ranged }
 // with the parameters in the fixed order the signature is computed over.
 func (s *Source) Query(start, end time.Time) string {
 	return s.spec.Path(darktrace.Query{Start: start.UnixMilli(), End: end.UnixMilli(), Range: s.ranged,
-		IncludeSuppressed: s.p.filter.IncludeSuppressed, MinScore: s.p.filter.MinScore})
+		HideSuppressed: s.p.filter.HideSuppressed})
 }
 
 // Item is one fetched record after normalization.

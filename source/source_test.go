@@ -24,10 +24,15 @@ func TestQuery(t *testing.T) {
 		filter Filter
 		want   string
 	}{
+		// Everything is asked for; the score, acknowledgement, model and tag filters apply after
+		// decoding, never as minscore.
 		{"breaches defaults", darktrace.SourceBreaches, Filter{},
+			"/modelbreaches?starttime=1514808000000&endtime=1514808060000&creationtime=true&includeacknowledged=true&includesuppressed=true&minimal=false&deviceattop=true&historicmodelonly=true&includebreachurl=true"},
+		{"breaches min score, not acknowledged", darktrace.SourceBreaches, Filter{MinScore: 0.25},
+			"/modelbreaches?starttime=1514808000000&endtime=1514808060000&creationtime=true&includeacknowledged=true&includesuppressed=true&minimal=false&deviceattop=true&historicmodelonly=true&includebreachurl=true"},
+		// The one filter at the query: a record does not say it is suppressed.
+		{"breaches hide suppressed", darktrace.SourceBreaches, Filter{HideSuppressed: true, MinScore: 0.25},
 			"/modelbreaches?starttime=1514808000000&endtime=1514808060000&creationtime=true&includeacknowledged=true&includesuppressed=false&minimal=false&deviceattop=true&historicmodelonly=true&includebreachurl=true"},
-		{"breaches suppressed and minscore", darktrace.SourceBreaches, Filter{IncludeSuppressed: true, MinScore: 0.25},
-			"/modelbreaches?starttime=1514808000000&endtime=1514808060000&creationtime=true&includeacknowledged=true&includesuppressed=true&minimal=false&deviceattop=true&historicmodelonly=true&includebreachurl=true&minscore=0.25"},
 		{"antigena has no window", darktrace.SourceAntigena, Filter{MinScore: 0.5},
 			"/antigena?includecleared=true&includehistory=true"},
 		{"aianalyst", darktrace.SourceAIAnalyst, Filter{IncludeAcknowledged: false},

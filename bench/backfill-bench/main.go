@@ -2,7 +2,7 @@
 // process, over real HTTP on 127.0.0.1) holds N breaches spread over D days, 5% of them created
 // up to 6 hours after their activity; the real dtforward binary backfills them as JSON over TCP
 // into a real rsyslogd, whose output file is checked against the simulator's oracle (every
-// non-suppressed pbid exactly once, summary counts equal).
+// pbid exactly once, summary counts equal).
 //
 // Modes:
 //

@@ -94,7 +94,7 @@ func run(bin string, after, span time.Duration, rate float64, mode string, histo
 
 	created, lost := 0, 0
 	for _, b := range sim.BreachInfos() {
-		if b.Suppressed || b.Created < start.UnixMilli() || b.Created >= end.UnixMilli() {
+		if b.Created < start.UnixMilli() || b.Created >= end.UnixMilli() {
 			continue
 		}
 		created++

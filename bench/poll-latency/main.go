@@ -58,7 +58,7 @@ func main() {
 	var lat []time.Duration
 	missing := 0
 	for _, b := range sim.BreachInfos() {
-		if b.Created < from || b.Created > to || b.Suppressed {
+		if b.Created < from || b.Created > to {
 			continue
 		}
 		at, ok := arrivals[strconv.FormatInt(b.PBID, 10)]

@@ -34,9 +34,7 @@ func TestRunDeliversOCSF(t *testing.T) {
 
 	want := map[string]bool{}
 	for _, br := range sim.BreachInfos() {
-		if !br.Suppressed {
-			want["2004 sim:"+strconv.FormatInt(br.PBID, 10)] = true
-		}
+		want["2004 sim:"+strconv.FormatInt(br.PBID, 10)] = true
 	}
 	for _, id := range actions {
 		want["7001 sim:"+strconv.FormatInt(id, 10)] = true

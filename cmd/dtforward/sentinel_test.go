@@ -68,9 +68,7 @@ func receivedBy(srv *sentinelsim.Server) received {
 func simOracle(sim *simulator.Simulator) received {
 	o := received{breaches: map[string]int{}, incidents: map[string]int{}, actions: map[string]int{}}
 	for _, b := range sim.BreachInfos() {
-		if !b.Suppressed {
-			o.breaches[strconv.FormatInt(b.PBID, 10)] = 1
-		}
+		o.breaches[strconv.FormatInt(b.PBID, 10)] = 1
 	}
 	for _, e := range sim.IncidentEvents() {
 		o.incidents[e.ID] = 1

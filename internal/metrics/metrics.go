@@ -119,7 +119,7 @@ func New() *Metrics {
 			"Antigena actions that disappeared from /antigena before their final state (cleared or expired) was seen.",
 			"appliance"),
 		pbidGaps: counterVec(reg, "dtforward_pbid_gaps_total",
-			"pbids found missing between delivered breaches (filtered, deleted or not visible yet).",
+			"pbids found missing between delivered breaches (deleted, not visible yet, or suppressed and hidden by FILTER_INCLUDE_SUPPRESSED=false).",
 			"appliance"),
 		pbidGapsResolved: counterVec(reg, "dtforward_pbid_gaps_resolved_total",
 			"Missing pbids no longer tracked, by outcome: appeared, late (delivered after its window), filtered, gave_up, dropped (over the tracking cap).",

@@ -47,11 +47,11 @@ func BackfillArgs(from, to time.Time) []string {
 }
 
 // WantedPBIDs is the oracle of a backfill over [from, to): the pbids of the simulator's
-// breaches that are not suppressed and were created in that span.
+// breaches created in that span (suppressed ones too: FILTER_INCLUDE_SUPPRESSED defaults to true).
 func WantedPBIDs(sim *simulator.Simulator, from, to time.Time) map[string]bool {
 	want := map[string]bool{}
 	for _, b := range sim.BreachInfos() {
-		if !b.Suppressed && b.Created >= from.UnixMilli() && b.Created < to.UnixMilli() {
+		if b.Created >= from.UnixMilli() && b.Created < to.UnixMilli() {
 			want[strconv.FormatInt(b.PBID, 10)] = true
 		}
 	}
