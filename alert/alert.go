@@ -2,7 +2,11 @@
 // converters from API records (FromBreach, FromAction, FromIncident).
 package alert
 
-import "time"
+import (
+	"time"
+
+	"github.com/dtforward/dtforward/darktrace"
+)
 
 // Kinds of alert; also the syslog MSGID.
 const (
@@ -42,6 +46,32 @@ type Alert struct {
 	// written to every line of that appliance.
 	Labels map[string]string
 	Raw    []byte // the record as received (darktrace-json)
+}
+
+// EventTime is when the record happened: its activity time, else its creation time; zero
+// when the record has neither (or only times at or before the epoch, which are placeholders).
+func (a *Alert) EventTime() time.Time {
+	if !a.Time.IsZero() && a.Time.Unix() > 0 {
+		return a.Time
+	}
+	if !a.Created.IsZero() && a.Created.Unix() > 0 {
+		return a.Created
+	}
+	return time.Time{}
+}
+
+// SourceOf names the API source (POLL_SOURCES) that records of kind come from, "" for an
+// unknown kind.
+func SourceOf(kind string) string {
+	switch kind {
+	case KindBreach:
+		return darktrace.SourceBreaches
+	case KindAntigena:
+		return darktrace.SourceAntigena
+	case KindAIAnalyst:
+		return darktrace.SourceAIAnalyst
+	}
+	return ""
 }
 
 // NoPriority is Alert.Priority when the record carries no model priority (0 is a real one).

@@ -77,6 +77,14 @@ func RetryAfterOf(err error) time.Duration {
 	return 0
 }
 
+// SettingError is one problem an HTTP sink's Config.Validate finds, naming the setting as
+// the user wrote it (SIEM_HEC_TOKEN, or the key of a sink in SIEM_SINKS_FILE).
+type SettingError struct {
+	Setting, Problem string
+}
+
+func (e *SettingError) Error() string { return e.Setting + ": " + e.Problem }
+
 // ConfigError marks a failure that only an operator can fix (HTTP 401/403: wrong token or
 // secret, a missing role, a wrong collection rule id). Retrying keeps failing; the caller
 // retries slowly and reports Setting so the message names what to change.

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dtforward/dtforward/internal/tlsconfig"
+	"github.com/dtforward/dtforward/sink"
 )
 
 // Config configures the sink. Zero values mean the documented defaults.
@@ -41,11 +42,7 @@ type Config struct {
 }
 
 // SettingError is one problem of a Config, naming the setting (Config.Setting's name).
-type SettingError struct {
-	Setting, Problem string
-}
-
-func (e *SettingError) Error() string { return e.Setting + ": " + e.Problem }
+type SettingError = sink.SettingError
 
 // Validate checks c the way New does, without opening anything. It returns every problem as
 // a *SettingError, joined.

@@ -123,7 +123,7 @@ func (e *envelope) appendEvent(dst []byte, m *sink.Message) []byte {
 	a := m.Alert
 	dst = append(dst, '{')
 	if a != nil {
-		if t := eventTime(a); !t.IsZero() {
+		if t := a.EventTime(); !t.IsZero() {
 			dst = append(dst, `"time":`...)
 			dst = appendSeconds(dst, t)
 			dst = append(dst, ',')
@@ -169,17 +169,6 @@ func (e *envelope) appendEvent(dst []byte, m *sink.Message) []byte {
 		dst = append(dst, m.Line...)
 	}
 	return append(dst, '}')
-}
-
-// eventTime is when the record happened: its activity time, else its creation time.
-func eventTime(a *alert.Alert) time.Time {
-	if !a.Time.IsZero() && a.Time.Unix() > 0 {
-		return a.Time
-	}
-	if !a.Created.IsZero() && a.Created.Unix() > 0 {
-		return a.Created
-	}
-	return time.Time{}
 }
 
 // appendSeconds writes t as epoch seconds with three decimals, HEC's "time".

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/dtforward/dtforward/alert"
-	"github.com/dtforward/dtforward/formatter"
 	"github.com/dtforward/dtforward/internal/testutil/hecsim"
+	"github.com/dtforward/dtforward/internal/testutil/sinktest"
 	"github.com/dtforward/dtforward/internal/testutil/syslogd"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/sink"
@@ -56,33 +56,10 @@ func newSink(t *testing.T, c hec.Config) *hec.Sink {
 	return s
 }
 
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123_000_000, time.UTC)
-
 // messages formats n alerts (breaches, AI Analyst events and Antigena actions in turn) with
 // format.
 func messages(t *testing.T, format string, n int, from int) []sink.Message {
-	t.Helper()
-	f, err := formatter.New(format, formatter.Options{Version: "test", LEEFVersion: "2.0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kinds := []string{alert.KindBreach, alert.KindAIAnalyst, alert.KindAntigena}
-	out := make([]sink.Message, 0, n)
-	for i := from; i < from+n; i++ {
-		a := &alert.Alert{Kind: kinds[i%3], ID: fmt.Sprint(i), Appliance: "dt-lab", Time: t0.Add(time.Duration(i) * time.Second),
-			Created: t0.Add(time.Hour), Name: "Device::Unusual Activity", SignatureID: "762", Score: 0.6, Severity: 6,
-			Priority: alert.NoPriority, Labels: map[string]string{"customer": "acme", "site": "lon"},
-			URL: "https://dt.example/#modelbreach/" + fmt.Sprint(i), Message: "a line with \"quotes\", a tab\tand ünïcode"}
-		if a.Kind == alert.KindAntigena {
-			a.Action = &alert.Action{Type: "quarantine", State: "active"}
-		}
-		line, err := f.Append(nil, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, sink.Message{Severity: a.Severity, Kind: a.Kind, Line: line, Alert: a})
-	}
-	return out
+	return sinktest.Messages(t, format, n, from)
 }
 
 // ids returns how often each alert id was indexed.

@@ -7,11 +7,13 @@ package httpsink
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dtforward/dtforward/internal/tlsconfig"
@@ -112,5 +114,39 @@ func ReadError(service string, resp *http.Response, now time.Time) *StatusError 
 		Code:    resp.StatusCode,
 		Body:    strings.Join(strings.Fields(string(b)), " "),
 		Wait:    RetryAfter(resp.Header, now),
+	}
+}
+
+// NotBefore remembers until when a service asked not to be called (Retry-After, gRPC's
+// RetryInfo), so that no request leaves before then, whoever retries. The zero value is
+// ready; it is safe for concurrent use.
+type NotBefore struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// Set records that the service asked to wait until t.
+func (n *NotBefore) Set(t time.Time) {
+	n.mu.Lock()
+	n.t = t
+	n.mu.Unlock()
+}
+
+// Wait returns once the time asked for has passed (now is the current time), or with ctx's
+// error.
+func (n *NotBefore) Wait(ctx context.Context, now time.Time) error {
+	n.mu.Lock()
+	wait := n.t.Sub(now)
+	n.mu.Unlock()
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dtforward/dtforward/alert"
@@ -168,8 +167,7 @@ type Sink struct {
 	max    int
 	gz     bytes.Buffer
 
-	mu        sync.Mutex
-	notBefore time.Time // the service asked us to wait until then (429/503 Retry-After)
+	notBefore httpsink.NotBefore // the service asked us to wait until then (429/503 Retry-After)
 }
 
 // New validates cfg and returns the sink; it does no network I/O.
@@ -225,7 +223,7 @@ type encoded struct {
 // row of msgs. A row the service refuses is a *sink.RejectedError naming its message; rows
 // before it were accepted.
 func (s *Sink) Send(ctx context.Context, msgs []sink.Message) error {
-	if err := s.waitRetryAfter(ctx); err != nil {
+	if err := s.notBefore.Wait(ctx, s.now()); err != nil {
 		return err
 	}
 	rows := make([]encoded, 0, len(msgs))
@@ -349,9 +347,7 @@ func (s *Sink) call(ctx context.Context, rows []encoded) error {
 			return &sink.ConfigError{Setting: s.cfg.setting("address") + ", " + s.cfg.setting("sentinel_dcr_id") + " and the stream name " + rows[0].stream, Err: se}
 		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 			if se.Wait > 0 {
-				s.mu.Lock()
-				s.notBefore = s.now().Add(se.Wait)
-				s.mu.Unlock()
+				s.notBefore.Set(s.now().Add(se.Wait))
 			}
 		}
 		return se
@@ -366,25 +362,6 @@ func (s *Sink) credentialSetting() string {
 		return s.cfg.setting("sentinel_client_certificate")
 	}
 	return "AZURE_FEDERATED_TOKEN_FILE"
-}
-
-// waitRetryAfter honours the last Retry-After: no call leaves before the service said it
-// would take one again, whoever retries.
-func (s *Sink) waitRetryAfter(ctx context.Context) error {
-	s.mu.Lock()
-	wait := s.notBefore.Sub(s.now())
-	s.mu.Unlock()
-	if wait <= 0 {
-		return nil
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Check proves the sink can deliver without sending a row: it fetches a token (the tenant,

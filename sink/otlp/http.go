@@ -1,0 +1,149 @@
+package otlp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	collogspb "go.opentelemetry.io/proto/slim/otlp/collector/logs/v1"
+
+	"github.com/dtforward/dtforward/sink"
+	"github.com/dtforward/dtforward/sink/httpsink"
+)
+
+// Content types of OTLP/HTTP.
+const (
+	contentProtobuf = "application/x-protobuf"
+	contentJSON     = "application/json"
+)
+
+// maxAnswer bounds how much of an answer is read.
+const maxAnswer = 1 << 20
+
+// httpExporter posts export requests to the logs URL.
+type httpExporter struct {
+	cfg    *Config
+	url    string
+	json   bool
+	client *http.Client
+	zbuf   bytes.Buffer
+}
+
+func newHTTP(cfg *Config, url string) (*httpExporter, error) {
+	client, err := httpsink.NewClient(cfg.TLS, cfg.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &httpExporter{cfg: cfg, url: url, json: cfg.protocol() == ProtocolHTTPJSON, client: client}, nil
+}
+
+func (h *httpExporter) close() error {
+	h.client.CloseIdleConnections()
+	return nil
+}
+
+func (h *httpExporter) contentType() string {
+	if h.json {
+		return contentJSON
+	}
+	return contentProtobuf
+}
+
+// marshal encodes m as the protocol asks: OTLP/JSON wants enums as numbers and the
+// lowerCamelCase field names protojson writes.
+func (h *httpExporter) marshal(m proto.Message) ([]byte, error) {
+	if h.json {
+		return protojson.MarshalOptions{UseEnumNumbers: true}.Marshal(m)
+	}
+	return proto.Marshal(m)
+}
+
+func (h *httpExporter) unmarshal(b []byte, contentType string, m proto.Message) error {
+	if mt, _, _ := mime.ParseMediaType(contentType); mt == contentJSON {
+		return protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(b, m)
+	}
+	return proto.Unmarshal(b, m)
+}
+
+func (h *httpExporter) export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (*collogspb.ExportLogsServiceResponse, error) {
+	body, err := h.marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	z, err := httpsink.Gzip(&h.zbuf, body)
+	if err != nil {
+		return nil, err
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(z))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range h.cfg.Headers {
+		hr.Header.Set(k, v)
+	}
+	hr.Header.Set("Content-Type", h.contentType())
+	hr.Header.Set("Content-Encoding", "gzip")
+	hr.Header.Set("User-Agent", "dtforward/"+h.cfg.Version)
+	resp, err := h.client.Do(hr)
+	if err != nil {
+		// The URL holds no secret; the headers are never in an error.
+		return nil, fmt.Errorf("%s: %w", service, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil && resp.StatusCode == http.StatusOK {
+		// The collector took the request; an answer cut short may have named rejected
+		// records, so the request is not known to be accepted.
+		return nil, fmt.Errorf("%s: reading the answer: %w", service, err)
+	}
+	ct := resp.Header.Get("Content-Type")
+	if resp.StatusCode != http.StatusOK {
+		return nil, h.answerErr(resp, b, ct)
+	}
+	mt, _, _ := mime.ParseMediaType(ct)
+	if mt != contentProtobuf && mt != contentJSON {
+		return nil, fmt.Errorf("%s answered HTTP 200 with %q, not an OTLP answer: is %s an OTLP/HTTP logs endpoint?", service, ct, h.url)
+	}
+	var out collogspb.ExportLogsServiceResponse
+	if len(b) > 0 {
+		if err := h.unmarshal(b, ct, &out); err != nil {
+			return nil, fmt.Errorf("%s: unreadable answer to a request it accepted: %w", service, err)
+		}
+	}
+	return &out, nil
+}
+
+// answerErr reads an answer other than 200 into the sink package's error types. The body is
+// a google.rpc.Status in the request's encoding; its message is what the log shows.
+func (h *httpExporter) answerErr(resp *http.Response, body []byte, ct string) error {
+	se := &httpsink.StatusError{Service: service, Code: resp.StatusCode, Wait: httpsink.RetryAfter(resp.Header, h.cfg.Now())}
+	var st status.Status
+	if mt, _, _ := mime.ParseMediaType(ct); (mt == contentProtobuf || mt == contentJSON) && h.unmarshal(body, ct, &st) == nil && st.GetMessage() != "" {
+		se.Body = st.GetMessage()
+	} else {
+		se.Body = strings.Join(strings.Fields(string(body[:min(len(body), 1024)])), " ")
+	}
+	switch resp.StatusCode {
+	case http.StatusBadRequest:
+		return &refusedError{err: se}
+	case http.StatusRequestEntityTooLarge:
+		return &refusedError{err: se, tooLarge: true}
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return &sink.ConfigError{Setting: h.cfg.setting("otlp_headers"), Err: fmt.Errorf("%s refused the credentials: %w", service, se)}
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		return &sink.ConfigError{Setting: h.cfg.setting("address"), Err: fmt.Errorf("%s has no OTLP logs endpoint at %s: %w", service, h.url, se)}
+	case http.StatusUnsupportedMediaType:
+		return &sink.ConfigError{Setting: h.cfg.setting("otlp_protocol"), Err: fmt.Errorf("%s does not take %s: %w", service, h.contentType(), se)}
+	}
+	// 429, 502, 503, 504 are the retryable answers, with Retry-After; the caller retries any
+	// other answer too (a 500 is often a pipeline's passing fault), slowly.
+	return se
+}
