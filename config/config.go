@@ -38,8 +38,8 @@ type Config struct {
 
 	SIEMFormat                string        `envconfig:"SIEM_FORMAT" default:"cef" desc:"Output format: cef, leef, json, darktrace-json, ocsf"`
 	SIEMLEEFVersion           string        `envconfig:"SIEM_LEEF_VERSION" default:"2.0" desc:"LEEF version: 2.0 (tab delimiter) or 1.0"`
-	SIEMTransport             string        `envconfig:"SIEM_TRANSPORT" default:"stdout" desc:"Transport: udp, tcp, tls, relp, hec (Splunk HTTP Event Collector), stdout, file, sentinel (Microsoft Sentinel through the Logs Ingestion API)"`
-	SIEMAddress               string        `envconfig:"SIEM_ADDRESS" desc:"host:port for udp/tcp/tls/relp, the HEC base URL for hec (https://splunk.example:8088), a path for file, the DCE or DCR logs ingestion endpoint URL for sentinel"`
+	SIEMTransport             string        `envconfig:"SIEM_TRANSPORT" default:"stdout" desc:"Transport: udp, tcp, tls, relp, hec (Splunk HTTP Event Collector), stdout, file, sentinel (Microsoft Sentinel through the Logs Ingestion API), otlp (OpenTelemetry: OTLP/HTTP or gRPC to a collector)"`
+	SIEMAddress               string        `envconfig:"SIEM_ADDRESS" desc:"host:port for udp/tcp/tls/relp, the HEC base URL for hec (https://splunk.example:8088), a path for file, the DCE or DCR logs ingestion endpoint URL for sentinel, the collector for otlp (https://collector:4318, or collector:4317 with SIEM_OTLP_PROTOCOL=grpc)"`
 	SIEMHeader                string        `envconfig:"SIEM_HEADER" desc:"Syslog header: rfc5424, rfc3164, none (default rfc5424; none for the stdout and file transports)"`
 	SIEMFraming               string        `envconfig:"SIEM_FRAMING" desc:"Stream framing: lf or octet-counting (default lf; octet-counting for tls)"`
 	SIEMFacility              string        `envconfig:"SIEM_FACILITY" default:"local4" desc:"Syslog facility name"`
@@ -59,6 +59,9 @@ type Config struct {
 	SIEMHECAckTimeout         time.Duration `envconfig:"SIEM_HEC_ACK_TIMEOUT" default:"60s" desc:"hec: how long to wait for an acknowledgement before sending the unacknowledged events again (duplicates, never a gap)"`
 	SIEMHECIndex              string        `envconfig:"SIEM_HEC_INDEX" desc:"hec: Splunk index (default: the token's default index)"`
 	SIEMHECSourcetype         string        `envconfig:"SIEM_HEC_SOURCETYPE" desc:"hec: one sourcetype for every alert, or kind=sourcetype pairs, e.g. modelbreach=darktrace:alert (default darktrace:modelbreach, darktrace:aianalyst, darktrace:antigena; darktrace:cef or darktrace:leef for those formats)"`
+	// OpenTelemetry (SIEM_TRANSPORT=otlp).
+	SIEMOTLPProtocol string `envconfig:"SIEM_OTLP_PROTOCOL" desc:"otlp: http/protobuf (default), http/json (OTLP/HTTP to SIEM_ADDRESS http(s)://host:4318, path /v1/logs added) or grpc (OTLP/gRPC to SIEM_ADDRESS host:4317, TLS; http://host:4317 in clear)"`
+	SIEMOTLPHeaders  Secret `envconfig:"SIEM_OTLP_HEADERS" desc:"otlp: headers sent with every export, k=v pairs separated by commas, values percent-encoded as in OTEL_EXPORTER_OTLP_HEADERS, e.g. authorization=Bearer%20abc (or SIEM_OTLP_HEADERS_FILE); never logged"`
 	// Microsoft Sentinel (SIEM_TRANSPORT=sentinel).
 	SIEMSentinelDCRID                 string `envconfig:"SIEM_SENTINEL_DCR_ID" desc:"sentinel: the Data Collection Rule's immutable id, dcr- followed by 32 hex digits"`
 	SIEMSentinelTenantID              string `envconfig:"SIEM_SENTINEL_TENANT_ID" desc:"sentinel: Entra ID tenant (directory) id (default with workload identity: AZURE_TENANT_ID)"`
@@ -76,7 +79,7 @@ type Config struct {
 	AzureAuthorityHost      string `envconfig:"AZURE_AUTHORITY_HOST" desc:"sentinel with workload identity: default authority (set by AKS)"`
 	SIEMSinksFile           string `envconfig:"SIEM_SINKS_FILE" desc:"JSON or YAML file listing several sinks (name, sources, appliances: a list of appliance names or a map of labels that must all match, format, transport, address and the other SIEM_* settings in lower case, e.g. tls_ca_file, app_name, sentinel_dcr_id); each keeps its own progress in STATE_DIR/<name>/; replaces the other SIEM_* variables"`
 
-	SIEMPoisonRetries  int   `envconfig:"SIEM_POISON_RETRIES" default:"3" desc:"How many times in a row a receiver may refuse one alert (a RELP 500, an HTTP 400 naming it) before it is set aside in the sink's dead-letter file and the alerts behind it flow (1–100; every sink)"`
+	SIEMPoisonRetries  int   `envconfig:"SIEM_POISON_RETRIES" default:"3" desc:"How many times in a row a receiver may refuse one alert (a RELP 500, an HTTP 400 naming it, an OTLP rejection) before it is set aside in the sink's dead-letter file and the alerts behind it flow (1–100; every sink)"`
 	DeadLetterMaxBytes int64 `envconfig:"DEAD_LETTER_MAX_BYTES" default:"67108864" desc:"Bound of each sink's dead-letter file, STATE_DIR[/<sink>]/dead-letters.jsonl (at least 65536); when it is full an alert that must be set aside is held, with an error naming it"`
 
 	StateDir        string        `envconfig:"STATE_DIR" default:"./state" desc:"Directory for checkpoint files (container: /var/lib/dtforward)"`

@@ -192,7 +192,7 @@ func TestLoadProblems(t *testing.T) {
 		{"format misspelt", with("SIEM_FORMAT", "cef2"), ModeRun,
 			[]string{`SIEM_FORMAT: "cef2" is not one of cef, darktrace-json, json, leef, ocsf`}},
 		{"transport misspelt", with("SIEM_TRANSPORT", "tcp+tls"), ModeRun,
-			[]string{`SIEM_TRANSPORT: "tcp+tls" is not one of udp, tcp, tls, relp, hec, stdout, file, sentinel`}},
+			[]string{`SIEM_TRANSPORT: "tcp+tls" is not one of udp, tcp, tls, relp, hec, stdout, file, sentinel, otlp`}},
 		{"header misspelt", with("SIEM_HEADER", "5424"), ModeRun,
 			[]string{`SIEM_HEADER: "5424" is not one of rfc5424, rfc3164, none`}},
 		{"facility misspelt", with("SIEM_FACILITY", "local8"), ModeRun,

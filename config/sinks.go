@@ -46,6 +46,10 @@ type Sink struct {
 	HECSourcetype string
 
 	Sentinel Sentinel // transport sentinel only
+
+	// Transport otlp.
+	OTLPProtocol string // http/protobuf, http/json or grpc
+	OTLPHeaders  Secret // k=v,… (credentials)
 	// Appliances selects the appliances whose records this sink receives; nil means every one.
 	Appliances *ApplianceSelection
 }
@@ -74,8 +78,8 @@ func (s *Sink) Label() string {
 // HeaderOrDefault returns the syslog header: the one set, else the sink package's default for
 // the transport (none for stdout and file, rfc5424 otherwise).
 func (s *Sink) HeaderOrDefault() string {
-	if s.Transport == "hec" {
-		return sink.HeaderNone // events, not syslog lines
+	if s.Transport == "hec" || s.Transport == "otlp" {
+		return sink.HeaderNone // events or log records, not syslog lines
 	}
 	return cmp.Or(s.Header, sink.DefaultHeader(s.Transport))
 }
@@ -151,6 +155,7 @@ func (c *Config) EnvSink() Sink {
 		Timeout: c.SIEMTimeout, UDPRate: c.SIEMUDPRate,
 		HECToken: c.SIEMHECToken, HECAck: c.SIEMHECAck, HECAckTimeout: c.SIEMHECAckTimeout,
 		HECIndex: c.SIEMHECIndex, HECSourcetype: c.SIEMHECSourcetype,
+		OTLPProtocol: c.SIEMOTLPProtocol, OTLPHeaders: c.SIEMOTLPHeaders,
 		Sentinel: c.withWorkloadIdentity(Sentinel{
 			DCRID: c.SIEMSentinelDCRID, TenantID: c.SIEMSentinelTenantID, ClientID: c.SIEMSentinelClientID,
 			ClientSecret: c.SIEMSentinelClientSecret, ClientCertificateFile: c.SIEMSentinelClientCertificateFile,

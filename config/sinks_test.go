@@ -129,7 +129,7 @@ func TestSinksFileProblems(t *testing.T) {
 			`SIEM_SINKS_FILE: FILE: sink 1 ("a/b"): format: "xml" is not one of cef, darktrace-json, json, leef, ocsf`,
 			`SIEM_SINKS_FILE: FILE: sink 1 ("a/b"): address: required for transport tcp (host:port)`,
 			`SIEM_SINKS_FILE: FILE: sink 2: name: required (` + sinkNameRule + `)`,
-			`SIEM_SINKS_FILE: FILE: sink 2: transport: "carrier-pigeon" is not one of udp, tcp, tls, relp, hec, stdout, file, sentinel`,
+			`SIEM_SINKS_FILE: FILE: sink 2: transport: "carrier-pigeon" is not one of udp, tcp, tls, relp, hec, stdout, file, sentinel, otlp`,
 			`SIEM_SINKS_FILE: FILE: sink 3 ("ok"): timeout: "soon" is not a duration (e.g. 10s)`,
 			`SIEM_SINKS_FILE: FILE: sink 3 ("ok"): sources: "aianalyst" is not polled; add it to POLL_SOURCES (modelbreaches,antigena)`,
 			`SIEM_SINKS_FILE: FILE: sink 3 ("ok"): sources: "modelbreaches" is listed twice`,
@@ -145,6 +145,30 @@ func TestSinksFileProblems(t *testing.T) {
 		}},
 		{"unknown key (yaml)", "- name: a\n  transport: stdout\n  adress: x\n", nil, []string{
 			`SIEM_SINKS_FILE: FILE: not a YAML list of sinks: yaml: unmarshal errors: line 3: field adress not found in type config.sinkEntry`,
+		}},
+		{"otlp", `
+- name: otel
+  transport: otlp
+  address: collector:4318
+  otlp_protocol: thrift
+  otlp_headers: "a=1"
+  otlp_headers_file: headers.txt
+- name: otel2
+  transport: otlp
+  address: https://collector:4318
+  otlp_headers: "no-equals"
+- name: syslog
+  transport: udp
+  address: 127.0.0.1:514
+  otlp_headers: "a=1"
+  otlp_protocol: grpc
+`, nil, []string{
+			`SIEM_SINKS_FILE: FILE: sink 1 ("otel"): otlp_headers: set otlp_headers or otlp_headers_file, not both`,
+			`SIEM_SINKS_FILE: FILE: sink 1 ("otel"): otlp_protocol: "thrift" is not one of http/protobuf, http/json, grpc`,
+			`SIEM_SINKS_FILE: FILE: sink 1 ("otel"): address: "collector:4318" is not an http(s) URL (e.g. https://collector.example:4318); for gRPC set otlp_protocol=grpc`,
+			`SIEM_SINKS_FILE: FILE: sink 2 ("otel2"): otlp_headers: pair 1 is not key=value`,
+			`SIEM_SINKS_FILE: FILE: sink 3 ("syslog"): otlp_headers: only applies to transport=otlp (it is udp)`,
+			`SIEM_SINKS_FILE: FILE: sink 3 ("syslog"): otlp_protocol: only applies to transport=otlp (it is udp)`,
 		}},
 		{"empty list", "[]", nil, []string{"SIEM_SINKS_FILE: FILE lists no sinks"}},
 		{"empty sources", "- name: a\n  transport: stdout\n  sources: []\n", nil, []string{

@@ -56,6 +56,9 @@ type sinkEntry struct {
 	HECAckTimeout         string   `json:"hec_ack_timeout" yaml:"hec_ack_timeout"`
 	HECIndex              string   `json:"hec_index" yaml:"hec_index"`
 	HECSourcetype         string   `json:"hec_sourcetype" yaml:"hec_sourcetype"`
+	OTLPProtocol          string   `json:"otlp_protocol" yaml:"otlp_protocol"`
+	OTLPHeaders           string   `json:"otlp_headers" yaml:"otlp_headers"`
+	OTLPHeadersFile       string   `json:"otlp_headers_file" yaml:"otlp_headers_file"`
 
 	SentinelDCRID                 string `json:"sentinel_dcr_id" yaml:"sentinel_dcr_id"`
 	SentinelTenantID              string `json:"sentinel_tenant_id" yaml:"sentinel_tenant_id"`
@@ -119,6 +122,7 @@ func (c *Config) sinksFromFile(p *problems) []Sink {
 			Timeout:         defaults.SIEMTimeout, UDPRate: intOr(e.UDPRate, defaults.SIEMUDPRate),
 			HECAck: defaults.SIEMHECAck, HECAckTimeout: defaults.SIEMHECAckTimeout,
 			HECIndex: e.HECIndex, HECSourcetype: e.HECSourcetype,
+			OTLPProtocol: e.OTLPProtocol,
 			Sentinel: c.withWorkloadIdentity(Sentinel{
 				DCRID: e.SentinelDCRID, TenantID: e.SentinelTenantID, ClientID: e.SentinelClientID,
 				ClientCertificateFile: relTo(dir, e.SentinelClientCertificateFile), Authority: e.SentinelAuthority,
@@ -137,6 +141,7 @@ func (c *Config) sinksFromFile(p *problems) []Sink {
 				s.HECAckTimeout = d
 			}
 		}
+		s.OTLPHeaders, _ = secretOf(e.OTLPHeaders, e.OTLPHeadersFile, "otlp_headers", dir, add)
 		s.Sentinel.ClientSecret, _ = secretOf(e.SentinelClientSecret, e.SentinelClientSecretFile, "sentinel_client_secret", dir, add)
 		if s.Sentinel.ClientSecret != "" {
 			// The file's own secret wins over workload identity.

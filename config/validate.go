@@ -251,6 +251,12 @@ func (s *Sink) validate(add func(name, format string, args ...any), name func(st
 		// Built by sink/sentinel (route.NewSink), whose rules validateSentinel applied.
 		return
 	}
+	s.validateOTLP(add, name)
+	if s.Transport == "otlp" {
+		// Built by sink/otlp (route.NewSink), whose rules validateOTLP applied.
+		s.validateNotHEC(add, name)
+		return
+	}
 	if s.Transport == "hec" {
 		s.validateHEC(add, name)
 		return
@@ -270,12 +276,12 @@ func (s *Sink) validate(add func(name, format string, args ...any), name func(st
 	}
 }
 
-// Transports are the valid transports: the sink package's, hec (package sink/hec) and
-// sentinel (package sink/sentinel).
+// Transports are the valid transports: the sink package's, hec (package sink/hec), sentinel
+// (package sink/sentinel) and otlp (package sink/otlp).
 func Transports() []string {
 	t := sink.Transports()
 	i := slices.Index(t, "relp") + 1
-	return append(slices.Insert(t, i, "hec"), "sentinel")
+	return append(slices.Insert(t, i, "hec"), "sentinel", "otlp")
 }
 
 // validateHEC checks a hec sink with the hec sink's own rules (hec.Config.Validate), the ones

@@ -20,6 +20,7 @@ import (
 	"github.com/dtforward/dtforward/internal/metrics"
 	"github.com/dtforward/dtforward/sink"
 	"github.com/dtforward/dtforward/sink/hec"
+	"github.com/dtforward/dtforward/sink/otlp"
 	"github.com/dtforward/dtforward/sink/sentinel"
 )
 
@@ -75,6 +76,11 @@ func NewSink(s config.Sink, o Options) (sink.Sink, error) {
 	o.Metrics.Sink(label)
 	if s.Transport == "hec" {
 		return NewHEC(s, o.StateDir, &log)
+	}
+	if s.Transport == "otlp" {
+		cfg := s.OTLPConfig(s.SettingName, o.Version)
+		cfg.Logger = &log
+		return otlp.New(cfg)
 	}
 	cfg := s.SinkConfig()
 	cfg.Stdout = o.Stdout

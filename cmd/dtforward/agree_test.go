@@ -88,6 +88,11 @@ func TestCheckAndRunAgree(t *testing.T) {
 	sentinel := []string{"SIEM_TRANSPORT", "sentinel", "SIEM_ADDRESS", "https://127.0.0.1:1", "SIEM_SENTINEL_DCR_ID", "dcr-0123",
 		"SIEM_SENTINEL_TENANT_ID", "t-1", "SIEM_SENTINEL_CLIENT_ID", "c-1", "SIEM_SENTINEL_CLIENT_SECRET", "s-1", "SIEM_SENTINEL_AUTHORITY", "https://127.0.0.1:1"}
 	with := func(base []string, kv ...string) []string { return append(slices.Clone(base), kv...) }
+	// OTLP: a collector nothing answers on, so check says unreachable (1) and run starts.
+	otlpSink := []string{"SIEM_TRANSPORT", "otlp", "SIEM_ADDRESS", "https://127.0.0.1:1"}
+	otlpGRPC := with(otlpSink, "SIEM_OTLP_PROTOCOL", "grpc", "SIEM_ADDRESS", "127.0.0.1:1")
+	otlpFile := with(otlpSink, "SIEM_OTLP_HEADERS", "")
+	headers := write("otlp-headers", "authorization=Bearer%20abc\n")
 	noSecret := with(sentinel, "SIEM_SENTINEL_CLIENT_SECRET", "")
 	federated := with(noSecret, "AZURE_FEDERATED_TOKEN_FILE", token)
 	certAndKey := write("client-cert-and-key.pem", readFile(t, ca.ClientCert)+readFile(t, ca.ClientKey))
@@ -121,8 +126,8 @@ func TestCheckAndRunAgree(t *testing.T) {
 		"FILTER_TAGS":                           {v("(?i)critical"), v("*x")},
 		"SIEM_FORMAT":                           {v("xml"), v("CEF")},
 		"SIEM_LEEF_VERSION":                     {v("2.0", "SIEM_FORMAT", "leef"), v("1.0", "SIEM_FORMAT", "leef"), v("2", "SIEM_FORMAT", "leef"), v("3.0", "SIEM_FORMAT", "leef")},
-		"SIEM_TRANSPORT":                        {v("udp", "SIEM_ADDRESS", udp), v("tcp", "SIEM_ADDRESS", tcp), v("tls", "SIEM_ADDRESS", tcp), v("relp", "SIEM_ADDRESS", tcp), v("stdout", "SIEM_ADDRESS", ""), v("file"), v("syslog"), v("tcp"), v("hec", hecSink[2:]...), v("hec")},
-		"SIEM_ADDRESS":                          {v(filepath.Join(dir, "out2")), v(filepath.Join(dir, "no-such-dir", "out")), v(dir), v("siem.example:514", udpSink...), v("siem.example", udpSink...), v("siem.example:0", udpSink...), v(":514", udpSink...), v("127.0.0.1:65536", udpSink...), v("https://splunk.example:8088/services/collector", hecSink...), v("splunk.example:8088", hecSink...), v("https://u:p@splunk.example", hecSink...)},
+		"SIEM_TRANSPORT":                        {v("udp", "SIEM_ADDRESS", udp), v("tcp", "SIEM_ADDRESS", tcp), v("tls", "SIEM_ADDRESS", tcp), v("relp", "SIEM_ADDRESS", tcp), v("stdout", "SIEM_ADDRESS", ""), v("file"), v("syslog"), v("tcp"), v("hec", hecSink[2:]...), v("hec"), v("otlp", otlpSink[2:]...), v("otlp")},
+		"SIEM_ADDRESS":                          {v(filepath.Join(dir, "out2")), v(filepath.Join(dir, "no-such-dir", "out")), v(dir), v("siem.example:514", udpSink...), v("siem.example", udpSink...), v("siem.example:0", udpSink...), v(":514", udpSink...), v("127.0.0.1:65536", udpSink...), v("https://splunk.example:8088/services/collector", hecSink...), v("splunk.example:8088", hecSink...), v("https://u:p@splunk.example", hecSink...), v("http://127.0.0.1:1/v1/logs", otlpSink...), v("collector:4318", otlpSink...), v("http://127.0.0.1:1", otlpGRPC...), v("collector", otlpGRPC...)},
 		"SIEM_HEADER":                           {v("5424"), v("rfc5424", tls...)},
 		"SIEM_FRAMING":                          {v("octets"), v("lf", tls...), v("lf", relp...)},
 		"SIEM_FACILITY":                         {v("ntp"), v("security"), v("console"), v("local8"), v("LOCAL4"), v("15")},
@@ -143,6 +148,9 @@ func TestCheckAndRunAgree(t *testing.T) {
 		"SIEM_HEC_ACK_TIMEOUT":                  {v("1s", hecSink...), v("0s", hecSink...), v("-1s", hecSink...), v("60", hecSink...)},
 		"SIEM_HEC_INDEX":                        {v("darktrace", hecSink...), v("Main", hecSink...), v("_internal", hecSink...), v("main")},
 		"SIEM_HEC_SOURCETYPE":                   {v("darktrace", hecSink...), v("modelbreach=darktrace:alert,antigena=x", hecSink...), v("breach=x", hecSink...), v("a b", hecSink...), v("darktrace")},
+		"SIEM_OTLP_PROTOCOL":                    {v("http/protobuf", otlpSink...), v("http/json", otlpSink...), v("grpc", otlpGRPC...), v("grpc", otlpSink...), v("thrift", otlpSink...), v("grpc")},
+		"SIEM_OTLP_HEADERS":                     {v("authorization=Bearer%20abc,x-tenant=a", otlpSink...), v("no-equals", otlpSink...), v("a=%zz", otlpSink...), v("a=1", otlpGRPC...), v("a=1")},
+		"SIEM_OTLP_HEADERS_FILE":                {v(headers, otlpFile...), v(missing, otlpFile...), v(headers, otlpSink...), v(headers, with(otlpSink, "SIEM_OTLP_HEADERS", "a=1")...)},
 		"SIEM_SENTINEL_DCR_ID":                  {v("dcr-abc", sentinel...), v("", sentinel...), v("dcr/../x", sentinel...), v("dcr-abc")},
 		"SIEM_SENTINEL_TENANT_ID":               {v("t-2", sentinel...), v("", sentinel...), v("t-2")},
 		"SIEM_SENTINEL_CLIENT_ID":               {v("c-2", sentinel...), v("", sentinel...), v("c-2", federated...)},

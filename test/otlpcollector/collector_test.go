@@ -42,13 +42,18 @@ type collector struct {
 
 	mu       sync.Mutex
 	accepted []record
-	refuse   map[string]bool // records whose request is refused for good (INVALID_ARGUMENT: HTTP 400)
+	refuse   map[string]bool // records (id, or kind/id) whose request is refused for good (INVALID_ARGUMENT: HTTP 400)
 	busy     int             // the next busy requests are answered busyCode with a RetryInfo of retryDelay
 	busyCode codes.Code
 	retry    time.Duration
 	delay    time.Duration // a slow pipeline: each request is held this long, then taken
-	stats    struct{ requests, refused, busy int }
-	rcv      interface{ Shutdown(context.Context) error }
+	// poisonNext makes the first model breach not accepted before a poison record: every
+	// request holding it is refused for good from then on (poisoned is its id).
+	poisonNext bool
+	poisoned   string
+	seen       map[string]bool // kind/id of every record accepted
+	stats      struct{ requests, refused, busy int }
+	rcv        interface{ Shutdown(context.Context) error }
 }
 
 type collectorOptions struct {
@@ -58,7 +63,7 @@ type collectorOptions struct {
 // startCollector starts otlpreceiver on 127.0.0.1 with OTLP/HTTP and OTLP/gRPC.
 func startCollector(t *testing.T, o collectorOptions) *collector {
 	t.Helper()
-	c := &collector{HTTPAddr: freeAddr(t), GRPCAddr: freeAddr(t), refuse: map[string]bool{}}
+	c := &collector{HTTPAddr: freeAddr(t), GRPCAddr: freeAddr(t), refuse: map[string]bool{}, seen: map[string]bool{}}
 	f := otlpreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
 	h := cfg.Protocols.HTTP.GetOrInsertDefault()
@@ -117,7 +122,11 @@ func (c *collector) consume(ctx context.Context, ld plog.Logs) error {
 				if r.BodyType == pcommon.ValueTypeMap {
 					r.Body = lr.Body().Map().AsRaw()
 				}
-				if c.refuse[r.ID] {
+				if c.poisonNext && r.Kind == "modelbreach" && !c.seen[r.Kind+"/"+r.ID] {
+					c.poisonNext, c.poisoned = false, r.ID
+					c.refuse[r.Kind+"/"+r.ID] = true
+				}
+				if c.refuse[r.ID] || c.refuse[r.Kind+"/"+r.ID] {
 					refused = r.ID
 				}
 				recs = append(recs, r)
@@ -147,6 +156,9 @@ func (c *collector) consume(ctx context.Context, ld plog.Logs) error {
 	}
 	c.mu.Lock()
 	c.accepted = append(c.accepted, recs...)
+	for _, r := range recs {
+		c.seen[r.Kind+"/"+r.ID] = true
+	}
 	c.mu.Unlock()
 	return nil
 }

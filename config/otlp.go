@@ -1,0 +1,54 @@
+package config
+
+import (
+	"errors"
+
+	"github.com/dtforward/dtforward/internal/tlsconfig"
+	"github.com/dtforward/dtforward/sink"
+	"github.com/dtforward/dtforward/sink/otlp"
+)
+
+// OTLPConfig returns the sink/otlp configuration of an otlp sink; name turns a sinks-file key
+// into the name the user wrote (SIEM_OTLP_HEADERS, or the key in SIEM_SINKS_FILE); version is
+// dtforward's, the service.version the collector sees. Headers that do not parse are left
+// out: validateOTLP reports them.
+func (s *Sink) OTLPConfig(name func(string) string, version string) otlp.Config {
+	headers, _ := otlp.ParseHeaders(s.OTLPHeaders.Value())
+	return otlp.Config{
+		Endpoint: s.Address, Protocol: s.OTLPProtocol, Headers: headers, Format: s.Format,
+		Version: version, Timeout: s.Timeout, Setting: name,
+		TLS: tlsconfig.Options{
+			CAFile: s.TLSCAFile, CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile,
+			ServerName: s.TLSServerName, InsecureSkipVerify: s.TLSInsecureSkipVerify,
+		},
+	}
+}
+
+// validateOTLP checks an otlp sink with the otlp sink's own rules (otlp.Config.Validate), the
+// ones it meets when "run" builds it, and that no other transport carries otlp settings.
+func (s *Sink) validateOTLP(add func(name, format string, args ...any), name func(string) string) {
+	if s.Transport != "otlp" {
+		if s.OTLPHeaders != "" {
+			add(name("otlp_headers"), "only applies to %s=otlp (it is %s)", name("transport"), s.Transport)
+		}
+		if s.OTLPProtocol != "" {
+			add(name("otlp_protocol"), "only applies to %s=otlp (it is %s)", name("transport"), s.Transport)
+		}
+		return
+	}
+	if _, err := otlp.ParseHeaders(s.OTLPHeaders.Value()); err != nil {
+		add(name("otlp_headers"), "%v", err)
+	}
+	c := s.OTLPConfig(name, "")
+	for _, e := range unwrapJoined(c.Validate()) {
+		var se *sink.SettingError
+		if errors.As(e, &se) {
+			add(se.Setting, "%s", se.Problem)
+		} else {
+			add(name("transport"), "%v", e)
+		}
+	}
+	if s.Timeout <= 0 {
+		add(name("timeout"), "%s must be positive (e.g. 10s)", s.Timeout)
+	}
+}
