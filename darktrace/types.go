@@ -196,7 +196,7 @@ func (a *Action) State() string {
 	switch {
 	case a.Cleared:
 		return "cleared"
-	case a.Active && a.Expires > 0 && a.Updated.Int64() > a.Expires:
+	case expired(a.Active, a.Cleared, a.Updated.Int64(), a.Expires):
 		return "expired"
 	case a.Active:
 		return "active"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/checkpoint"
+	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/fetch"
 	"github.com/dtforward/dtforward/internal/metrics"
 	"github.com/dtforward/dtforward/internal/retry"
@@ -163,6 +164,7 @@ func (p *poll) deliver(ctx context.Context, last time.Time, b *source.Batch) boo
 		}
 		fresh = append(fresh, it)
 	}
+	fresh = p.withEarlierStates(fresh)
 	m.AddRecords(a.name, name, metrics.OutcomeDeduped, b.Stats.Deduped)
 	alerts := make([]*alert.Alert, 0, min(len(fresh), a.cfg.SendBatch))
 	for len(fresh) > 0 {
@@ -195,6 +197,40 @@ func (p *poll) deliver(ctx context.Context, last time.Time, b *source.Batch) boo
 	p.stats.Sent += b.Stats.Sent
 	p.commit(last, b, b.Date)
 	return true
+}
+
+// withEarlierStates puts before each changed Antigena action the states its history records
+// since the state last delivered (for an action never delivered, since the cursor: what
+// happened after the last poll), so that states that came and went between two polls — or
+// while the sink was down and the poller could not poll — are each forwarded once. States the
+// history cannot give back are counted and logged. Other sources are returned as they are.
+func (p *poll) withEarlierStates(fresh []source.Item) []source.Item {
+	if p.r.src.Name() != darktrace.SourceAntigena || len(fresh) == 0 {
+		return fresh
+	}
+	out := make([]source.Item, 0, len(fresh))
+	var missedIDs []string
+	missed := 0
+	for _, it := range fresh {
+		since := darktrace.ActionVersion{Updated: p.cursor.UnixMilli()}
+		if prev, ok := p.seen[it.Key]; ok {
+			if v, ok := darktrace.ParseActionVersion(prev.Version); ok {
+				since = v
+			}
+		}
+		earlier, n := p.r.src.Earlier(it, since)
+		out = append(append(out, earlier...), it)
+		if n > 0 {
+			missed += n
+			missedIDs = append(missedIDs, it.Key)
+		}
+	}
+	if missed > 0 {
+		p.a.cfg.Metrics.AntigenaStatesMissed(p.a.name, missed)
+		p.r.log.Info().Strs("codeids", missedIDs).Int("count", missed).
+			Msg("Antigena states that came and went between polls cannot be rebuilt from the action's history (an expiry before a reactivation); not forwarded")
+	}
+	return out
 }
 
 // commit moves the cursor to end and saves the checkpoint. With the piece's batch b (its whole

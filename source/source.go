@@ -299,6 +299,39 @@ func (s *Source) FetchPBID(ctx context.Context, pbid int64) (created int64, foun
 	return created, found, err
 }
 
+// Earlier returns the states of an Antigena action (an Item of this source) that its history
+// records after since and that the record no longer shows, oldest first, as items like it
+// (see darktrace.Action.EarlierSteps); missed counts the states after since that the history
+// cannot give back. Other sources have no history: nil, 0.
+func (s *Source) Earlier(it Item, since darktrace.ActionVersion) (items []Item, missed int) {
+	if s.spec.Name != darktrace.SourceAntigena || it.Alert == nil {
+		return nil, 0
+	}
+	act, err := darktrace.DecodeAction(it.Alert.Raw, nil)
+	if err == nil {
+		var steps []darktrace.ActionStep
+		steps, missed, err = act.EarlierSteps(it.Alert.Raw, since)
+		for i := range steps {
+			st := &steps[i]
+			a, cerr := alert.FromAction(&st.Action, st.Raw, s.p.appliance, s.p.host)
+			if cerr != nil {
+				err = cerr
+				break
+			}
+			items = append(items, Item{Alert: a, Key: it.Key, Version: st.Action.RecordVersion(),
+				Time: st.Action.RecordTime(), Acknowledged: it.Acknowledged})
+		}
+	}
+	if err != nil {
+		// The record decoded once already; a history that cannot be rebuilt costs only the
+		// earlier states, which are counted as missed.
+		s.p.log.Warn().Str("source", s.spec.Name).Str("id", it.Key).Err(err).
+			Msg("earlier states of an Antigena action could not be rebuilt from its history")
+		return nil, max(missed, 1)
+	}
+	return items, missed
+}
+
 // FetchWindow is Fetch returning just the alerts, for one-shot callers (backfill).
 func (s *Source) FetchWindow(ctx context.Context, start, end time.Time) ([]*alert.Alert, Stats, error) {
 	b, err := s.Fetch(ctx, start, end)

@@ -54,8 +54,10 @@ type Metrics struct {
 	sinkBytes        *prometheus.CounterVec
 	deadLetters      *prometheus.CounterVec
 	antigenaVanished *prometheus.CounterVec
-	pbidGaps         *prometheus.CounterVec
-	pbidGapsResolved *prometheus.CounterVec
+	// Antigena states that came and went unseen and that the history cannot give back.
+	antigenaStatesMissed *prometheus.CounterVec
+	pbidGaps             *prometheus.CounterVec
+	pbidGapsResolved     *prometheus.CounterVec
 	// the appliance clock estimate: Date headers /status refuted, the last Date's skew.
 	clockDisagreements *prometheus.CounterVec
 	clockSkew          *prometheus.GaugeVec
@@ -117,6 +119,9 @@ func New() *Metrics {
 			"sink", "reason"),
 		antigenaVanished: counterVec(reg, "dtforward_antigena_vanished_total",
 			"Antigena actions that disappeared from /antigena before their final state (cleared or expired) was seen.",
+			"appliance"),
+		antigenaStatesMissed: counterVec(reg, "dtforward_antigena_states_missed_total",
+			"Antigena action states that came and went between two polls (or while a sink was down) and could not be rebuilt from the action's history, so were never forwarded: an expiry followed by a reactivation, or a history entry of unknown meaning.",
 			"appliance"),
 		pbidGaps: counterVec(reg, "dtforward_pbid_gaps_total",
 			"pbids found missing between delivered breaches (deleted, not visible yet, or suppressed and hidden by FILTER_INCLUDE_SUPPRESSED=false).",
@@ -218,6 +223,7 @@ func (m *Metrics) Appliance(appliance string, sources []string) {
 		m.apiErrors.WithLabelValues(appliance, src)
 	}
 	m.antigenaVanished.WithLabelValues(appliance)
+	m.antigenaStatesMissed.WithLabelValues(appliance)
 	m.pbidGaps.WithLabelValues(appliance)
 }
 

@@ -8,6 +8,15 @@ func (m *Metrics) AntigenaVanished(appliance string) {
 	m.antigenaVanished.WithLabelValues(appliance).Inc()
 }
 
+// AntigenaStatesMissed counts n Antigena states that happened unseen and that the action's
+// history cannot give back.
+func (m *Metrics) AntigenaStatesMissed(appliance string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.antigenaStatesMissed.WithLabelValues(appliance).Add(float64(n))
+}
+
 // PBIDGaps counts n pbids found missing.
 func (m *Metrics) PBIDGaps(appliance string, n int) {
 	if m == nil || n <= 0 {
