@@ -420,10 +420,11 @@ func TestBackfillStopsWhenEveryWindowFails(t *testing.T) {
 	if !errors.As(err, &be) || !strings.Contains(err.Error(), "3 windows in a row could not be fetched") {
 		t.Fatalf("err = %v, want a stop after 3 failed windows", err)
 	}
-	// The fetch-ahead goroutine may already be splitting the 4th window when the walk stops, so
-	// a 4th split can be counted; the 4th window itself must be neither done nor failed.
-	if len(sum.Failed) != 3 || sum.ChunksDone != 3 || sum.Splits < 3 || sum.Splits > 4 || sum.Complete() {
-		t.Errorf("failed %v, chunks done %d, splits %d; want 3 failed windows kept and counted, one split each (+1 fetched ahead)", sum.Failed, sum.ChunksDone, sum.Splits)
+	// The producer runs up to two windows ahead of the walk (one step waiting in the channel's
+	// buffer, the next being fetched), so the 4th and 5th windows may already have been split
+	// when the walk stops; they must be neither done nor failed.
+	if len(sum.Failed) != 3 || sum.ChunksDone != 3 || sum.Splits < 3 || sum.Splits > 5 || sum.Complete() {
+		t.Errorf("failed %v, chunks done %d, splits %d; want 3 failed windows kept and counted, one split each (+2 fetched ahead)", sum.Failed, sum.ChunksDone, sum.Splits)
 	}
 }
 

@@ -42,8 +42,8 @@ func newPeerServer(t *testing.T, tlsCfg *tls.Config, handle func(n int, c net.Co
 			p.wg.Add(1)
 			go func(n int) {
 				defer p.wg.Done()
-				defer c.Close()
 				data := handle(n, c)
+				c.Close() // before the connection is counted: a counted connection is closed
 				p.mu.Lock()
 				p.conns = append(p.conns, data)
 				p.mu.Unlock()
@@ -52,6 +52,19 @@ func newPeerServer(t *testing.T, tlsCfg *tls.Config, handle func(n int, c net.Co
 	}()
 	t.Cleanup(func() { l.Close(); p.wg.Wait() })
 	return p
+}
+
+// waitConns waits up to 10 s until n connections have ended.
+func (p *peerServer) waitConns(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		p.mu.Lock()
+		done := len(p.conns)
+		p.mu.Unlock()
+		if done >= n {
+			return
+		}
+	}
 }
 
 // readUntil reads from c until want bytes arrived or 5 s passed.
@@ -125,21 +138,18 @@ func TestPeerState(t *testing.T) {
 			if err := s.Send(ctx, one); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(500 * time.Millisecond) // let the peer act
+			if tc.wantReconnects > 0 {
+				// The second batch must meet a closed connection: wait for the close itself
+				// (a fixed pause lost the race on a loaded machine).
+				p.waitConns(t, 1)
+			} else {
+				time.Sleep(500 * time.Millisecond) // let the peer send its stray bytes
+			}
 			if err := s.Send(ctx, two); err != nil {
 				t.Fatal(err)
 			}
 			_ = s.Close()
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				p.mu.Lock()
-				n := len(p.conns)
-				p.mu.Unlock()
-				if n >= len(tc.wantConns) || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			p.waitConns(t, len(tc.wantConns))
 			p.mu.Lock()
 			got := p.conns
 			p.mu.Unlock()
