@@ -2,13 +2,19 @@ package otlpcollector
 
 import (
 	"context"
+	"errors"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configauth"
 	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configtls"
 	"go.opentelemetry.io/collector/consumer"
@@ -58,7 +64,34 @@ type collector struct {
 
 type collectorOptions struct {
 	TLS bool
+	// Token, when set, has the receiver authenticate every request (HTTP and gRPC) with an
+	// authenticator extension that takes "authorization: Bearer <Token>" only.
+	Token string
 }
+
+// tokenAuth is an authenticator extension (extensionauth.Server), as bearertokenauth is.
+type tokenAuth struct{ token string }
+
+func (a tokenAuth) Start(context.Context, component.Host) error { return nil }
+func (a tokenAuth) Shutdown(context.Context) error              { return nil }
+
+func (a tokenAuth) Authenticate(ctx context.Context, headers map[string][]string) (context.Context, error) {
+	for k, vs := range headers {
+		if strings.EqualFold(k, "authorization") && slices.Contains(vs, "Bearer "+a.token) {
+			return ctx, nil
+		}
+	}
+	return ctx, errors.New("missing or wrong bearer token")
+}
+
+// authHost is the host the receiver asks for its authenticator.
+type authHost struct {
+	ext map[component.ID]component.Component
+}
+
+func (h authHost) GetExtensions() map[component.ID]component.Component { return h.ext }
+
+var authID = component.MustNewID("testauth")
 
 // startCollector starts otlpreceiver on 127.0.0.1 with OTLP/HTTP and OTLP/gRPC.
 func startCollector(t *testing.T, o collectorOptions) *collector {
@@ -78,6 +111,12 @@ func startCollector(t *testing.T, o collectorOptions) *collector {
 		h.ServerConfig.TLS = configoptional.Some(ts)
 		g.TLS = configoptional.Some(ts)
 	}
+	var host component.Host = componenttest.NewNopHost()
+	if o.Token != "" {
+		h.ServerConfig.Auth = configoptional.Some(confighttp.AuthConfig{Config: configauth.Config{AuthenticatorID: authID}})
+		g.Auth = configoptional.Some(configauth.Config{AuthenticatorID: authID})
+		host = authHost{ext: map[component.ID]component.Component{authID: tokenAuth{o.Token}}}
+	}
 	cfg.Protocols.GRPC = configoptional.Some(g)
 	next, err := consumer.NewLogs(c.consume)
 	if err != nil {
@@ -87,7 +126,7 @@ func startCollector(t *testing.T, o collectorOptions) *collector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+	if err := r.Start(context.Background(), host); err != nil {
 		t.Fatal(err)
 	}
 	c.rcv = r

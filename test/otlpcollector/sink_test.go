@@ -256,3 +256,35 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check of a wrong path = %v, want a *sink.ConfigError naming SIEM_ADDRESS", err)
 	}
 }
+
+// TestHeaders: a receiver with an authenticator takes the sink's headers over each protocol;
+// a wrong token is a *sink.ConfigError naming SIEM_OTLP_HEADERS, from Send and from Check, and
+// the error does not show the token.
+func TestHeaders(t *testing.T) {
+	for _, p := range protocols {
+		t.Run(p.name, func(t *testing.T) {
+			c := startCollector(t, collectorOptions{TLS: p.tls, Token: "s3cret"})
+			cfg := sinkConfig(c, p.protocol)
+			cfg.Headers = map[string]string{"authorization": "Bearer s3cret"}
+			s := newSink(t, cfg)
+			msgs := messages(t, "json", 0, 5)
+			if err := s.Check(context.Background()); err != nil {
+				t.Fatalf("Check with the right token: %v", err)
+			}
+			if err := s.Send(context.Background(), msgs); err != nil {
+				t.Fatalf("Send with the right token: %v", err)
+			}
+			exactlyOnce(t, c, msgs)
+			cfg.Headers = map[string]string{"authorization": "Bearer wrong-token"}
+			s = newSink(t, cfg)
+			for name, err := range map[string]error{"Check": s.Check(context.Background()), "Send": s.Send(context.Background(), msgs)} {
+				var ce *sink.ConfigError
+				if !errors.As(err, &ce) || ce.Setting != "SIEM_OTLP_HEADERS" {
+					t.Errorf("%s with a wrong token = %v, want a *sink.ConfigError naming SIEM_OTLP_HEADERS", name, err)
+				} else if strings.Contains(err.Error(), "wrong-token") {
+					t.Errorf("%s: the error shows the token: %v", name, err)
+				}
+			}
+		})
+	}
+}
