@@ -1,10 +1,7 @@
 package config
 
 import (
-	"errors"
-
 	"github.com/dtforward/dtforward/internal/tlsconfig"
-	"github.com/dtforward/dtforward/sink"
 	"github.com/dtforward/dtforward/sink/otlp"
 )
 
@@ -40,14 +37,7 @@ func (s *Sink) validateOTLP(add func(name, format string, args ...any), name fun
 		add(name("otlp_headers"), "%v", err)
 	}
 	c := s.OTLPConfig(name, "")
-	for _, e := range unwrapJoined(c.Validate()) {
-		var se *sink.SettingError
-		if errors.As(e, &se) {
-			add(se.Setting, "%s", se.Problem)
-		} else {
-			add(name("transport"), "%v", e)
-		}
-	}
+	addSettingErrors(c.Validate(), add, name)
 	if s.Timeout <= 0 {
 		add(name("timeout"), "%s must be positive (e.g. 10s)", s.Timeout)
 	}

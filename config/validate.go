@@ -289,14 +289,7 @@ func Transports() []string {
 func (s *Sink) validateHEC(add func(name, format string, args ...any), name func(string) string) {
 	c := s.HECConfig()
 	c.Setting = name
-	for _, e := range unwrapJoined(c.Validate()) {
-		var se *hec.SettingError
-		if errors.As(e, &se) {
-			add(se.Setting, "%s", se.Problem)
-		} else {
-			add(name("transport"), "%v", e)
-		}
-	}
+	addSettingErrors(c.Validate(), add, name)
 	if _, err := hec.ParseSourcetypes(s.HECSourcetype); err != nil {
 		add(name("hec_sourcetype"), "%v", err)
 	}
@@ -314,6 +307,19 @@ func (s *Sink) validateNotHEC(add func(name, format string, args ...any), name f
 	} {
 		if v.set {
 			add(name(v.key), "only applies to %s=hec (it is %s)", name("transport"), s.Transport)
+		}
+	}
+}
+
+// addSettingErrors reports the problems a sink's own Validate returned: each *sink.SettingError
+// under the setting it names, anything else under transport.
+func addSettingErrors(err error, add func(name, format string, args ...any), name func(string) string) {
+	for _, e := range unwrapJoined(err) {
+		var se *sink.SettingError
+		if errors.As(e, &se) {
+			add(se.Setting, "%s", se.Problem)
+		} else {
+			add(name("transport"), "%v", e)
 		}
 	}
 }
