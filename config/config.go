@@ -19,6 +19,7 @@ type Config struct {
 	DarktraceAppliancesFile     string        `envconfig:"DARKTRACE_APPLIANCES_FILE" desc:"JSON or YAML file listing several appliances (name, url, tokens or token files, CA, labels) for one process; replaces DARKTRACE_URL and the token variables"`
 	// Scale: many appliances in one process, and appliances sharded over several processes.
 	DarktraceMaxConcurrentRequests int    `envconfig:"DARKTRACE_MAX_CONCURRENT_REQUESTS" default:"16" desc:"Most API requests in flight at once across all appliances (1-1024); the others queue in arrival order"`
+	DarktraceMaxRequestsPerMinute  int    `envconfig:"DARKTRACE_MAX_REQUESTS_PER_MINUTE" default:"120" desc:"Most API requests sent to one appliance in any 60 seconds (1-6000); run waits rather than exceed it (dtforward_api_throttled_seconds_total)"`
 	ShardCount                     int    `envconfig:"SHARD_COUNT" default:"1" desc:"Number of processes (e.g. StatefulSet replicas) sharing the appliances file; each polls the appliances whose name hashes to its SHARD_INDEX (1-1000)"`
 	ShardIndex                     string `envconfig:"SHARD_INDEX" desc:"This process's shard, 0 to SHARD_COUNT-1, or a StatefulSet pod name ending in its ordinal (dtforward-2 is shard 2); required when SHARD_COUNT > 1"`
 

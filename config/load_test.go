@@ -90,6 +90,7 @@ func TestLoadDefaults(t *testing.T) {
 		PollAIAnalystRefreshHorizon:    24 * time.Hour,
 		PollAIAnalystRefreshInterval:   10 * time.Minute,
 		DarktraceMaxConcurrentRequests: 16,
+		DarktraceMaxRequestsPerMinute:  120,
 		ShardCount:                     1,
 	}
 	if !reflect.DeepEqual(c, want) {

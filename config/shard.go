@@ -9,6 +9,7 @@ import (
 // Limits of the scale variables.
 const (
 	MaxConcurrentRequests = 1024
+	MaxRequestsPerMinute  = 6000
 	MaxShards             = 1000
 )
 
@@ -18,6 +19,9 @@ var podOrdinal = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?-([0-9]+)$`)
 func (c *Config) validateScale(p *problems) {
 	if c.DarktraceMaxConcurrentRequests < 1 || c.DarktraceMaxConcurrentRequests > MaxConcurrentRequests {
 		p.add("DARKTRACE_MAX_CONCURRENT_REQUESTS", "%d is outside 1–%d", c.DarktraceMaxConcurrentRequests, MaxConcurrentRequests)
+	}
+	if c.DarktraceMaxRequestsPerMinute < 1 || c.DarktraceMaxRequestsPerMinute > MaxRequestsPerMinute {
+		p.add("DARKTRACE_MAX_REQUESTS_PER_MINUTE", "%d is outside 1–%d", c.DarktraceMaxRequestsPerMinute, MaxRequestsPerMinute)
 	}
 	if c.ShardCount < 1 || c.ShardCount > MaxShards {
 		p.add("SHARD_COUNT", "%d is outside 1–%d", c.ShardCount, MaxShards)

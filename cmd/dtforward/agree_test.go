@@ -111,6 +111,7 @@ func TestCheckAndRunAgree(t *testing.T) {
 		"DARKTRACE_NAME":                        {v("dc-1"), v("../etc"), v("a b")},
 		"DARKTRACE_APPLIANCES_FILE":             {v(appliances, noURL...), v(missing, noURL...), v(empty, noURL...), v(appliances)},
 		"DARKTRACE_MAX_CONCURRENT_REQUESTS":     {v("1"), v("1024"), v("0"), v("1025"), v("many")},
+		"DARKTRACE_MAX_REQUESTS_PER_MINUTE":     {v("1"), v("6000"), v("0"), v("6001"), v("-5"), v("fast")},
 		"SHARD_COUNT":                           {v("1"), v("2", "SHARD_INDEX", "1"), v("1000", "SHARD_INDEX", "999"), v("0"), v("1001", "SHARD_INDEX", "0"), v("2")},
 		"SHARD_INDEX":                           {v("0"), v("0", "SHARD_COUNT", "2"), v("dtforward-1", "SHARD_COUNT", "2"), v("2", "SHARD_COUNT", "2"), v("x", "SHARD_COUNT", "2")},
 		"POLL_SOURCES":                          {v("modelbreaches"), v("antigena"), v("aianalyst"), v("modelbreaches, antigena,aianalyst"), v("breaches"), v(" , "), v("antigena,antigena")},

@@ -215,7 +215,9 @@ func (d *daemon) addAppliance(app config.Appliance, i, n int, start time.Time, a
 		log.Warn().Str("appliance", app.Name).Msg("TLS verification of the appliance is off (DARKTRACE_INSECURE_SKIP_VERIFY)")
 	}
 	// No gathering wait: a poller that asks a moment later is served the recording.
-	group := fetch.NewGroup(fetch.Limited{Next: c, Slots: d.requests, Sent: func() { d.metrics.APIRequest(app.Name) }}, len(dests), fetch.GroupOptions{TTL: cfg.PollInterval, Budget: sharedBudget})
+	limited := fetch.Limited{Next: c, Slots: d.requests, Rate: fetch.NewPerMinute(cfg.DarktraceMaxRequestsPerMinute),
+		Sent: func() { d.metrics.APIRequest(app.Name) }, Throttled: func(w time.Duration) { d.metrics.APIThrottled(app.Name, w) }}
+	group := fetch.NewGroup(limited, len(dests), fetch.GroupOptions{TTL: cfg.PollInterval, Budget: sharedBudget})
 	for _, dest := range dests {
 		plog := log
 		if dest.Config.Name != "" {

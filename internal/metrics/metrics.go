@@ -42,6 +42,7 @@ type Metrics struct {
 	pollDuration   *prometheus.HistogramVec
 	apiErrors      *prometheus.CounterVec
 	apiRequests    *prometheus.CounterVec
+	apiThrottled   *prometheus.CounterVec
 	sinkReconnects prometheus.Counter
 	anomalies      *prometheus.CounterVec
 	sinkDatagrams  prometheus.Counter
@@ -94,6 +95,9 @@ func New() *Metrics {
 			"appliance", "source"),
 		apiRequests: counterVec(reg, "dtforward_api_requests_total",
 			"Requests sent to the appliance (after shared fetches are joined), by appliance.",
+			"appliance"),
+		apiThrottled: counterVec(reg, "dtforward_api_throttled_seconds_total",
+			"Time requests to the appliance waited for DARKTRACE_MAX_REQUESTS_PER_MINUTE, by appliance.",
 			"appliance"),
 		sinkReconnects: counter(reg, "dtforward_sink_reconnects_total",
 			"Connections (re)established to the SIEM."),
@@ -199,6 +203,14 @@ func (m *Metrics) APIRequest(appliance string) {
 	m.apiRequests.WithLabelValues(appliance).Inc()
 }
 
+// APIThrottled counts the time one request to appliance waited for its requests-a-minute bound.
+func (m *Metrics) APIThrottled(appliance string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.apiThrottled.WithLabelValues(appliance).Add(d.Seconds())
+}
+
 // APIError counts one failed appliance request.
 func (m *Metrics) APIError(appliance, source string) {
 	if m == nil {
@@ -225,6 +237,8 @@ func (m *Metrics) Appliance(appliance string, sources []string) {
 	m.antigenaVanished.WithLabelValues(appliance)
 	m.antigenaStatesMissed.WithLabelValues(appliance)
 	m.pbidGaps.WithLabelValues(appliance)
+	m.apiRequests.WithLabelValues(appliance)
+	m.apiThrottled.WithLabelValues(appliance)
 }
 
 // SetBuildInfo sets dtforward_build_info: 1, labelled with the version, the commit and the Go
