@@ -41,7 +41,16 @@ type Config struct {
 	// (e.g. nested deeper than encoding/json allows); the rest of the answer is delivered.
 	// When nil, such an element fails the whole answer.
 	OnMalformed func(MalformedRecord)
+	// MaxStringBytes cuts every string of a record longer than it (0: DefaultMaxStringBytes;
+	// negative: no limit), so one huge field costs that much memory, not several copies of
+	// itself. OnTrimmed, when set, is told of each record cut, with the bytes dropped in Err.
+	MaxStringBytes int
+	OnTrimmed      func(MalformedRecord)
 }
+
+// DefaultMaxStringBytes is where a string of a record is cut by default: far above any field
+// a SIEM line can carry (SIEM_MAX_MESSAGE_BYTES), far below what would strain memory.
+const DefaultMaxStringBytes = 64 << 10
 
 // Client is a signed HTTP(S) client for one appliance. It is safe for concurrent use, although
 // dtforward keeps one request in flight per appliance (the API documents no rate limit, and
@@ -56,6 +65,8 @@ type Client struct {
 	onDate  func(time.Time)
 	// onMalformed: see Config.OnMalformed.
 	onMalformed func(MalformedRecord)
+	maxString   int
+	onTrimmed   func(MalformedRecord)
 	// secrets are scrubbed from any text that reaches an error, in case an appliance or proxy
 	// echoes a request header back in a body.
 	secrets []string
@@ -115,7 +126,15 @@ func New(cfg Config) (*Client, error) {
 		now:         cfg.Now,
 		onDate:      cfg.OnDate,
 		onMalformed: cfg.OnMalformed,
+		maxString:   cfg.MaxStringBytes,
+		onTrimmed:   cfg.OnTrimmed,
 		secrets:     []string{cfg.PublicToken, cfg.PrivateToken},
+	}
+	switch {
+	case c.maxString == 0:
+		c.maxString = DefaultMaxStringBytes
+	case c.maxString < 0:
+		c.maxString = 0
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
@@ -267,7 +286,14 @@ func (c *Client) stream(ctx context.Context, pathAndQuery string, fn func(raw []
 			c.onMalformed(MalformedRecord{Endpoint: endpoint, Index: index, ID: elementID(raw), Err: err})
 		}
 	}
-	n, offset, err := decodeElements(br, fn, bad)
+	var trimmed func(int, []byte, int64)
+	if c.onTrimmed != nil {
+		trimmed = func(index int, raw []byte, dropped int64) {
+			c.onTrimmed(MalformedRecord{Endpoint: endpoint, Index: index, ID: elementID(raw),
+				Err: fmt.Errorf("%d bytes of strings longer than %d bytes dropped", dropped, c.maxString)})
+		}
+	}
+	n, offset, err := decodeElements(br, fn, bad, c.maxString, trimmed)
 	var cbErr callbackError
 	switch {
 	case err == nil:

@@ -33,12 +33,17 @@ func (e callbackError) Error() string { return e.err.Error() }
 // element fails the body as before) gets its position in the array and the error, and the
 // elements after it are read on. The scan is iterative and keeps one element in memory, so
 // no nesting depth can exhaust the stack.
-func decodeElements(br *bufio.Reader, fn func(raw []byte) error, bad func(index int, raw []byte, err error)) (n int, offset int64, err error) {
+//
+// A string longer than maxString bytes (0: no limit) is cut there, ending in "…", and the
+// element is handed on with trimmed (may be nil) told its position, the bytes dropped and the
+// element: a 20 MB description costs 64 KiB, not several copies of 20 MB.
+func decodeElements(br *bufio.Reader, fn func(raw []byte) error, bad func(index int, raw []byte, err error),
+	maxString int, trimmed func(index int, raw []byte, dropped int64)) (n int, offset int64, err error) {
 	first, err := firstByte(br)
 	if err != nil {
 		return 0, 0, err
 	}
-	sp := &splitter{br: br}
+	sp := &splitter{br: br, maxString: maxString}
 	call := func(raw []byte) error {
 		if err := fn(raw); err != nil {
 			return callbackError{err}
@@ -77,6 +82,9 @@ func decodeElements(br *bufio.Reader, fn func(raw []byte) error, bad func(index 
 		var me *malformedElement
 		switch {
 		case err == nil:
+			if sp.dropped > 0 && trimmed != nil {
+				trimmed(index, raw, sp.dropped)
+			}
 			if err := call(raw); err != nil {
 				return n, sp.off, err
 			}
@@ -112,7 +120,14 @@ type splitter struct {
 	br  *bufio.Reader
 	buf []byte // the current element, reused
 	off int64  // bytes consumed
+	// maxString cuts longer strings (0: no limit); dropped counts the bytes the current
+	// element lost to it.
+	maxString int
+	dropped   int64
 }
+
+// ellipsis ends a string cut at maxString bytes.
+const ellipsis = "…"
 
 // next skips whitespace and returns the next byte without consuming it; the end of the body
 // is io.ErrUnexpectedEOF (a value was due).
@@ -136,13 +151,17 @@ func (s *splitter) next() (byte, error) {
 }
 
 // element reads the value at the reader (whitespace already skipped) into s.buf and checks it.
+// Past maxString bytes of a string, its bytes are skipped up to the closing quote; the cut falls
+// before a character, never inside an escape or a UTF-8 sequence, so the element stays valid.
 func (s *splitter) element() ([]byte, error) {
 	s.buf = s.buf[:0]
+	s.dropped = 0
 	c, err := s.next()
 	if err != nil {
 		return nil, err
 	}
 	depth, inStr, esc := 0, false, false
+	hex, strLen, cutting := 0, 0, false // \u digits still due; bytes of the current string kept; past maxString
 	literal := c != '{' && c != '[' && c != '"'
 	for {
 		if _, err := s.br.Peek(1); err != nil {
@@ -155,18 +174,37 @@ func (s *splitter) element() ([]byte, error) {
 			return nil, err
 		}
 		chunk, _ := s.br.Peek(s.br.Buffered())
-		end := -1
+		end, from := -1, 0
 	scan:
 		for i, b := range chunk {
 			switch {
 			case inStr:
+				if !cutting && s.maxString > 0 && strLen >= s.maxString && !esc && hex == 0 && b != '"' && (b < 0x80 || b >= 0xc0) {
+					s.buf = append(s.buf, chunk[from:i]...)
+					s.buf = append(s.buf, ellipsis...)
+					cutting = true
+				}
+				if cutting {
+					s.dropped++
+				} else {
+					strLen++
+				}
 				switch {
+				case hex > 0:
+					hex--
 				case esc:
 					esc = false
+					if b == 'u' {
+						hex = 4
+					}
 				case b == '\\':
 					esc = true
 				case b == '"':
 					inStr = false
+					if cutting {
+						cutting, from = false, i
+						s.dropped--
+					}
 					if depth == 0 {
 						end = i + 1
 						break scan
@@ -179,7 +217,7 @@ func (s *splitter) element() ([]byte, error) {
 					break scan
 				}
 			case b == '"':
-				inStr = true
+				inStr, strLen = true, 0
 			case b == '{' || b == '[':
 				depth++
 			case b == '}' || b == ']':
@@ -191,12 +229,14 @@ func (s *splitter) element() ([]byte, error) {
 			}
 		}
 		if end >= 0 {
-			s.buf = append(s.buf, chunk[:end]...)
+			s.buf = append(s.buf, chunk[from:end]...)
 			_, _ = s.br.Discard(end)
 			s.off += int64(end)
 			return s.check()
 		}
-		s.buf = append(s.buf, chunk...)
+		if !cutting {
+			s.buf = append(s.buf, chunk[from:]...)
+		}
 		_, _ = s.br.Discard(len(chunk))
 		s.off += int64(len(chunk))
 	}

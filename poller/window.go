@@ -88,8 +88,8 @@ func (p *poll) window(ctx context.Context, start, end time.Time) bool {
 
 // fetch requests [s, e) (epoch ms, half-open), retrying with backoff until it succeeds. It asks
 // for a split when the response is over MaxRecords or the window timed out twice in a row
-// (retrying it identically would time out forever); at the minimum size a too-large window is
-// fetched whole instead. err is non-nil only when ctx ended.
+// (retrying it identically would time out forever); a window at the minimum size is streamed
+// (stream) instead. err is non-nil only when ctx ended.
 func (p *poll) fetch(ctx context.Context, s, e int64, canSplit bool) (*source.Batch, bool, error) {
 	a, r := p.a, p.r
 	src := r.capped
@@ -102,11 +102,12 @@ func (p *poll) fetch(ctx context.Context, s, e int64, canSplit bool) (*source.Ba
 	policy := retry.Policy{Min: a.cfg.RetryMin, Max: a.cfg.RetryMax, RetryAfter: a.cfg.RetryAfter}
 	err := policy.Do(ctx, func() error {
 		var err error
-		b, err = src.Fetch(ctx, time.UnixMilli(s), time.UnixMilli(e-1))
-		if err != nil && ctx.Err() == nil && fetch.Classify(err) == fetch.TooLarge && !canSplit {
-			r.log.Warn().Time("window_start", time.UnixMilli(s)).Time("window_end", time.UnixMilli(e-1)).Int("max_records", a.cfg.MaxRecords).
-				Msg("the smallest window holds more records than the cap; fetching it whole")
-			src = r.src
+		if !canSplit && r.src.Windowed() {
+			// The API does not paginate: a window that cannot be halved is streamed, whatever
+			// it holds, rather than asked capped first (a wasted response when it is over the
+			// cap) and then held whole.
+			b, err = p.stream(ctx, s, e)
+		} else {
 			b, err = src.Fetch(ctx, time.UnixMilli(s), time.UnixMilli(e-1))
 		}
 		if err == nil {
@@ -148,24 +149,65 @@ func (p *poll) splitting(s, e int64, err error) {
 		Msg("window too large or too slow; fetching it in halves")
 }
 
+// stream reads [s, e) (epoch ms, half-open), a window too large for one response that cannot be
+// split, without holding it: records go to the Deliverer in batches as the response is read,
+// each batch's keys saved with the checkpoint (the cursor stays: the slices are in the order of
+// the response, not of time), so memory holds one batch, not the window, and a retry or a
+// restart skips what was delivered. The Batch returned has no Items left to deliver.
+func (p *poll) stream(ctx context.Context, s, e int64) (*source.Batch, error) {
+	var st source.Stats
+	b, err := p.r.src.Stream(ctx, time.UnixMilli(s), time.UnixMilli(e-1), p.a.cfg.SendBatch, func(items []source.Item) error {
+		if !p.send(ctx, items, &st, time.Time{}, false) {
+			return context.Cause(ctx)
+		}
+		p.commit(p.cursor, nil, time.Time{})
+		return nil
+	})
+	p.stats.Deduped += st.Deduped
+	p.stats.Sent += st.Sent
+	if err == nil && b.Stats.Fetched > p.a.cfg.MaxRecords {
+		p.r.log.Warn().Time("window_start", time.UnixMilli(s)).Time("window_end", time.UnixMilli(e-1)).
+			Int("records", b.Stats.Fetched).Int("max_records", p.a.cfg.MaxRecords).
+			Msg("the smallest window held more records than the cap; it was streamed, delivered in batches as it was read")
+	}
+	return b, err
+}
+
 // deliver hands a fetched piece, whose window ends at last, to the Deliverer in batches and
 // moves the checkpoint after each; false means ctx ended before everything was delivered.
 func (p *poll) deliver(ctx context.Context, last time.Time, b *source.Batch) bool {
-	a, r, m, name := p.a, p.r, p.a.cfg.Metrics, p.r.src.Name()
+	a, m, name := p.a, p.a.cfg.Metrics, p.r.src.Name()
 	m.AddRecords(a.name, name, metrics.OutcomeFetched, b.Stats.Fetched)
 	m.AddRecords(a.name, name, metrics.OutcomeMalformed, b.Stats.Malformed)
 	m.AddRecords(a.name, name, metrics.OutcomeFiltered, b.Stats.Filtered)
+	m.AddRecords(a.name, name, metrics.OutcomeDeduped, b.Stats.Deduped) // listed twice in the response
+	if !p.send(ctx, b.Items, &b.Stats, b.Date, p.r.src.Windowed()) {
+		return false
+	}
+	p.stats.Fetched += b.Stats.Fetched
+	p.stats.Malformed += b.Stats.Malformed
+	p.stats.Filtered += b.Stats.Filtered
+	p.stats.Deduped += b.Stats.Deduped
+	p.stats.Sent += b.Stats.Sent
+	p.commit(last, b, b.Date)
+	return true
+}
 
-	fresh := make([]source.Item, 0, len(b.Items))
-	for _, it := range b.Items {
+// send delivers the items not delivered yet in batches of at most SendBatch, counting into st,
+// and saves the checkpoint between batches; with moveCursor (items in time order) the cursor
+// moves up to the next item to send. false means ctx ended first.
+func (p *poll) send(ctx context.Context, items []source.Item, st *source.Stats, date time.Time, moveCursor bool) bool {
+	a, r, m, name := p.a, p.r, p.a.cfg.Metrics, p.r.src.Name()
+	fresh := make([]source.Item, 0, len(items))
+	for _, it := range items {
 		if prev, ok := p.seen[it.Key]; ok && prev.Version == it.Version {
-			b.Stats.Deduped++
 			continue
 		}
 		fresh = append(fresh, it)
 	}
+	st.Deduped += len(items) - len(fresh)
+	m.AddRecords(a.name, name, metrics.OutcomeDeduped, len(items)-len(fresh))
 	fresh = p.withEarlierStates(fresh)
-	m.AddRecords(a.name, name, metrics.OutcomeDeduped, b.Stats.Deduped)
 	alerts := make([]*alert.Alert, 0, min(len(fresh), a.cfg.SendBatch))
 	for len(fresh) > 0 {
 		n := min(len(fresh), a.cfg.SendBatch)
@@ -177,25 +219,19 @@ func (p *poll) deliver(ctx context.Context, last time.Time, b *source.Batch) boo
 			r.log.Warn().Int("abandoned", n).Msg("shutting down: batch not delivered; it will be fetched again on restart")
 			return false
 		}
-		b.Stats.Sent += n
+		st.Sent += n
 		m.AddRecords(a.name, name, metrics.OutcomeSent, n)
 		for _, it := range fresh[:n] {
 			p.seen[it.Key] = checkpoint.Seen{Version: it.Version, Time: it.Time}
 		}
 		fresh = fresh[n:]
-		if len(fresh) > 0 && r.src.Windowed() {
+		if len(fresh) > 0 && moveCursor {
 			// Every record created before the next one to send is delivered (items are in
 			// time order); the ones at its millisecond are re-read and deduplicated.
-			p.commit(time.UnixMilli(fresh[0].Time-1), nil, b.Date)
+			p.commit(time.UnixMilli(fresh[0].Time-1), nil, date)
 		}
 	}
 	clear(alerts)
-	p.stats.Fetched += b.Stats.Fetched
-	p.stats.Malformed += b.Stats.Malformed
-	p.stats.Filtered += b.Stats.Filtered
-	p.stats.Deduped += b.Stats.Deduped
-	p.stats.Sent += b.Stats.Sent
-	p.commit(last, b, b.Date)
 	return true
 }
 

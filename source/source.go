@@ -222,29 +222,11 @@ func (s *Source) Fetch(ctx context.Context, start, end time.Time) (*Batch, error
 	}
 	for i, raw := range raws {
 		raws[i] = nil // the alert keeps what it needs
-		b.Stats.Fetched++
-		it, err := s.decode(raw)
-		if err != nil {
-			b.Stats.Malformed++
-			s.p.log.Warn().Str("source", s.spec.Name).Str("id", darktrace.RecordID(raw)).Err(err).
-				Msg("malformed record skipped")
-			continue
+		if it, ok := s.admit(b, raw); ok {
+			b.Items = append(b.Items, it)
 		}
-		b.Present[it.Key] = struct{}{}
-		if !s.p.filter.allow(&it) {
-			b.Stats.Filtered++
-			continue
-		}
-		b.Items = append(b.Items, it)
 	}
-	// Never trust server order: sort by (time, key) with numeric keys compared as numbers, so
-	// pbid 10 follows pbid 9.
-	slices.SortStableFunc(b.Items, func(x, y Item) int {
-		if c := cmp.Compare(x.Time, y.Time); c != 0 {
-			return c
-		}
-		return CompareKeys(x.Key, y.Key)
-	})
+	SortItems(b.Items)
 	// A key listed twice in one response is sent once, in its last-listed version.
 	seen := make(map[string]int, len(b.Items))
 	out := b.Items[:0]
@@ -259,6 +241,77 @@ func (s *Source) Fetch(ctx context.Context, start, end time.Time) (*Batch, error
 	}
 	b.Items = out
 	return b, nil
+}
+
+// Stream requests [start, end] like Fetch, for a response too large to hold (a window that
+// cannot be split further holds more records than the per-response cap): each record is
+// decoded as it arrives and handed to fn in slices of at most each items, every slice sorted by
+// (time, key) and the slices in the order of the response. The request stays open while fn
+// runs; an error from fn ends it. The Batch returned has the counts, the keys present and the
+// Date, and no Items. A key listed twice is handed over twice (the caller's delivered keys
+// drop the repeat).
+func (s *Source) Stream(ctx context.Context, start, end time.Time, each int, fn func([]Item) error) (*Batch, error) {
+	q := s.Query(start, end)
+	b := &Batch{Present: map[string]struct{}{}}
+	items := make([]Item, 0, max(each, 1))
+	flush := func() error {
+		if len(items) == 0 {
+			return nil
+		}
+		SortItems(items)
+		err := fn(items)
+		clear(items)
+		items = items[:0]
+		return err
+	}
+	err := s.p.Exclusive(ctx, func(ctx context.Context) (err error) {
+		b.Date, err = s.p.fetcher.StreamDated(ctx, q, func(raw []byte) error {
+			if it, ok := s.admit(b, raw); ok {
+				if items = append(items, it); len(items) >= each {
+					return flush()
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			err = flush()
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// admit decodes one record of b's response and counts it: the Item, and whether it passes the
+// filter. A record that does not decode is logged with its id and skipped.
+func (s *Source) admit(b *Batch, raw []byte) (Item, bool) {
+	b.Stats.Fetched++
+	it, err := s.decode(raw)
+	if err != nil {
+		b.Stats.Malformed++
+		s.p.log.Warn().Str("source", s.spec.Name).Str("id", darktrace.RecordID(raw)).Err(err).
+			Msg("malformed record skipped")
+		return Item{}, false
+	}
+	b.Present[it.Key] = struct{}{}
+	if !s.p.filter.allow(&it) {
+		b.Stats.Filtered++
+		return Item{}, false
+	}
+	return it, true
+}
+
+// SortItems orders items by (time, key). Never trust server order: numeric keys compare as
+// numbers, so pbid 10 follows pbid 9.
+func SortItems(items []Item) {
+	slices.SortStableFunc(items, func(x, y Item) int {
+		if c := cmp.Compare(x.Time, y.Time); c != 0 {
+			return c
+		}
+		return CompareKeys(x.Key, y.Key)
+	})
 }
 
 // decode turns one record into an Item through the source table and the alert conversion.

@@ -111,7 +111,7 @@ func runBackfill(ctx context.Context, e *env) int {
 	code = exitOK
 	anomalies := newAnomalyReporter(nil, log)
 	for _, app := range apps {
-		c, err := newClient(app, cfg, nil, reportMalformed(app.Name, nil, log))
+		c, err := newClient(app, cfg, nil, reportMalformed(app.Name, nil, log), reportTrimmed(app.Name, nil, log))
 		if err != nil {
 			return printConfigError(e.stderr, "backfill", fmt.Errorf("appliance %s: %w", app.Name, err))
 		}

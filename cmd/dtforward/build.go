@@ -21,7 +21,7 @@ import (
 // estimated appliance time and every answer's Date header is checked against the estimate (a
 // large disagreement moves it only once /status confirms it).
 // onMalformed (may be nil) receives each record of an answer skipped as not valid JSON.
-func newClient(app config.Appliance, cfg *config.Config, clock *poller.Clock, onMalformed func(darktrace.MalformedRecord)) (*darktrace.Client, error) {
+func newClient(app config.Appliance, cfg *config.Config, clock *poller.Clock, onMalformed, onTrimmed func(darktrace.MalformedRecord)) (*darktrace.Client, error) {
 	var now func() time.Time
 	var onDate func(time.Time)
 	if clock != nil {
@@ -31,7 +31,7 @@ func newClient(app config.Appliance, cfg *config.Config, clock *poller.Clock, on
 		URL: app.URL, PublicToken: app.PublicToken.Value(), PrivateToken: app.PrivateToken.Value(),
 		AllowHTTP: app.AllowHTTP, Timeout: cfg.DarktraceTimeout,
 		TLS:       tlsconfig.Options{CAFile: app.CAFile, ServerName: app.ServerName, InsecureSkipVerify: app.InsecureSkipVerify},
-		UserAgent: "dtforward/" + version, Now: now, OnDate: onDate, OnMalformed: onMalformed,
+		UserAgent: "dtforward/" + version, Now: now, OnDate: onDate, OnMalformed: onMalformed, OnTrimmed: onTrimmed,
 	})
 }
 
@@ -43,6 +43,17 @@ func reportMalformed(appliance string, m *metrics.Metrics, log zerolog.Logger) f
 		m.AddRecords(appliance, src, metrics.OutcomeMalformed, 1)
 		log.Error().Str("appliance", appliance).Str("source", src).Str("id", r.ID).Int("index", r.Index).Err(r.Err).
 			Msg("malformed record skipped: it is not valid JSON; the records around it are delivered")
+	}
+}
+
+// reportTrimmed logs and counts a record of which a string longer than
+// darktrace.DefaultMaxStringBytes was cut (the record is forwarded, cut). m may be nil.
+func reportTrimmed(appliance string, m *metrics.Metrics, log zerolog.Logger) func(darktrace.MalformedRecord) {
+	return func(r darktrace.MalformedRecord) {
+		src, _, _ := strings.Cut(strings.TrimPrefix(r.Endpoint, "/"), "/")
+		m.DecodeAnomaly(src, "(string over 64 KiB)")
+		log.Warn().Str("appliance", appliance).Str("source", src).Str("id", r.ID).Int("index", r.Index).Err(r.Err).
+			Msg("record holds a string longer than 64 KiB; forwarded with that string cut (counted in dtforward_decode_anomalies_total)")
 	}
 }
 

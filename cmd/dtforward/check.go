@@ -60,7 +60,7 @@ error.
 	// 2 with nothing reported as working.
 	clients := make([]*darktrace.Client, len(apps))
 	for i, app := range apps {
-		if clients[i], err = newClient(app, cfg, nil, nil); err != nil {
+		if clients[i], err = newClient(app, cfg, nil, nil, nil); err != nil {
 			return printConfigError(e.stderr, "check", fmt.Errorf("appliance %s: %w", app.Name, err))
 		}
 	}

@@ -125,7 +125,7 @@ func TestFetchWaitsWhileTheSinkIsFull(t *testing.T) {
 	_, url := startSim(t, simulator.Options{Seed: 70, History: time.Hour, HistoryCount: 3,
 		OnRequest: func(simulator.Request) { requests.Add(1) }})
 	app := config.Appliance{Name: "dt", URL: url, PublicToken: "pub-0123456789abcdef", PrivateToken: "priv-fedcba9876543210", AllowHTTP: true}
-	c, err := newClient(app, &config.Config{DarktraceTimeout: 5 * time.Second}, nil, nil)
+	c, err := newClient(app, &config.Config{DarktraceTimeout: 5 * time.Second}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -205,7 +205,7 @@ func (d *daemon) addAppliance(app config.Appliance, i, n int, start time.Time, a
 		set.Clock = poller.NewClock(log.With().Str("appliance", app.Name).Logger()).Report(d.metrics, app.Name)
 		set.ExactNow = set.Clock.Now
 	}
-	c, err := newClient(app, cfg, set.Clock, reportMalformed(app.Name, d.metrics, log))
+	c, err := newClient(app, cfg, set.Clock, reportMalformed(app.Name, d.metrics, log), reportTrimmed(app.Name, d.metrics, log))
 	if err != nil {
 		return fmt.Errorf("appliance %s: %w", app.Name, err)
 	}

@@ -1,0 +1,97 @@
+package poller
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dtforward/dtforward/alert"
+	"github.com/dtforward/dtforward/checkpoint"
+	"github.com/dtforward/dtforward/darktrace"
+	"github.com/dtforward/dtforward/simulator"
+	"github.com/dtforward/dtforward/source"
+)
+
+// holdMeter is the real client and a Deliverer at once: it measures the most records of one
+// response that were read and not yet delivered (the records a poll holds at once).
+type holdMeter struct {
+	*darktrace.Client
+	rec *batchRecorder
+
+	mu                 sync.Mutex
+	read, sent, most   int
+	requests, streamed int
+}
+
+func (h *holdMeter) StreamDated(ctx context.Context, q string, fn func([]byte) error) (time.Time, error) {
+	h.mu.Lock()
+	h.read, h.sent = 0, 0
+	h.requests++
+	h.mu.Unlock()
+	return h.Client.StreamDated(ctx, q, func(raw []byte) error {
+		h.mu.Lock()
+		h.read++
+		h.most = max(h.most, h.read-h.sent)
+		h.mu.Unlock()
+		return fn(raw)
+	})
+}
+
+func (h *holdMeter) Deliver(ctx context.Context, alerts []*alert.Alert) error {
+	h.mu.Lock()
+	h.sent += len(alerts)
+	h.mu.Unlock()
+	return h.rec.Deliver(ctx, alerts)
+}
+
+// TestLoopSameMillisecondFloodIsReadInBatches (issue 18 item 8): 500 breaches created in the
+// same millisecond against a cap of 50 records per response. The smallest window cannot be split
+// below the cap, and the API does not paginate; it used to be "fetched whole", every record held
+// until the response ended (100,000 of them peaked at 328 MB). It is now streamed: records go to
+// the Deliverer 20 at a time as the response is read, so at most the cap's worth (the aborted
+// capped attempt) is ever held, and every breach still arrives exactly once. On the old code
+// the meter saw all 500 held at once.
+func TestLoopSameMillisecondFloodIsReadInBatches(t *testing.T) {
+	c := newCatchUp(t, simulator.Options{Seed: 88, History: 6 * time.Hour, HistoryCount: 20}, time.Minute)
+	c.sim.AddBreaches(500)
+	want := c.want()
+	h := &holdMeter{Client: c.client.Client, rec: &batchRecorder{accept: -1}}
+	store, err := checkpoint.Open(c.dir, "dt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{
+		Reader:    source.NewReader(h, "dt", "dt.example", source.Filter{IncludeAcknowledged: true}, zerolog.Nop()),
+		Sources:   []string{darktrace.SourceBreaches},
+		Store:     store,
+		Deliverer: h,
+		Interval:  20 * time.Millisecond, Overlap: time.Minute, Start: c.start,
+		MaxRecords: 50, SendBatch: 20,
+		RetryMin: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+		ShutdownTimeout: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, a)
+	waitUntil(t, time.Minute, "every breach", func() bool { return len(tally(h.rec.ids())) >= len(want) })
+	stop()
+	got := tally(h.rec.ids())
+	for _, id := range want {
+		if got[id] != 1 {
+			t.Errorf("pbid %s delivered %d times, want once", id, got[id])
+		}
+	}
+	if h.rec.largest > 20 {
+		t.Errorf("a batch of %d alerts, want at most 20", h.rec.largest)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t.Logf("%d breaches, %d requests, at most %d records read and not delivered", len(want), h.requests, h.most)
+	if h.most > 51 {
+		t.Errorf("%d records of one response held at once, want at most the cap's 51", h.most)
+	}
+}
