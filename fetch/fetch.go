@@ -8,7 +8,9 @@
 //	                     appliance's requests a minute (PerMinute, rate.go)
 //	*darktrace.Client    sign, send, stream the JSON array
 //
-// Halve (halve.go) walks a window in halves when a response is too large or too slow, and
+// Halve (halve.go) walks a window in halves when a response is too large or too slow (backfill);
+// Walk (halve.go) walks it in pieces sized from the density just seen, halving a piece that is
+// too large (the live loop); and
 // Classify (policy.go) is the one place deciding what a failed request means for the live loop
 // and for backfill.
 package fetch

@@ -24,3 +24,38 @@ func Halve[B any](start, end, minSpan int64,
 	}
 	return emit(start, end, b)
 }
+
+// Walk fetches the half-open range [start, end) (epoch ms) in consecutive pieces, in order,
+// handing each to emit. The first piece is at most step long (the whole range when step <= 0);
+// a piece that fetch answers split is halved while it may be (longer than minSpan), as Halve
+// does, and after each emitted piece the next one is next(its span, its batch) long. Halve walks
+// both halves of a split whatever they hold; Walk sizes the rest of the range from the density
+// just seen, so catching up on a range many times the cap costs a few too-large responses in
+// all, not one at every level of every half (each a response transferred to be thrown away).
+func Walk[B any](start, end, minSpan, step int64,
+	fetch func(start, end int64, canSplit bool) (b B, split bool, err error),
+	emit func(start, end int64, b B) error,
+	next func(span int64, b B) int64,
+) error {
+	if step <= 0 {
+		step = end - start
+	}
+	for start < end {
+		e := min(end, start+max(step, 1))
+		canSplit := e-start > minSpan && e-start >= 2
+		b, split, err := fetch(start, e, canSplit)
+		if split && canSplit {
+			step = (e - start) / 2
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := emit(start, e, b); err != nil {
+			return err
+		}
+		step = next(e-start, b)
+		start = e
+	}
+	return nil
+}

@@ -21,8 +21,10 @@ import (
 // countingClient is the real client, counting the records of each response it streams.
 type countingClient struct {
 	*darktrace.Client
-	mu      sync.Mutex
-	largest int
+	mu       sync.Mutex
+	largest  int
+	requests int
+	over     int // responses that carried more than 50 records (aborted by the cap of 50)
 }
 
 func (c *countingClient) StreamDated(ctx context.Context, q string, fn func([]byte) error) (time.Time, error) {
@@ -30,6 +32,10 @@ func (c *countingClient) StreamDated(ctx context.Context, q string, fn func([]by
 	defer func() {
 		c.mu.Lock()
 		c.largest = max(c.largest, n)
+		c.requests++
+		if n > 50 {
+			c.over++
+		}
 		c.mu.Unlock()
 	}()
 	return c.Client.StreamDated(ctx, q, func(raw []byte) error { n++; return fn(raw) })
@@ -149,6 +155,32 @@ func TestLoopCatchUpIsBoundedByConfiguration(t *testing.T) {
 	}
 	if rec.largest > 20 {
 		t.Errorf("a Deliver call carried %d alerts, want at most 20", rec.largest)
+	}
+}
+
+// TestLoopCatchUpWastesFewResponses (issue 19 item 10): catching up on 2,000 breaches spread
+// over 6 hours with a cap of 50, the poll sizes each piece from the density of the last one.
+// Walking the window in blind halves sent a too-large response (transferred, then thrown away)
+// at every level of every half: as many wasted responses as delivered pieces, which made
+// bounded catch-up slower than fetching whole. Counted, not timed.
+func TestLoopCatchUpWastesFewResponses(t *testing.T) {
+	c := newCatchUp(t, simulator.Options{Seed: 63, History: 6 * time.Hour, HistoryCount: 2000}, time.Minute)
+	rec := &batchRecorder{accept: -1}
+	stop := run(t, c.appliance(t, rec, zerolog.Nop()))
+	want := c.want()
+	waitFor(t, "every breach", func() bool { return len(tally(rec.ids())) >= len(want) })
+	stop()
+	if got := tally(rec.ids()); len(got) != len(want) {
+		t.Fatalf("delivered %d distinct breaches, want %d", len(got), len(want))
+	}
+	c.client.mu.Lock()
+	defer c.client.mu.Unlock()
+	t.Logf("%d breaches: %d requests, %d of them over the cap", len(want), c.client.requests, c.client.over)
+	// About 2000/37 pieces of 3/4 of the cap; the descent to the first piece costs
+	// log2(2000/37) ≈ 6 too-large responses, and a piece sized from a sparser neighbour now and
+	// then one more.
+	if c.client.over > 15 {
+		t.Errorf("%d responses over the cap were thrown away for %d requests, want at most 15", c.client.over, c.client.requests)
 	}
 }
 

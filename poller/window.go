@@ -60,7 +60,10 @@ func (p *poll) window(ctx context.Context, start, end time.Time) bool {
 	if !p.r.src.Windowed() {
 		minSpan = math.MaxInt64 // no window to halve: the response is what it is
 	}
-	err := fetch.Halve(start.UnixMilli(), end.UnixMilli()+1, minSpan, func(s, e int64, canSplit bool) (*source.Batch, bool, error) {
+	// The window is walked in pieces sized from the density of the last one (3/4 of the cap),
+	// halving a piece that is too large: one poll catches up on hours in pieces the cap allows
+	// without a too-large response at every level of every half.
+	err := fetch.Walk(start.UnixMilli(), end.UnixMilli()+1, minSpan, 0, func(s, e int64, canSplit bool) (*source.Batch, bool, error) {
 		return p.fetch(ctx, s, e, canSplit)
 	}, func(s, e int64, b *source.Batch) error {
 		p.pieces++
@@ -75,13 +78,15 @@ func (p *poll) window(ctx context.Context, start, end time.Time) bool {
 		if p.slow {
 			// A window that timed out: end the poll after this piece and size the next window
 			// from its density, rather than spending a timeout on every half again. A window
-			// that was only too large goes on with its next half in this poll: the halves
+			// that was only too large goes on with the rest in this poll: the pieces
 			// cost a request each, and stopping here made every poll descend the same halves
 			// again from the left (a burst took one descent per second of overlap).
 			p.partial = true
 			return errEnough
 		}
 		return nil
+	}, func(span int64, b *source.Batch) int64 {
+		return p.a.nextSpan(b.Stats.Fetched, time.Duration(span)*time.Millisecond).Milliseconds()
 	})
 	return err == nil || errors.Is(err, errEnough)
 }

@@ -64,7 +64,9 @@ func catchup(bin, url string, rs *benchkit.Rsyslog, history time.Duration, want 
 	}
 	cmd := exec.Command(bin, "run")
 	cmd.Env = benchkit.Env(url, "tcp", rs.Addr, state,
-		"POLL_START="+history.String(), "POLL_SOURCES=modelbreaches", "POLL_INTERVAL=5s")
+		"POLL_START="+history.String(), "POLL_SOURCES=modelbreaches", "POLL_INTERVAL=5s",
+		// Every breach, also from a binary older than the current defaults (bench/catchup-compare).
+		"FILTER_INCLUDE_SUPPRESSED=true", "FILTER_INCLUDE_ACKNOWLEDGED=true")
 	for _, k := range []string{"GOGC", "GOMEMLIMIT"} { // to compare GC settings
 		if v, ok := os.LookupEnv(k); ok {
 			cmd.Env = append(cmd.Env, k+"="+v)
