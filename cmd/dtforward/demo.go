@@ -82,6 +82,12 @@ are logged, readably; otherwise logs are JSON on stderr. Ctrl-C stops it.
 	if e.getenv("POLL_SOURCES") == "" {
 		cfg.PollSources = darktrace.SourceNames()
 	}
+	if e.getenv("DARKTRACE_MAX_REQUESTS_PER_MINUTE") == "" {
+		// The appliance is the simulator in this process, polled every --interval over every
+		// source: nothing to protect, and a bound sized for POLL_INTERVAL=60s would slow the
+		// demo down.
+		cfg.DarktraceMaxRequestsPerMinute = config.MaxRequestsPerMinute
+	}
 	quiet := demoLogDefaults(cfg, e.getenv, isTerminal(e.stderr))
 	note := ""
 	if quiet {
