@@ -178,9 +178,9 @@ func TestLoopCatchUpWastesFewResponses(t *testing.T) {
 	t.Logf("%d breaches: %d requests, %d of them over the cap", len(want), c.client.requests, c.client.over)
 	// About 2000/37 pieces of 3/4 of the cap; the descent to the first piece costs
 	// log2(2000/37) ≈ 6 too-large responses, and a piece sized from a sparser neighbour now and
-	// then one more.
-	if c.client.over > 15 {
-		t.Errorf("%d responses over the cap were thrown away for %d requests, want at most 15", c.client.over, c.client.requests)
+	// then one more (11 seen; halving every half threw away 61).
+	if c.client.over > 20 {
+		t.Errorf("%d responses over the cap were thrown away for %d requests, want at most 20", c.client.over, c.client.requests)
 	}
 }
 
