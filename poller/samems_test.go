@@ -21,9 +21,9 @@ type holdMeter struct {
 	*darktrace.Client
 	rec *batchRecorder
 
-	mu                 sync.Mutex
-	read, sent, most   int
-	requests, streamed int
+	mu               sync.Mutex
+	read, sent, most int
+	requests         int
 }
 
 func (h *holdMeter) StreamDated(ctx context.Context, q string, fn func([]byte) error) (time.Time, error) {
