@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"os"
-	"os/exec"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/dtforward/dtforward/bench/internal/benchkit"
@@ -53,73 +49,26 @@ func runCatchup(bin string, rs *benchkit.Rsyslog, counts []int, history time.Dur
 
 func catchup(bin, url string, rs *benchkit.Rsyslog, history time.Duration, want map[string]bool) (result, error) {
 	var res result
-	state, err := os.MkdirTemp("", "catchup-bench-state")
-	if err != nil {
-		return res, err
-	}
-	defer os.RemoveAll(state)
-	before, err := rs.Size()
-	if err != nil {
-		return res, err
-	}
-	cmd := exec.Command(bin, "run")
-	cmd.Env = benchkit.Env(url, "tcp", rs.Addr, state,
+	start := time.Now()
+	run, err := benchkit.StartRun(bin, url, rs,
 		"POLL_START="+history.String(), "POLL_SOURCES=modelbreaches", "POLL_INTERVAL=5s",
 		// Every breach, also from a binary older than the current defaults (bench/catchup-compare).
 		"FILTER_INCLUDE_SUPPRESSED=true", "FILTER_INCLUDE_ACKNOWLEDGED=true")
-	for _, k := range []string{"GOGC", "GOMEMLIMIT"} { // to compare GC settings
-		if v, ok := os.LookupEnv(k); ok {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		return res, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = cmd.Process.Kill()
-			<-exited //nolint:errcheck // killed on purpose: its exit status says nothing
-		}
-	}()
-	var peak int64
-	for {
-		peak = max(peak, benchkit.VmHWM(cmd.Process.Pid))
-		lines, err := rs.Lines(before)
-		if err != nil {
-			return res, err
-		}
-		if lines >= len(want) {
-			break
-		}
-		select {
-		case err := <-exited:
-			stopped = true
-			return res, fmt.Errorf("dtforward run exited early: %v\n%s", err, benchkit.Tail(stderr.String()))
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Since(start) > 30*time.Minute {
-			return res, fmt.Errorf("not every breach arrived within 30 minutes\n%s", benchkit.Tail(stderr.String()))
-		}
+	defer run.Stop() //nolint:errcheck // the error path only: Stop is checked below
+	if err := run.Wait(len(want), 30*time.Minute); err != nil {
+		return res, err
 	}
 	res.wall = time.Since(start)
 	res.rate = float64(len(want)) / res.wall.Seconds()
-	// A few more polls: anything sent twice would show now.
-	for end := time.Now().Add(12 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		peak = max(peak, benchkit.VmHWM(cmd.Process.Pid))
+	run.Watch(12 * time.Second)
+	res.hwm = run.Peak
+	if err := run.Stop(); err != nil {
+		return res, err
 	}
-	res.hwm = peak
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	stopped = true
-	if err := <-exited; err != nil {
-		return res, fmt.Errorf("dtforward run: %v\n%s", err, benchkit.Tail(stderr.String()))
-	}
-	got, err := rs.WaitIDs(before, len(want), 60*time.Second)
+	got, err := rs.WaitIDs(run.Before, len(want), 60*time.Second)
 	if err != nil {
 		return res, err
 	}

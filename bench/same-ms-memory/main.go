@@ -17,10 +17,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/dtforward/dtforward/bench/internal/benchkit"
@@ -137,32 +135,15 @@ func hugeField(bin string, rs *benchkit.Rsyslog, size int) (result, error) {
 }
 
 // measure starts "dtforward run", waits until the history arrived, calls act, and waits until
-// every wanted breach arrived; the peak RSS covers the whole run.
+// every breach arrived; the peak RSS covers the whole run.
 func measure(bin, url string, rs *benchkit.Rsyslog, sim *simulator.Simulator, act func()) (result, error) {
 	var res result
-	state, err := os.MkdirTemp("", "same-ms-bench-state")
-	if err != nil {
-		return res, err
-	}
-	defer os.RemoveAll(state)
-	before, err := rs.Size()
-	if err != nil {
-		return res, err
-	}
-	cmd := exec.Command(bin, "run")
-	cmd.Env = benchkit.Env(url, "tcp", rs.Addr, state, "POLL_START=1h", "POLL_SOURCES=modelbreaches", "POLL_INTERVAL=5s",
+	run, err := benchkit.StartRun(bin, url, rs, "POLL_START=1h", "POLL_SOURCES=modelbreaches", "POLL_INTERVAL=5s",
 		"FILTER_INCLUDE_SUPPRESSED=true") // every breach, whatever the default of the binary measured
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		return res, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		<-exited //nolint:errcheck // stopped on purpose
-	}()
+	defer run.Stop() //nolint:errcheck // the error path only: Stop is checked below
 	want := func() map[string]bool {
 		w := map[string]bool{}
 		for _, b := range sim.BreachInfos() {
@@ -170,45 +151,23 @@ func measure(bin, url string, rs *benchkit.Rsyslog, sim *simulator.Simulator, ac
 		}
 		return w
 	}
-	var peak int64
-	wait := func(n int, limit time.Duration) error {
-		for start := time.Now(); ; {
-			peak = max(peak, benchkit.VmHWM(cmd.Process.Pid))
-			lines, err := rs.Lines(before)
-			if err != nil {
-				return err
-			}
-			if lines >= n {
-				return nil
-			}
-			select {
-			case err := <-exited:
-				exited <- err
-				return fmt.Errorf("dtforward run exited early: %v\n%s", err, benchkit.Tail(stderr.String()))
-			case <-time.After(20 * time.Millisecond):
-			}
-			if time.Since(start) > limit {
-				return fmt.Errorf("%d of %d lines after %s\n%s", lines, n, limit, benchkit.Tail(stderr.String()))
-			}
-		}
-	}
-	if err := wait(len(want()), 5*time.Minute); err != nil {
+	if err := run.Wait(len(want()), 5*time.Minute); err != nil {
 		return res, err
 	}
-	res.baseline = peak
+	res.baseline = run.Peak
 	start := time.Now()
 	act()
 	w := want()
-	if err := wait(len(w), 30*time.Minute); err != nil {
+	if err := run.Wait(len(w), 30*time.Minute); err != nil {
 		return res, err
 	}
 	res.wall = time.Since(start)
-	// Two more polls: anything sent twice would show now.
-	for end := time.Now().Add(12 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		peak = max(peak, benchkit.VmHWM(cmd.Process.Pid))
+	run.Watch(12 * time.Second)
+	res.hwm = run.Peak
+	if err := run.Stop(); err != nil {
+		return res, err
 	}
-	res.hwm = peak
-	got, err := rs.WaitIDs(before, len(w), 60*time.Second)
+	got, err := rs.WaitIDs(run.Before, len(w), 60*time.Second)
 	if err != nil {
 		return res, err
 	}

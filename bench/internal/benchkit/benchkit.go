@@ -352,3 +352,92 @@ func ExactlyOnce(got map[string]int, want map[string]bool) (lines int, err error
 	}
 	return lines, nil
 }
+
+// Run is "dtforward run" started by StartRun: the process, its stderr, and the size of the
+// rsyslog output file when it started (breach lines are counted from there).
+type Run struct {
+	Cmd    *exec.Cmd
+	Stderr bytes.Buffer
+	Before int64
+	Peak   int64 // the highest VmHWM seen by Wait and Watch, bytes
+
+	state  string
+	rs     *Rsyslog
+	exited chan error
+	done   bool
+}
+
+// StartRun starts bin's "run" reading the simulator at url and sending JSON over TCP to rs,
+// with a temporary state directory and the extra settings ("KEY=value"); GOGC and GOMEMLIMIT
+// are passed through, to compare GC settings.
+func StartRun(bin, url string, rs *Rsyslog, extra ...string) (*Run, error) {
+	state, err := os.MkdirTemp("", "dtforward-bench-state")
+	if err != nil {
+		return nil, err
+	}
+	r := &Run{state: state, rs: rs, exited: make(chan error, 1)}
+	if r.Before, err = rs.Size(); err != nil {
+		_ = os.RemoveAll(state)
+		return nil, err
+	}
+	r.Cmd = exec.Command(bin, "run")
+	r.Cmd.Env = Env(url, "tcp", rs.Addr, state, extra...)
+	for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
+		if v, ok := os.LookupEnv(k); ok {
+			r.Cmd.Env = append(r.Cmd.Env, k+"="+v)
+		}
+	}
+	r.Cmd.Stderr = &r.Stderr
+	if err := r.Cmd.Start(); err != nil {
+		_ = os.RemoveAll(state)
+		return nil, err
+	}
+	go func() { r.exited <- r.Cmd.Wait() }()
+	return r, nil
+}
+
+// Wait waits until rsyslog holds n breach lines from this run, watching the peak RSS; it fails
+// when the process exits first or limit passes.
+func (r *Run) Wait(n int, limit time.Duration) error {
+	for start := time.Now(); ; {
+		r.Peak = max(r.Peak, VmHWM(r.Cmd.Process.Pid))
+		lines, err := r.rs.Lines(r.Before)
+		if err != nil {
+			return err
+		}
+		if lines >= n {
+			return nil
+		}
+		select {
+		case err := <-r.exited:
+			r.done = true
+			return fmt.Errorf("dtforward run exited early: %v\n%s", err, Tail(r.Stderr.String()))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Since(start) > limit {
+			return fmt.Errorf("%d of %d breaches arrived within %s\n%s", lines, n, limit, Tail(r.Stderr.String()))
+		}
+	}
+}
+
+// Watch keeps watching the peak RSS for d (a few more polls: anything sent twice shows then).
+func (r *Run) Watch(d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		r.Peak = max(r.Peak, VmHWM(r.Cmd.Process.Pid))
+	}
+}
+
+// Stop ends the process with SIGTERM (it must exit cleanly) and removes its state; safe to
+// call again.
+func (r *Run) Stop() error {
+	defer os.RemoveAll(r.state)
+	if r.done {
+		return nil
+	}
+	r.done = true
+	_ = r.Cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-r.exited; err != nil {
+		return fmt.Errorf("dtforward run: %v\n%s", err, Tail(r.Stderr.String()))
+	}
+	return nil
+}
