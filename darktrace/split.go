@@ -20,9 +20,11 @@ func (e callbackError) Error() string { return e.err.Error() }
 // one reused buffer holds the current element, so memory tracks the largest record, not the
 // response.
 //
-// Each element is found by a bracket-and-string scan and then checked once with json.Valid
-// (json.Decoder scanned every element twice, and that scan was most of the client's time once
-// records decode fast). Whatever json.Decoder rejected is still rejected.
+// An element already in the read buffer is checked and delimited in one pass (validValue);
+// any other is found by a bracket-and-string scan and then checked once with validJSON. Both
+// accept exactly what json.Valid accepts, several times faster (json.Decoder scanned every
+// element twice; json.Valid was then a third of the CPU of a catch-up). Whatever json.Decoder
+// rejected is still rejected.
 //
 // It returns the number of elements passed to fn and the input offset reached (for messages).
 // A syntax error, truncation or trailing data is returned as is (isDecodeError); an error from
@@ -160,6 +162,20 @@ func (s *splitter) element() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c == '{' || c == '[' {
+		// The common case, a record already read whole into the buffer and no longer than
+		// maxString (so none of its strings is cut): one pass checks it and finds its end. A
+		// record not yet read whole (nothing more is waited for here: a record is handed on as
+		// soon as it arrived), a longer one, or one that is not valid JSON takes the scan
+		// below, which cuts long strings and finds the extent of an invalid record too.
+		chunk, _ := s.br.Peek(s.br.Buffered())
+		if end := validValue(chunk); end > 0 && (s.maxString == 0 || end <= s.maxString) {
+			s.buf = append(s.buf, chunk[:end]...)
+			_, _ = s.br.Discard(end)
+			s.off += int64(end)
+			return s.buf, nil
+		}
+	}
 	depth, inStr, esc := 0, false, false
 	hex, strLen, cutting := 0, 0, false // \u digits still due; bytes of the current string kept; past maxString
 	literal := c != '{' && c != '[' && c != '"'
@@ -245,7 +261,7 @@ func (s *splitter) element() ([]byte, error) {
 // check validates the element; on failure encoding/json says what is wrong, in a
 // *malformedElement (the element was read to its end: the body can go on after it).
 func (s *splitter) check() ([]byte, error) {
-	if json.Valid(s.buf) {
+	if validJSON(s.buf) {
 		return s.buf, nil
 	}
 	var v json.RawMessage
