@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -62,6 +63,7 @@ func catchup(bin, url string, rs *benchkit.Rsyslog, history time.Duration, want 
 		return res, err
 	}
 	res.wall = time.Since(start)
+	res.cpu = run.CPU
 	res.rate = float64(len(want)) / res.wall.Seconds()
 	run.Watch(12 * time.Second)
 	res.hwm = run.Peak
@@ -74,4 +76,66 @@ func catchup(bin, url string, rs *benchkit.Rsyslog, history time.Duration, want 
 	}
 	res.lines, err = benchkit.ExactlyOnce(got, want)
 	return res, err
+}
+
+// runCatchupCompare compares "dtforward run" catching up on n breaches of the last history for
+// two binaries, base and bin, on the same simulator in the same run: the runs alternate (base,
+// current, base, …) so that a load that varies on a shared machine falls on both alike. It
+// prints each run and the medians of the wall time until the last breach arrived, the CPU time
+// the process had used by then, and the peak RSS. Bar (issue 19 item 10): the current binary
+// no slower than base (median wall time), and at most 96 MB peak in every run.
+func runCatchupCompare(base, bin string, rs *benchkit.Rsyslog, n int, history time.Duration, runs int) error {
+	sim, url, err := benchkit.StartSimulator(simulator.Options{Seed: int64(n), History: history, HistoryCount: n})
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+	want := map[string]bool{}
+	for _, b := range sim.BreachInfos() {
+		want[strconv.FormatInt(b.PBID, 10)] = true
+	}
+	fmt.Printf("run catching up on %d breaches of the last %s (%d to deliver), POLL_START=%s; %d runs each, alternating\n",
+		n, history, len(want), history, runs)
+	bins := []struct{ name, path string }{{"base", base}, {"current", bin}}
+	results := make([][]result, len(bins))
+	for r := 0; r < runs; r++ {
+		for i, b := range bins {
+			res, err := catchup(b.path, url, rs, history, want)
+			if err != nil {
+				return fmt.Errorf("%s: %w", b.name, err)
+			}
+			fmt.Printf("  run %d %-7s  wall %5.1fs  CPU %5.1fs  peak RSS %6.1f MB\n", r+1, b.name,
+				res.wall.Seconds(), res.cpu.Seconds(), benchkit.MB(res.hwm))
+			results[i] = append(results[i], res)
+		}
+	}
+	median := func(rs []result, f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	wall := func(r result) float64 { return r.wall.Seconds() }
+	cpu := func(r result) float64 { return r.cpu.Seconds() }
+	hwm := func(r result) float64 { return benchkit.MB(r.hwm) }
+	fmt.Printf("  median       wall     CPU   peak RSS  (every pbid arrived exactly once in every run)\n")
+	for i, b := range bins {
+		fmt.Printf("  %-8s  %5.1fs  %5.1fs  %6.1f MB\n", b.name, median(results[i], wall), median(results[i], cpu), median(results[i], hwm))
+	}
+	var worst int64
+	for _, r := range results[1] {
+		worst = max(worst, r.hwm)
+	}
+	fast := median(results[1], wall) <= median(results[0], wall)
+	fmt.Printf("  current no slower than base (median wall time): %s\n", benchkit.Verdict(fast))
+	fmt.Printf("  current peak RSS, worst run: %.1f MB (bar <= %.0f MB): %s\n", benchkit.MB(worst), benchkit.MB(catchupBar), benchkit.Verdict(worst <= catchupBar))
+	if !fast || worst > catchupBar {
+		return fmt.Errorf("a bar was missed")
+	}
+	return nil
 }

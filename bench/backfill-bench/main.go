@@ -15,12 +15,16 @@
 //	            measured in the same run, best of -runs each; bar: ratio ≥ 0.8.
 //	catchup     "dtforward run" with POLL_START=-history on an appliance holding -counts
 //	            breaches in that span: time until all arrived and peak RSS; bar: <= 96 MB.
+//	catchup-compare  catchup for -base-bin and -bin alternately, -runs each, one -counts
+//	            value: the median wall time, CPU time and peak RSS of each; bar: -bin no
+//	            slower than -base-bin (median wall time) and <= 96 MB.
 //
 // Usage (see bench/backfill-memory and bench/backfill-throughput):
 //
 //	backfill-bench -bin ./dtforward -mode memory -counts 20000,200000
 //	backfill-bench -bin ./dtforward -mode throughput -counts 200000 -runs 2
 //	backfill-bench -bin ./dtforward -mode catchup -counts 100000 -history 6h
+//	backfill-bench -bin ./dtforward -base-bin ./dtforward-base -mode catchup-compare -counts 100000 -runs 3
 package main
 
 import (
@@ -57,14 +61,16 @@ var rsyslogOptions = benchkit.RsyslogOptions{
 
 func main() {
 	bin := flag.String("bin", "", "dtforward binary (required)")
-	mode := flag.String("mode", "memory", "memory or throughput")
+	mode := flag.String("mode", "memory", "memory, throughput, catchup or catchup-compare")
 	counts := flag.String("counts", "20000,200000", "comma-separated breach counts")
 	days := flag.Int("days", 30, "days of history the breaches spread over")
-	runs := flag.Int("runs", 1, "runs per measurement; the best is reported")
+	runs := flag.Int("runs", 1, "runs per measurement: throughput reports the best, catchup-compare the median of each binary")
 	chunk := flag.Duration("chunk", time.Hour, "backfill --chunk")
 	history := flag.Duration("history", 6*time.Hour, "catchup: the span the breaches are spread over, and POLL_START")
+	base := flag.String("base-bin", "", "catchup-compare: the dtforward binary to compare -bin with")
 	flag.Parse()
-	if *bin == "" || (*mode != "memory" && *mode != "throughput" && *mode != "catchup") {
+	if *bin == "" || (*mode != "memory" && *mode != "throughput" && *mode != "catchup" && *mode != "catchup-compare") ||
+		(*mode == "catchup-compare" && (*base == "" || strings.Contains(*counts, ","))) {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -77,10 +83,14 @@ func main() {
 		}
 		ns = append(ns, n)
 	}
-	if *mode == "catchup" {
+	if *mode == "catchup" || *mode == "catchup-compare" {
 		rs, err := benchkit.StartRsyslog("backfill-bench-rsyslog", rsyslogOptions)
 		if err == nil {
-			err = runCatchup(*bin, rs, ns, *history)
+			if *mode == "catchup" {
+				err = runCatchup(*bin, rs, ns, *history)
+			} else {
+				err = runCatchupCompare(*base, *bin, rs, ns[0], *history, *runs)
+			}
 			rs.Stop()
 		}
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -81,6 +82,31 @@ func MB(b int64) float64 { return float64(b) / (1 << 20) }
 // cannot be read. Not ru_maxrss: for a child started with vfork that includes the parent's
 // RSS, which the kernel charges to the child at exec.
 func VmHWM(pid int) int64 { return int64(StatusKB(pid, "VmHWM")) << 10 }
+
+// CPUTime is the user+system CPU time process pid has used so far (utime and stime of
+// /proc/<pid>/stat, in clock ticks of 1/100 s on Linux), 0 when it cannot be read. Read while
+// the process runs, so a benchmark can take it at the moment it measures the wall time.
+func CPUTime(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; the fields after its ')' are fixed.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
 
 // StatusKB reads a "Vm…:  N kB" field of /proc/<pid>/status (Linux); 0 when the process, or
 // the field, is gone.
@@ -261,6 +287,45 @@ func (r *Rsyslog) Lines(from int64) (int, error) {
 	return bytes.Count(b[from:], []byte{'\n'}), nil
 }
 
+// LineCounter counts the messages rsyslogd writes after an offset, reading only what was
+// added since its last call: Lines reads the whole file, which for a benchmark polling every
+// 20 ms over a growing file costs more CPU than the process it measures.
+type LineCounter struct {
+	f *os.File
+	n int
+}
+
+// NewLineCounter counts the messages written after offset from (Close it).
+func (r *Rsyslog) NewLineCounter(from int64) (*LineCounter, error) {
+	f, err := os.Open(r.Out)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return &LineCounter{f: f}, nil
+}
+
+// Lines is how many messages were written after the offset so far.
+func (c *LineCounter) Lines() (int, error) {
+	buf := make([]byte, 1<<20)
+	for {
+		k, err := c.f.Read(buf)
+		c.n += bytes.Count(buf[:k], []byte{'\n'})
+		if errors.Is(err, io.EOF) {
+			return c.n, nil
+		}
+		if err != nil {
+			return c.n, err
+		}
+	}
+}
+
+// Close closes the output file.
+func (c *LineCounter) Close() error { return c.f.Close() }
+
 // Settle waits until the output has not grown for a second: for a sender that may have lost
 // messages, where no count says when all arrived.
 func (r *Rsyslog) Settle() error {
@@ -360,6 +425,9 @@ type Run struct {
 	Stderr bytes.Buffer
 	Before int64
 	Peak   int64 // the highest VmHWM seen by Wait and Watch, bytes
+	// CPU is the CPU time the process had used when Wait saw the last breach arrive: its
+	// total at exit would add the idle polls that follow.
+	CPU time.Duration
 
 	state  string
 	rs     *Rsyslog
@@ -399,13 +467,19 @@ func StartRun(bin, url string, rs *Rsyslog, extra ...string) (*Run, error) {
 // Wait waits until rsyslog holds n breach lines from this run, watching the peak RSS; it fails
 // when the process exits first or limit passes.
 func (r *Run) Wait(n int, limit time.Duration) error {
+	counter, err := r.rs.NewLineCounter(r.Before)
+	if err != nil {
+		return err
+	}
+	defer counter.Close()
 	for start := time.Now(); ; {
 		r.Peak = max(r.Peak, VmHWM(r.Cmd.Process.Pid))
-		lines, err := r.rs.Lines(r.Before)
+		lines, err := counter.Lines()
 		if err != nil {
 			return err
 		}
 		if lines >= n {
+			r.CPU = CPUTime(r.Cmd.Process.Pid)
 			return nil
 		}
 		select {
