@@ -11,7 +11,7 @@ import (
 
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/internal/testutil/hecsim"
-	"github.com/dtforward/dtforward/internal/testutil/sinktest"
+	"github.com/dtforward/dtforward/sink/sinktest"
 	"github.com/dtforward/dtforward/internal/testutil/syslogd"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/sink"

@@ -26,7 +26,7 @@ import (
 	logspb "go.opentelemetry.io/proto/slim/otlp/logs/v1"
 
 	"github.com/dtforward/dtforward/alert"
-	"github.com/dtforward/dtforward/internal/testutil/sinktest"
+	"github.com/dtforward/dtforward/sink/sinktest"
 	"github.com/dtforward/dtforward/sink"
 	"github.com/dtforward/dtforward/sink/otlp"
 )

@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"google.golang.org/grpc/codes"
 
-	"github.com/dtforward/dtforward/internal/testutil/sinktest"
+	"github.com/dtforward/dtforward/sink/sinktest"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/sink"
 	"github.com/dtforward/dtforward/sink/otlp"

@@ -12,8 +12,9 @@ const module = "github.com/dtforward/dtforward"
 
 // supportPrefixes are the trees that hold test and benchmark support. The binary must never
 // link them: they start daemons, read testdata and skip tests, none of which belongs in
-// production.
-var supportPrefixes = []string{module + "/internal/testutil", module + "/bench"}
+// production. sink/sinktest sits beside the sinks it serves (as net/http/httptest does), so
+// that internal/ imports nothing above it.
+var supportPrefixes = []string{module + "/internal/testutil", module + "/bench", module + "/sink/sinktest"}
 
 func isSupport(pkg string) bool {
 	for _, p := range supportPrefixes {
