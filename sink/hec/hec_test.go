@@ -11,12 +11,12 @@ import (
 
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/internal/testutil/hecsim"
-	"github.com/dtforward/dtforward/sink/sinktest"
 	"github.com/dtforward/dtforward/internal/testutil/syslogd"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/sink"
 	"github.com/dtforward/dtforward/sink/hec"
 	"github.com/dtforward/dtforward/sink/httpsink"
+	"github.com/dtforward/dtforward/sink/sinktest"
 )
 
 const (

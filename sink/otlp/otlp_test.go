@@ -26,9 +26,9 @@ import (
 	logspb "go.opentelemetry.io/proto/slim/otlp/logs/v1"
 
 	"github.com/dtforward/dtforward/alert"
-	"github.com/dtforward/dtforward/sink/sinktest"
 	"github.com/dtforward/dtforward/sink"
 	"github.com/dtforward/dtforward/sink/otlp"
+	"github.com/dtforward/dtforward/sink/sinktest"
 )
 
 func messages(t *testing.T, format string, n int) []sink.Message {

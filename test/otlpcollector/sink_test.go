@@ -11,10 +11,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"google.golang.org/grpc/codes"
 
-	"github.com/dtforward/dtforward/sink/sinktest"
 	"github.com/dtforward/dtforward/internal/tlsconfig"
 	"github.com/dtforward/dtforward/sink"
 	"github.com/dtforward/dtforward/sink/otlp"
+	"github.com/dtforward/dtforward/sink/sinktest"
 )
 
 // messages formats alerts from..from+n-1.
