@@ -85,12 +85,18 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string {
-	msg := fmt.Sprintf("%s answered HTTP %d", e.Service, e.Code)
-	if e.Body != "" {
-		msg += ": " + e.Body
+	return Answered(e.Service, fmt.Sprintf("HTTP %d", e.Code), e.Body, e.Wait)
+}
+
+// Answered is how every HTTP-native sink words a refusal: who answered what, the detail the
+// service gave, and the wait it asked for.
+func Answered(service, status, detail string, wait time.Duration) string {
+	msg := service + " answered " + status
+	if detail != "" {
+		msg += ": " + detail
 	}
-	if e.Wait > 0 {
-		msg += fmt.Sprintf(" (asked to wait %s)", e.Wait)
+	if wait > 0 {
+		msg += fmt.Sprintf(" (asked to wait %s)", wait)
 	}
 	return msg
 }

@@ -76,14 +76,7 @@ type grpcError struct {
 }
 
 func (e *grpcError) Error() string {
-	msg := fmt.Sprintf("%s answered gRPC %s", service, e.code)
-	if e.msg != "" {
-		msg += ": " + e.msg
-	}
-	if e.wait > 0 {
-		msg += fmt.Sprintf(" (asked to wait %s)", e.wait)
-	}
-	return msg
+	return httpsink.Answered(service, fmt.Sprintf("gRPC %s", e.code), e.msg, e.wait)
 }
 
 // RetryAfter implements sink.RetryAfterError.
