@@ -187,9 +187,7 @@ func (s *Simulator) serveBreaches(w http.ResponseWriter, r *http.Request, now ti
 		sel = append(sel, *b)
 	}
 	s.mu.RUnlock()
-	for i := 0; i < extra; i++ {
-		sel = append(sel, s.largeBreach(i, start, end))
-	}
+	sel = withLarge(sel, extra, func(i int) breachRec { return s.largeBreach(i, start, end) })
 	// Sorted by activity time, as the appliance does: clients wanting creation order must
 	// sort for themselves.
 	serveSorted(s, w, r, sel, func(b *breachRec) int64 { return b.time },
@@ -266,9 +264,7 @@ func (s *Simulator) serveActions(w http.ResponseWriter, r *http.Request, now tim
 		sel = append(sel, a.Action)
 	}
 	s.mu.RUnlock()
-	for i := 0; i < extra; i++ {
-		sel = append(sel, s.largeAction(i, now.UnixMilli()))
-	}
+	sel = withLarge(sel, extra, func(i int) darktrace.Action { return s.largeAction(i, now.UnixMilli()) })
 	st := newStream(w, r)
 	if devices || conns {
 		st.j.obj()
@@ -395,9 +391,7 @@ func (s *Simulator) serveIncidents(w http.ResponseWriter, r *http.Request, now t
 		sel = append(sel, *e)
 	}
 	s.mu.RUnlock()
-	for i := 0; i < extra; i++ {
-		sel = append(sel, s.largeIncident(i, start, end))
-	}
+	sel = withLarge(sel, extra, func(i int) incidentRec { return s.largeIncident(i, start, end) })
 	serveSorted(s, w, r, sel, func(e *incidentRec) int64 { return e.CreatedAt },
 		func(j *jw, e *incidentRec) { appendIncident(j, e, urlBase, s.odd(oddIncident, oddIncidentID(e.ID))) })
 }
@@ -445,4 +439,12 @@ func (s *Simulator) breachCount() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return len(s.breaches)
+}
+
+// withLarge appends the n oversized records the "large" fault adds to an answer.
+func withLarge[T any](sel []T, n int, large func(i int) T) []T {
+	for i := range n {
+		sel = append(sel, large(i))
+	}
+	return sel
 }
