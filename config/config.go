@@ -62,7 +62,7 @@ type Config struct {
 	SIEMHECSourcetype         string        `envconfig:"SIEM_HEC_SOURCETYPE" desc:"hec: one sourcetype for every alert, or kind=sourcetype pairs, e.g. modelbreach=darktrace:alert (default darktrace:modelbreach, darktrace:aianalyst, darktrace:antigena; darktrace:cef or darktrace:leef for those formats)"`
 	// OpenTelemetry (SIEM_TRANSPORT=otlp).
 	SIEMOTLPProtocol string `envconfig:"SIEM_OTLP_PROTOCOL" desc:"otlp: http/protobuf (default), http/json (OTLP/HTTP to SIEM_ADDRESS http(s)://host:4318, path /v1/logs added) or grpc (OTLP/gRPC to SIEM_ADDRESS host:4317, TLS; http://host:4317 in clear)"`
-	SIEMOTLPHeaders  Secret `envconfig:"SIEM_OTLP_HEADERS" desc:"otlp: headers sent with every export, k=v pairs separated by commas, values percent-encoded as in OTEL_EXPORTER_OTLP_HEADERS, e.g. authorization=Bearer%20abc (or SIEM_OTLP_HEADERS_FILE); never logged"`
+	SIEMOTLPHeaders  Secret `envconfig:"SIEM_OTLP_HEADERS" secret:"spaced" desc:"otlp: headers sent with every export, k=v pairs separated by commas, values percent-encoded as in OTEL_EXPORTER_OTLP_HEADERS, e.g. authorization=Bearer%20abc (or SIEM_OTLP_HEADERS_FILE); never logged"`
 	// Microsoft Sentinel (SIEM_TRANSPORT=sentinel).
 	SIEMSentinelDCRID                 string `envconfig:"SIEM_SENTINEL_DCR_ID" desc:"sentinel: the Data Collection Rule's immutable id, dcr- followed by 32 hex digits"`
 	SIEMSentinelTenantID              string `envconfig:"SIEM_SENTINEL_TENANT_ID" desc:"sentinel: Entra ID tenant (directory) id (default with workload identity: AZURE_TENANT_ID)"`

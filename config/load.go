@@ -184,6 +184,9 @@ type field struct {
 	def      string
 	desc     string
 	isSecret bool
+	// spaced: a secret whose own parser checks it, so spaces are allowed (a header list:
+	// "authorization=Bearer abc, x-tenant=t1"); tag secret:"spaced".
+	spaced bool
 }
 
 // fields lists Config's variables in declaration order. It reads the same `envconfig` and
@@ -202,7 +205,7 @@ func fields() []field {
 		}
 		out = append(out, field{
 			index: i, name: name, def: f.Tag.Get("default"), desc: f.Tag.Get("desc"),
-			isSecret: f.Type == reflect.TypeFor[Secret](),
+			isSecret: f.Type == reflect.TypeFor[Secret](), spaced: f.Tag.Get("secret") == "spaced",
 		})
 	}
 	return out
@@ -327,7 +330,7 @@ func (c *Config) resolveSecrets(getenv func(string) string) problems {
 			}
 			direct = s
 		}
-		if direct != "" && !tokenLike(direct) {
+		if direct != "" && !f.spaced && !tokenLike(direct) {
 			probs.add(f.name, "contains whitespace or control characters (value not shown)")
 			continue
 		}

@@ -38,7 +38,7 @@ func (s *Sink) validateOTLP(add func(name, format string, args ...any), name fun
 	}
 	c := s.OTLPConfig(name, "")
 	addSettingErrors(c.Validate(), add, name)
-	if s.Timeout <= 0 {
+	if s.Timeout == 0 { // a negative one is the sink's own rule, reported above
 		add(name("timeout"), "%s must be positive (e.g. 10s)", s.Timeout)
 	}
 }

@@ -40,6 +40,16 @@ func TestOTLPSettings(t *testing.T) {
 	if !reflect.DeepEqual(fromFile.Headers, want) || fromFile.Protocol != "grpc" {
 		t.Errorf("from the sinks file: %+v", fromFile)
 	}
+	// Spaces around pairs, as OTEL_EXPORTER_OTLP_HEADERS allows, are accepted from the
+	// environment as from the sinks file (the token check refused them).
+	c, err = loadFor(ModeRun, with("SIEM_TRANSPORT", "otlp", "SIEM_ADDRESS", "collector:4317", "SIEM_OTLP_PROTOCOL", "grpc",
+		"SIEM_OTLP_HEADERS", "authorization=Bearer%20abc, x-tenant=t1"))
+	if err != nil {
+		t.Fatalf("spaced header list refused: %v", err)
+	}
+	if env := c.EnvSink(); !reflect.DeepEqual(env.OTLPConfig(env.SettingName, "").Headers, want) {
+		t.Errorf("spaced header list: %+v", env.OTLPConfig(env.SettingName, "").Headers)
+	}
 	if sinks[0].OTLPHeaders.String() != "<secret>" {
 		t.Errorf("the headers print as %q", sinks[0].OTLPHeaders.String())
 	}

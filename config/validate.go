@@ -220,11 +220,6 @@ func (c *Config) validateSIEM(p *problems) {
 // envKey names a sink setting as its SIEM_* variable: "tls_ca_file" is SIEM_TLS_CA_FILE.
 func envKey(key string) string { return "SIEM_" + strings.ToUpper(key) }
 
-// validate checks one sink's settings. add reports a problem about a setting named by
-// name(key) (SIEM_FORMAT for the environment, format in SIEM_SINKS_FILE), so both report the
-// same rules in their own words. The format's settings are checked here; the transport's are
-// the sink package's own rules (sink.Config.Validate), the same ones "run" meets when it
-// builds the sink.
 // CheckMaxMessageBytes is the rule for a line limit (SIEM_MAX_MESSAGE_BYTES, max_message_bytes),
 // shared by run and the format command so that neither accepts what the other refuses.
 func CheckMaxMessageBytes(n int) error {
@@ -234,6 +229,11 @@ func CheckMaxMessageBytes(n int) error {
 	return nil
 }
 
+// validate checks one sink's settings. add reports a problem about a setting named by
+// name(key) (SIEM_FORMAT for the environment, format in SIEM_SINKS_FILE), so both report the
+// same rules in their own words. The format's settings are checked here; the transport's are
+// the sink package's own rules (sink.Config.Validate), the same ones "run" meets when it
+// builds the sink.
 func (s *Sink) validate(add func(name, format string, args ...any), name func(string) string) {
 	if !slices.Contains(formatter.Names(), s.Format) {
 		add(name("format"), "%q is not one of %s", s.Format, strings.Join(formatter.Names(), ", "))

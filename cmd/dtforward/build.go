@@ -4,6 +4,7 @@ package main
 // talks to an appliance through the very same client, and a sink's state directory.
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
@@ -39,7 +40,7 @@ func newClient(app config.Appliance, cfg *config.Config, clock *poller.Clock, on
 // is not valid JSON (the rest of the answer was delivered). m may be nil.
 func reportMalformed(appliance string, m *metrics.Metrics, log zerolog.Logger) func(darktrace.MalformedRecord) {
 	return func(r darktrace.MalformedRecord) {
-		src, _, _ := strings.Cut(strings.TrimPrefix(r.Endpoint, "/"), "/")
+		src := sourceOf(r)
 		m.AddRecords(appliance, src, metrics.OutcomeMalformed, 1)
 		log.Error().Str("appliance", appliance).Str("source", src).Str("id", r.ID).Int("index", r.Index).Err(r.Err).
 			Msg("malformed record skipped: it is not valid JSON; the records around it are delivered")
@@ -49,12 +50,19 @@ func reportMalformed(appliance string, m *metrics.Metrics, log zerolog.Logger) f
 // reportTrimmed logs and counts a record of which a string longer than
 // darktrace.DefaultMaxStringBytes was cut (the record is forwarded, cut). m may be nil.
 func reportTrimmed(appliance string, m *metrics.Metrics, log zerolog.Logger) func(darktrace.MalformedRecord) {
+	limit := fmt.Sprintf("%d KiB", darktrace.DefaultMaxStringBytes>>10)
 	return func(r darktrace.MalformedRecord) {
-		src, _, _ := strings.Cut(strings.TrimPrefix(r.Endpoint, "/"), "/")
-		m.DecodeAnomaly(src, "(string over 64 KiB)")
+		src := sourceOf(r)
+		m.DecodeAnomaly(src, "(string over "+limit+")")
 		log.Warn().Str("appliance", appliance).Str("source", src).Str("id", r.ID).Int("index", r.Index).Err(r.Err).
-			Msg("record holds a string longer than 64 KiB; forwarded with that string cut (counted in dtforward_decode_anomalies_total)")
+			Msg("record holds a string longer than " + limit + "; forwarded with that string cut (counted in dtforward_decode_anomalies_total)")
 	}
+}
+
+// sourceOf is the API source of a reported record: the first element of its endpoint path.
+func sourceOf(r darktrace.MalformedRecord) string {
+	src, _, _ := strings.Cut(strings.TrimPrefix(r.Endpoint, "/"), "/")
+	return src
 }
 
 // sinkStateDir is where a sink keeps its checkpoints and dead letters: each sink of

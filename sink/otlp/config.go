@@ -69,7 +69,9 @@ func ParseHeaders(s string) (map[string]string, error) {
 			return nil, fmt.Errorf("pair %d is not key=value", i+1)
 		}
 		if !validHeaderName(k) {
-			return nil, fmt.Errorf("pair %d: %q is not a header name", i+1, k)
+			// Not quoted: a comma inside an unencoded value makes the "name" a piece of
+			// the credential.
+			return nil, fmt.Errorf("pair %d: its name is not a header name (a comma inside a value must be written %%2C; value not shown)", i+1)
 		}
 		dec, err := url.PathUnescape(strings.TrimSpace(v))
 		if err != nil {
