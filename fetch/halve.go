@@ -5,7 +5,8 @@ package fetch
 // fetched as its two halves instead, in order, each halved again as needed: the API does not
 // paginate, so a smaller window is the only way to a smaller response. canSplit tells fetch
 // whether the range may still be halved (it is longer than minSpan); a fetch that cannot split
-// must return a batch or an error. Backfill and the live loop both walk their windows with it.
+// must return a batch or an error. Backfill walks its windows with it; the live loop uses Walk,
+// which sizes each piece from the density just seen.
 func Halve[B any](start, end, minSpan int64,
 	fetch func(start, end int64, canSplit bool) (b B, split bool, err error),
 	emit func(start, end int64, b B) error,

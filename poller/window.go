@@ -93,8 +93,8 @@ func (p *poll) window(ctx context.Context, start, end time.Time) bool {
 
 // fetch requests [s, e) (epoch ms, half-open), retrying with backoff until it succeeds. It asks
 // for a split when the response is over MaxRecords or the window timed out twice in a row
-// (retrying it identically would time out forever); a window at the minimum size is streamed
-// (stream) instead. err is non-nil only when ctx ended.
+// (retrying it identically would time out forever); a window at the minimum size over the cap
+// is streamed (stream) instead. err is non-nil only when ctx ended.
 func (p *poll) fetch(ctx context.Context, s, e int64, canSplit bool) (*source.Batch, bool, error) {
 	a, r := p.a, p.r
 	src := r.capped
@@ -107,13 +107,12 @@ func (p *poll) fetch(ctx context.Context, s, e int64, canSplit bool) (*source.Ba
 	policy := retry.Policy{Min: a.cfg.RetryMin, Max: a.cfg.RetryMax, RetryAfter: a.cfg.RetryAfter}
 	err := policy.Do(ctx, func() error {
 		var err error
-		if !canSplit && r.src.Windowed() {
-			// The API does not paginate: a window that cannot be halved is streamed, whatever
-			// it holds, rather than asked capped first (a wasted response when it is over the
-			// cap) and then held whole.
+		b, err = src.Fetch(ctx, time.UnixMilli(s), time.UnixMilli(e-1))
+		if err != nil && ctx.Err() == nil && fetch.Classify(err) == fetch.TooLarge && !canSplit && r.src.Windowed() {
+			// The API does not paginate: a window that cannot be halved and holds more than
+			// the cap is streamed rather than held whole. Only then: a stream keeps the
+			// appliance's request open while the sink takes each batch.
 			b, err = p.stream(ctx, s, e)
-		} else {
-			b, err = src.Fetch(ctx, time.UnixMilli(s), time.UnixMilli(e-1))
 		}
 		if err == nil {
 			r.clearErr(&r.fetchErr, "appliance answers again")
@@ -162,10 +161,13 @@ func (p *poll) splitting(s, e int64, err error) {
 func (p *poll) stream(ctx context.Context, s, e int64) (*source.Batch, error) {
 	var st source.Stats
 	b, err := p.r.src.Stream(ctx, time.UnixMilli(s), time.UnixMilli(e-1), p.a.cfg.SendBatch, func(items []source.Item) error {
+		sent := st.Sent
 		if !p.send(ctx, items, &st, time.Time{}, false) {
 			return context.Cause(ctx)
 		}
-		p.commit(p.cursor, nil, time.Time{})
+		if st.Sent > sent { // a re-read after a retry sends nothing new: nothing to save
+			p.commit(p.cursor, nil, time.Time{})
+		}
 		return nil
 	})
 	p.stats.Deduped += st.Deduped

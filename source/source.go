@@ -227,20 +227,25 @@ func (s *Source) Fetch(ctx context.Context, start, end time.Time) (*Batch, error
 		}
 	}
 	SortItems(b.Items)
-	// A key listed twice in one response is sent once, in its last-listed version.
-	seen := make(map[string]int, len(b.Items))
-	out := b.Items[:0]
-	for _, it := range b.Items {
+	b.Items = lastListed(b.Items, &b.Stats)
+	return b, nil
+}
+
+// lastListed keeps a key listed twice in items once, in its last-listed version, counting the
+// repeat as deduplicated. It compacts items in place.
+func lastListed(items []Item, st *Stats) []Item {
+	seen := make(map[string]int, len(items))
+	out := items[:0]
+	for _, it := range items {
 		if i, ok := seen[it.Key]; ok {
-			b.Stats.Deduped++
+			st.Deduped++
 			out[i] = it
 			continue
 		}
 		seen[it.Key] = len(out)
 		out = append(out, it)
 	}
-	b.Items = out
-	return b, nil
+	return out
 }
 
 // Stream requests [start, end] like Fetch, for a response too large to hold (a window that
@@ -248,8 +253,8 @@ func (s *Source) Fetch(ctx context.Context, start, end time.Time) (*Batch, error
 // decoded as it arrives and handed to fn in slices of at most each items, every slice sorted by
 // (time, key) and the slices in the order of the response. The request stays open while fn
 // runs; an error from fn ends it. The Batch returned has the counts, the keys present and the
-// Date, and no Items. A key listed twice is handed over twice (the caller's delivered keys
-// drop the repeat).
+// Date, and no Items. A key listed twice within a slice is handed over once, in its last-listed
+// version; across slices, the caller's delivered keys drop the repeat.
 func (s *Source) Stream(ctx context.Context, start, end time.Time, each int, fn func([]Item) error) (*Batch, error) {
 	q := s.Query(start, end)
 	b := &Batch{Present: map[string]struct{}{}}
@@ -259,7 +264,7 @@ func (s *Source) Stream(ctx context.Context, start, end time.Time, each int, fn 
 			return nil
 		}
 		SortItems(items)
-		err := fn(items)
+		err := fn(lastListed(items, &b.Stats))
 		clear(items)
 		items = items[:0]
 		return err

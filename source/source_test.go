@@ -131,3 +131,26 @@ func TestFilterAllow(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamSendsAKeyListedTwiceOnce: a breach listed twice in one streamed slice is handed
+// over once, in its last-listed version, and counted as deduplicated, as Fetch does.
+func TestStreamSendsAKeyListedTwiceOnce(t *testing.T) {
+	api := &fakeAPI{}
+	api.addBreach(breach(1, 1000, 1000))
+	api.addBreach(breach(2, 1000, 1000))
+	api.addBreach(breach(1, 1000, 1000)) // the same breach listed again
+	src, _ := NewReader(api, "dt", "dt.example", Filter{IncludeAcknowledged: true}, zerolog.Nop()).Source(darktrace.SourceBreaches)
+	var keys []string
+	b, err := src.Stream(context.Background(), time.UnixMilli(0), time.UnixMilli(5000), 10, func(items []Item) error {
+		for _, it := range items {
+			keys = append(keys, it.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 || keys[0] == keys[1] || b.Stats.Deduped != 1 {
+		t.Fatalf("keys handed over %q, deduplicated %d; want two distinct keys and one repeat counted", keys, b.Stats.Deduped)
+	}
+}
