@@ -66,8 +66,17 @@ func (h *httpExporter) marshal(m proto.Message) ([]byte, error) {
 	return proto.Marshal(m)
 }
 
+// unmarshal decodes an answer in the encoding its Content-Type names, else in the request's:
+// the collector answers in the request's encoding, and a proxy may have dropped the header.
 func (h *httpExporter) unmarshal(b []byte, contentType string, m proto.Message) error {
-	if mt, _, _ := mime.ParseMediaType(contentType); mt == contentJSON {
+	asJSON := h.json
+	switch mt, _, _ := mime.ParseMediaType(contentType); mt {
+	case contentJSON:
+		asJSON = true
+	case contentProtobuf:
+		asJSON = false
+	}
+	if asJSON {
 		return protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(b, m)
 	}
 	return proto.Unmarshal(b, m)
@@ -99,27 +108,45 @@ func (h *httpExporter) export(ctx context.Context, req *collogspb.ExportLogsServ
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil && resp.StatusCode == http.StatusOK {
+	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
+	if err != nil && ok {
 		// The collector took the request; an answer cut short may have named rejected
 		// records, so the request is not known to be accepted.
 		return nil, fmt.Errorf("%s: reading the answer: %w", service, err)
 	}
 	ct := resp.Header.Get("Content-Type")
-	if resp.StatusCode != http.StatusOK {
+	if !ok {
 		return nil, h.answerErr(resp, b, ct)
 	}
-	mt, _, _ := mime.ParseMediaType(ct)
-	if mt != contentProtobuf && mt != contentJSON {
-		return nil, fmt.Errorf("%s answered HTTP 200 with %q, not an OTLP answer: is %s an OTLP/HTTP logs endpoint?", service, ct, h.url)
-	}
+	// OTLP/HTTP: any 2xx is success, whatever its body. Only partial_success can take some
+	// of it back, so the body is read for that when it can be: a proxy may strip the
+	// Content-Type or the body (then the request's encoding is tried, which the collector
+	// answers in). An answer that cannot be read is still an acceptance: resending it would
+	// deliver the records twice, forever behind a proxy that always answers so.
 	var out collogspb.ExportLogsServiceResponse
 	if len(b) > 0 {
 		if err := h.unmarshal(b, ct, &out); err != nil {
-			return nil, fmt.Errorf("%s: unreadable answer to a request it accepted: %w", service, err)
+			return &out, &unreadAnswer{status: resp.StatusCode, contentType: ct, url: h.url, err: err}
 		}
 	}
 	return &out, nil
 }
+
+// unreadAnswer is a 2xx answer whose body is not an OTLP answer. The collector accepted the
+// request, so Send counts it delivered (and warns); Check fails on it, because an endpoint
+// that answers every request with a page of its own would swallow every record.
+type unreadAnswer struct {
+	status      int
+	contentType string
+	url         string
+	err         error
+}
+
+func (e *unreadAnswer) Error() string {
+	return fmt.Sprintf("%s answered HTTP %d with %q, not an OTLP answer (%v): is %s an OTLP/HTTP logs endpoint?", service, e.status, e.contentType, e.err, e.url)
+}
+
+func (e *unreadAnswer) Unwrap() error { return e.err }
 
 // answerErr reads an answer other than 200 into the sink package's error types. The body is
 // a google.rpc.Status in the request's encoding; its message is what the log shows.

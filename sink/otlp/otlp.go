@@ -38,7 +38,9 @@ const (
 type exporter interface {
 	// export returns the collector's answer, or an error: *refusedError when the collector
 	// refused the request's content, *sink.ConfigError when only an operator can fix it, an
-	// error carrying the wait asked for (sink.RetryAfterError) when it is busy.
+	// error carrying the wait asked for (sink.RetryAfterError) when it is busy, and
+	// *unreadAnswer (with an empty answer) when it accepted the request with an answer that
+	// is not OTLP's.
 	export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (*collogspb.ExportLogsServiceResponse, error)
 	close() error
 }
@@ -144,6 +146,12 @@ func (s *Sink) export(ctx context.Context, msgs []sink.Message, recs []*logspb.L
 	req := &collogspb.ExportLogsServiceRequest{ResourceLogs: s.b.logs(msgs[lo:hi], recs[lo:hi])}
 	resp, err := s.exp.export(ctx, req)
 	var refused *refusedError
+	var unread *unreadAnswer
+	if errors.As(err, &unread) {
+		s.log.Warn().Err(err).Int("records", hi-lo).
+			Msg("the OTLP collector accepted a request with an answer dtforward cannot read (HTTP 2xx is success); any records it rejected in that answer cannot be known")
+		err = nil
+	}
 	switch {
 	case err == nil:
 		ps := resp.GetPartialSuccess()

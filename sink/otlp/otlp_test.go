@@ -1,12 +1,13 @@
 package otlp_test
 
 // These tests cover what the collector's own OTLP receiver cannot be made to answer here:
-// partial_success (the receiver never sends one), 401 (it needs an authenticator extension)
-// and the encoding of records. The delivery against the real receiver (otlpreceiver) is
-// tested in the module test/otlpcollector, kept apart so that the collector's dependencies
-// are not built by `go test ./...`.
+// partial_success (the receiver never sends one), 401 (it needs an authenticator extension),
+// success answers a proxy altered, and the encoding of records. The delivery against the real
+// receiver (otlpreceiver) is tested in the module test/otlpcollector, kept apart so that the
+// collector's dependencies are not built by `go test ./...`.
 
 import (
+	"cmp"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	collogspb "go.opentelemetry.io/proto/slim/otlp/collector/logs/v1"
@@ -38,12 +40,18 @@ func messages(t *testing.T, format string, n int) []sink.Message {
 // collector is an OTLP/HTTP logs endpoint written from the OTLP specification, for the
 // answers the real receiver never gives: it rejects, by partial_success, the records whose
 // darktrace.id is in reject, and answers status with its Retry-After when status is set.
+// The other fields make it answer success as a proxy in front of it may pass it on.
 type collector struct {
 	mu       sync.Mutex
 	requests []*collogspb.ExportLogsServiceRequest
 	reject   map[string]bool
 	status   int
 	headers  http.Header
+
+	strip    bool   // answer without a Content-Type (a proxy that strips it)
+	okStatus int    // the success answer's code; 0 = 200
+	okBody   []byte // with okType, replaces the OTLP answer (a page of the proxy's own)
+	okType   string
 }
 
 func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -61,8 +69,13 @@ func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, _ := io.ReadAll(zr)
+	asJSON := r.Header.Get("Content-Type") == "application/json"
 	var req collogspb.ExportLogsServiceRequest
-	if err := proto.Unmarshal(b, &req); err != nil {
+	err = proto.Unmarshal(b, &req)
+	if asJSON {
+		err = protojson.Unmarshal(b, &req)
+	}
+	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -88,6 +101,19 @@ func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.requests = append(c.requests, kept)
 	out, _ := proto.Marshal(&resp)
 	w.Header().Set("Content-Type", "application/x-protobuf")
+	if asJSON {
+		out, _ = protojson.Marshal(&resp)
+		w.Header().Set("Content-Type", "application/json")
+	}
+	if c.okBody != nil {
+		out = c.okBody
+		w.Header().Set("Content-Type", c.okType)
+	}
+	if c.strip {
+		// A nil value keeps net/http from sniffing one in.
+		w.Header()["Content-Type"] = nil
+	}
+	w.WriteHeader(cmp.Or(c.okStatus, http.StatusOK))
 	_, _ = w.Write(out)
 }
 
@@ -177,6 +203,69 @@ func TestPartialSuccessRejectsTheRecords(t *testing.T) {
 		if i != 3 && got[fmt.Sprint(i)] < 1 {
 			t.Errorf("record %d never arrived", i)
 		}
+	}
+}
+
+// TestAnySuccessIsAcceptance: OTLP/HTTP success is any 2xx; its body can only take records
+// back by partial_success. An answer a proxy stripped of its Content-Type or replaced is
+// still an acceptance (the records arrive once, Send returns nil), and a partial_success in
+// a stripped answer is still read. The old sink took every such answer for a failure, so
+// the batch was sent again, forever behind such a proxy.
+func TestAnySuccessIsAcceptance(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c    *collector
+		json bool
+	}{
+		{"stripped", &collector{strip: true}, false},
+		{"stripped json", &collector{strip: true}, true},
+		{"empty 204", &collector{okStatus: http.StatusNoContent, okBody: []byte{}}, false},
+		{"stripped empty", &collector{strip: true, okBody: []byte{}}, false},
+		{"a proxy's page", &collector{okStatus: http.StatusAccepted, okBody: []byte("<html>queued</html>"), okType: "text/html"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := start(t, tc.c)
+			if tc.json {
+				cfg.Protocol = otlp.ProtocolHTTPJSON
+			}
+			s := newSink(t, cfg)
+			if err := s.Send(context.Background(), messages(t, "json", 4)); err != nil {
+				t.Fatalf("Send = %v, want nil (the collector answered success)", err)
+			}
+			got := tc.c.ids()
+			for i := range 4 {
+				if n := got[fmt.Sprint(i)]; n != 1 {
+					t.Errorf("record %d arrived %d times, want once", i, n)
+				}
+			}
+		})
+	}
+	t.Run("stripped partial success", func(t *testing.T) {
+		for _, asJSON := range []bool{false, true} {
+			c := &collector{strip: true, reject: map[string]bool{"2": true}}
+			cfg := start(t, c)
+			if asJSON {
+				cfg.Protocol = otlp.ProtocolHTTPJSON
+			}
+			err := newSink(t, cfg).Send(context.Background(), messages(t, "json", 4))
+			var re *sink.RejectedError
+			if !errors.As(err, &re) || re.Index != 2 {
+				t.Errorf("json %v: Send = %v, want a *sink.RejectedError for record 2", asJSON, err)
+			}
+		}
+	})
+}
+
+// TestCheckRefusesAPageForAnAnswer: check still tells an endpoint that answers success with
+// something other than OTLP (it would swallow every record) from a collector, also behind a
+// proxy that strips the Content-Type of its (empty) answer.
+func TestCheckRefusesAPageForAnAnswer(t *testing.T) {
+	page := &collector{okBody: []byte("<html>welcome</html>"), okType: "text/html"}
+	if err := newSink(t, start(t, page)).Check(context.Background()); err == nil || !strings.Contains(err.Error(), "not an OTLP answer") {
+		t.Errorf("Check against a web page = %v, want an error saying it is not an OTLP answer", err)
+	}
+	if err := newSink(t, start(t, &collector{strip: true})).Check(context.Background()); err != nil {
+		t.Errorf("Check behind a proxy that strips the Content-Type = %v", err)
 	}
 }
 
