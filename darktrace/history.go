@@ -65,7 +65,12 @@ func (v ActionVersion) Expired() bool { return expired(v.Active, v.Cleared, v.Up
 //
 // A rebuilt state has the history up to its entry, "updated" at the entry's time, active and
 // cleared as the entry left them (blocked false when it is not active); its expiry is the
-// record's, or absent when a later extension or reactivation replaced the one it had.
+// record's, or absent when a later extension or reactivation replaced the one it had. Its
+// Action is what its Raw decodes to (FuzzEarlierSteps), built without decoding it.
+//
+// The work is linear in the history but for the output itself: each state's Raw carries its
+// history up to its entry, as the appliance would have shown it. Each entry is encoded once
+// and raw split into its members once; every state is then written out in one pass.
 func (a *Action) EarlierSteps(raw []byte, since ActionVersion) (steps []ActionStep, missed int, err error) {
 	hist := slices.Clone(a.History)
 	slices.SortStableFunc(hist, func(x, y ActionHistory) int { return cmp.Compare(x.Time, y.Time) })
@@ -75,6 +80,15 @@ func (a *Action) EarlierSteps(raw []byte, since ActionVersion) (steps []ActionSt
 		// which came after it.
 		last--
 	}
+	// The states before the latest extension or reactivation had an expiry the record no
+	// longer shows.
+	lastNewExpiry := -1
+	for i := range hist {
+		if changesExpiry(hist[i].Action) {
+			lastNewExpiry = i
+		}
+	}
+	var w *stateWriter // made for the first state rebuilt: a record with none costs nothing
 	first := true
 	for i := range hist {
 		h := &hist[i]
@@ -93,89 +107,191 @@ func (a *Action) EarlierSteps(raw []byte, since ActionVersion) (steps []ActionSt
 			missed++
 			continue
 		}
-		histJSON, err := json.Marshal(hist[:i+1])
-		if err != nil {
-			return nil, 0, err
+		if w == nil {
+			if w, err = newStateWriter(raw, hist); err != nil {
+				return nil, 0, err
+			}
 		}
-		set := []member{
-			{"history", histJSON},
-			{"updated", strconv.AppendQuote(nil, strconv.FormatInt(h.Time, 10))},
-			{"active", strconv.AppendBool(nil, active)},
-			{"cleared", strconv.AppendBool(nil, cleared)},
-			{"expires", strconv.AppendInt(nil, a.Expires, 10)},
-		}
-		if slices.ContainsFunc(hist[i+1:], func(l ActionHistory) bool { return changesExpiry(l.Action) }) {
-			set[len(set)-1].value = nil
+		act := *a
+		act.History = hist[: i+1 : i+1] // a caller appending to it cannot write over the next state's
+		act.Updated = FlexInt(h.Time)
+		act.Active, act.Cleared = active, cleared
+		if lastNewExpiry > i {
+			act.Expires = 0
 		}
 		if !active {
 			// A pending or cleared action blocks nothing; an active one blocks as the record says.
-			set = append(set, member{"blocked", []byte("false")})
+			act.Blocked = false
 		}
-		b, err := rewriteObject(raw, set)
-		if err != nil {
-			return nil, 0, err
-		}
-		act, err := DecodeAction(b, nil)
-		if err != nil {
-			return nil, 0, err
-		}
-		steps = append(steps, ActionStep{Action: act, Raw: b})
+		steps = append(steps, ActionStep{Action: act, Raw: w.state(i, &act, lastNewExpiry > i)})
 	}
 	return steps, missed, nil
 }
 
-// member is one top-level member of a JSON object to set; a nil value removes it.
-type member struct {
-	name  string
-	value []byte
+// The members of a record that a rebuilt state rewrites, in the order the ones the record
+// lacks are appended.
+const (
+	setHistory = iota
+	setUpdated
+	setActive
+	setCleared
+	setExpires
+	setBlocked
+	setCount
+)
+
+var setNames = [setCount]string{"history", "updated", "active", "cleared", "expires", "blocked"}
+
+// stateWriter writes the states of one record: the record's members split once, its history
+// entries encoded once.
+type stateWriter struct {
+	obj     object
+	hist    []byte // "[" and every entry, oldest first, each followed by ","
+	histEnd []int  // hist[:histEnd[i]] ends with entry i (without its ",")
 }
+
+func newStateWriter(raw []byte, hist []ActionHistory) (*stateWriter, error) {
+	obj, err := splitObject(raw, setNames[:]...)
+	if err != nil {
+		return nil, err
+	}
+	w := &stateWriter{obj: obj, histEnd: make([]int, len(hist))}
+	// json.Encoder writes an entry as json.Marshal of the history writes it, then a newline;
+	// the newline becomes the separator.
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	enc := json.NewEncoder(&buf)
+	for i := range hist {
+		if err := enc.Encode(&hist[i]); err != nil {
+			return nil, err
+		}
+		w.histEnd[i] = buf.Len() - 1
+		buf.Bytes()[buf.Len()-1] = ','
+	}
+	w.hist = buf.Bytes()
+	return w, nil
+}
+
+// state returns the record as it was right after history entry i: act, the state rebuilt,
+// without an expiry when noExpiry.
+func (w *stateWriter) state(i int, act *Action, noExpiry bool) []byte {
+	var vals [setCount]setValue
+	vals[setHistory] = setValue{op: opSet, b: w.hist[:w.histEnd[i]], tail: ']'}
+	vals[setUpdated] = setValue{op: opSet, b: strconv.AppendQuote(nil, strconv.FormatInt(act.Updated.Int64(), 10))}
+	vals[setActive] = setValue{op: opSet, b: strconv.AppendBool(nil, act.Active)}
+	vals[setCleared] = setValue{op: opSet, b: strconv.AppendBool(nil, act.Cleared)}
+	vals[setExpires] = setValue{op: opSet, b: strconv.AppendInt(nil, act.Expires, 10)}
+	if noExpiry {
+		vals[setExpires] = setValue{op: opDrop}
+	}
+	if !act.Active {
+		vals[setBlocked] = setValue{op: opSet, b: []byte("false")}
+	}
+	// The values other than the history are a few bytes each, names of absent members included.
+	return w.obj.appendWith(make([]byte, 0, w.obj.size+w.histEnd[i]+128), vals[:])
+}
+
+// object is a JSON object split into its top-level members, to be written out again with
+// some of them replaced.
+type object struct {
+	members []objectMember
+	names   []string // the members that can be replaced (see appendWith)
+	size    int      // room for the members kept, with separators, and the names of the others
+}
+
+type objectMember struct {
+	text  []byte // `"name":value` as received (the name as the decoders read it)
+	value int    // where the value starts in text
+	set   int    // index in names it matches case-insensitively (as the decoders match), else -1
+	first bool   // the first member matching that name
+}
+
+// setValue is what appendWith does with the members of one name.
+type setValue struct {
+	op   int    // opKeep (zero), opSet or opDrop
+	b    []byte // opSet: the new value, followed by tail when tail is not 0
+	tail byte
+}
+
+const (
+	opKeep = iota // the members of the name stay as they are
+	opSet         // the first member of the name gets the value, the others go; added last when absent
+	opDrop        // every member of the name goes
+)
 
 var errNotObject = errors.New("not a JSON object")
 
-// rewriteObject returns the JSON object raw with the members of set replaced (names match
-// case-insensitively, as the decoders read them), the ones it lacks appended, and the others
-// kept as they are, in their order.
-func rewriteObject(raw []byte, set []member) ([]byte, error) {
+// splitObject splits the JSON object raw into its members, matching each against names.
+func splitObject(raw []byte, names ...string) (object, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, errNotObject
+		return object{}, errNotObject
 	}
-	done := make([]bool, len(set))
-	out := make([]byte, 0, len(raw)+256)
-	out = append(out, '{')
-	put := func(name string, v []byte) {
-		if len(out) > 1 {
-			out = append(out, ',')
-		}
-		out = jsontext.AppendKeepingBytes(out, name)
-		out = append(out, ':')
-		out = append(out, v...)
+	if len(names) > 64 {
+		panic("darktrace: splitObject takes at most 64 names")
 	}
+	o := object{names: names}
+	seen := make([]bool, len(names))
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
-			return nil, err
+			return object{}, err
 		}
 		name, _ := t.(string)
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			return nil, err
+			return object{}, err
 		}
-		i := slices.IndexFunc(set, func(m member) bool { return strings.EqualFold(m.name, name) })
-		if i < 0 {
-			put(name, v)
+		text := jsontext.AppendKeepingBytes(nil, name)
+		text = append(text, ':')
+		m := objectMember{value: len(text), set: slices.IndexFunc(names, func(n string) bool { return strings.EqualFold(n, name) })}
+		m.text = append(text, v...)
+		if m.set >= 0 {
+			m.first = !seen[m.set]
+			seen[m.set] = true
+		}
+		o.members = append(o.members, m)
+		if m.set < 0 {
+			o.size += len(m.text) + 1
+		} else {
+			o.size += m.value + 1 + 24 // a replaced value's room is the caller's to add
+		}
+	}
+	return o, nil
+}
+
+// appendWith appends the object with vals[k] applied to the members named names[k]; the
+// others are kept as they are, in their order.
+func (o *object) appendWith(out []byte, vals []setValue) []byte {
+	out = append(out, '{')
+	open := len(out)
+	put := func(name, value []byte, tail byte) {
+		if len(out) > open {
+			out = append(out, ',')
+		}
+		out = append(append(out, name...), value...)
+		if tail != 0 {
+			out = append(out, tail)
+		}
+	}
+	var done uint64 // bit k: a member named names[k] was met (splitObject takes at most 64 names)
+	for i := range o.members {
+		m := &o.members[i]
+		if m.set < 0 || vals[m.set].op == opKeep {
+			put(nil, m.text, 0)
 			continue
 		}
-		if !done[i] && set[i].value != nil {
-			put(name, set[i].value)
-		}
-		done[i] = true
-	}
-	for i, m := range set {
-		if !done[i] && m.value != nil {
-			put(m.name, m.value)
+		done |= 1 << m.set
+		if m.first && vals[m.set].op == opSet {
+			put(m.text[:m.value], vals[m.set].b, vals[m.set].tail)
 		}
 	}
-	return append(out, '}'), nil
+	for k := range vals {
+		if done&(1<<k) == 0 && vals[k].op == opSet {
+			// Absent: added under the name as given.
+			put(append(jsontext.AppendKeepingBytes(nil, o.names[k]), ':'), vals[k].b, vals[k].tail)
+		}
+	}
+	return append(out, '}')
 }

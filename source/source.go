@@ -177,6 +177,9 @@ type Item struct {
 	Time int64
 	// Acknowledged is the record's acknowledged flag (for Filter.IncludeAcknowledged).
 	Acknowledged bool
+	// action is the decoded Antigena record, kept so that Earlier rebuilds its earlier states
+	// without decoding it again.
+	action *darktrace.Action
 }
 
 // Stats counts what happened to the records of one window.
@@ -329,7 +332,9 @@ func (s *Source) decode(raw []byte) (Item, error) {
 	if err != nil {
 		return Item{}, err
 	}
-	return Item{Alert: a, Key: rec.RecordKey(), Version: rec.RecordVersion(), Time: rec.RecordTime(), Acknowledged: rec.RecordAcked()}, nil
+	it := Item{Alert: a, Key: rec.RecordKey(), Version: rec.RecordVersion(), Time: rec.RecordTime(), Acknowledged: rec.RecordAcked()}
+	it.action, _ = rec.(*darktrace.Action)
+	return it, nil
 }
 
 // FetchPBID asks the appliance for one breach by pbid (modelbreaches only) and returns its
@@ -357,28 +362,24 @@ func (s *Source) FetchPBID(ctx context.Context, pbid int64) (created int64, foun
 	return created, found, err
 }
 
-// Earlier returns the states of an Antigena action (an Item of this source) that its history
+// Earlier returns the states of an Antigena action (an Item this source read) that its history
 // records after since and that the record no longer shows, oldest first, as items like it
 // (see darktrace.Action.EarlierSteps); missed counts the states after since that the history
 // cannot give back. Other sources have no history: nil, 0.
 func (s *Source) Earlier(it Item, since darktrace.ActionVersion) (items []Item, missed int) {
-	if s.spec.Name != darktrace.SourceAntigena || it.Alert == nil {
+	if s.spec.Name != darktrace.SourceAntigena || it.Alert == nil || it.action == nil {
 		return nil, 0
 	}
-	act, err := darktrace.DecodeAction(it.Alert.Raw, nil)
-	if err == nil {
-		var steps []darktrace.ActionStep
-		steps, missed, err = act.EarlierSteps(it.Alert.Raw, since)
-		for i := range steps {
-			st := &steps[i]
-			a, cerr := alert.FromAction(&st.Action, st.Raw, s.p.appliance, s.p.host)
-			if cerr != nil {
-				err = cerr
-				break
-			}
-			items = append(items, Item{Alert: a, Key: it.Key, Version: st.Action.RecordVersion(),
-				Time: st.Action.RecordTime(), Acknowledged: it.Acknowledged})
+	steps, missed, err := it.action.EarlierSteps(it.Alert.Raw, since)
+	for i := range steps {
+		st := &steps[i]
+		a, cerr := alert.FromAction(&st.Action, st.Raw, s.p.appliance, s.p.host)
+		if cerr != nil {
+			err = cerr
+			break
 		}
+		items = append(items, Item{Alert: a, Key: it.Key, Version: st.Action.RecordVersion(),
+			Time: st.Action.RecordTime(), Acknowledged: it.Acknowledged, action: &st.Action})
 	}
 	if err != nil {
 		// The record decoded once already; a history that cannot be rebuilt costs only the
