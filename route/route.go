@@ -80,15 +80,22 @@ func NewSink(s config.Sink, o Options) (sink.Sink, error) {
 	if s.Transport == "otlp" {
 		cfg := s.OTLPConfig(s.SettingName, o.Version)
 		cfg.Logger = &log
+		cfg.Hooks = hooks(label, o.Metrics)
 		return otlp.New(cfg)
 	}
 	cfg := s.SinkConfig()
 	cfg.Stdout = o.Stdout
-	cfg.Hooks = sink.Hooks{Reconnect: o.Metrics.SinkReconnect, Datagrams: o.Metrics.AddSinkDatagrams,
-		Sanitized: func(n int) { o.Metrics.SinkSanitized(label, n) },
-		Sent:      func(_, bytes int) { o.Metrics.SinkBytes(label, bytes) }}
+	cfg.Hooks = hooks(label, o.Metrics)
 	cfg.Logger = &log
 	return sink.New(cfg)
+}
+
+// hooks counts what the sink named label does in m, for every sink that takes sink.Hooks.
+// Hooks.Error stays unset: route counts a failed Send itself (dtforward_sink_errors_total).
+func hooks(label string, m *metrics.Metrics) sink.Hooks {
+	return sink.Hooks{Reconnect: m.SinkReconnect, Datagrams: m.AddSinkDatagrams,
+		Sanitized: func(n int) { m.SinkSanitized(label, n) },
+		Sent:      func(_, bytes int) { m.SinkBytes(label, bytes) }}
 }
 
 // NewHEC builds the Splunk HEC sink of s. With stateDir, its channel is kept in the sink's

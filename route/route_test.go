@@ -3,10 +3,14 @@ package route
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,4 +128,42 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 	rec := httptest.NewRecorder()
 	metrics.Handler(m, func() error { return nil }).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	return "\n" + rec.Body.String()
+}
+
+// TestOTLPCountsBytes: the otlp sink feeds dtforward_sink_bytes_total{sink} as the syslog
+// sinks do: every byte of the request bodies the collector received (gzip, as sent). Before,
+// the otlp series stayed at 0.
+func TestOTLPCountsBytes(t *testing.T) {
+	var mu sync.Mutex
+	received := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		received += len(b)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer srv.Close()
+	s := sinkTo("otlp", srv.URL)
+	s.Name = "collector"
+	m := metrics.New()
+	d, err := Open(s, Options{Version: "test", Logger: zerolog.Nop(), Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for b := range 3 {
+		alerts := make([]*alert.Alert, 50)
+		for i := range alerts {
+			alerts[i] = breach(strconv.Itoa(b*50 + i))
+		}
+		if err := d.Deliver(context.Background(), alerts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := counterValue(t, m, "dtforward_sink_bytes_total"); received == 0 || got != float64(received) {
+		t.Errorf("dtforward_sink_bytes_total = %v, want the %d bytes the collector received", got, received)
+	}
 }

@@ -116,7 +116,7 @@ func New() *Metrics {
 			"Lines a sink sent with CR or LF replaced by spaces, by sink. The formatters never produce either: above 0 means a formatter let one through (the line still went out as one line).",
 			"sink"),
 		sinkBytes: counterVec(reg, "dtforward_sink_bytes_total",
-			"Bytes a syslog sink (udp, tcp, tls, relp) wrote to its connection, framing included, by sink.",
+			"Bytes a sink wrote, by sink: a syslog sink (udp, tcp, tls, relp) to its connection, framing included; file and stdout their lines; otlp its requests as sent (gzip; gRPC framing included). Not hec or sentinel.",
 			"sink"),
 		deadLetters: counterVec(reg, "dtforward_dead_letters_total",
 			"Alerts a sink set aside in its dead-letter file, by sink and reason (refused, unformattable, too_large); each is logged with its id.",

@@ -47,6 +47,10 @@ type Config struct {
 	Setting func(key string) string
 	Logger  *zerolog.Logger
 	Now     func() time.Time // default time.Now
+	// Hooks.Sent is called after each request the transport sent, with its records and its
+	// bytes as they went out (compressed; gRPC's framing included), whatever the answer. The
+	// other hooks are not called.
+	Hooks sink.Hooks
 }
 
 // DefaultMaxRequestBytes keeps a request under the 4 MiB a gRPC server takes by default

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
 	collogspb "go.opentelemetry.io/proto/slim/otlp/collector/logs/v1"
@@ -47,6 +49,7 @@ func newGRPC(cfg *Config, target string, plain bool) (*grpcExporter, error) {
 	conn, err := grpc.NewClient("passthrough:///"+target,
 		grpc.WithTransportCredentials(creds),
 		grpc.WithUserAgent("dtforward/"+cfg.Version),
+		grpc.WithStatsHandler(wireBytes{}),
 		grpc.WithDefaultCallOptions(grpc.UseCompressor(gzip.Name)))
 	if err != nil {
 		return nil, err
@@ -56,16 +59,37 @@ func newGRPC(cfg *Config, target string, plain bool) (*grpcExporter, error) {
 
 func (g *grpcExporter) close() error { return g.conn.Close() }
 
-func (g *grpcExporter) export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (*collogspb.ExportLogsServiceResponse, error) {
-	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, g.md), g.cfg.Timeout)
+func (g *grpcExporter) export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (*collogspb.ExportLogsServiceResponse, int, error) {
+	var sent atomic.Int64
+	ctx = context.WithValue(metadata.NewOutgoingContext(ctx, g.md), sentKey{}, &sent)
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 	defer cancel()
 	var resp collogspb.ExportLogsServiceResponse
 	err := g.conn.Invoke(ctx, exportMethod, req, &resp)
 	if err == nil {
-		return &resp, nil
+		return &resp, int(sent.Load()), nil
 	}
-	return nil, g.callErr(err)
+	return nil, int(sent.Load()), g.callErr(err)
 }
+
+// wireBytes adds the bytes of each message a call sends, compressed and with gRPC's framing,
+// to the counter its context carries under sentKey: only gRPC knows what the compressed
+// message weighed.
+type wireBytes struct{}
+
+type sentKey struct{}
+
+func (wireBytes) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	if p, ok := s.(*stats.OutPayload); ok {
+		if n, ok := ctx.Value(sentKey{}).(*atomic.Int64); ok {
+			n.Add(int64(p.WireLength))
+		}
+	}
+}
+
+func (wireBytes) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (wireBytes) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (wireBytes) HandleConn(context.Context, stats.ConnStats)                       {}
 
 // grpcError is a call that failed with a status; it carries the RetryInfo delay (capped as
 // Retry-After is), implementing sink.RetryAfterError.

@@ -82,18 +82,18 @@ func (h *httpExporter) unmarshal(b []byte, contentType string, m proto.Message) 
 	return proto.Unmarshal(b, m)
 }
 
-func (h *httpExporter) export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (*collogspb.ExportLogsServiceResponse, error) {
+func (h *httpExporter) export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (*collogspb.ExportLogsServiceResponse, int, error) {
 	body, err := h.marshal(req)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	z, err := httpsink.Gzip(&h.zbuf, body)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(z))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	for k, v := range h.cfg.Headers {
 		hr.Header.Set(k, v)
@@ -104,19 +104,20 @@ func (h *httpExporter) export(ctx context.Context, req *collogspb.ExportLogsServ
 	resp, err := h.client.Do(hr)
 	if err != nil {
 		// The URL holds no secret; the headers are never in an error.
-		return nil, fmt.Errorf("%s: %w", service, err)
+		return nil, 0, fmt.Errorf("%s: %w", service, err)
 	}
 	defer resp.Body.Close()
+	sent := len(z) // answered, so it went out whole
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
 	if err != nil && ok {
 		// The collector took the request; an answer cut short may have named rejected
 		// records, so the request is not known to be accepted.
-		return nil, fmt.Errorf("%s: reading the answer: %w", service, err)
+		return nil, sent, fmt.Errorf("%s: reading the answer: %w", service, err)
 	}
 	ct := resp.Header.Get("Content-Type")
 	if !ok {
-		return nil, h.answerErr(resp, b, ct)
+		return nil, sent, h.answerErr(resp, b, ct)
 	}
 	// OTLP/HTTP: any 2xx is success, whatever its body. Only partial_success can take some
 	// of it back, so the body is read for that when it can be: a proxy may strip the
@@ -126,10 +127,10 @@ func (h *httpExporter) export(ctx context.Context, req *collogspb.ExportLogsServ
 	var out collogspb.ExportLogsServiceResponse
 	if len(b) > 0 {
 		if err := h.unmarshal(b, ct, &out); err != nil {
-			return &out, &unreadAnswer{status: resp.StatusCode, contentType: ct, url: h.url, err: err}
+			return &out, sent, &unreadAnswer{status: resp.StatusCode, contentType: ct, url: h.url, err: err}
 		}
 	}
-	return &out, nil
+	return &out, sent, nil
 }
 
 // unreadAnswer is a 2xx answer whose body is not an OTLP answer. The collector accepted the

@@ -40,8 +40,8 @@ type exporter interface {
 	// refused the request's content, *sink.ConfigError when only an operator can fix it, an
 	// error carrying the wait asked for (sink.RetryAfterError) when it is busy, and
 	// *unreadAnswer (with an empty answer) when it accepted the request with an answer that
-	// is not OTLP's.
-	export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (*collogspb.ExportLogsServiceResponse, error)
+	// is not OTLP's. sent is how many bytes of the request went out (0 when unknown).
+	export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (resp *collogspb.ExportLogsServiceResponse, sent int, err error)
 	close() error
 }
 
@@ -144,7 +144,10 @@ func (s *Sink) Send(ctx context.Context, msgs []sink.Message) error {
 // them found the same way, one record per request.
 func (s *Sink) export(ctx context.Context, msgs []sink.Message, recs []*logspb.LogRecord, lo, hi int) error {
 	req := &collogspb.ExportLogsServiceRequest{ResourceLogs: s.b.logs(msgs[lo:hi], recs[lo:hi])}
-	resp, err := s.exp.export(ctx, req)
+	resp, sent, err := s.exp.export(ctx, req)
+	if sent > 0 && s.cfg.Hooks.Sent != nil {
+		s.cfg.Hooks.Sent(hi-lo, sent)
+	}
 	var refused *refusedError
 	var unread *unreadAnswer
 	if errors.As(err, &unread) {
@@ -207,6 +210,6 @@ func (s *Sink) rejected(msgs []sink.Message, i int, reason string) error {
 // headers (a collector with an authenticator refuses an empty request without them too).
 // Errors about the headers or the address are *sink.ConfigError.
 func (s *Sink) Check(ctx context.Context) error {
-	_, err := s.exp.export(ctx, &collogspb.ExportLogsServiceRequest{})
+	_, _, err := s.exp.export(ctx, &collogspb.ExportLogsServiceRequest{})
 	return err
 }

@@ -79,12 +79,15 @@ func exactlyOnce(t *testing.T, c *collector, msgs []sink.Message) {
 // TestDelivery: over each protocol, every record arrives once, as one log record with its
 // attributes, its time and severity, a map body, and a resource naming dtforward and the
 // appliance's labels; a small request limit splits batches without losing order or records.
+// Hooks.Sent (dtforward_sink_bytes_total) sees every record and the bytes that went out.
 func TestDelivery(t *testing.T) {
 	for _, p := range protocols {
 		t.Run(p.name, func(t *testing.T) {
 			c := startCollector(t, collectorOptions{TLS: p.tls})
 			cfg := sinkConfig(c, p.protocol)
 			cfg.MaxRequestBytes = 4096 // several requests per batch
+			var sentRecords, sentBytes int
+			cfg.Hooks.Sent = func(records, bytes int) { sentRecords += records; sentBytes += bytes }
 			s := newSink(t, cfg)
 			if err := s.Check(context.Background()); err != nil {
 				t.Fatalf("Check: %v", err)
@@ -98,6 +101,9 @@ func TestDelivery(t *testing.T) {
 				all = append(all, msgs...)
 			}
 			exactlyOnce(t, c, all)
+			if sentRecords != len(all) || sentBytes < 40*len(all) {
+				t.Errorf("Hooks.Sent saw %d records in %d bytes, want %d records of at least 40 bytes each (gzip)", sentRecords, sentBytes, len(all))
+			}
 			recs := c.records()
 			for i, r := range recs {
 				a := all[i].Alert
