@@ -16,7 +16,10 @@ func TestOTLPSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := c.EnvSink()
-	fromEnv := env.OTLPConfig(env.SettingName, "1.2.3")
+	fromEnv, err := env.OTLPConfig(env.SettingName, "1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]string{"authorization": "Bearer abc", "x-tenant": "t1"}
 	if fromEnv.Endpoint != "collector:4317" || fromEnv.Protocol != "grpc" || !reflect.DeepEqual(fromEnv.Headers, want) || fromEnv.Version != "1.2.3" {
 		t.Errorf("from the environment: %+v", fromEnv)
@@ -36,8 +39,8 @@ func TestOTLPSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromFile := sinks[0].OTLPConfig(sinks[0].SettingName, "1.2.3")
-	if !reflect.DeepEqual(fromFile.Headers, want) || fromFile.Protocol != "grpc" {
+	fromFile, err := sinks[0].OTLPConfig(sinks[0].SettingName, "1.2.3")
+	if err != nil || !reflect.DeepEqual(fromFile.Headers, want) || fromFile.Protocol != "grpc" {
 		t.Errorf("from the sinks file: %+v", fromFile)
 	}
 	// Spaces around pairs, as OTEL_EXPORTER_OTLP_HEADERS allows, are accepted from the
@@ -47,8 +50,9 @@ func TestOTLPSettings(t *testing.T) {
 	if err != nil {
 		t.Fatalf("spaced header list refused: %v", err)
 	}
-	if env := c.EnvSink(); !reflect.DeepEqual(env.OTLPConfig(env.SettingName, "").Headers, want) {
-		t.Errorf("spaced header list: %+v", env.OTLPConfig(env.SettingName, "").Headers)
+	env = c.EnvSink()
+	if spaced, err := env.OTLPConfig(env.SettingName, ""); err != nil || !reflect.DeepEqual(spaced.Headers, want) {
+		t.Errorf("spaced header list: %+v, %v", spaced.Headers, err)
 	}
 	if sinks[0].OTLPHeaders.String() != "<secret>" {
 		t.Errorf("the headers print as %q", sinks[0].OTLPHeaders.String())

@@ -78,7 +78,10 @@ func NewSink(s config.Sink, o Options) (sink.Sink, error) {
 		return NewHEC(s, o.StateDir, &log)
 	}
 	if s.Transport == "otlp" {
-		cfg := s.OTLPConfig(s.SettingName, o.Version)
+		cfg, err := s.OTLPConfig(s.SettingName, o.Version)
+		if err != nil {
+			return nil, err
+		}
 		cfg.Logger = &log
 		cfg.Hooks = hooks(label, o.Metrics)
 		return otlp.New(cfg)

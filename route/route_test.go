@@ -167,3 +167,19 @@ func TestOTLPCountsBytes(t *testing.T) {
 		t.Errorf("dtforward_sink_bytes_total = %v, want the %d bytes the collector received", got, received)
 	}
 }
+
+// TestOTLPHeadersThatDoNotParse: the sink is not built without headers that do not parse
+// (it would export without its credentials); the error names the setting. Before, the
+// headers were dropped silently and only config validation reported them.
+func TestOTLPHeadersThatDoNotParse(t *testing.T) {
+	s := sinkTo("otlp", "http://127.0.0.1:4318")
+	s.OTLPHeaders = "authorization=Bearer%zz"
+	sk, err := NewSink(s, Options{Version: "test", Logger: zerolog.Nop()})
+	if err == nil {
+		_ = sk.Close()
+		t.Fatal("NewSink built the sink without its headers")
+	}
+	if !strings.Contains(err.Error(), "SIEM_OTLP_HEADERS") || strings.Contains(err.Error(), "zz") {
+		t.Errorf("NewSink = %v, want an error naming SIEM_OTLP_HEADERS without the value", err)
+	}
+}

@@ -72,17 +72,14 @@ func ParseHeaders(s string) (map[string]string, error) {
 		if !ok || k == "" {
 			return nil, fmt.Errorf("pair %d is not key=value", i+1)
 		}
-		if !validHeaderName(k) {
-			// Not quoted: a comma inside an unencoded value makes the "name" a piece of
-			// the credential.
-			return nil, fmt.Errorf("pair %d: its name is not a header name (a comma inside a value must be written %%2C; value not shown)", i+1)
+		// A value that does not decode is "" here: the name is judged first, and the
+		// percent-encoding is reported only under a name that is one.
+		dec, decErr := url.PathUnescape(strings.TrimSpace(v))
+		if err := headerError(k, dec); err != nil {
+			return nil, fmt.Errorf("pair %d: %w", i+1, err)
 		}
-		dec, err := url.PathUnescape(strings.TrimSpace(v))
-		if err != nil {
+		if decErr != nil {
 			return nil, fmt.Errorf("header %s: bad percent-encoding (value not shown)", k)
-		}
-		if strings.ContainsFunc(dec, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-			return nil, fmt.Errorf("header %s: contains control characters (value not shown)", k)
 		}
 		lk := strings.ToLower(k)
 		if _, dup := out[lk]; dup {
@@ -91,6 +88,19 @@ func ParseHeaders(s string) (map[string]string, error) {
 		out[lk] = dec
 	}
 	return out, nil
+}
+
+// headerError says what makes k: v unfit to send, or nil. It never quotes the value (headers
+// carry credentials), nor a name that is not one: a comma inside an unencoded value makes the
+// "name" a piece of the credential.
+func headerError(k, v string) error {
+	if !validHeaderName(k) {
+		return errors.New("its name is not a header name (a comma inside a value must be written %2C; value not shown)")
+	}
+	if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return fmt.Errorf("header %s contains control characters (value not shown)", k)
+	}
+	return nil
 }
 
 // validHeaderName is an HTTP token that gRPC also takes as metadata (lower-cased, and no
@@ -120,11 +130,8 @@ func (c *Config) Validate() error {
 		add("address", "%v", err)
 	}
 	for k, v := range c.Headers {
-		if !validHeaderName(k) {
-			add("otlp_headers", "%q is not a header name", k)
-		}
-		if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-			add("otlp_headers", "header %s contains control characters (value not shown)", k)
+		if err := headerError(k, v); err != nil {
+			add("otlp_headers", "%v", err)
 		}
 	}
 	for _, p := range c.TLS.Check() { // the files the client will load, for the same reasons
