@@ -42,3 +42,40 @@ func TestStreamSkipsMalformedElement(t *testing.T) {
 		t.Errorf("second report = %+v", bad[1])
 	}
 }
+
+// TestStreamSkipsRecordInvalidPastTheCut: a record whose description is longer than
+// DefaultMaxStringBytes and holds a raw control byte past that point is not valid JSON: it is
+// skipped and reported with its id like any malformed record, not cut and delivered, and the
+// records around it (one of them cut) are delivered. Before, the bytes past the cut were never
+// checked and the record was delivered.
+func TestStreamSkipsRecordInvalidPastTheCut(t *testing.T) {
+	long := strings.Repeat("d", DefaultMaxStringBytes+100)
+	rec := func(n int, desc string) string {
+		return fmt.Sprintf(`{"pbid":%d,"time":1,"description":"%s"}`, n, desc)
+	}
+	body := "[" + strings.Join([]string{rec(1, "x"), rec(2, long+"\x07"+long), rec(3, long), rec(4, "y")}, ",") + "]"
+	var bad, cut []MalformedRecord
+	_, c := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(body))
+	}), func(cfg *Config) {
+		cfg.OnMalformed = func(m MalformedRecord) { bad = append(bad, m) }
+		cfg.OnTrimmed = func(m MalformedRecord) { cut = append(cut, m) }
+	})
+	var got []string
+	err := c.Stream(context.Background(), "/modelbreaches?starttime=1", func(raw []byte) error {
+		got = append(got, RecordID(raw))
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Stream: %v", err)
+	}
+	if strings.Join(got, ",") != "1,3,4" {
+		t.Errorf("delivered %q, want records 1, 3 and 4", got)
+	}
+	if len(bad) != 1 || bad[0].Index != 1 || bad[0].ID != "2" || !strings.Contains(bad[0].Err.Error(), `invalid character '\a'`) {
+		t.Errorf("malformed %+v, want record 2 at index 1, its control byte named", bad)
+	}
+	if len(cut) != 1 || cut[0].Index != 2 || cut[0].ID != "3" {
+		t.Errorf("trimmed %+v, want record 3 at index 2", cut)
+	}
+}

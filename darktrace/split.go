@@ -123,9 +123,10 @@ type splitter struct {
 	buf []byte // the current element, reused
 	off int64  // bytes consumed
 	// maxString cuts longer strings (0: no limit); dropped counts the bytes the current
-	// element lost to it.
+	// element lost to it; bad says what was invalid in them (nil: nothing).
 	maxString int
 	dropped   int64
+	bad       error
 }
 
 // ellipsis ends a string cut at maxString bytes.
@@ -153,11 +154,12 @@ func (s *splitter) next() (byte, error) {
 }
 
 // element reads the value at the reader (whitespace already skipped) into s.buf and checks it.
-// Past maxString bytes of a string, its bytes are skipped up to the closing quote; the cut falls
-// before a character, never inside an escape or a UTF-8 sequence, so the element stays valid.
+// Past maxString bytes of a string, its bytes are checked by the rule of the bytes kept
+// (stringRest) and skipped up to the closing quote; the cut falls before a character, never
+// inside an escape or a UTF-8 sequence, so the element stays valid.
 func (s *splitter) element() ([]byte, error) {
 	s.buf = s.buf[:0]
-	s.dropped = 0
+	s.dropped, s.bad = 0, nil
 	c, err := s.next()
 	if err != nil {
 		return nil, err
@@ -179,8 +181,9 @@ func (s *splitter) element() ([]byte, error) {
 	depth, inStr, esc := 0, false, false
 	hex, strLen, cutting := 0, 0, false // \u digits still due; bytes of the current string kept; past maxString
 	literal := c != '{' && c != '[' && c != '"'
+	need := 1 // bytes to have buffered before the next pass: more when an escape was cut short
 	for {
-		if _, err := s.br.Peek(1); err != nil {
+		if _, err := s.br.Peek(need); err != nil {
 			if errors.Is(err, io.EOF) {
 				if literal && len(s.buf) > 0 {
 					return s.check()
@@ -190,15 +193,39 @@ func (s *splitter) element() ([]byte, error) {
 			return nil, err
 		}
 		chunk, _ := s.br.Peek(s.br.Buffered())
-		end, from := -1, 0
+		end, from, used := -1, 0, len(chunk)
+		need = 1
 	scan:
-		for i, b := range chunk {
+		for i := 0; i < len(chunk); i++ {
+			b := chunk[i]
 			switch {
 			case inStr:
 				if !cutting && s.maxString > 0 && strLen >= s.maxString && !esc && hex == 0 && b != '"' && (b < 0x80 || b >= 0xc0) {
 					s.buf = append(s.buf, chunk[from:i]...)
 					s.buf = append(s.buf, ellipsis...)
 					cutting = true
+				}
+				if cutting && s.bad == nil {
+					// The dropped bytes are checked by the rule of every kept string, so a
+					// record is malformed or not whether or not it was cut. i is between two
+					// characters: at the cut, or where the last pass stopped.
+					j, st := stringRest(chunk, i)
+					s.dropped += int64(j - i)
+					switch st {
+					case strPartial:
+						// Go on at the escape chunk ended inside, once it is whole.
+						used, need = j, len(chunk)-j+1
+						break scan
+					case strEnded:
+						i, b = j-1, '"' // the closing quote, taken below
+						s.dropped--
+					default:
+						// Found, as for any invalid record, by the scan below: the rest of
+						// the element is read to its end, then reported malformed.
+						s.bad = fmt.Errorf("%w: %s at byte %d, in a string past its first %d bytes",
+							errSyntaxSplit, badInString(chunk[j:]), s.off+int64(j), s.maxString)
+						i, b = j, chunk[j]
+					}
 				}
 				if cutting {
 					s.dropped++
@@ -253,14 +280,30 @@ func (s *splitter) element() ([]byte, error) {
 		if !cutting {
 			s.buf = append(s.buf, chunk[from:]...)
 		}
-		_, _ = s.br.Discard(len(chunk))
-		s.off += int64(len(chunk))
+		_, _ = s.br.Discard(used)
+		s.off += int64(used)
 	}
+}
+
+// badInString names what stringRest refused at the start of b: a control character or an
+// escape (as much of it as b holds).
+func badInString(b []byte) string {
+	if b[0] != '\\' {
+		return fmt.Sprintf("invalid character %q", b[0])
+	}
+	n := 2
+	if len(b) > 1 && b[1] == 'u' {
+		n = 6
+	}
+	return fmt.Sprintf("invalid escape %q", b[:min(n, len(b))])
 }
 
 // check validates the element; on failure encoding/json says what is wrong, in a
 // *malformedElement (the element was read to its end: the body can go on after it).
 func (s *splitter) check() ([]byte, error) {
+	if s.bad != nil {
+		return nil, &malformedElement{raw: s.buf, err: s.bad}
+	}
 	if validJSON(s.buf) {
 		return s.buf, nil
 	}

@@ -135,39 +135,59 @@ func skipWS(b []byte, i int) int {
 // validString checks the string whose quote is at i and returns the index after its closing
 // quote, or -1.
 func validString(b []byte, i int) int {
-	i++
+	if j, st := stringRest(b, i+1); st == strEnded {
+		return j
+	}
+	return -1
+}
+
+// How stringRest found the rest of a string.
+const (
+	strEnded   = iota // at its closing quote
+	strPartial        // b ended first
+	strInvalid        // at a character or escape JSON does not allow
+)
+
+// stringRest checks the characters of a string from i (just after its opening quote, or
+// between two of its characters) to its closing quote. It is the one rule for every string of
+// an element: a whole one (validString), and the part of a long one the splitter drops past
+// its cut (split.go), so a record is valid or not whether or not it was cut. It returns, by
+// state: strEnded and the index after the closing quote; strPartial and the index of the
+// escape b ended inside (len(b) when it ended between characters), from where to go on once
+// more bytes came; strInvalid and the index of the offending character or escape.
+func stringRest(b []byte, i int) (int, int) {
 	for {
 		for i < len(b) && !strStop[b[i]] {
 			i++
 		}
 		if i >= len(b) {
-			return -1
+			return i, strPartial
 		}
 		switch b[i] {
 		case '"':
-			return i + 1
+			return i + 1, strEnded
 		case '\\':
 			if i+1 >= len(b) {
-				return -1
+				return i, strPartial
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				if i+6 > len(b) {
-					return -1
-				}
-				for _, h := range b[i+2 : i+6] {
+				for _, h := range b[i+2 : min(i+6, len(b))] {
 					if !isHex(h) {
-						return -1
+						return i, strInvalid
 					}
+				}
+				if i+6 > len(b) {
+					return i, strPartial
 				}
 				i += 6
 			default:
-				return -1
+				return i, strInvalid
 			}
 		default: // a control character
-			return -1
+			return i, strInvalid
 		}
 	}
 }
