@@ -200,7 +200,12 @@ func (s *splitter) element() ([]byte, error) {
 			b := chunk[i]
 			switch {
 			case inStr:
-				if !cutting && s.maxString > 0 && strLen >= s.maxString && !esc && hex == 0 && b != '"' && (b < 0x80 || b >= 0xc0) {
+				// The cut falls before a character: not inside an escape nor a UTF-8 sequence.
+				// A sequence is at most 4 bytes long, so a continuation byte 3 bytes past the
+				// limit is invalid UTF-8, which has no character to keep whole: the cut falls
+				// there, or a run of them would be kept whole, however long.
+				if !cutting && s.maxString > 0 && strLen >= s.maxString && !esc && hex == 0 && b != '"' &&
+					(b < 0x80 || b >= 0xc0 || strLen >= s.maxString+3) {
 					s.buf = append(s.buf, chunk[from:i]...)
 					s.buf = append(s.buf, ellipsis...)
 					cutting = true

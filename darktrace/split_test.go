@@ -160,7 +160,8 @@ func splitAll(body string, limit int, oneByte bool) (got []string, bad []int, cu
 // cut or not, skipping it alone and delivering its neighbours (issue 18 item 7). Before, the
 // dropped bytes were never checked and every one of these records was delivered when cut.
 // Valid tails (escapes, a multi-byte character, \uXXXX or \" across the cut) are still
-// delivered, cut before a whole character.
+// delivered, cut before a whole character; a run of UTF-8 continuation bytes, which has no
+// character boundary, is cut too (before, it was kept whole, however long).
 func TestCutStringsAreChecked(t *testing.T) {
 	prefix := strings.Repeat("a", cutLimit+3)
 	invalid := []struct{ name, tail string }{
@@ -207,6 +208,8 @@ func TestCutStringsAreChecked(t *testing.T) {
 		{"\\\" across the cut", strings.Repeat("a", cutLimit-1) + `\"` + "bbb"},
 		{"\\\\ then quote", strings.Repeat("a", cutLimit-1) + `\\\\\"` + "\\\\"},
 		{"invalid UTF-8, as json.Valid takes it", prefix + "\xff\xfe\xc3("},
+		{"continuation bytes across the cut", strings.Repeat("a", cutLimit-1) + strings.Repeat("\x80", 5000)},
+		{"continuation bytes from the start", strings.Repeat("\xbf", 5000)},
 		{"long and plain", strings.Repeat("é", 5000)},
 	}
 	for _, tc := range valid {
@@ -225,9 +228,13 @@ func TestCutStringsAreChecked(t *testing.T) {
 			// The kept part is a prefix of the raw string, at least cutLimit bytes, ending
 			// before a whole character (not inside an escape or a UTF-8 sequence), and the
 			// bytes dropped are the rest of it.
+			// The longest character that can straddle the cut is \uXXXX, from the byte before
+			// it: past that, a string is cut whatever comes (invalid UTF-8 has no character to
+			// keep whole).
 			kept, ok := strings.CutSuffix(strings.TrimPrefix(got[1], `{"pbid":2,"d":"`), ellipsis+`","x":1}`)
-			if !ok || !strings.HasPrefix(tc.s, kept) || len(kept) < cutLimit {
-				t.Errorf("%s: delivered %q, want a prefix of at least %d bytes of %q ending in %q", tc.name, got[1], cutLimit, tc.s, ellipsis)
+			if !ok || !strings.HasPrefix(tc.s, kept) || len(kept) < cutLimit || len(kept) > cutLimit+5 {
+				t.Errorf("%s: delivered %q, want a prefix of %d to %d bytes of %q ending in %q",
+					tc.name, got[1], cutLimit, cutLimit+5, tc.s, ellipsis)
 				continue
 			}
 			if rest := tc.s[len(kept):]; utf8.Valid([]byte(tc.s)) && !utf8.ValidString(kept) ||
