@@ -2,6 +2,7 @@ package darktrace
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -357,6 +358,35 @@ func BenchmarkDecodeVsEncodingJSON(b *testing.B) {
 			b.ReportMetric(n/fast.Seconds(), "records/s")
 			b.ReportMetric(n/std.Seconds(), "encoding/json-records/s")
 			b.ReportMetric(float64(size)*float64(b.N)/fast.Seconds()/1e6, "MB/s-tolerant")
+		})
+	}
+}
+
+// BenchmarkSplitLongString: the splitter alone (no HTTP, no decoding) over one record whose
+// description is 8 MB, cut at DefaultMaxStringBytes: what cutting a huge string and checking
+// the part dropped cost. "ascii" is one letter repeated (the huge record above); "text" is
+// prose with escapes (\n, \", \u00e9) and two-byte characters.
+func BenchmarkSplitLongString(b *testing.B) {
+	const size = 8 << 20
+	piece := `Unusual data volume to a rare endpoint \"x\"\n\tcafé \u00e9 — end. `
+	for _, bc := range []struct{ name, s string }{
+		{"ascii", strings.Repeat("x", size)},
+		{"text", strings.Repeat(piece, size/len(piece))},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			body := []byte(`[{"pbid":1,"description":"` + bc.s + `","time":1}]`)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			r := bytes.NewReader(body)
+			br := bufio.NewReaderSize(r, 64<<10)
+			for b.Loop() {
+				r.Reset(body)
+				br.Reset(r)
+				n, _, err := decodeElements(br, func([]byte) error { return nil }, nil, DefaultMaxStringBytes, nil)
+				if err != nil || n != 1 {
+					b.Fatalf("n = %d, err = %v", n, err)
+				}
+			}
 		})
 	}
 }
