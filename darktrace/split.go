@@ -212,8 +212,8 @@ func (s *splitter) element() ([]byte, error) {
 				}
 				if cutting && s.bad == nil {
 					// The dropped bytes are checked by the rule of every kept string, so a
-					// record is malformed or not whether or not it was cut. i is between two
-					// characters: at the cut, or where the last pass stopped.
+					// record is malformed or not whether or not it was cut. No escape is open at
+					// i: it is the cut, or where the last pass stopped.
 					j, st := stringRest(chunk, i)
 					s.dropped += int64(j - i)
 					switch st {
@@ -225,8 +225,8 @@ func (s *splitter) element() ([]byte, error) {
 						i, b = j-1, '"' // the closing quote, taken below
 						s.dropped--
 					default:
-						// Found, as for any invalid record, by the scan below: the rest of
-						// the element is read to its end, then reported malformed.
+						// The element's end is found by the scan below, as any invalid
+						// record's is; it is read to there, then reported malformed.
 						s.bad = fmt.Errorf("%w: %s at byte %d, in a string past its first %d bytes",
 							errSyntaxSplit, badInString(chunk[j:]), s.off+int64(j), s.maxString)
 						i, b = j, chunk[j]
