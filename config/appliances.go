@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/dtforward/dtforward/darktrace"
 )
 
 // Appliance is one Darktrace appliance to poll, from DARKTRACE_URL and friends or from one
@@ -45,7 +47,7 @@ func (c *Config) Appliances() ([]Appliance, error) {
 		p.add("DARKTRACE_URL", "required (e.g. https://appliance.example), or set DARKTRACE_APPLIANCES_FILE")
 		return nil, p.err()
 	}
-	if err := checkURL(c.DarktraceURL, c.DarktraceAllowHTTP, "DARKTRACE_ALLOW_HTTP=true"); err != nil {
+	if _, err := darktrace.CheckURL(c.DarktraceURL, c.DarktraceAllowHTTP, "DARKTRACE_ALLOW_HTTP=true"); err != nil {
 		p.add("DARKTRACE_URL", "%v", err)
 		return nil, p.err()
 	}
@@ -120,7 +122,7 @@ func (c *Config) appliancesFromFile(path string) ([]Appliance, error) {
 		}
 		if e.URL == "" {
 			bad("url: required (e.g. https://appliance.example)")
-		} else if err := checkURL(e.URL, a.AllowHTTP, "allow_http: true"); err != nil {
+		} else if _, err := darktrace.CheckURL(e.URL, a.AllowHTTP, "allow_http: true"); err != nil {
 			bad("url: %v", err)
 		} else if a.Name == "" {
 			a.Name = defaultName(e.URL)
@@ -183,35 +185,6 @@ func relTo(dir, path string) string {
 		return path
 	}
 	return filepath.Join(dir, path)
-}
-
-// checkURL accepts an absolute http(s) URL with a host and nothing that would confuse request
-// signing (query, fragment) or leak (user info). The URL is shown redacted.
-func checkURL(raw string, allowHTTP bool, allowHint string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("%q is not an http(s) URL (e.g. https://appliance.example)", redactURL(raw))
-	}
-	if u.Scheme == "http" && !allowHTTP {
-		return fmt.Errorf("%q uses http; set %s or use https", redactURL(raw), allowHint)
-	}
-	if u.User != nil {
-		return fmt.Errorf("%q contains user info; tokens go in their own variables", redactURL(raw))
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q has a query or fragment; give the base URL only", redactURL(raw))
-	}
-	return nil
-}
-
-// redactURL hides anything between "://" and "@" in a string that did not parse as a URL.
-func redactURL(raw string) string {
-	if i := strings.Index(raw, "://"); i >= 0 {
-		if j := strings.LastIndex(raw, "@"); j > i {
-			return raw[:i+3] + "xxxxx" + raw[j:]
-		}
-	}
-	return raw
 }
 
 // defaultName derives an appliance name from a URL host: "dt.example" or "127.0.0.1_8443".

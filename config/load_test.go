@@ -308,6 +308,11 @@ func TestLoadProblems(t *testing.T) {
 			[]string{`DARKTRACE_URL: "dt.example" is not an http(s) URL (e.g. https://appliance.example)`}},
 		{"url with password", with("DARKTRACE_URL", "https://u:hunter2@dt.example"), ModeRun,
 			[]string{`DARKTRACE_URL: "https://xxxxx@dt.example" contains user info; tokens go in their own variables`}},
+		// The client's rule (darktrace.CheckURL), so that no URL passes here and fails there.
+		{"url with a path", with("DARKTRACE_URL", "https://dt.example/api"), ModeRun,
+			[]string{`DARKTRACE_URL: "https://dt.example/api" has a path; give scheme://host[:port] only, dtforward adds the API paths`}},
+		{"url without host name", with("DARKTRACE_URL", "https://:8443"), ModeRun,
+			[]string{`DARKTRACE_URL: "https://:8443" has no host name (e.g. https://appliance.example)`}},
 		{"unsafe name", with("DARKTRACE_NAME", "../etc"), ModeRun,
 			[]string{`DARKTRACE_NAME: "../etc" is not a safe name: use 1–63 letters, digits, '.', '_' or '-', starting with a letter, digit or '_'`}},
 		{"state dir empty", with("STATE_DIR", ""), ModeRun, nil}, // empty means unset: the default applies

@@ -78,7 +78,7 @@ func (c *Config) validateAppliance(mode Mode, p *problems) {
 			if mode.needsAppliance() {
 				p.add("DARKTRACE_URL", "required for %s (e.g. https://appliance.example), or set DARKTRACE_APPLIANCES_FILE", mode)
 			}
-		} else if err := checkURL(c.DarktraceURL, c.DarktraceAllowHTTP, "DARKTRACE_ALLOW_HTTP=true"); err != nil {
+		} else if _, err := darktrace.CheckURL(c.DarktraceURL, c.DarktraceAllowHTTP, "DARKTRACE_ALLOW_HTTP=true"); err != nil {
 			p.add("DARKTRACE_URL", "%v", err)
 		}
 		if mode.needsAppliance() {

@@ -75,21 +75,13 @@ type Client struct {
 // New checks cfg and returns a Client. It does no network I/O.
 func New(cfg Config) (*Client, error) {
 	var problems []error
-	u, err := url.Parse(strings.TrimSpace(cfg.URL))
-	switch {
-	case cfg.URL == "":
+	var base url.URL
+	if cfg.URL == "" {
 		problems = append(problems, errors.New("darktrace: URL is empty; set DARKTRACE_URL to https://<appliance>"))
-	case err != nil:
-		problems = append(problems, fmt.Errorf("darktrace: URL %q does not parse: %v", cfg.URL, errors.Unwrap(err)))
-	case u.Scheme != "https" && u.Scheme != "http":
-		problems = append(problems, fmt.Errorf("darktrace: URL %q must start with https:// (or http:// with DARKTRACE_ALLOW_HTTP=true)", cfg.URL))
-	case u.Scheme == "http" && !cfg.AllowHTTP:
-		problems = append(problems, fmt.Errorf("darktrace: URL %q is plain http; use https:// or set DARKTRACE_ALLOW_HTTP=true (tokens and alerts would cross the network unencrypted)", cfg.URL))
-	case u.Host == "":
-		problems = append(problems, fmt.Errorf("darktrace: URL %q has no host", cfg.URL))
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "":
-		// A base path would change what the appliance signs; the API lives at the root.
-		problems = append(problems, fmt.Errorf("darktrace: URL %q must be just scheme://host[:port]; the API paths are added by dtforward", cfg.URL))
+	} else if u, err := CheckURL(cfg.URL, cfg.AllowHTTP, "DARKTRACE_ALLOW_HTTP=true"); err != nil {
+		problems = append(problems, fmt.Errorf("darktrace: URL %w", err))
+	} else {
+		base = u
 	}
 	if cfg.PublicToken == "" {
 		problems = append(problems, errors.New("darktrace: public token is empty; set DARKTRACE_PUBLIC_TOKEN"))
@@ -119,7 +111,7 @@ func New(cfg Config) (*Client, error) {
 	tr.TLSClientConfig = tlsCfg
 	tr.MaxIdleConnsPerHost = 2
 	c := &Client{
-		base:        url.URL{Scheme: u.Scheme, Host: u.Host},
+		base:        base,
 		signer:      NewSigner(cfg.PublicToken, cfg.PrivateToken),
 		timeout:     cfg.Timeout,
 		ua:          cfg.UserAgent,

@@ -97,8 +97,22 @@ func TestCheckAndRunAgree(t *testing.T) {
 	federated := with(noSecret, "AZURE_FEDERATED_TOKEN_FILE", token)
 	certAndKey := write("client-cert-and-key.pem", readFile(t, ca.ClientCert)+readFile(t, ca.ClientKey))
 
+	// Appliances no sink selects: run builds no client for them (wire.go), so only config's URL
+	// rule stood between them and a start, while check builds every client, with
+	// darktrace.New's rule. The two rules disagreed on a base path (config took it) and on
+	// spaces around the URL (darktrace.New trimmed them); now they are one, CheckURL.
+	unselected := func(file, appURL string) string {
+		return write(file, fmt.Sprintf("- name: sim\n  url: %s\n  public_token: pub-0123456789abcdef\n  private_token: priv-fedcba9876543210\n  allow_http: true\n"+
+			"- name: idle\n  url: %q\n  public_token: pub-0123456789abcdef\n  private_token: priv-fedcba9876543210\n", url, appURL))
+	}
+	idlePath := unselected("appliances-idle-path.yaml", "https://127.0.0.1:1/api")
+	idleSpace := unselected("appliances-idle-space.yaml", "https://127.0.0.1:1\n")
+	idleNoHost := unselected("appliances-idle-no-host.yaml", "https://:1")
+	simOnly := append(append(slices.Clone(noURL), noSIEM...), "SIEM_SINKS_FILE",
+		write("sinks-sim-only.yaml", fmt.Sprintf("- name: archive\n  transport: file\n  address: %s\n  format: json\n  appliances: [sim]\n", filepath.Join(dir, "archive-sim.jsonl"))))
+
 	values := map[string][]agreeValue{
-		"DARKTRACE_URL":                         {v(url), v(url + "/"), v(url + "/api"), v("https://127.0.0.1:1"), v("http://127.0.0.1:1", "DARKTRACE_ALLOW_HTTP", "false"), v("ftp://dt.example"), v("dt.example"), v("https://u:p@dt.example")},
+		"DARKTRACE_URL":                         {v(url), v(url + "/"), v(url + "/api"), v("https://127.0.0.1:1"), v("http://127.0.0.1:1", "DARKTRACE_ALLOW_HTTP", "false"), v("ftp://dt.example"), v("dt.example"), v("https://u:p@dt.example"), v(url + "\n"), v(" " + url), v("https://:1"), v("https://127.0.0.1:65536")},
 		"DARKTRACE_PUBLIC_TOKEN":                {v("pub-0123456789abcdef"), v("wrong-token"), v("has space"), v("", "DARKTRACE_PUBLIC_TOKEN_FILE", token)},
 		"DARKTRACE_PUBLIC_TOKEN_FILE":           {v(token, "DARKTRACE_PUBLIC_TOKEN", ""), v(missing, "DARKTRACE_PUBLIC_TOKEN", ""), v(empty, "DARKTRACE_PUBLIC_TOKEN", ""), v(token)},
 		"DARKTRACE_PRIVATE_TOKEN":               {v("priv-fedcba9876543210"), v("x\ty")},
@@ -109,7 +123,7 @@ func TestCheckAndRunAgree(t *testing.T) {
 		"DARKTRACE_ALLOW_HTTP":                  {v("true"), v("false"), v("1")},
 		"DARKTRACE_TIMEOUT":                     {v("1s"), v("1ns"), v("0s"), v("-1s"), v("60")},
 		"DARKTRACE_NAME":                        {v("dc-1"), v("../etc"), v("a b")},
-		"DARKTRACE_APPLIANCES_FILE":             {v(appliances, noURL...), v(missing, noURL...), v(empty, noURL...), v(appliances)},
+		"DARKTRACE_APPLIANCES_FILE":             {v(appliances, noURL...), v(missing, noURL...), v(empty, noURL...), v(appliances), v(idlePath, simOnly...), v(idleSpace, simOnly...), v(idleNoHost, simOnly...)},
 		"DARKTRACE_MAX_CONCURRENT_REQUESTS":     {v("1"), v("1024"), v("0"), v("1025"), v("many")},
 		"DARKTRACE_MAX_REQUESTS_PER_MINUTE":     {v("1"), v("6000"), v("0"), v("6001"), v("-5"), v("fast")},
 		"SHARD_COUNT":                           {v("1"), v("2", "SHARD_INDEX", "1"), v("1000", "SHARD_INDEX", "999"), v("0"), v("1001", "SHARD_INDEX", "0"), v("2")},
