@@ -65,17 +65,18 @@ func NewSink(s config.Sink, o Options) (sink.Sink, error) {
 	if s.Name != "" {
 		log = log.With().Str("sink", s.Name).Logger()
 	}
+	label := s.Label()
 	if s.Transport == "sentinel" {
 		cfg, err := s.SentinelConfig(s.SettingName)
 		if err != nil {
 			return nil, err
 		}
+		cfg.Hooks = hooks(label, o.Metrics)
 		return sentinel.New(cfg)
 	}
-	label := s.Label()
 	o.Metrics.Sink(label)
 	if s.Transport == "hec" {
-		return NewHEC(s, o.StateDir, &log)
+		return NewHEC(s, o.StateDir, &log, hooks(label, o.Metrics))
 	}
 	if s.Transport == "otlp" {
 		cfg, err := s.OTLPConfig(s.SettingName, o.Version)
@@ -103,8 +104,9 @@ func hooks(label string, m *metrics.Metrics) sink.Hooks {
 
 // NewHEC builds the Splunk HEC sink of s. With stateDir, its channel is kept in the sink's
 // checkpoint directory (STATE_DIR, or STATE_DIR/<name> for a sink of SIEM_SINKS_FILE).
-func NewHEC(s config.Sink, stateDir string, log *zerolog.Logger) (*hec.Sink, error) {
+func NewHEC(s config.Sink, stateDir string, log *zerolog.Logger, h sink.Hooks) (*hec.Sink, error) {
 	c := s.HECConfig()
+	c.Hooks = h
 	if stateDir != "" {
 		c.StateDir = stateDir
 		if s.Name != "" {

@@ -20,6 +20,7 @@ import (
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/config"
 	"github.com/dtforward/dtforward/internal/metrics"
+	"github.com/dtforward/dtforward/internal/testutil/hecsim"
 	"github.com/dtforward/dtforward/internal/testutil/syslogd"
 	"github.com/dtforward/dtforward/sink"
 )
@@ -181,5 +182,40 @@ func TestOTLPHeadersThatDoNotParse(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "SIEM_OTLP_HEADERS") || strings.Contains(err.Error(), "zz") {
 		t.Errorf("NewSink = %v, want an error naming SIEM_OTLP_HEADERS without the value", err)
+	}
+}
+
+// TestHECCountsBytes: the hec sink feeds dtforward_sink_bytes_total{sink} through the same
+// hooks as the others (event posts and acknowledgement queries, gzip as sent). Before, the
+// hec series stayed at 0.
+func TestHECCountsBytes(t *testing.T) {
+	const token = "0d3b9a52-6f1e-4c2a-9b7d-5e8f1a2b3c4d"
+	ca := syslogd.NewCA(t)
+	h, err := hecsim.New(hecsim.Options{CertFile: ca.ServerCert, KeyFile: ca.ServerKey, Tokens: map[string]hecsim.Token{token: {Ack: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := h.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	s := sinkTo("hec", url)
+	s.Name, s.HECToken, s.HECAck, s.HECAckTimeout, s.TLSCAFile = "splunk", token, true, 5*time.Second, ca.CAFile
+	m := metrics.New()
+	d, err := Open(s, Options{Version: "test", Logger: zerolog.Nop(), Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	alerts := make([]*alert.Alert, 50)
+	for i := range alerts {
+		alerts[i] = breach(strconv.Itoa(i))
+	}
+	if err := d.Deliver(context.Background(), alerts); err != nil {
+		t.Fatal(err)
+	}
+	if got := counterValue(t, m, "dtforward_sink_bytes_total"); got < 100 {
+		t.Errorf("dtforward_sink_bytes_total = %v after 50 events, want their gzip bytes", got)
 	}
 }

@@ -116,7 +116,7 @@ func New() *Metrics {
 			"Lines a sink sent with CR or LF replaced by spaces, by sink. The formatters never produce either: above 0 means a formatter let one through (the line still went out as one line).",
 			"sink"),
 		sinkBytes: counterVec(reg, "dtforward_sink_bytes_total",
-			"Bytes a sink wrote, by sink: a syslog sink (udp, tcp, tls, relp) to its connection, framing included; file and stdout their lines; otlp its requests as sent (gzip; gRPC framing included). Not hec or sentinel.",
+			"Bytes a sink wrote, by sink: a syslog sink (udp, tcp, tls, relp) to its connection, framing included; file and stdout their lines; hec, sentinel and otlp the bodies of their requests as sent (gzip; otlp over gRPC with its framing).",
 			"sink"),
 		deadLetters: counterVec(reg, "dtforward_dead_letters_total",
 			"Alerts a sink set aside in its dead-letter file, by sink and reason (refused, unformattable, too_large); each is logged with its id.",

@@ -25,7 +25,7 @@ type ackAnswer struct {
 // queryAcks asks which of ids are indexed.
 func (s *Sink) queryAcks(ctx context.Context, ids []int64) (map[int64]bool, error) {
 	body, _ := json.Marshal(ackQuery{Acks: ids})
-	resp, err := s.do(ctx, AckPath, body)
+	resp, err := s.do(ctx, AckPath, body, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,9 @@ type Config struct {
 	// PollInterval is the first wait before asking for acknowledgements; it doubles up to 1 s,
 	// so a quick indexer is asked a few times and a slow one about once a second. 0 means 20 ms.
 	PollInterval time.Duration
+	// Hooks.Sent is called after each request HEC answered, with its events (0 for an
+	// acknowledgement query) and its body's bytes as sent (gzip). The other hooks are not called.
+	Hooks sink.Hooks
 }
 
 // SettingError is one problem of a Config, naming the setting (Config.Setting's name).

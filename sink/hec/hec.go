@@ -268,7 +268,7 @@ func (s *Sink) post(ctx context.Context, msgs []sink.Message, idx []int) ([]*req
 	for _, j := range idx {
 		s.buf = s.env.appendEvent(s.buf, &msgs[j])
 	}
-	ackID, err := s.postEvents(ctx, s.buf)
+	ackID, err := s.postEvents(ctx, s.buf, len(idx))
 	if err == nil {
 		return []*request{{idx: idx, ackID: ackID}}, nil
 	}
@@ -321,9 +321,10 @@ type answerError struct {
 
 func (e *answerError) Unwrap() error { return e.StatusError }
 
-// postEvents posts one body of envelopes and returns the ackId (-1 without acknowledgement).
-func (s *Sink) postEvents(ctx context.Context, body []byte) (int64, error) {
-	resp, err := s.do(ctx, EventPath, body)
+// postEvents posts one body of events envelopes and returns the ackId (-1 without
+// acknowledgement).
+func (s *Sink) postEvents(ctx context.Context, body []byte, events int) (int64, error) {
+	resp, err := s.do(ctx, EventPath, body, events)
 	if err != nil {
 		return 0, err
 	}
@@ -348,16 +349,17 @@ func (s *Sink) postEvents(ctx context.Context, body []byte) (int64, error) {
 	return *a.AckID, nil
 }
 
-// do posts body (gzipped) to path with the token and the channel.
-func (s *Sink) do(ctx context.Context, path string, body []byte) (*http.Response, error) {
+// do posts body (gzipped) of events events to path with the token and the channel.
+func (s *Sink) do(ctx context.Context, path string, body []byte, events int) (*http.Response, error) {
 	var rd io.Reader = bytes.NewReader(body)
 	gz := len(body) > 0
+	sent := 0
 	if gz {
 		z, err := httpsink.Gzip(&s.zbuf, body)
 		if err != nil {
 			return nil, err
 		}
-		rd = bytes.NewReader(z)
+		rd, sent = bytes.NewReader(z), len(z)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+path, rd)
 	if err != nil {
@@ -373,6 +375,9 @@ func (s *Sink) do(ctx context.Context, path string, body []byte) (*http.Response
 	if err != nil {
 		// The URL holds no secret; the token is in a header and never in an error.
 		return nil, fmt.Errorf("%s: %w", service, err)
+	}
+	if sent > 0 && s.cfg.Hooks.Sent != nil { // answered, so it went out whole
+		s.cfg.Hooks.Sent(events, sent)
 	}
 	return resp, nil
 }
@@ -441,7 +446,7 @@ func (s *Sink) Check(ctx context.Context) error {
 		return fmt.Errorf("%s health: %w", service, err)
 	}
 	resp.Body.Close()
-	resp, err = s.do(ctx, EventPath, nil)
+	resp, err = s.do(ctx, EventPath, nil, 0)
 	if err != nil {
 		return err
 	}

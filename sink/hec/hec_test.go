@@ -92,6 +92,8 @@ func exactlyOnce(t *testing.T, h *hecsim.HEC, n int) {
 func TestEnvelopeFields(t *testing.T) {
 	h, c := startHEC(t, hecsim.Options{})
 	c.Index = "darktrace"
+	var sentEvents, sentBytes int // Hooks.Sent: dtforward_sink_bytes_total
+	c.Hooks.Sent = func(events, bytes int) { sentEvents += events; sentBytes += bytes }
 	s := newSink(t, c)
 	msgs := messages(t, "json", 3, 0)
 	if err := s.Send(context.Background(), msgs); err != nil {
@@ -100,6 +102,9 @@ func TestEnvelopeFields(t *testing.T) {
 	evs := h.Events()
 	if len(evs) != 3 {
 		t.Fatalf("%d events indexed, want 3", len(evs))
+	}
+	if sentEvents != 3 || sentBytes < 40*3 {
+		t.Errorf("Hooks.Sent saw %d events in %d bytes, want 3 of at least 40 bytes each (gzip)", sentEvents, sentBytes)
 	}
 	want := []string{"darktrace:modelbreach", "darktrace:aianalyst", "darktrace:antigena"}
 	for i, e := range evs {

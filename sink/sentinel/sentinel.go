@@ -66,6 +66,9 @@ type Config struct {
 	// Setting names a setting in errors, e.g. "sentinel_dcr_id" -> "SIEM_SENTINEL_DCR_ID";
 	// nil leaves the key as it is.
 	Setting func(key string) string
+	// Hooks.Sent is called after each call the service answered, with its rows and its body's
+	// bytes as sent (gzip); token requests are not counted. The other hooks are not called.
+	Hooks sink.Hooks
 }
 
 func (c *Config) setting(key string) string {
@@ -327,6 +330,9 @@ func (s *Sink) call(ctx context.Context, rows []encoded) error {
 		resp, err := s.client.Do(req)
 		if err != nil {
 			return fmt.Errorf("%s: %w", service, err)
+		}
+		if s.cfg.Hooks.Sent != nil { // answered, so it went out whole
+			s.cfg.Hooks.Sent(len(rows), len(gz))
 		}
 		if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusOK {
 			_ = resp.Body.Close()

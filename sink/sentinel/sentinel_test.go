@@ -87,7 +87,10 @@ func wantIDs(first, n int) []string {
 
 func TestSendDeliversEveryRowOnceWithOneToken(t *testing.T) {
 	srv := startSim(t, sentinelsim.Options{})
-	s := newSink(t, config(srv))
+	cfg := config(srv)
+	var sentCalls, sentRows, sentBytes int // Hooks.Sent: dtforward_sink_bytes_total
+	cfg.Hooks.Sent = func(rows, bytes int) { sentCalls++; sentRows += rows; sentBytes += bytes }
+	s := newSink(t, cfg)
 	ctx := context.Background()
 	for b := range 5 {
 		if err := s.Send(ctx, breaches(t, 100*b+1, 20)); err != nil {
@@ -104,6 +107,9 @@ func TestSendDeliversEveryRowOnceWithOneToken(t *testing.T) {
 	}
 	if st := srv.Stats(); st.TokenRequests != 1 || st.Calls != 5 || len(st.Refused) > 0 {
 		t.Errorf("stats %+v: want one token for five calls, nothing refused", st)
+	}
+	if sentCalls != 5 || sentRows != 100 || sentBytes < 5*20 {
+		t.Errorf("Hooks.Sent saw %d calls of %d rows in %d bytes, want 5 calls of 100 rows, each at least gzip's 20 bytes", sentCalls, sentRows, sentBytes)
 	}
 }
 
