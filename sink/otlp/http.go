@@ -112,7 +112,8 @@ func (h *httpExporter) export(ctx context.Context, req *collogspb.ExportLogsServ
 	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
 	if err != nil && ok {
 		// The collector took the request; an answer cut short may have named rejected
-		// records, so the request is not known to be accepted.
+		// records, so the request is not known to be accepted: a transport failure, sent
+		// again (duplicates), unlike a whole answer that is not OTLP's.
 		return nil, sent, fmt.Errorf("%s: reading the answer: %w", service, err)
 	}
 	ct := resp.Header.Get("Content-Type")
@@ -149,7 +150,7 @@ func (e *unreadAnswer) Error() string {
 
 func (e *unreadAnswer) Unwrap() error { return e.err }
 
-// answerErr reads an answer other than 200 into the sink package's error types. The body is
+// answerErr reads an answer other than 2xx into the sink package's error types. The body is
 // a google.rpc.Status in the request's encoding; its message is what the log shows.
 func (h *httpExporter) answerErr(resp *http.Response, body []byte, ct string) error {
 	se := &httpsink.StatusError{Service: service, Code: resp.StatusCode, Wait: httpsink.RetryAfter(resp.Header, h.cfg.Now())}
