@@ -36,9 +36,12 @@ type Progress struct {
 	// Cursor is the end (epoch ms) of the last window whose records were all delivered. The next
 	// window starts at Cursor − overlap.
 	Cursor int64 `json:"cursor"`
-	// Seen holds the keys already delivered that can still come back in a future window, with
-	// the record version that was delivered (so a changed record is sent again).
+	// Seen and Runs hold the keys already delivered that can still come back in a future
+	// window (see Delivered): Seen the keys with the record version that was delivered (so a
+	// changed record is sent again), Runs the runs of consecutive unversioned numeric keys
+	// (breach pbids). A file from before runs existed has pbids in Seen; NewDelivered moves them.
 	Seen map[string]Seen `json:"seen,omitempty"`
+	Runs []Run           `json:"runs,omitempty"`
 	// Gaps tracks the pbids missing between delivered breaches (modelbreaches only).
 	Gaps *GapState `json:"gaps,omitempty"`
 }
@@ -58,11 +61,16 @@ type Seen struct {
 type Store struct {
 	path string
 	mu   sync.Mutex
-	st   State
-	file *File
-	// written holds each source's cursor as last written to the file.
-	written  map[string]int64
-	fellBack error
+	// sources holds each source's progress encoded: Commit encodes it at once, so the store
+	// never copies a source's delivered keys (a flood's worth of them, copied at every
+	// commit, was most of the memory a same-millisecond flood cost).
+	sources   map[string]json.RawMessage
+	appliance string
+	file      *File
+	// cursors holds each source's committed cursor, written each one as last written to the
+	// file (they differ while writes fail).
+	cursors, written map[string]int64
+	fellBack         error
 }
 
 // FileName returns the checkpoint file name for an appliance label: the label with every
@@ -91,8 +99,11 @@ func Open(dir, appliance string) (*Store, error) {
 		return nil, fmt.Errorf("creating STATE_DIR %s: %w", dir, err)
 	}
 	s := &Store{
-		path: filepath.Join(dir, FileName(appliance)),
-		st:   State{Version: StateVersion, Appliance: appliance, Sources: map[string]*Progress{}},
+		path:      filepath.Join(dir, FileName(appliance)),
+		appliance: appliance,
+		sources:   map[string]json.RawMessage{},
+		cursors:   map[string]int64{},
+		written:   map[string]int64{},
 	}
 	s.file = NewFile(s.path, "checkpoint")
 	parse := func(b []byte) (State, error) {
@@ -125,11 +136,12 @@ func Open(dir, appliance string) (*Store, error) {
 	if err != nil {
 		return nil, &StateError{Path: s.path, Err: err, Recovery: recovery(s.path, appliance, b, time.Now())}
 	}
-	if st.Sources == nil {
-		st.Sources = map[string]*Progress{}
+	for name, p := range st.Sources {
+		if s.sources[name], err = json.Marshal(p); err != nil {
+			return nil, err
+		}
+		s.cursors[name], s.written[name] = p.Cursor, p.Cursor
 	}
-	s.st = st
-	s.written = cursors(st)
 	if fellBack != nil {
 		s.fellBack = fmt.Errorf("%s is unusable (%w), most likely cut short by a power loss between fsyncs; resumed from its last durable copy %s, which repeats at most %s of progress",
 			s.path, fellBack, prevPath(s.path), durableEvery)
@@ -150,14 +162,6 @@ func (s *Store) Written(name string) (cursor int64, ok bool) {
 	return cursor, ok
 }
 
-func cursors(st State) map[string]int64 {
-	m := make(map[string]int64, len(st.Sources))
-	for name, p := range st.Sources {
-		m[name] = p.Cursor
-	}
-	return m
-}
-
 // Path returns the checkpoint file path.
 func (s *Store) Path() string { return s.path }
 
@@ -165,21 +169,31 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Source(name string) (ss Progress, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, ok := s.st.Sources[name]
+	raw, ok := s.sources[name]
 	if !ok {
 		return Progress{}, false
 	}
-	return Progress{Cursor: cur.Cursor, Seen: maps.Clone(cur.Seen), Gaps: cur.Gaps.Clone()}, true
+	// It was encoded by this store (or checked by Open), so it decodes.
+	if err := json.Unmarshal(raw, &ss); err != nil {
+		panic(fmt.Sprintf("checkpoint: own encoding of source %q does not decode: %v", name, err))
+	}
+	return ss, true
 }
 
 // Commit records a source's new state and rewrites the file (File.Write: atomic always,
-// durable at most every durableEvery). Flush makes the last write durable. The store keeps its
-// own copy of ss.Seen. On error the in-memory state is still updated, so the next Commit
-// retries the write with the newest state.
+// durable at most every durableEvery). Flush makes the last write durable. ss is encoded before
+// Commit returns and not kept, so the caller may change what it shares (Delivered.Into) right
+// after. On error the in-memory state is still updated, so the next Commit retries the write
+// with the newest state.
 func (s *Store) Commit(name string, ss Progress) error {
+	raw, err := json.Marshal(&ss)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.st.Sources[name] = &Progress{Cursor: ss.Cursor, Seen: maps.Clone(ss.Seen), Gaps: ss.Gaps.Clone()}
+	s.sources[name] = raw
+	s.cursors[name] = ss.Cursor
 	return s.writeLocked(false)
 }
 
@@ -194,13 +208,17 @@ func (s *Store) Flush() error {
 }
 
 func (s *Store) writeLocked(durable bool) error {
-	b, err := json.Marshal(&s.st)
+	b, err := json.Marshal(struct {
+		Version   int                        `json:"version"`
+		Appliance string                     `json:"appliance"`
+		Sources   map[string]json.RawMessage `json:"sources"`
+	}{StateVersion, s.appliance, s.sources})
 	if err != nil {
 		return err
 	}
 	if err := s.file.Write(b, durable); err != nil {
 		return err
 	}
-	s.written = cursors(s.st)
+	maps.Copy(s.written, s.cursors)
 	return nil
 }

@@ -150,7 +150,7 @@ func (g *gapTracker) observe(st *sourceState, b *source.Batch) {
 // check gives up the pbids missing for longer than the horizon and checks up to
 // gapChecksPerPoll of the others by id; a breach found late is delivered. It returns false
 // when ctx ended during a delivery.
-func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string]checkpoint.Seen) bool {
+func (g *gapTracker) check(ctx context.Context, st *sourceState, seen *checkpoint.Delivered) bool {
 	cfg := &st.a.cfg
 	r := st.r
 	now := cfg.Now().UnixMilli()
@@ -237,7 +237,7 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 		delete(g.missing, id)
 		key := strconv.FormatInt(id, 10)
 		i := slices.IndexFunc(b.Items, func(it source.Item) bool { return it.Key == key })
-		if _, done := seen[key]; i < 0 || done {
+		if i < 0 || seen.Has(key) {
 			cfg.Metrics.PBIDGapResolved(st.a.name, GapFiltered, 1)
 			continue
 		}
@@ -262,7 +262,7 @@ func (g *gapTracker) check(ctx context.Context, st *sourceState, seen map[string
 		}
 		cfg.Metrics.AddRecords(st.a.name, st.name, metrics.OutcomeSent, len(alerts))
 		for _, it := range late {
-			seen[it.Key] = checkpoint.Seen{Version: it.Version, Time: it.Time}
+			seen.Add(it.Key, checkpoint.Seen{Version: it.Version, Time: it.Time})
 			cfg.Metrics.PBIDGapResolved(st.a.name, GapLate, 1)
 			r.log.Warn().Str("pbid", it.Key).Time("created", time.UnixMilli(it.Time)).
 				Msg("late breach found by pbid after its window had passed; delivered")

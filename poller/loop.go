@@ -261,10 +261,7 @@ func (a *Poller) lags() []metrics.Lag {
 func (a *Poller) runSource(ctx context.Context, r *sourceRun) {
 	name := r.src.Name()
 	ss, _ := a.cfg.Store.Source(name)
-	seen := ss.Seen
-	if seen == nil {
-		seen = map[string]checkpoint.Seen{}
-	}
+	seen := checkpoint.NewDelivered(ss)
 	st := a.newSourceState(r, ss)
 	m := a.cfg.Metrics
 	// span is the window size expected to hold about 3/4 of MaxRecords, from the density of
@@ -316,7 +313,6 @@ func (a *Poller) runSource(ctx context.Context, r *sourceRun) {
 
 		p := &poll{a: a, r: r, st: st, seen: seen, cursor: cursor}
 		ok := p.window(ctx, start, end)
-		seen = p.seen
 		if !ok {
 			return // ctx cancelled while fetching, backing off or delivering
 		}

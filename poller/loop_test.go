@@ -316,7 +316,7 @@ func TestLoopShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 		ss, ok := st.Source(darktrace.SourceBreaches)
-		if !ok || ss.Seen["1"].Time == 0 {
+		if v, seen := checkpoint.NewDelivered(ss).Get("1"); !ok || !seen || v.Time == 0 {
 			t.Fatalf("delivered batch not persisted: %+v", ss)
 		}
 	})

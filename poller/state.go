@@ -1,9 +1,7 @@
 package poller
 
 import (
-	"cmp"
 	"context"
-	"slices"
 	"time"
 
 	"github.com/dtforward/dtforward/alert"
@@ -61,59 +59,61 @@ func (a *Poller) newSourceState(r *sourceRun, ss checkpoint.Progress) *sourceSta
 }
 
 // checkpoint returns the state to commit with cursor and seen.
-func (st *sourceState) checkpoint(cursor time.Time, seen map[string]checkpoint.Seen) checkpoint.Progress {
-	out := checkpoint.Progress{Cursor: cursor.UnixMilli(), Seen: seen}
+func (st *sourceState) checkpoint(cursor time.Time, seen *checkpoint.Delivered) checkpoint.Progress {
+	out := checkpoint.Progress{Cursor: cursor.UnixMilli()}
+	seen.Into(&out)
 	if st.gaps != nil {
 		out.Gaps = st.gaps.state()
 	}
 	return out
 }
 
-// afterDelivery returns the versions to remember once everything up to end is delivered:
-// what can still come back in a future window (or refresh), plus the batch just sent.
-func (st *sourceState) afterDelivery(seen map[string]checkpoint.Seen, b *source.Batch, end time.Time) map[string]checkpoint.Seen {
+// afterDelivery updates seen once everything up to end is delivered: it forgets what can no
+// longer come back in a future window (or refresh) and adds the batch just sent.
+func (st *sourceState) afterDelivery(seen *checkpoint.Delivered, b *source.Batch, end time.Time) {
 	cfg := &st.a.cfg
-	next := make(map[string]checkpoint.Seen, len(seen)+len(b.Items))
 	switch st.name {
 	case darktrace.SourceAntigena:
-		st.retainActions(seen, b, next)
+		st.retainActions(seen, b)
 	case darktrace.SourceAIAnalyst:
-		keep := max(cfg.Overlap, cfg.AIAnalystRefreshHorizon)
-		horizon := end.Add(-keep).UnixMilli()
-		for k, v := range seen {
-			if v.Time >= horizon {
-				next[k] = v
-			}
-		}
+		seen.ForgetBefore(end.Add(-max(cfg.Overlap, cfg.AIAnalystRefreshHorizon)).UnixMilli())
 	default:
-		horizon := end.Add(-cfg.Overlap).UnixMilli()
-		for k, v := range seen {
-			if v.Time >= horizon {
-				next[k] = v
-			}
-		}
-		st.gaps.observe(st, b)
+		seen.ForgetBefore(end.Add(-cfg.Overlap).UnixMilli())
 	}
-	for _, it := range b.Items {
-		next[it.Key] = checkpoint.Seen{Version: it.Version, Time: it.Time}
-	}
+	st.delivered(seen, b)
 	if st.name == darktrace.SourceAIAnalyst {
-		st.capEvents(next, end)
+		st.capEvents(seen, end)
 	}
-	return next
+}
+
+// delivered adds to seen what b's response held, all of it delivered: its items, and for
+// breaches every pbid it listed, filtered ones too. A breach never changes, so a filtered one
+// is dropped again on a re-read whether remembered or not; remembering it keeps the runs of
+// delivered pbids unbroken (checkpoint.Delivered), so memory does not grow with what the
+// filter drops. The gap tracker learns the pbids too.
+func (st *sourceState) delivered(seen *checkpoint.Delivered, b *source.Batch) {
+	for _, it := range b.Items {
+		seen.Add(it.Key, checkpoint.Seen{Version: it.Version, Time: it.Time})
+	}
+	if st.name != darktrace.SourceBreaches {
+		return
+	}
+	for k, t := range b.Present {
+		seen.Add(k, checkpoint.Seen{Time: t})
+	}
+	st.gaps.observe(st, b)
 }
 
 // retainActions keeps the state of every action in the response, and of an absent one until
 // its grace period is over; an action forgotten before its final state was seen is reported.
-func (st *sourceState) retainActions(seen map[string]checkpoint.Seen, b *source.Batch, next map[string]checkpoint.Seen) {
+func (st *sourceState) retainActions(seen *checkpoint.Delivered, b *source.Batch) {
 	cfg := &st.a.cfg
 	now := cfg.Now().UnixMilli()
 	grace := max(cfg.AntigenaGrace, 3*cfg.Interval).Milliseconds()
-	for k, v := range seen {
+	seen.Retain(func(k string, v checkpoint.Seen) bool {
 		if _, ok := b.Present[k]; ok {
-			next[k] = v
 			delete(st.absentSince, k)
-			continue
+			return true
 		}
 		since, ok := st.absentSince[k]
 		if !ok {
@@ -121,8 +121,7 @@ func (st *sourceState) retainActions(seen map[string]checkpoint.Seen, b *source.
 			st.absentSince[k] = now
 		}
 		if now-max(v.Time, since) < grace {
-			next[k] = v
-			continue
+			return true
 		}
 		delete(st.absentSince, k)
 		if av, ok := darktrace.ParseActionVersion(v.Version); ok && !av.Final(since) {
@@ -132,10 +131,11 @@ func (st *sourceState) retainActions(seen map[string]checkpoint.Seen, b *source.
 				Msg("Antigena action vanished before its final state was seen; its later states (cleared, expired) were never forwarded")
 			cfg.Metrics.AntigenaVanished(st.a.name)
 		}
-	}
+		return false
+	})
 	// An absent action forgotten some other way leaves nothing behind.
 	for k := range st.absentSince {
-		if _, ok := next[k]; !ok {
+		if !seen.Has(k) {
 			delete(st.absentSince, k)
 		}
 	}
@@ -144,34 +144,18 @@ func (st *sourceState) retainActions(seen map[string]checkpoint.Seen, b *source.
 // capEvents forgets the oldest remembered incident events beyond AIAnalystMaxTracked. Events
 // inside the overlap stay whatever their number: the next windows read them again, and
 // forgetting one would send it twice.
-func (st *sourceState) capEvents(seen map[string]checkpoint.Seen, end time.Time) {
-	limit := st.a.cfg.AIAnalystMaxTracked
-	if len(seen) <= limit {
-		return
-	}
-	overlap := end.Add(-st.a.cfg.Overlap).UnixMilli()
-	keys := make([]string, 0, len(seen))
-	for k := range seen {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(x, y string) int { return cmp.Compare(seen[y].Time, seen[x].Time) })
-	dropped := 0
-	for _, k := range keys[limit:] {
-		if seen[k].Time < overlap {
-			delete(seen, k)
-			dropped++
-		}
-	}
+func (st *sourceState) capEvents(seen *checkpoint.Delivered, end time.Time) {
+	dropped := seen.TrimOldest(st.a.cfg.AIAnalystMaxTracked, end.Add(-st.a.cfg.Overlap).UnixMilli())
 	if dropped > 0 && !st.capWarned {
 		st.capWarned = true
-		st.r.log.Warn().Int("tracked", limit).
+		st.r.log.Warn().Int("tracked", st.a.cfg.AIAnalystMaxTracked).
 			Msg("more AI Analyst events inside the refresh horizon than can be tracked; changes to the oldest are not re-sent")
 	}
 }
 
 // between runs the source's work that is not a window: the AI Analyst refresh and the pbid
 // gap checks. It returns false when ctx ended during a delivery.
-func (st *sourceState) between(ctx context.Context, seen map[string]checkpoint.Seen) bool {
+func (st *sourceState) between(ctx context.Context, seen *checkpoint.Delivered) bool {
 	switch st.name {
 	case darktrace.SourceAIAnalyst:
 		return st.refresh(ctx, seen)
@@ -185,7 +169,7 @@ func (st *sourceState) between(ctx context.Context, seen map[string]checkpoint.S
 // longer reach) every AIAnalystRefreshInterval and sends again each known event whose
 // version changed. Events it never delivered are left alone: they lie before POLL_START or
 // were filtered.
-func (st *sourceState) refresh(ctx context.Context, seen map[string]checkpoint.Seen) bool {
+func (st *sourceState) refresh(ctx context.Context, seen *checkpoint.Delivered) bool {
 	cfg := &st.a.cfg
 	if cfg.AIAnalystRefreshHorizon <= 0 || (!st.lastRefresh.IsZero() && time.Since(st.lastRefresh) < cfg.AIAnalystRefreshInterval) {
 		return true
@@ -214,7 +198,7 @@ func (st *sourceState) refresh(ctx context.Context, seen map[string]checkpoint.S
 		var changed []*alert.Alert
 		var items []source.Item
 		for _, it := range b.Items {
-			if prev, ok := seen[it.Key]; ok && prev.Version != it.Version {
+			if prev, ok := seen.Get(it.Key); ok && prev.Version != it.Version {
 				changed = append(changed, it.Alert)
 				items = append(items, it)
 			}
@@ -224,7 +208,7 @@ func (st *sourceState) refresh(ctx context.Context, seen map[string]checkpoint.S
 				return false
 			}
 			for _, it := range items {
-				seen[it.Key] = checkpoint.Seen{Version: it.Version, Time: it.Time}
+				seen.Add(it.Key, checkpoint.Seen{Version: it.Version, Time: it.Time})
 			}
 			sent += len(changed)
 			cfg.Metrics.AddRecords(st.a.name, st.name, metrics.OutcomeSent, len(changed))

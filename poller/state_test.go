@@ -488,15 +488,15 @@ func BenchmarkAIAnalystStateAtCap(b *testing.B) {
 	r := a.sources[0]
 	s := a.newSourceState(r, checkpoint.Progress{})
 	end := time.Now()
-	seen := map[string]checkpoint.Seen{}
+	seen := checkpoint.NewDelivered(checkpoint.Progress{})
 	for i := range DefaultAIAnalystMaxTracked {
 		id := "0b6f3c1e-5d7a-4e2b-9c8d-" + strconv.FormatInt(int64(100000000000+i), 10)
-		seen[id] = checkpoint.Seen{Version: "9f86d081884c7d65", Time: end.Add(-time.Duration(i) * time.Second).UnixMilli()}
+		seen.Add(id, checkpoint.Seen{Version: "9f86d081884c7d65", Time: end.Add(-time.Duration(i) * time.Second).UnixMilli()})
 	}
-	batch := &source.Batch{Present: map[string]struct{}{}}
+	batch := &source.Batch{Present: map[string]int64{}}
 	b.ResetTimer()
 	for b.Loop() {
-		seen = s.afterDelivery(seen, batch, end)
+		s.afterDelivery(seen, batch, end)
 	}
 	b.StopTimer()
 	if err := st.Commit(darktrace.SourceAIAnalyst, s.checkpoint(end, seen)); err != nil {

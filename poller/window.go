@@ -25,7 +25,7 @@ type poll struct {
 	a      *Poller
 	r      *sourceRun
 	st     *sourceState
-	seen   map[string]checkpoint.Seen
+	seen   *checkpoint.Delivered
 	cursor time.Time
 	stats  source.Stats
 	pieces int
@@ -160,11 +160,12 @@ func (p *poll) splitting(s, e int64, err error) {
 // restart skips what was delivered. The Batch returned has no Items left to deliver.
 func (p *poll) stream(ctx context.Context, s, e int64) (*source.Batch, error) {
 	var st source.Stats
-	b, err := p.r.src.Stream(ctx, time.UnixMilli(s), time.UnixMilli(e-1), p.a.cfg.SendBatch, func(items []source.Item) error {
+	b, err := p.r.src.Stream(ctx, time.UnixMilli(s), time.UnixMilli(e-1), p.a.cfg.SendBatch, func(slice *source.Batch) error {
 		sent := st.Sent
-		if !p.send(ctx, items, &st, time.Time{}, false) {
+		if !p.send(ctx, slice.Items, &st, time.Time{}, false) {
 			return context.Cause(ctx)
 		}
+		p.st.delivered(p.seen, slice)
 		if st.Sent > sent { // a re-read after a retry sends nothing new: nothing to save
 			p.commit(p.cursor, nil, time.Time{})
 		}
@@ -207,7 +208,7 @@ func (p *poll) send(ctx context.Context, items []source.Item, st *source.Stats, 
 	a, r, m, name := p.a, p.r, p.a.cfg.Metrics, p.r.src.Name()
 	fresh := make([]source.Item, 0, len(items))
 	for _, it := range items {
-		if prev, ok := p.seen[it.Key]; ok && prev.Version == it.Version {
+		if prev, ok := p.seen.Get(it.Key); ok && prev.Version == it.Version {
 			continue
 		}
 		fresh = append(fresh, it)
@@ -229,7 +230,7 @@ func (p *poll) send(ctx context.Context, items []source.Item, st *source.Stats, 
 		st.Sent += n
 		m.AddRecords(a.name, name, metrics.OutcomeSent, n)
 		for _, it := range fresh[:n] {
-			p.seen[it.Key] = checkpoint.Seen{Version: it.Version, Time: it.Time}
+			p.seen.Add(it.Key, checkpoint.Seen{Version: it.Version, Time: it.Time})
 		}
 		fresh = fresh[n:]
 		if len(fresh) > 0 && moveCursor {
@@ -256,7 +257,7 @@ func (p *poll) withEarlierStates(fresh []source.Item) []source.Item {
 	missed := 0
 	for _, it := range fresh {
 		since := darktrace.ActionVersion{Updated: p.cursor.UnixMilli()}
-		if prev, ok := p.seen[it.Key]; ok {
+		if prev, ok := p.seen.Get(it.Key); ok {
 			if v, ok := darktrace.ParseActionVersion(prev.Version); ok {
 				since = v
 			}
@@ -296,7 +297,7 @@ func (p *poll) commit(end time.Time, b *source.Batch, date time.Time) {
 	}
 	p.cursor = end
 	if b != nil {
-		p.seen = p.st.afterDelivery(p.seen, b, end)
+		p.st.afterDelivery(p.seen, b, end)
 	}
 	if err := p.a.cfg.Store.Commit(name, p.st.checkpoint(end, p.seen)); err != nil {
 		// Keep polling: the in-memory state is right and the next commit retries the write;

@@ -195,9 +195,10 @@ type Stats struct {
 type Batch struct {
 	Items []Item
 	Stats Stats
-	// Present holds every key the response contained, filtered or not; for the window-less
-	// Antigena endpoint it decides which remembered states can be forgotten.
-	Present map[string]struct{}
+	// Present holds every key the response contained, filtered or not, with its record's
+	// time; for the window-less Antigena endpoint it decides which remembered states can be
+	// forgotten, for breaches it is every pbid listed.
+	Present map[string]int64
 	// Date is the appliance's clock when it answered (zero when the Fetcher cannot tell): a
 	// window is complete only up to it.
 	Date time.Time
@@ -209,7 +210,7 @@ type Batch struct {
 // checkpoint.
 func (s *Source) Fetch(ctx context.Context, start, end time.Time) (*Batch, error) {
 	q := s.Query(start, end)
-	b := &Batch{Present: map[string]struct{}{}}
+	b := &Batch{Present: map[string]int64{}}
 	// Records are decoded once the response is complete: a response the cap aborts (the window
 	// is then fetched in halves) costs its transfer, not the decoding of every record in it.
 	var raws [][]byte
@@ -253,31 +254,41 @@ func lastListed(items []Item, st *Stats) []Item {
 
 // Stream requests [start, end] like Fetch, for a response too large to hold (a window that
 // cannot be split further holds more records than the per-response cap): each record is
-// decoded as it arrives and handed to fn in slices of at most each items, every slice sorted by
-// (time, key) and the slices in the order of the response. The request stays open while fn
-// runs; an error from fn ends it. The Batch returned has the counts, the keys present and the
-// Date, and no Items. A key listed twice within a slice is handed over once, in its last-listed
+// decoded as it arrives and handed to fn in slices, each a Batch of at most each records (its
+// Items sorted by (time, key), its Present the keys it listed), the slices in the order of the
+// response. The request stays open while fn runs; an error from fn ends it. The Batch returned
+// has the counts of the whole response and the Date, and no Items or Present: nothing grows with
+// the response. A key listed twice within a slice is handed over once, in its last-listed
 // version; across slices, the caller's delivered keys drop the repeat.
-func (s *Source) Stream(ctx context.Context, start, end time.Time, each int, fn func([]Item) error) (*Batch, error) {
+func (s *Source) Stream(ctx context.Context, start, end time.Time, each int, fn func(*Batch) error) (*Batch, error) {
 	q := s.Query(start, end)
-	b := &Batch{Present: map[string]struct{}{}}
-	items := make([]Item, 0, max(each, 1))
+	each = max(each, 1)
+	b := &Batch{}
+	slice := &Batch{Items: make([]Item, 0, each), Present: make(map[string]int64, each)}
 	flush := func() error {
-		if len(items) == 0 {
-			return nil
+		SortItems(slice.Items)
+		slice.Items = lastListed(slice.Items, &slice.Stats)
+		b.Stats.Fetched += slice.Stats.Fetched
+		b.Stats.Malformed += slice.Stats.Malformed
+		b.Stats.Filtered += slice.Stats.Filtered
+		b.Stats.Deduped += slice.Stats.Deduped
+		var err error
+		if len(slice.Present) > 0 {
+			err = fn(slice)
 		}
-		SortItems(items)
-		err := fn(lastListed(items, &b.Stats))
-		clear(items)
-		items = items[:0]
+		clear(slice.Items[:cap(slice.Items)])
+		slice.Items = slice.Items[:0]
+		clear(slice.Present)
+		slice.Stats = Stats{}
 		return err
 	}
 	err := s.p.Exclusive(ctx, func(ctx context.Context) (err error) {
 		b.Date, err = s.p.fetcher.StreamDated(ctx, q, func(raw []byte) error {
-			if it, ok := s.admit(b, raw); ok {
-				if items = append(items, it); len(items) >= each {
-					return flush()
-				}
+			if it, ok := s.admit(slice, raw); ok {
+				slice.Items = append(slice.Items, it)
+			}
+			if len(slice.Items) >= each || len(slice.Present) >= each {
+				return flush()
 			}
 			return nil
 		})
@@ -303,7 +314,7 @@ func (s *Source) admit(b *Batch, raw []byte) (Item, bool) {
 			Msg("malformed record skipped")
 		return Item{}, false
 	}
-	b.Present[it.Key] = struct{}{}
+	b.Present[it.Key] = it.Time
 	if !s.p.filter.allow(&it) {
 		b.Stats.Filtered++
 		return Item{}, false

@@ -141,8 +141,8 @@ func TestStreamSendsAKeyListedTwiceOnce(t *testing.T) {
 	api.addBreach(breach(1, 1000, 1000)) // the same breach listed again
 	src, _ := NewReader(api, "dt", "dt.example", Filter{IncludeAcknowledged: true}, zerolog.Nop()).Source(darktrace.SourceBreaches)
 	var keys []string
-	b, err := src.Stream(context.Background(), time.UnixMilli(0), time.UnixMilli(5000), 10, func(items []Item) error {
-		for _, it := range items {
+	b, err := src.Stream(context.Background(), time.UnixMilli(0), time.UnixMilli(5000), 10, func(slice *Batch) error {
+		for _, it := range slice.Items {
 			keys = append(keys, it.Key)
 		}
 		return nil
