@@ -18,15 +18,81 @@ import (
 // pbids form a few runs of consecutive ids: a key that is a plain decimal number delivered with
 // no version is kept in a Run, not an entry of its own. 100,000 breaches created in the same
 // millisecond (which stay in the overlap, and so in memory and in every checkpoint write, until
-// it has passed) are one run of 24 bytes instead of 100,000 map entries; memory then grows with
-// the holes between delivered pbids, not with the records. Versioned keys (Antigena actions,
-// AI Analyst events) are kept one entry each, as their state is what decides a re-send.
+// it has passed) are one run of 24 bytes instead of 100,000 map entries. While such a flood is
+// being delivered, though, its pbids arrive in the appliance's order (by activity time, not by
+// pbid), so the part delivered is riddled with holes: a stretch of 65,536 ids holding more than
+// maxChunkRuns runs becomes a Bitmap of 8 KiB, whatever its holes. What is remembered is then
+// bounded by the span of pbids inside the overlap (8 KiB per 65,536), never by the order they
+// came in. Versioned keys (Antigena actions, AI Analyst events) are kept one entry each, as
+// their state is what decides a re-send.
 //
 // A Delivered is used by one goroutine at a time; its zero value is not usable (NewDelivered).
 type Delivered struct {
 	keys map[string]Seen
-	// runs are sorted by Lo, disjoint and never adjacent (touching runs are merged).
+	// runs are sorted by Lo, disjoint and never adjacent (touching runs are merged), and hold
+	// no id of a chunk that has a bitmap.
 	runs []Run
+	// bits holds the chunks (id >> chunkBits) delivered too out of order for runs.
+	bits map[int64]*Bitmap
+}
+
+const (
+	chunkBits = 16
+	chunkIDs  = 1 << chunkBits
+	// maxChunkRuns is the runs one chunk may hold before it becomes a bitmap (256 runs are
+	// about the bitmap's 8 KiB, in memory and in the file); a bitmap goes back to runs once it
+	// holds at most minChunkRuns (the flood fully delivered is one), apart enough not to flap.
+	maxChunkRuns = 256
+	minChunkRuns = 64
+)
+
+// Bitmap is one chunk of chunkIDs consecutive ids as a bit set: bit i of Bits is id Base+i.
+// T is the newest time among them, as for a Run.
+type Bitmap struct {
+	Base int64  `json:"base"`
+	T    int64  `json:"t"`
+	Bits []byte `json:"bits"` // chunkIDs/8 bytes, base64 in JSON
+}
+
+// UnmarshalJSON refuses a hand-edited bitmap of the wrong size or base.
+func (b *Bitmap) UnmarshalJSON(data []byte) error {
+	type plain Bitmap
+	var v plain
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	if v.Base < 0 || v.Base%chunkIDs != 0 || len(v.Bits) != chunkIDs/8 {
+		return fmt.Errorf("bitmap of delivered ids at %d with %d bytes: want a base that is a multiple of %d and %d bytes", v.Base, len(v.Bits), chunkIDs, chunkIDs/8)
+	}
+	*b = Bitmap(v)
+	return nil
+}
+
+func (b *Bitmap) has(id int64) bool {
+	i := id - b.Base
+	return b.Bits[i>>3]&(1<<(i&7)) != 0
+}
+
+func (b *Bitmap) set(id int64) {
+	i := id - b.Base
+	b.Bits[i>>3] |= 1 << (i & 7)
+}
+
+// runs returns the bitmap's ids as runs, each with the bitmap's T.
+func (b *Bitmap) runs() []Run {
+	var out []Run
+	in := false
+	for i := int64(0); i < chunkIDs; i++ {
+		on := b.Bits[i>>3]&(1<<(i&7)) != 0
+		switch {
+		case on && !in:
+			out = append(out, Run{Lo: b.Base + i, Hi: b.Base + i, T: b.T})
+		case on:
+			out[len(out)-1].Hi = b.Base + i
+		}
+		in = on
+	}
+	return out
 }
 
 // Run is the consecutive numeric keys Lo..Hi (inclusive), all delivered, none versioned. T is
@@ -44,9 +110,9 @@ func (r Run) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads [lo, hi, t].
 func (r *Run) UnmarshalJSON(b []byte) error {
-	var v [3]int64
-	if err := json.Unmarshal(b, &v); err != nil {
-		return fmt.Errorf("a run of delivered ids is [lo, hi, time]: %w", err)
+	var v []int64
+	if err := json.Unmarshal(b, &v); err != nil || len(v) != 3 {
+		return fmt.Errorf("a run of delivered ids is [lo, hi, time], not %.40s", b)
 	}
 	if v[0] <= 0 || v[1] < v[0] {
 		return fmt.Errorf("run of delivered ids [%d, %d] is empty or not positive", v[0], v[1])
@@ -58,7 +124,12 @@ func (r *Run) UnmarshalJSON(b []byte) error {
 // NewDelivered returns the memory saved in p (empty for a zero Progress). Unversioned numeric
 // keys in p.Seen, as files written before runs existed hold them, join the runs.
 func NewDelivered(p Progress) *Delivered {
-	d := &Delivered{keys: make(map[string]Seen, len(p.Seen))}
+	d := &Delivered{keys: make(map[string]Seen, len(p.Seen)), bits: map[int64]*Bitmap{}}
+	for _, b := range p.Bitmaps {
+		c := *b
+		c.Bits = slices.Clone(b.Bits)
+		d.bits[c.Base>>chunkBits] = &c
+	}
 	runs := slices.Clone(p.Runs)
 	slices.SortFunc(runs, func(x, y Run) int { return cmp.Compare(x.Lo, y.Lo) })
 	for _, r := range runs {
@@ -89,6 +160,12 @@ func (d *Delivered) Get(key string) (Seen, bool) {
 		return v, true
 	}
 	if id, ok := runID(key, Seen{}); ok {
+		if b := d.bits[id>>chunkBits]; b != nil {
+			if b.has(id) {
+				return Seen{Time: b.T}, true
+			}
+			return Seen{}, false
+		}
 		if i := d.find(id); i >= 0 {
 			return Seen{Time: d.runs[i].T}, true
 		}
@@ -99,7 +176,14 @@ func (d *Delivered) Get(key string) (Seen, bool) {
 // Add records that key was delivered in version v.
 func (d *Delivered) Add(key string, v Seen) {
 	if id, ok := runID(key, v); ok {
-		d.addRun(Run{Lo: id, Hi: id, T: v.Time})
+		if b := d.bits[id>>chunkBits]; b != nil {
+			b.set(id)
+			b.T = max(b.T, v.Time)
+			return
+		}
+		if d.addRun(Run{Lo: id, Hi: id, T: v.Time}) && d.chunkRuns(id) > maxChunkRuns {
+			d.toBitmap(id >> chunkBits)
+		}
 		return
 	}
 	d.keys[key] = v
@@ -114,9 +198,58 @@ func (d *Delivered) find(id int64) int {
 	return -1
 }
 
-// addRun merges r into the runs. Delivery is mostly in pbid order, so r usually extends the
-// last run in place.
-func (d *Delivered) addRun(r Run) {
+// chunkRuns returns how many runs hold ids of id's chunk.
+func (d *Delivered) chunkRuns(id int64) int {
+	lo := id &^ (chunkIDs - 1)
+	i := sort.Search(len(d.runs), func(i int) bool { return d.runs[i].Hi >= lo })
+	j := sort.Search(len(d.runs), func(j int) bool { return d.runs[j].Lo > lo+chunkIDs-1 })
+	return j - i
+}
+
+// toBitmap moves the ids of a chunk from the runs into a bitmap; runs reaching past the chunk
+// keep their outside parts.
+func (d *Delivered) toBitmap(chunk int64) {
+	b := &Bitmap{Base: chunk << chunkBits, Bits: make([]byte, chunkIDs/8)}
+	lo, hi := b.Base, b.Base+chunkIDs-1
+	i := sort.Search(len(d.runs), func(i int) bool { return d.runs[i].Hi >= lo })
+	j := i
+	var outside []Run
+	for ; j < len(d.runs) && d.runs[j].Lo <= hi; j++ {
+		r := d.runs[j]
+		for id := max(r.Lo, lo); id <= min(r.Hi, hi); id++ {
+			b.set(id)
+		}
+		b.T = max(b.T, r.T)
+		if r.Lo < lo {
+			outside = append(outside, Run{Lo: r.Lo, Hi: lo - 1, T: r.T})
+		}
+		if r.Hi > hi {
+			outside = append(outside, Run{Lo: hi + 1, Hi: r.Hi, T: r.T})
+		}
+	}
+	d.runs = slices.Replace(d.runs, i, j, outside...)
+	d.bits[chunk] = b
+}
+
+// compact turns back into runs the bitmaps that hold few of them (a flood delivered in full is
+// one run again).
+func (d *Delivered) compact() {
+	for chunk, b := range d.bits {
+		runs := b.runs()
+		if len(runs) > minChunkRuns {
+			continue
+		}
+		delete(d.bits, chunk)
+		for _, r := range runs {
+			d.addRun(r)
+		}
+	}
+}
+
+// addRun merges r into the runs and reports whether it added a run (rather than growing or
+// joining existing ones). Delivery is mostly in pbid order, so r usually extends the last run
+// in place. r must not reach into a chunk that has a bitmap.
+func (d *Delivered) addRun(r Run) bool {
 	// i is the first run that ends at or after r.Lo−1: the first that can touch r.
 	i := sort.Search(len(d.runs), func(i int) bool { return d.runs[i].Hi >= r.Lo-1 })
 	j := i
@@ -126,19 +259,24 @@ func (d *Delivered) addRun(r Run) {
 	}
 	if j == i {
 		d.runs = slices.Insert(d.runs, i, r)
-		return
+		return true
 	}
 	d.runs[i] = r
 	d.runs = slices.Delete(d.runs, i+1, j)
+	return false
 }
 
-// Len returns the entries held: keys plus runs (what memory and the checkpoint grow with).
-func (d *Delivered) Len() int { return len(d.keys) + len(d.runs) }
+// Len returns the entries held: keys, runs and bitmaps (what memory and the checkpoint grow
+// with).
+func (d *Delivered) Len() int { return len(d.keys) + len(d.runs) + len(d.bits) }
 
-// ForgetBefore forgets the records whose Time is before horizon (a run: its newest record's).
+// ForgetBefore forgets the records whose Time is before horizon (a run or a bitmap: its newest
+// record's).
 func (d *Delivered) ForgetBefore(horizon int64) {
 	maps.DeleteFunc(d.keys, func(_ string, v Seen) bool { return v.Time < horizon })
 	d.runs = slices.DeleteFunc(d.runs, func(r Run) bool { return r.T < horizon })
+	maps.DeleteFunc(d.bits, func(_ int64, b *Bitmap) bool { return b.T < horizon })
+	d.compact()
 }
 
 // Retain keeps the versioned and non-numeric keys for which keep returns true; runs are kept.
@@ -165,6 +303,9 @@ func (d *Delivered) TrimOldest(limit int, keepFrom int64) int {
 	for _, r := range d.runs {
 		times = append(times, r.T)
 	}
+	for _, b := range d.bits {
+		times = append(times, b.T)
+	}
 	// Everything older than the limit-th newest time goes, unless at or after keepFrom;
 	// entries sharing that time all stay, so the limit is a target, not exact.
 	cut := keepFrom
@@ -177,8 +318,11 @@ func (d *Delivered) TrimOldest(limit int, keepFrom int64) int {
 	return before - d.Len()
 }
 
-// Into sets p's Seen and Runs to d's, sharing d's memory rather than copying it: p is to be
-// committed (Store.Commit encodes it at once) before d changes again.
+// Into sets p's Seen, Runs and Bitmaps to d's, sharing d's memory rather than copying it: p is
+// to be committed (Store.Commit encodes it at once) before d changes again.
 func (d *Delivered) Into(p *Progress) {
-	p.Seen, p.Runs = d.keys, d.runs
+	p.Seen, p.Runs, p.Bitmaps = d.keys, d.runs, nil
+	for _, chunk := range slices.Sorted(maps.Keys(d.bits)) {
+		p.Bitmaps = append(p.Bitmaps, d.bits[chunk])
+	}
 }

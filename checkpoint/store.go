@@ -39,9 +39,11 @@ type Progress struct {
 	// Seen and Runs hold the keys already delivered that can still come back in a future
 	// window (see Delivered): Seen the keys with the record version that was delivered (so a
 	// changed record is sent again), Runs the runs of consecutive unversioned numeric keys
-	// (breach pbids). A file from before runs existed has pbids in Seen; NewDelivered moves them.
-	Seen map[string]Seen `json:"seen,omitempty"`
-	Runs []Run           `json:"runs,omitempty"`
+	// (breach pbids), Bitmaps the stretches of pbids delivered out of order. A file from before
+	// runs existed has pbids in Seen; NewDelivered moves them.
+	Seen    map[string]Seen `json:"seen,omitempty"`
+	Runs    []Run           `json:"runs,omitempty"`
+	Bitmaps []*Bitmap       `json:"bitmaps,omitempty"`
 	// Gaps tracks the pbids missing between delivered breaches (modelbreaches only).
 	Gaps *GapState `json:"gaps,omitempty"`
 }
