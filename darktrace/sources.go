@@ -53,6 +53,9 @@ type Source struct {
 	Noun string // what one record is called in messages
 	// IDKey is the JSON key of a record's id.
 	IDKey string
+	// Unchanging reports that a record never changes under its id (its version is empty), so
+	// the id alone says whether it was delivered (PeekID).
+	Unchanging bool
 	// Windowed reports whether the live poll reads a time window. /antigena is not: it
 	// returns the actions currently relevant, and state changes are found by comparing versions.
 	Windowed bool
@@ -77,7 +80,7 @@ func window(q Query) string {
 // Sources lists every source in the order they are documented.
 var Sources = []*Source{
 	{
-		Name: SourceBreaches, Noun: "model breach", IDKey: "pbid", Windowed: true,
+		Name: SourceBreaches, Noun: "model breach", IDKey: "pbid", Windowed: true, Unchanging: true,
 		// creationtime=true windows on creation, so a breach whose activity began long before it
 		// was created is still caught. Never group=device: it replaces the breach score with the
 		// device score. Everything is asked for and filtered after decoding (Darktrace's advice for

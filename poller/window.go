@@ -160,7 +160,11 @@ func (p *poll) splitting(s, e int64, err error) {
 // restart skips what was delivered. The Batch returned has no Items left to deliver.
 func (p *poll) stream(ctx context.Context, s, e int64) (*source.Batch, error) {
 	var st source.Stats
-	b, err := p.r.src.Stream(ctx, time.UnixMilli(s), time.UnixMilli(e-1), p.a.cfg.SendBatch, func(slice *source.Batch) error {
+	delivered := func(key string) bool {
+		v, ok := p.seen.Get(key)
+		return ok && v.Version == ""
+	}
+	b, err := p.r.src.Stream(ctx, time.UnixMilli(s), time.UnixMilli(e-1), p.a.cfg.SendBatch, delivered, func(slice *source.Batch) error {
 		sent := st.Sent
 		if !p.send(ctx, slice.Items, &st, time.Time{}, false) {
 			return context.Cause(ctx)
@@ -188,7 +192,7 @@ func (p *poll) deliver(ctx context.Context, last time.Time, b *source.Batch) boo
 	m.AddRecords(a.name, name, metrics.OutcomeFetched, b.Stats.Fetched)
 	m.AddRecords(a.name, name, metrics.OutcomeMalformed, b.Stats.Malformed)
 	m.AddRecords(a.name, name, metrics.OutcomeFiltered, b.Stats.Filtered)
-	m.AddRecords(a.name, name, metrics.OutcomeDeduped, b.Stats.Deduped) // listed twice in the response
+	m.AddRecords(a.name, name, metrics.OutcomeDeduped, b.Stats.Deduped) // listed twice in the response; streamed: delivered before
 	if !p.send(ctx, b.Items, &b.Stats, b.Date, p.r.src.Windowed()) {
 		return false
 	}

@@ -141,7 +141,7 @@ func TestStreamSendsAKeyListedTwiceOnce(t *testing.T) {
 	api.addBreach(breach(1, 1000, 1000)) // the same breach listed again
 	src, _ := NewReader(api, "dt", "dt.example", Filter{IncludeAcknowledged: true}, zerolog.Nop()).Source(darktrace.SourceBreaches)
 	var keys []string
-	b, err := src.Stream(context.Background(), time.UnixMilli(0), time.UnixMilli(5000), 10, func(slice *Batch) error {
+	b, err := src.Stream(context.Background(), time.UnixMilli(0), time.UnixMilli(5000), 10, nil, func(slice *Batch) error {
 		for _, it := range slice.Items {
 			keys = append(keys, it.Key)
 		}
@@ -152,5 +152,30 @@ func TestStreamSendsAKeyListedTwiceOnce(t *testing.T) {
 	}
 	if len(keys) != 2 || keys[0] == keys[1] || b.Stats.Deduped != 1 {
 		t.Fatalf("keys handed over %q, deduplicated %d; want two distinct keys and one repeat counted", keys, b.Stats.Deduped)
+	}
+}
+
+// TestStreamSkipsDeliveredBreachesUndecoded: a breach the caller reports delivered is counted as
+// deduplicated and not handed over; the others are, and a source whose records change (an
+// Antigena action) is never skipped on its id alone.
+func TestStreamSkipsDeliveredBreachesUndecoded(t *testing.T) {
+	api := &fakeAPI{}
+	for id := int64(1); id <= 3; id++ {
+		api.addBreach(breach(id, 1000, 1000))
+	}
+	src, _ := NewReader(api, "dt", "dt.example", Filter{IncludeAcknowledged: true}, zerolog.Nop()).Source(darktrace.SourceBreaches)
+	var keys []string
+	delivered := func(key string) bool { return key == "2" }
+	b, err := src.Stream(context.Background(), time.UnixMilli(0), time.UnixMilli(5000), 10, delivered, func(slice *Batch) error {
+		for _, it := range slice.Items {
+			keys = append(keys, it.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 || keys[0] != "1" || keys[1] != "3" || b.Stats.Deduped != 1 || b.Stats.Fetched != 3 {
+		t.Fatalf("handed over %q, fetched %d, deduplicated %d; want 1 and 3, 3 fetched, 1 deduplicated", keys, b.Stats.Fetched, b.Stats.Deduped)
 	}
 }
