@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"maps"
 	"slices"
 	"sort"
@@ -316,6 +317,40 @@ func (d *Delivered) TrimOldest(limit int, keepFrom int64) int {
 	before := d.Len()
 	d.ForgetBefore(cut)
 	return before - d.Len()
+}
+
+// Between yields, in order, the delivered ids in [lo, hi] that are kept as runs or bitmaps (the
+// unversioned numeric keys), at a cost that grows with what it yields, not with hi − lo.
+func (d *Delivered) Between(lo, hi int64) iter.Seq[int64] {
+	return func(yield func(int64) bool) {
+		chunks := slices.Sorted(maps.Keys(d.bits))
+		ci := sort.Search(len(chunks), func(i int) bool { return chunks[i] >= lo>>chunkBits })
+		ri := sort.Search(len(d.runs), func(i int) bool { return d.runs[i].Hi >= lo })
+		for {
+			runNext := ri < len(d.runs) && d.runs[ri].Lo <= hi
+			bitsNext := ci < len(chunks) && chunks[ci]<<chunkBits <= hi
+			switch {
+			case runNext && (!bitsNext || d.runs[ri].Lo < chunks[ci]<<chunkBits):
+				r := d.runs[ri]
+				ri++
+				for id := max(r.Lo, lo); id <= min(r.Hi, hi); id++ {
+					if !yield(id) {
+						return
+					}
+				}
+			case bitsNext:
+				b := d.bits[chunks[ci]]
+				ci++
+				for id := max(b.Base, lo); id <= min(b.Base+chunkIDs-1, hi); id++ {
+					if b.has(id) && !yield(id) {
+						return
+					}
+				}
+			default:
+				return
+			}
+		}
+	}
 }
 
 // Into sets p's Seen, Runs and Bitmaps to d's, sharing d's memory rather than copying it: p is

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -122,6 +123,22 @@ func TestDeliveredFloodInAppliancesOrder(t *testing.T) {
 			t.Fatalf("pbid %d: delivered=%v, remembered %v (after the file: %v)", 1+i, delivered[i], d.Has(strconv.Itoa(1+i)), back.Has(strconv.Itoa(1+i)))
 		}
 	}
+	back.Add("400000", Seen{Time: 1}) // a run after the bitmaps
+	for _, r := range [][2]int64{{1, n}, {0, 1 << 40}, {65530, 65540}, {131072, 131072}, {299_990, 400_000}} {
+		var want []int64
+		for id := max(r[0], 1); id <= min(r[1], n); id++ {
+			if delivered[int(id-1)] {
+				want = append(want, id)
+			}
+		}
+		if r[1] >= 400_000 {
+			want = append(want, 400_000)
+		}
+		if got := slices.Collect(back.Between(r[0], r[1])); !slices.Equal(got, want) {
+			t.Fatalf("Between(%d, %d) yields %d ids, want %d", r[0], r[1], len(got), len(want))
+		}
+	}
+	back.ForgetBefore(2)
 	for _, i := range order[n/2:] {
 		back.Add(strconv.Itoa(1+i), Seen{Time: 78})
 	}

@@ -3,6 +3,7 @@ package poller
 import (
 	"cmp"
 	"context"
+	"iter"
 	"maps"
 	"slices"
 	"strconv"
@@ -71,8 +72,8 @@ func (g *gapTracker) state() *checkpoint.GapState {
 	return gs
 }
 
-// observe takes the pbids of a delivered batch: those tracked as missing have appeared, and
-// the holes above the previous maximum are new gaps.
+// observe takes the pbids of a delivered batch (every pbid its response listed): those tracked
+// as missing have appeared, and the holes above the previous maximum are new gaps.
 func (g *gapTracker) observe(st *sourceState, b *source.Batch) {
 	ids := make([]int64, 0, len(b.Present))
 	for k := range b.Present {
@@ -80,35 +81,50 @@ func (g *gapTracker) observe(st *sourceState, b *source.Batch) {
 			ids = append(ids, id)
 		}
 	}
-	if len(ids) == 0 {
+	slices.Sort(ids)
+	g.observeIDs(st, slices.Values(ids))
+}
+
+// observeIDs is observe over ids in ascending order. A streamed flood is observed once it was
+// read in full, from what was delivered (checkpoint.Delivered.Between): its slices come in the
+// appliance's order, not pbid order, and observed one by one every pbid of a later slice would
+// have been counted a gap.
+func (g *gapTracker) observeIDs(st *sourceState, ids iter.Seq[int64]) {
+	first, last, any := int64(0), int64(0), false
+	for id := range ids {
+		if !any {
+			first, any = id, true
+		}
+		last = id
+	}
+	if !any {
 		return
 	}
-	slices.Sort(ids)
 	m := st.a.cfg.Metrics
-	for _, id := range ids {
+	for id := range ids {
 		if _, ok := g.missing[id]; ok {
 			delete(g.missing, id)
 			g.changed = true
 			m.PBIDGapResolved(st.a.name, GapAppeared, 1)
 		}
 	}
-	if g.max > ids[len(ids)-1]+gapJump {
+	if g.max > last+gapJump {
 		// Far below everything seen: the appliance's pbid counter started again (a rebuilt
 		// appliance, a restored backup). Start over from here.
-		st.r.log.Warn().Int64("max_seen", g.max).Int64("now_highest", ids[len(ids)-1]).
+		st.r.log.Warn().Int64("max_seen", g.max).Int64("now_highest", last).
 			Msg("pbids restarted far below the highest seen; gap tracking starts over")
 		g.max = 0
 		clear(g.missing)
 		g.changed = true
 	}
 	if g.max == 0 {
-		g.max = ids[0] - 1 // the first run: nothing before the first pbid is a gap
+		g.max = first - 1 // the first run: nothing before the first pbid is a gap
 	}
 	now := st.a.cfg.Now().UnixMilli()
 	var found, dropped []int64
 	count := 0
 	prev := g.max
-	for _, id := range ids {
+	for id := range ids {
 		if id <= prev {
 			continue
 		}

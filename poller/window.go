@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/dtforward/dtforward/alert"
@@ -160,6 +161,9 @@ func (p *poll) splitting(s, e int64, err error) {
 // restart skips what was delivered. The Batch returned has no Items left to deliver.
 func (p *poll) stream(ctx context.Context, s, e int64) (*source.Batch, error) {
 	var st source.Stats
+	// lo and hi bound the pbids listed: the gap tracker learns them once the whole response
+	// was read (gaps.go observeIDs).
+	lo, hi := int64(math.MaxInt64), int64(0)
 	delivered := func(key string) bool {
 		v, ok := p.seen.Get(key)
 		return ok && v.Version == ""
@@ -169,12 +173,20 @@ func (p *poll) stream(ctx context.Context, s, e int64) (*source.Batch, error) {
 		if !p.send(ctx, slice.Items, &st, time.Time{}, false) {
 			return context.Cause(ctx)
 		}
-		p.st.delivered(p.seen, slice)
+		p.st.remember(p.seen, slice)
+		for k := range slice.Present {
+			if id, err := strconv.ParseInt(k, 10, 64); err == nil && id > 0 {
+				lo, hi = min(lo, id), max(hi, id)
+			}
+		}
 		if st.Sent > sent { // a re-read after a retry sends nothing new: nothing to save
 			p.commit(p.cursor, nil, time.Time{})
 		}
 		return nil
 	})
+	if err == nil && p.st.gaps != nil && lo <= hi {
+		p.st.gaps.observeIDs(p.st, p.seen.Between(lo, hi))
+	}
 	p.stats.Deduped += st.Deduped
 	p.stats.Sent += st.Sent
 	if err == nil && b.Stats.Fetched > p.a.cfg.MaxRecords {
