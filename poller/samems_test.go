@@ -155,7 +155,21 @@ func TestLoopSameMillisecondFloodSurvivesARestart(t *testing.T) {
 	second := &batchRecorder{accept: -1}
 	stop = run(t, c.appliance(t, second, zerolog.Nop()))
 	waitUntil(t, time.Minute, "every breach", func() bool { return len(first.ids())+len(second.ids()) >= len(want) })
+	// Once the flood was read in full, the gap tracker has learnt it with no pbid missing, and
+	// what is remembered of it is one run again.
+	var last checkpoint.Progress
+	waitUntil(t, time.Minute, "the flood settled in the checkpoint", func() bool {
+		st, err := checkpoint.Open(c.dir, "dt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, _ = st.Source(darktrace.SourceBreaches)
+		return last.Gaps != nil && last.Gaps.MaxPBID >= int64(len(want)) && len(last.Bitmaps) == 0
+	})
 	stop()
+	if len(last.Gaps.Missing) > 0 || len(last.Runs) > 3 {
+		t.Errorf("after the flood: %d pbids missing, %d runs; want none missing and the flood one run", len(last.Gaps.Missing), len(last.Runs))
+	}
 	got := tally(append(first.ids(), second.ids()...))
 	for _, id := range want {
 		if got[id] != 1 {

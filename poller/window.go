@@ -162,7 +162,7 @@ func (p *poll) splitting(s, e int64, err error) {
 func (p *poll) stream(ctx context.Context, s, e int64) (*source.Batch, error) {
 	var st source.Stats
 	// lo and hi bound the pbids listed: the gap tracker learns them once the whole response
-	// was read (gaps.go observeIDs).
+	// was read (gaps.go observeStreamed).
 	lo, hi := int64(math.MaxInt64), int64(0)
 	delivered := func(key string) bool {
 		v, ok := p.seen.Get(key)
@@ -185,7 +185,7 @@ func (p *poll) stream(ctx context.Context, s, e int64) (*source.Batch, error) {
 		return nil
 	})
 	if err == nil && p.st.gaps != nil && lo <= hi {
-		p.st.gaps.observeIDs(p.st, p.seen.Between(lo, hi))
+		p.st.gaps.observeStreamed(p.st, p.seen, lo, hi)
 	}
 	p.stats.Deduped += st.Deduped
 	p.stats.Sent += st.Sent
