@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -175,5 +176,48 @@ func TestLoopSameMillisecondFloodSurvivesARestart(t *testing.T) {
 		if got[id] != 1 {
 			t.Errorf("pbid %s delivered %d times, want once", id, got[id])
 		}
+	}
+}
+
+// slowRecorder is a batchRecorder that takes its time over each batch, as a collector under
+// load does.
+type slowRecorder struct {
+	batchRecorder
+	pause time.Duration
+}
+
+func (s *slowRecorder) Deliver(ctx context.Context, alerts []*alert.Alert) error {
+	time.Sleep(s.pause)
+	return s.batchRecorder.Deliver(ctx, alerts)
+}
+
+// TestLoopLongFloodIsReadAgainWithoutBackoff: a flood whose delivery outlasts the request
+// timeout (a million breaches take longer than DARKTRACE_TIMEOUT's minute) ends each read
+// early after delivering part of it. That is progress: the rest is read again at once, skipping
+// what was delivered, and every breach arrives once. It used to count as a failing appliance
+// each time (an API error, a warning, a growing backoff between the pieces).
+func TestLoopLongFloodIsReadAgainWithoutBackoff(t *testing.T) {
+	c := newCatchUp(t, simulator.Options{Seed: 90, History: 6 * time.Hour, HistoryCount: 20}, 2*time.Second)
+	c.sim.AddBreaches(1500)
+	want := c.want()
+	rec := &slowRecorder{batchRecorder: batchRecorder{accept: -1}, pause: 40 * time.Millisecond}
+	logs := &syncBuffer{}
+	stop := run(t, c.appliance(t, rec, zerolog.New(logs)))
+	waitUntil(t, 2*time.Minute, "every breach", func() bool { return len(tally(rec.ids())) >= len(want) })
+	stop()
+	got := tally(rec.ids())
+	for _, id := range want {
+		if got[id] != 1 {
+			t.Errorf("pbid %s delivered %d times, want once", id, got[id])
+		}
+	}
+	out := logs.String()
+	if n := strings.Count(out, "appliance request failed"); n > 0 {
+		t.Errorf("%d reads that delivered part of the flood reported as a failing appliance", n)
+	}
+	early := strings.Count(out, "streamed window ended early")
+	t.Logf("%d reads ended early", early)
+	if early == 0 {
+		t.Error("no read of the flood ended early and was read again")
 	}
 }

@@ -159,7 +159,25 @@ func (p *poll) splitting(s, e int64, err error) {
 // each batch's keys saved with the checkpoint (the cursor stays: the slices are in the order of
 // the response, not of time), so memory holds one batch, not the window, and a retry or a
 // restart skips what was delivered. The Batch returned has no Items left to deliver.
+//
+// A read that ends early after delivering part of the response (it reached DARKTRACE_TIMEOUT
+// while the sink took the batches: a flood of a million takes longer than a minute) is read
+// again at once, skipping what was delivered: it is progress, not a failing appliance, and
+// backing off between the pieces of a long flood, each counted and logged as an API error,
+// stretched it by the backoff each time.
 func (p *poll) stream(ctx context.Context, s, e int64) (*source.Batch, error) {
+	for {
+		sent := p.stats.Sent
+		b, err := p.streamOnce(ctx, s, e)
+		if err == nil || ctx.Err() != nil || p.stats.Sent == sent {
+			return b, err
+		}
+		p.r.log.Info().Time("window_start", time.UnixMilli(s)).Int("delivered", p.stats.Sent-sent).Str("error", err.Error()).
+			Msg("streamed window ended early after delivering part of it; reading it again, skipping what was delivered")
+	}
+}
+
+func (p *poll) streamOnce(ctx context.Context, s, e int64) (*source.Batch, error) {
 	var st source.Stats
 	// lo and hi bound the pbids listed: the gap tracker learns them once the whole response
 	// was read (gaps.go observeStreamed).
