@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dtforward/dtforward/config"
 	"github.com/dtforward/dtforward/simulator"
 )
 
@@ -392,26 +393,20 @@ func parseRate(s string) (float64, error) {
 	return v / per.Seconds(), nil
 }
 
-// tokenFrom returns the flag value, else the environment variable, else the file named by
-// NAME_FILE; a missing token adds a problem that names both ways to give it.
+// tokenFrom returns the flag value, else the token run would read from NAME or NAME_FILE
+// (config.SecretFromEnv: the same files, the same trimming); a missing token adds a problem
+// that names both ways to give it.
 func tokenFrom(e *env, flagValue, name string, problems *[]string) string {
 	if flagValue != "" {
 		return flagValue
 	}
-	if v := e.getenv(name); v != "" {
-		return v
-	}
-	if path := e.getenv(name + "_FILE"); path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			*problems = append(*problems, fmt.Sprintf("%s_FILE: %v", name, err))
-			return ""
-		}
-		if v := strings.TrimSpace(string(b)); v != "" {
-			return v
-		}
-		*problems = append(*problems, fmt.Sprintf("%s_FILE: %s is empty", name, path))
+	v, err := config.SecretFromEnv(e.getenv, name)
+	if err != nil {
+		*problems = append(*problems, err.Error())
 		return ""
+	}
+	if v != "" {
+		return v
 	}
 	flagName := "--" + strings.ToLower(strings.TrimPrefix(name, "DARKTRACE_"))
 	flagName = strings.ReplaceAll(flagName, "_", "-")

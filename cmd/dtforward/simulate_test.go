@@ -20,6 +20,10 @@ import (
 var simTokens = map[string]string{"DARKTRACE_PUBLIC_TOKEN": "simpub", "DARKTRACE_PRIVATE_TOKEN": "simpriv"}
 
 func TestSimulateUsageErrors(t *testing.T) {
+	spacedTokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(spacedTokenFile, []byte(" priv\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		vars map[string]string
@@ -37,7 +41,14 @@ func TestSimulateUsageErrors(t *testing.T) {
 		{"unknown flag", simTokens, []string{"--nope"}, []string{"flag provided but not defined: -nope", "--help"}},
 		{"stray argument", simTokens, []string{"extra"}, []string{`unexpected argument "extra"`}},
 		{"missing token file", map[string]string{"DARKTRACE_PUBLIC_TOKEN": "x", "DARKTRACE_PRIVATE_TOKEN_FILE": "/nonexistent/token"}, nil,
-			[]string{"DARKTRACE_PRIVATE_TOKEN_FILE: open /nonexistent/token"}},
+			[]string{"DARKTRACE_PRIVATE_TOKEN_FILE: cannot read /nonexistent/token"}},
+		// The simulator reads its tokens by run's rule, so the two accept the same settings
+		// and see the same token; it used to take the variable over the file (run refuses the
+		// pair) and trim every space (run keeps an inner or leading one, and refuses it).
+		{"token and token file", map[string]string{"DARKTRACE_PUBLIC_TOKEN": "x", "DARKTRACE_PRIVATE_TOKEN": "y", "DARKTRACE_PRIVATE_TOKEN_FILE": "/nonexistent/token"}, nil,
+			[]string{"DARKTRACE_PRIVATE_TOKEN and DARKTRACE_PRIVATE_TOKEN_FILE are mutually exclusive"}},
+		{"token file with a space", map[string]string{"DARKTRACE_PUBLIC_TOKEN": "x", "DARKTRACE_PRIVATE_TOKEN_FILE": spacedTokenFile}, nil,
+			[]string{"DARKTRACE_PRIVATE_TOKEN: contains whitespace"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
