@@ -85,23 +85,9 @@ func (g *gapTracker) observe(st *sourceState, b *source.Batch) {
 	g.observeIDs(st, slices.Values(ids))
 }
 
-// observeStreamed observes a streamed response whose listed pbids were lo..hi at most, from
-// what seen holds: from the lowest pbid tracked (missing, or the highest seen) too, as a
-// re-read after a retry lists only what the first attempt had not delivered.
-func (g *gapTracker) observeStreamed(st *sourceState, seen *checkpoint.Delivered, lo, hi int64) {
-	if g.max > 0 {
-		lo = min(lo, g.max+1)
-	}
-	for id := range g.missing {
-		lo = min(lo, id)
-	}
-	g.observeIDs(st, seen.Between(lo, hi))
-}
-
 // observeIDs is observe over ids in ascending order. A streamed flood is observed once it was
-// read in full, from what was delivered (checkpoint.Delivered.Between): its slices come in the
-// appliance's order, not pbid order, and observed one by one every pbid of a later slice would
-// have been counted a gap.
+// read in full (poller/window.go streamOnce): its slices come in the appliance's order, not
+// pbid order, and observed one by one every pbid of a later slice would have been counted a gap.
 func (g *gapTracker) observeIDs(st *sourceState, ids iter.Seq[int64]) {
 	first, last, any := int64(0), int64(0), false
 	for id := range ids {

@@ -80,29 +80,14 @@ func (st *sourceState) afterDelivery(seen *checkpoint.Delivered, b *source.Batch
 	default:
 		seen.ForgetBefore(end.Add(-cfg.Overlap).UnixMilli())
 	}
-	st.remember(seen, b)
+	for _, it := range b.Items {
+		seen.Add(it.Key, checkpoint.Seen{Version: it.Version, Time: it.Time})
+	}
 	if st.gaps != nil {
 		st.gaps.observe(st, b)
 	}
 	if st.name == darktrace.SourceAIAnalyst {
 		st.capEvents(seen, end)
-	}
-}
-
-// remember adds to seen what b's response held, all of it delivered: its items, and for
-// breaches every pbid it listed, filtered ones too. A breach never changes, so a filtered one
-// is dropped again on a re-read whether remembered or not; remembering it keeps the runs of
-// delivered pbids unbroken (checkpoint.Delivered), so memory does not grow with what the
-// filter drops.
-func (st *sourceState) remember(seen *checkpoint.Delivered, b *source.Batch) {
-	for _, it := range b.Items {
-		seen.Add(it.Key, checkpoint.Seen{Version: it.Version, Time: it.Time})
-	}
-	if st.name != darktrace.SourceBreaches {
-		return
-	}
-	for k, t := range b.Present {
-		seen.Add(k, checkpoint.Seen{Time: t})
 	}
 }
 

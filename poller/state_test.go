@@ -493,7 +493,7 @@ func BenchmarkAIAnalystStateAtCap(b *testing.B) {
 		id := "0b6f3c1e-5d7a-4e2b-9c8d-" + strconv.FormatInt(int64(100000000000+i), 10)
 		seen.Add(id, checkpoint.Seen{Version: "9f86d081884c7d65", Time: end.Add(-time.Duration(i) * time.Second).UnixMilli()})
 	}
-	batch := &source.Batch{Present: map[string]int64{}}
+	batch := &source.Batch{Present: map[string]struct{}{}}
 	b.ResetTimer()
 	for b.Loop() {
 		s.afterDelivery(seen, batch, end)

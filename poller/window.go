@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"math"
-	"strconv"
 	"time"
 
 	"github.com/dtforward/dtforward/alert"
@@ -179,9 +178,13 @@ func (p *poll) stream(ctx context.Context, s, e int64) (*source.Batch, error) {
 
 func (p *poll) streamOnce(ctx context.Context, s, e int64) (*source.Batch, error) {
 	var st source.Stats
-	// lo and hi bound the pbids listed: the gap tracker learns them once the whole response
-	// was read (gaps.go observeStreamed).
-	lo, hi := int64(math.MaxInt64), int64(0)
+	// listed is every pbid the response lists (delivered now, before, or filtered), kept as
+	// compactly as the delivered ones: the gap tracker learns them once the whole response was
+	// read (gaps.go observeIDs), as it learns a fetched window from its Present.
+	var listed *checkpoint.Delivered
+	if p.st.gaps != nil {
+		listed = checkpoint.NewDelivered(checkpoint.Progress{})
+	}
 	delivered := func(key string) bool {
 		v, ok := p.seen.Get(key)
 		return ok && v.Version == ""
@@ -191,10 +194,9 @@ func (p *poll) streamOnce(ctx context.Context, s, e int64) (*source.Batch, error
 		if !p.send(ctx, slice.Items, &st, time.Time{}, false) {
 			return context.Cause(ctx)
 		}
-		p.st.remember(p.seen, slice)
-		for k := range slice.Present {
-			if id, err := strconv.ParseInt(k, 10, 64); err == nil && id > 0 {
-				lo, hi = min(lo, id), max(hi, id)
+		if listed != nil {
+			for k := range slice.Present {
+				listed.Add(k, checkpoint.Seen{})
 			}
 		}
 		if st.Sent > sent { // a re-read after a retry sends nothing new: nothing to save
@@ -202,8 +204,8 @@ func (p *poll) streamOnce(ctx context.Context, s, e int64) (*source.Batch, error
 		}
 		return nil
 	})
-	if err == nil && p.st.gaps != nil && lo <= hi {
-		p.st.gaps.observeStreamed(p.st, p.seen, lo, hi)
+	if err == nil && listed != nil {
+		p.st.gaps.observeIDs(p.st, listed.Between(0, math.MaxInt64))
 	}
 	p.stats.Deduped += st.Deduped
 	p.stats.Sent += st.Sent

@@ -195,10 +195,10 @@ type Stats struct {
 type Batch struct {
 	Items []Item
 	Stats Stats
-	// Present holds every key the response contained, filtered or not, with its record's
-	// time; for the window-less Antigena endpoint it decides which remembered states can be
-	// forgotten, for breaches it is every pbid listed.
-	Present map[string]int64
+	// Present holds every key the response contained, filtered or not: for the window-less
+	// Antigena endpoint it decides which remembered states can be forgotten, for breaches it
+	// is every pbid listed (the gap tracker's input).
+	Present map[string]struct{}
 	// Date is the appliance's clock when it answered (zero when the Fetcher cannot tell): a
 	// window is complete only up to it.
 	Date time.Time
@@ -210,7 +210,7 @@ type Batch struct {
 // checkpoint.
 func (s *Source) Fetch(ctx context.Context, start, end time.Time) (*Batch, error) {
 	q := s.Query(start, end)
-	b := &Batch{Present: map[string]int64{}}
+	b := &Batch{Present: map[string]struct{}{}}
 	// Records are decoded once the response is complete: a response the cap aborts (the window
 	// is then fetched in halves) costs its transfer, not the decoding of every record in it.
 	var raws [][]byte
@@ -261,13 +261,13 @@ func lastListed(items []Item, st *Stats) []Item {
 // the response. A key listed twice within a slice is handed over once, in its last-listed
 // version; across slices, the caller's delivered keys drop the repeat. A record of a source
 // that never changes whose id delivered (may be nil) reports is counted as deduplicated without
-// being decoded: a flood read again (a retry, the overlap of the next polls) costs a scan of
-// each record, not a decode.
+// being decoded (only its key goes into the slice's Present): a flood read again (a retry, the
+// overlap of the next polls) costs a scan of each record, not a decode.
 func (s *Source) Stream(ctx context.Context, start, end time.Time, each int, delivered func(key string) bool, fn func(*Batch) error) (*Batch, error) {
 	q := s.Query(start, end)
 	each = max(each, 1)
 	b := &Batch{}
-	slice := &Batch{Items: make([]Item, 0, each), Present: make(map[string]int64, each)}
+	slice := &Batch{Items: make([]Item, 0, each), Present: make(map[string]struct{}, each)}
 	flush := func() error {
 		SortItems(slice.Items)
 		slice.Items = lastListed(slice.Items, &slice.Stats)
@@ -291,6 +291,10 @@ func (s *Source) Stream(ctx context.Context, start, end time.Time, each int, del
 				if id, ok := s.spec.PeekID(raw); ok && delivered(id) {
 					b.Stats.Fetched++
 					b.Stats.Deduped++
+					slice.Present[id] = struct{}{}
+					if len(slice.Present) >= each {
+						return flush()
+					}
 					return nil
 				}
 			}
@@ -324,7 +328,7 @@ func (s *Source) admit(b *Batch, raw []byte) (Item, bool) {
 			Msg("malformed record skipped")
 		return Item{}, false
 	}
-	b.Present[it.Key] = it.Time
+	b.Present[it.Key] = struct{}{}
 	if !s.p.filter.allow(&it) {
 		b.Stats.Filtered++
 		return Item{}, false
