@@ -9,6 +9,7 @@ import (
 	"github.com/dtforward/dtforward/alert"
 	"github.com/dtforward/dtforward/darktrace"
 	"github.com/dtforward/dtforward/simulator"
+	"github.com/dtforward/dtforward/source"
 )
 
 // byIDRequests counts the by-id checks the simulator answered.
@@ -128,4 +129,27 @@ func TestHiddenSuppressedBreachesAreFoundByID(t *testing.T) {
 	if len(got) != len(want) {
 		t.Fatalf("%d breaches delivered, want the %d not suppressed", len(got), len(want))
 	}
+}
+
+// TestReopenedBreachInsideOverlapIsSent: with acknowledged breaches filtered out, a breach read
+// while acknowledged and reopened (unacknowledged) while still inside the overlap is sent when
+// the windows read it again. Acknowledgement is the one filter input that changes, so a pbid a
+// filter dropped must not be remembered as delivered (it was, for a while, to keep runs of
+// pbids unbroken).
+func TestReopenedBreachInsideOverlapIsSent(t *testing.T) {
+	r := newSimRig(t, simulator.Options{Seed: 71, HistoryCount: -1, AckFraction: -1}, []string{darktrace.SourceBreaches},
+		func(c *Config) { c.Overlap = time.Minute }) // every read below stays inside it
+	r.filter = source.Filter{}
+	ids := r.sim.AddBreaches(3)
+	r.sim.AcknowledgeBreach(ids[1])
+	_, stop := r.start()
+	defer stop()
+	waitFor(t, "the unacknowledged breaches", func() bool { return len(countIDs(r.rec, alert.KindBreach)) == 2 })
+	r.polls("/modelbreaches", 2) // read again while acknowledged: still filtered
+	reopened := strconv.FormatInt(ids[1], 10)
+	if n := countIDs(r.rec, alert.KindBreach)[reopened]; n != 0 {
+		t.Fatalf("acknowledged breach %s sent %d times with acknowledged breaches filtered out", reopened, n)
+	}
+	r.sim.UnacknowledgeBreach(ids[1])
+	waitFor(t, "the reopened breach", func() bool { return countIDs(r.rec, alert.KindBreach)[reopened] == 1 })
 }
