@@ -382,7 +382,7 @@ func BenchmarkSplitLongString(b *testing.B) {
 			for b.Loop() {
 				r.Reset(body)
 				br.Reset(r)
-				n, _, err := decodeElements(br, func([]byte) error { return nil }, nil, DefaultMaxStringBytes, nil)
+				n, _, err := decodeElements(br, func([]byte) error { return nil }, nil, DefaultMaxStringBytes, DefaultMaxArrayBytes, nil)
 				if err != nil || n != 1 {
 					b.Fatalf("n = %d, err = %v", n, err)
 				}

@@ -43,14 +43,25 @@ type Config struct {
 	OnMalformed func(MalformedRecord)
 	// MaxStringBytes cuts every string of a record longer than it (0: DefaultMaxStringBytes;
 	// negative: no limit), so one huge field costs that much memory, not several copies of
-	// itself. OnTrimmed, when set, is told of each record cut, with the bytes dropped in Err.
+	// itself. MaxArrayBytes likewise cuts every array of a record, at any depth, after its last
+	// whole element within that many bytes (0: DefaultMaxArrayBytes; negative: no limit).
+	// OnTrimmed, when set, is told of each record cut: what was cut in Cuts, how much in Err.
 	MaxStringBytes int
+	MaxArrayBytes  int
 	OnTrimmed      func(MalformedRecord)
 }
 
 // DefaultMaxStringBytes is where a string of a record is cut by default: far above any field
 // a SIEM line can carry (SIEM_MAX_MESSAGE_BYTES), far below what would strain memory.
 const DefaultMaxStringBytes = 64 << 10
+
+// DefaultMaxArrayBytes is where an array of a record is cut by default. Real arrays (model
+// tags, triggered components, an incident's details or devices) hold tens of elements, a few
+// KiB: a whole real record is under 4 KiB (testdata/realshapes), the simulator's arrays hold at
+// most a few elements. 1 MiB is hundreds of times that, and 16 times the longest string kept,
+// so no real record is cut; a hostile one (a model with five million tags, 200 MB) costs 1 MiB
+// per array, not the 200 MB held, then decoded, then formatted.
+const DefaultMaxArrayBytes = 1 << 20
 
 // Client is a signed HTTP(S) client for one appliance. It is safe for concurrent use, although
 // dtforward keeps one request in flight per appliance (the API documents no rate limit, and
@@ -66,6 +77,7 @@ type Client struct {
 	// onMalformed: see Config.OnMalformed.
 	onMalformed func(MalformedRecord)
 	maxString   int
+	maxArray    int
 	onTrimmed   func(MalformedRecord)
 	// secrets are scrubbed from any text that reaches an error, in case an appliance or proxy
 	// echoes a request header back in a body.
@@ -119,6 +131,7 @@ func New(cfg Config) (*Client, error) {
 		onDate:      cfg.OnDate,
 		onMalformed: cfg.OnMalformed,
 		maxString:   cfg.MaxStringBytes,
+		maxArray:    cfg.MaxArrayBytes,
 		onTrimmed:   cfg.OnTrimmed,
 		secrets:     []string{cfg.PublicToken, cfg.PrivateToken},
 	}
@@ -127,6 +140,12 @@ func New(cfg Config) (*Client, error) {
 		c.maxString = DefaultMaxStringBytes
 	case c.maxString < 0:
 		c.maxString = 0
+	}
+	switch {
+	case c.maxArray == 0:
+		c.maxArray = DefaultMaxArrayBytes
+	case c.maxArray < 0:
+		c.maxArray = 0
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
@@ -278,14 +297,24 @@ func (c *Client) stream(ctx context.Context, pathAndQuery string, fn func(raw []
 			c.onMalformed(MalformedRecord{Endpoint: endpoint, Index: index, ID: elementID(raw), Err: err})
 		}
 	}
-	var trimmed func(int, []byte, int64)
+	var trimmed func(int, []byte, cutCount)
 	if c.onTrimmed != nil {
-		trimmed = func(index int, raw []byte, dropped int64) {
-			c.onTrimmed(MalformedRecord{Endpoint: endpoint, Index: index, ID: elementID(raw),
-				Err: fmt.Errorf("%d bytes of strings longer than %d bytes dropped", dropped, c.maxString)})
+		trimmed = func(index int, raw []byte, cut cutCount) {
+			r := MalformedRecord{Endpoint: endpoint, Index: index, ID: elementID(raw)}
+			var errs []error
+			if cut.stringBytes > 0 {
+				r.Cuts = append(r.Cuts, "string over "+sizeLabel(c.maxString))
+				errs = append(errs, fmt.Errorf("%d bytes of strings longer than %d bytes dropped", cut.stringBytes, c.maxString))
+			}
+			if cut.arrayElements > 0 {
+				r.Cuts = append(r.Cuts, "array over "+sizeLabel(c.maxArray))
+				errs = append(errs, fmt.Errorf("%d elements of arrays longer than %d bytes dropped", cut.arrayElements, c.maxArray))
+			}
+			r.Err = errors.Join(errs...)
+			c.onTrimmed(r)
 		}
 	}
-	n, offset, err := decodeElements(br, fn, bad, c.maxString, trimmed)
+	n, offset, err := decodeElements(br, fn, bad, c.maxString, c.maxArray, trimmed)
 	var cbErr callbackError
 	switch {
 	case err == nil:

@@ -75,7 +75,7 @@ func TestStreamSkipsRecordInvalidPastTheCut(t *testing.T) {
 	if len(bad) != 1 || bad[0].Index != 1 || bad[0].ID != "2" || !strings.Contains(bad[0].Err.Error(), `invalid character '\a'`) {
 		t.Errorf("malformed %+v, want record 2 at index 1, its control byte named", bad)
 	}
-	if len(cut) != 1 || cut[0].Index != 2 || cut[0].ID != "3" {
+	if len(cut) != 1 || cut[0].Index != 2 || cut[0].ID != "3" || fmt.Sprint(cut[0].Cuts) != "[string over 64 KiB]" {
 		t.Errorf("trimmed %+v, want record 3 at index 2", cut)
 	}
 }

@@ -37,15 +37,20 @@ func (e callbackError) Error() string { return e.err.Error() }
 // no nesting depth can exhaust the stack.
 //
 // A string longer than maxString bytes (0: no limit) is cut there, ending in "…", and the
-// element is handed on with trimmed (may be nil) told its position, the bytes dropped and the
-// element: a 20 MB description costs 64 KiB, not several copies of 20 MB.
+// element is handed on with trimmed (may be nil) told its position, what was dropped and the
+// element: a 20 MB description costs 64 KiB, not several copies of 20 MB. Likewise an array, at
+// any depth, whose elements take more than maxArray bytes (0: no limit) keeps its first
+// elements up to that budget (its first element always, so a list of devices keeps one) and
+// drops the rest: a model with five million tags costs maxArray bytes, not 200 MB held and
+// decoded. Each element dropped is checked as it goes, so a record is malformed or not whether
+// or not it was cut.
 func decodeElements(br *bufio.Reader, fn func(raw []byte) error, bad func(index int, raw []byte, err error),
-	maxString int, trimmed func(index int, raw []byte, dropped int64)) (n int, offset int64, err error) {
+	maxString, maxArray int, trimmed func(index int, raw []byte, cut cutCount)) (n int, offset int64, err error) {
 	first, err := firstByte(br)
 	if err != nil {
 		return 0, 0, err
 	}
-	sp := &splitter{br: br, maxString: maxString}
+	sp := &splitter{br: br, maxString: maxString, maxArray: maxArray}
 	call := func(raw []byte) error {
 		if err := fn(raw); err != nil {
 			return callbackError{err}
@@ -84,8 +89,8 @@ func decodeElements(br *bufio.Reader, fn func(raw []byte) error, bad func(index 
 		var me *malformedElement
 		switch {
 		case err == nil:
-			if sp.dropped > 0 && trimmed != nil {
-				trimmed(index, raw, sp.dropped)
+			if (sp.dropped > 0 || sp.elemsDropped > 0) && trimmed != nil {
+				trimmed(index, raw, cutCount{stringBytes: sp.dropped, arrayElements: sp.elemsDropped})
 			}
 			if err := call(raw); err != nil {
 				return n, sp.off, err
@@ -127,6 +132,26 @@ type splitter struct {
 	maxString int
 	dropped   int64
 	bad       error
+	// maxArray cuts longer arrays (0: no limit); elemsDropped counts the elements the current
+	// element's arrays lost to it. frames are its open containers, reused.
+	maxArray     int
+	elemsDropped int64
+	frames       []frame
+}
+
+// cutCount is what an element lost to the splitter's limits.
+type cutCount struct {
+	stringBytes   int64 // bytes of strings past maxString
+	arrayElements int64 // elements of arrays past maxArray
+}
+
+// frame is a container open in the element being scanned. Offsets are into splitter.buf.
+type frame struct {
+	kind     byte // '{' or '['
+	start    int  // an array's first byte after its '['
+	keep     int  // the end of its last element kept (start: none yet)
+	elems    int  // elements ended, kept or not
+	dropping bool // past maxArray: each further element is checked, then dropped
 }
 
 // ellipsis ends a string cut at maxString bytes.
@@ -156,22 +181,27 @@ func (s *splitter) next() (byte, error) {
 // element reads the value at the reader (whitespace already skipped) into s.buf and checks it.
 // Past maxString bytes of a string, its bytes are checked by the rule of the bytes kept
 // (stringRest) and skipped up to the closing quote; the cut falls before a character, never
-// inside an escape or a UTF-8 sequence, so the element stays valid.
+// inside an escape or a UTF-8 sequence, so the element stays valid. Past maxArray bytes of an
+// array, each further element is read (its own strings and arrays cut), checked by the rule of
+// the whole (validJSON) and dropped (endElement); the array is closed after its last element
+// kept, so the element stays valid.
 func (s *splitter) element() ([]byte, error) {
 	s.buf = s.buf[:0]
 	s.dropped, s.bad = 0, nil
+	s.elemsDropped, s.frames = 0, s.frames[:0]
 	c, err := s.next()
 	if err != nil {
 		return nil, err
 	}
 	if c == '{' || c == '[' {
 		// The common case, a record already read whole into the buffer and no longer than
-		// maxString (so none of its strings is cut): one pass checks it and finds its end. A
+		// maxString or maxArray (so nothing of it is cut): one pass checks it and finds its end. A
 		// record not yet read whole (nothing more is waited for here: a record is handed on as
 		// soon as it arrived), a longer one, or one that is not valid JSON takes the scan
 		// below, which cuts long strings and finds the extent of an invalid record too.
 		chunk, _ := s.br.Peek(s.br.Buffered())
-		if end := validValue(chunk); end > 0 && (s.maxString == 0 || end <= s.maxString) {
+		if end := validValue(chunk); end > 0 && (s.maxString == 0 || end <= s.maxString) &&
+			(s.maxArray == 0 || end <= s.maxArray) {
 			s.buf = append(s.buf, chunk[:end]...)
 			_, _ = s.br.Discard(end)
 			s.off += int64(end)
@@ -268,7 +298,28 @@ func (s *splitter) element() ([]byte, error) {
 				inStr, strLen = true, 0
 			case b == '{' || b == '[':
 				depth++
+				switch {
+				case depth > maxNesting:
+					// What a dropped element holds counts too: the record is as deep uncut.
+					if s.bad == nil {
+						s.bad = fmt.Errorf("%w: exceeded max depth at byte %d", errSyntaxSplit, s.off+int64(i))
+					}
+				case s.maxArray > 0:
+					at := len(s.buf) + i + 1 - from
+					s.frames = append(s.frames, frame{kind: b, start: at, keep: at})
+				}
+			case b == ',' && s.maxArray > 0 && depth <= maxNesting && s.frames[depth-1].kind == '[':
+				from = s.endElement(chunk, from, i)
 			case b == '}' || b == ']':
+				if s.maxArray > 0 && depth >= 1 && depth <= maxNesting {
+					if f := &s.frames[depth-1]; f.kind == '[' {
+						from = s.endElement(chunk, from, i)
+						if f.dropping && b != ']' && s.bad == nil {
+							s.bad = fmt.Errorf("%w: '}' closes an array at byte %d", errSyntaxSplit, s.off+int64(i))
+						}
+					}
+					s.frames = s.frames[:depth-1]
+				}
 				depth--
 				if depth <= 0 {
 					end = i + 1
@@ -288,6 +339,41 @@ func (s *splitter) element() ([]byte, error) {
 		_, _ = s.br.Discard(used)
 		s.off += int64(used)
 	}
+}
+
+// endElement is called at the ',' or closing bracket at chunk[i] that ends an element of the
+// array on top of s.frames (the bytes of chunk from `from` are not yet in s.buf); it returns
+// where those still to copy start. An element that does not fit the array's maxArray bytes,
+// and every one after it, is checked (the separators between them too: a missing or extra
+// comma makes an element that is not one value) and dropped with the ',' before it.
+func (s *splitter) endElement(chunk []byte, from, i int) int {
+	f := &s.frames[len(s.frames)-1]
+	e := len(s.buf) + i - from
+	f.elems++
+	if !f.dropping && (f.elems == 1 || e-f.start <= s.maxArray) {
+		f.keep = e // the first element is always kept: a list of devices keeps one
+		return from
+	}
+	s.buf = append(s.buf, chunk[from:i]...)
+	el := s.buf[f.keep:]
+	if !f.dropping {
+		el = el[1:] // the ',' after the last element kept
+		// The elements kept are checked with the record, but "[" and "]" around an empty
+		// first one ("[, 1]" cut) would pass: that ',' separates nothing.
+		if s.bad == nil && skipWS(s.buf, f.start) == f.keep {
+			s.bad = fmt.Errorf("%w: ',' before any element at byte %d", errSyntaxSplit, s.off+int64(i-len(el)-1))
+		}
+	}
+	if s.bad == nil && !validJSON(el) {
+		s.bad = invalidJSON(el, s.off+int64(i-len(el)))
+	}
+	s.buf = s.buf[:f.keep]
+	f.dropping = true
+	s.elemsDropped++
+	if chunk[i] == ',' {
+		return i + 1
+	}
+	return i
 }
 
 // badInString names what stringRest refused at the start of b: a control character or an
@@ -312,12 +398,17 @@ func (s *splitter) check() ([]byte, error) {
 	if validJSON(s.buf) {
 		return s.buf, nil
 	}
+	return nil, &malformedElement{raw: s.buf, err: invalidJSON(s.buf, s.off-int64(len(s.buf)))}
+}
+
+// invalidJSON says what encoding/json finds wrong in b, which validJSON refused; off is where b
+// starts in the body.
+func invalidJSON(b []byte, off int64) error {
 	var v json.RawMessage
-	err := json.Unmarshal(s.buf, &v)
-	if err == nil {
-		err = fmt.Errorf("%w: element at byte %d", errSyntaxSplit, s.off-int64(len(s.buf)))
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
 	}
-	return nil, &malformedElement{raw: s.buf, err: err}
+	return fmt.Errorf("%w: element at byte %d", errSyntaxSplit, off)
 }
 
 // malformedElement is an element read to its end that is not valid JSON.
@@ -336,6 +427,20 @@ type MalformedRecord struct {
 	Index    int    // position in the answer's array, from 0
 	ID       string // its pbid, codeid or id when one could be read (sanitized), else ""
 	Err      error
+	// Cuts, for a record forwarded cut (Config.OnTrimmed), names each kind of cut, e.g.
+	// "string over 64 KiB", "array over 1 MiB": a metrics label, one per limit.
+	Cuts []string
+}
+
+// sizeLabel writes a limit for a label: "64 KiB", "1 MiB", else bytes.
+func sizeLabel(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // elementID reads the top-level pbid, codeid or id of a malformed element with the tolerant

@@ -38,7 +38,7 @@ func TestDecodeElements(t *testing.T) {
 			n, _, err := decodeElements(bufio.NewReader(bytes.NewReader([]byte(tc.in))), func(raw []byte) error {
 				got = append(got, string(raw))
 				return nil
-			}, nil, 0, nil)
+			}, nil, 0, 0, nil)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
 			}
@@ -55,17 +55,18 @@ func TestDecodeElements(t *testing.T) {
 }
 
 // FuzzDecodeElements: decoding succeeds exactly when the body is one valid JSON array or
-// object, and every element handed out is valid JSON on its own. Cutting strings changes
-// nothing but the strings: the same elements are delivered and the same ones found malformed,
+// object, and every element handed out is valid JSON on its own. Cutting strings or arrays
+// changes nothing but them: the same elements are delivered and the same ones found malformed,
 // cut or not, whatever falls at or past the cut, read whole or a byte at a time.
 func FuzzDecodeElements(f *testing.F) {
 	for _, s := range []string{`[]`, `[{"pbid":1},{"pbid":"x"}]`, `{"a":[1,2]}`, `[1,`, `[1]]`, `"s"`, ` [ {} , [] ] `, `[{"a":"\u00e9\"\\"}]`,
-		"[{\"a\":\"abcd\x01\"},2]", `[{"a":"abcd\q"},2]`, `[{"a":"abcd\u12g4"},2]`, `["abcdé\u00e9\n"]`} {
+		"[{\"a\":\"abcd\x01\"},2]", `[{"a":"abcd\q"},2]`, `[{"a":"abcd\u12g4"},2]`, `["abcdé\u00e9\n"]`,
+		`[[, 0  ]0`, `{"a":[1,[2,3],{"b":[4,5]},"c"]}`, `[[1,2,3}]`} {
 		f.Add([]byte(s))
 	}
 	// outcome is what decodeElements made of in: "+" per element delivered, "!" per malformed
 	// one, then the error.
-	outcome := func(t *testing.T, in []byte, limit int, oneByte bool) (string, error) {
+	outcome := func(t *testing.T, in []byte, limit, arrLimit int, oneByte bool) (string, error) {
 		var r io.Reader = bytes.NewReader(in)
 		if oneByte {
 			r = iotest.OneByteReader(r)
@@ -77,7 +78,7 @@ func FuzzDecodeElements(f *testing.F) {
 			}
 			seen.WriteByte('+')
 			return nil
-		}, func(int, []byte, error) { seen.WriteByte('!') }, limit, nil)
+		}, func(int, []byte, error) { seen.WriteByte('!') }, limit, arrLimit, nil)
 		return seen.String(), err
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -86,18 +87,18 @@ func FuzzDecodeElements(f *testing.F) {
 				t.Fatalf("element %q is not valid JSON", raw)
 			}
 			return nil
-		}, nil, 0, nil)
+		}, nil, 0, 0, nil)
 		trimmed := bytes.TrimLeft(in, " \t\r\n")
 		container := len(trimmed) > 0 && (trimmed[0] == '[' || trimmed[0] == '{')
 		if want := json.Valid(in) && container; (err == nil) != want {
 			t.Fatalf("decodeElements(%q, nil) err = %v; json.Valid && container = %v", in, err, want)
 		}
-		want, wantErr := outcome(t, in, 0, false)
-		for _, limit := range []int{1, 3} {
+		want, wantErr := outcome(t, in, 0, 0, false)
+		for _, limits := range [][2]int{{1, 0}, {3, 0}, {0, 1}, {0, 4}, {1, 1}, {3, 4}} {
 			for _, oneByte := range []bool{false, true} {
-				if got, gotErr := outcome(t, in, limit, oneByte); got != want || (gotErr == nil) != (wantErr == nil) {
-					t.Fatalf("decodeElements(%q) cut at %d (one byte a read %v): %q, err %v; uncut %q, err %v",
-						in, limit, oneByte, got, gotErr, want, wantErr)
+				if got, gotErr := outcome(t, in, limits[0], limits[1], oneByte); got != want || (gotErr == nil) != (wantErr == nil) {
+					t.Fatalf("decodeElements(%q) strings cut at %d, arrays at %d (one byte a read %v): %q, err %v; uncut %q, err %v",
+						in, limits[0], limits[1], oneByte, got, gotErr, want, wantErr)
 				}
 			}
 		}
@@ -119,7 +120,7 @@ func TestLongStringsAreCut(t *testing.T) {
 	_, _, err := decodeElements(bufio.NewReader(strings.NewReader(in)), func(raw []byte) error {
 		got = append(got, string(raw))
 		return nil
-	}, nil, 12, func(index int, raw []byte, dropped int64) { cuts = append(cuts, cut{index, dropped}) })
+	}, nil, 12, 0, func(index int, raw []byte, c cutCount) { cuts = append(cuts, cut{index, c.stringBytes}) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,20 +138,21 @@ func TestLongStringsAreCut(t *testing.T) {
 // past it, so every tail in its table falls after the cut.
 const cutLimit = 16
 
-// splitAll runs decodeElements over body with strings cut at limit (0: not cut), through a
+// splitAll runs decodeElements over body with strings cut at limit and arrays at arrLimit
+// (0: not cut), through a
 // reader that hands over oneByte bytes at a time when asked to (so an escape falls across
 // reads), and returns what reached fn, what was reported malformed, the cuts and the error.
-func splitAll(body string, limit int, oneByte bool) (got []string, bad []int, cuts map[int]int64, err error) {
+func splitAll(body string, limit, arrLimit int, oneByte bool) (got []string, bad []int, cuts map[int]cutCount, err error) {
 	var r io.Reader = strings.NewReader(body)
 	if oneByte {
 		r = iotest.OneByteReader(r)
 	}
-	cuts = map[int]int64{}
+	cuts = map[int]cutCount{}
 	_, _, err = decodeElements(bufio.NewReaderSize(r, 16), func(raw []byte) error {
 		got = append(got, string(raw))
 		return nil
-	}, func(index int, _ []byte, _ error) { bad = append(bad, index) }, limit,
-		func(index int, _ []byte, dropped int64) { cuts[index] = dropped })
+	}, func(index int, _ []byte, _ error) { bad = append(bad, index) }, limit, arrLimit,
+		func(index int, _ []byte, cut cutCount) { cuts[index] = cut })
 	return got, bad, cuts, err
 }
 
@@ -190,7 +192,7 @@ func TestCutStringsAreChecked(t *testing.T) {
 		body := "[" + rec(1, "one") + "," + record + "," + rec(3, "three") + "]"
 		for _, limit := range []int{0, cutLimit} {
 			for _, oneByte := range []bool{false, true} {
-				got, bad, cuts, err := splitAll(body, limit, oneByte)
+				got, bad, cuts, err := splitAll(body, limit, 0, oneByte)
 				if err != nil || len(got) != 2 || got[0] != rec(1, "one") || got[1] != rec(3, "three") ||
 					len(bad) != 1 || bad[0] != 1 || len(cuts) != 0 {
 					t.Errorf("%s (limit %d, one byte a read %v): err %v, delivered %q, malformed %v, cut %v; want the neighbours delivered and element 1 malformed",
@@ -219,7 +221,7 @@ func TestCutStringsAreChecked(t *testing.T) {
 		}
 		body := "[" + rec(1, "one") + "," + record + "," + rec(3, "three") + "]"
 		for _, oneByte := range []bool{false, true} {
-			got, bad, cuts, err := splitAll(body, cutLimit, oneByte)
+			got, bad, cuts, err := splitAll(body, cutLimit, 0, oneByte)
 			if err != nil || len(got) != 3 || len(bad) != 0 {
 				t.Errorf("%s (one byte a read %v): err %v, delivered %q, malformed %v; want all three delivered",
 					tc.name, oneByte, err, got, bad)
@@ -241,7 +243,7 @@ func TestCutStringsAreChecked(t *testing.T) {
 				!json.Valid([]byte(`"`+kept+`"`)) || !json.Valid([]byte(`"`+rest+`"`)) {
 				t.Errorf("%s: cut inside a character: kept %q, dropped %q", tc.name, kept, rest)
 			}
-			if cuts[1] != int64(len(tc.s)-len(kept)) || len(cuts) != 1 {
+			if cuts[1].stringBytes != int64(len(tc.s)-len(kept)) || len(cuts) != 1 {
 				t.Errorf("%s: cuts %v, want element 1 with %d bytes dropped", tc.name, cuts, len(tc.s)-len(kept))
 			}
 		}

@@ -4,7 +4,6 @@ package main
 // talks to an appliance through the very same client, and a sink's state directory.
 
 import (
-	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
@@ -47,15 +46,16 @@ func reportMalformed(appliance string, m *metrics.Metrics, log zerolog.Logger) f
 	}
 }
 
-// reportTrimmed logs and counts a record of which a string longer than
-// darktrace.DefaultMaxStringBytes was cut (the record is forwarded, cut). m may be nil.
+// reportTrimmed logs and counts a record of which a string or an array over the client's
+// limit was cut (the record is forwarded, cut), once per kind of cut. m may be nil.
 func reportTrimmed(appliance string, m *metrics.Metrics, log zerolog.Logger) func(darktrace.MalformedRecord) {
-	limit := fmt.Sprintf("%d KiB", darktrace.DefaultMaxStringBytes>>10)
 	return func(r darktrace.MalformedRecord) {
 		src := sourceOf(r)
-		m.DecodeAnomaly(src, "(string over "+limit+")")
+		for _, cut := range r.Cuts {
+			m.DecodeAnomaly(src, "("+cut+")")
+		}
 		log.Warn().Str("appliance", appliance).Str("source", src).Str("id", r.ID).Int("index", r.Index).Err(r.Err).
-			Msg("record holds a string longer than " + limit + "; forwarded with that string cut (counted in dtforward_decode_anomalies_total)")
+			Msg("record holds a " + strings.Join(r.Cuts, " and a ") + "; forwarded with it cut (counted in dtforward_decode_anomalies_total)")
 	}
 }
 
