@@ -1,12 +1,12 @@
-// Command same-ms-memory measures the peak RSS of "dtforward run" in the two cases of issue 18
+// Command same-ms-memory measures the peak RSS of "dtforward run" in the cases of issue 18
 // item 8: a flood of breaches created in the same millisecond (more than the per-response cap
-// of 5,000 in a window that cannot be split), and one breach whose model description is tens of
-// megabytes. The simulator runs in this process over real HTTP on 127.0.0.1; the real binary
+// of 5,000 in a window that cannot be split), one breach whose model description is tens of
+// megabytes, and one whose model has millions of short tags (hundreds of megabytes of array). The simulator runs in this process over real HTTP on 127.0.0.1; the real binary
 // sends JSON over TCP to a real rsyslogd, and every pbid is checked to arrive exactly once.
 // Each -bin is measured in turn on the same input (bench/same-ms-memory builds the current tree
 // and, with BASE=<commit>, that commit too).
 //
-//	same-ms-memory -bin ./dtforward [-bin ./dtforward-base] -n 100000 -desc-mb 20
+//	same-ms-memory -bin ./dtforward [-bin ./dtforward-base] -n 100000 -desc-mb 20 -tags-mb 200
 package main
 
 import (
@@ -35,6 +35,7 @@ func main() {
 	flag.Var(&bs, "bin", "dtforward binary (repeat to compare)")
 	n := flag.Int("n", 100_000, "breaches created in the same millisecond")
 	descMB := flag.Int("desc-mb", 20, "size of the huge description, MB (0 = skip)")
+	tagsMB := flag.Int("tags-mb", 0, "size of the huge model tags array, MB, of tags of 12 bytes (0 = skip)")
 	flag.Parse()
 	if len(bs) == 0 {
 		flag.Usage()
@@ -56,8 +57,12 @@ func main() {
 			report(fmt.Sprintf("%d breaches in one millisecond", *n), res, err, &failed)
 		}
 		if *descMB > 0 {
-			res, err := hugeField(bin, rs, *descMB<<20)
+			res, err := hugeField(bin, rs, `"description":"`, bytes.Repeat([]byte("x"), *descMB<<20))
 			report(fmt.Sprintf("one breach with a %d MB description", *descMB), res, err, &failed)
+		}
+		if *tagsMB > 0 {
+			res, err := hugeField(bin, rs, `"tags":[`, tags(*tagsMB<<20))
+			report(fmt.Sprintf("one breach whose model has %d MB of tags", *tagsMB), res, err, &failed)
 		}
 	}
 	if failed {
@@ -92,25 +97,40 @@ func flood(bin string, rs *benchkit.Rsyslog, n int) (result, error) {
 	return measure(bin, url, rs, sim, func() { sim.AddBreaches(n) })
 }
 
-// hugeField: one breach whose model description is size bytes, put into every answer that
-// holds it by a proxy in front of the simulator.
-func hugeField(bin string, rs *benchkit.Rsyslog, size int) (result, error) {
+// tags is a list of size bytes of short JSON strings, each followed by a comma: the start of
+// an array, put before its own elements.
+func tags(size int) []byte {
+	b := make([]byte, 0, size+16)
+	for i := 0; len(b) < size; i++ {
+		b = fmt.Appendf(b, `"t%09d",`, i)
+	}
+	return b
+}
+
+// hugeField: one breach with pad put just after key (the model's `"description":"` or
+// `"tags":[`, the first such key past the breach's pbid) by a proxy in front of the simulator,
+// in every answer that holds it. A pad ending in a comma (array elements) loses it before an
+// empty array.
+func hugeField(bin string, rs *benchkit.Rsyslog, key string, pad []byte) (result, error) {
 	sim, _, err := benchkit.StartSimulator(simulator.Options{Seed: 9, History: time.Hour, HistoryCount: 10})
 	if err != nil {
 		return result{}, err
 	}
 	defer sim.Close()
 	var huge int64 = -1
-	pad := bytes.Repeat([]byte("x"), size)
 	proxy := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := httptest.NewRecorder()
 		sim.ServeHTTP(rec, r)
 		body := rec.Body.Bytes()
 		if id := huge; id >= 0 && r.URL.Path == "/modelbreaches" {
 			if i := bytes.Index(body, []byte(`"pbid":`+strconv.FormatInt(id, 10)+`,`)); i >= 0 {
-				if j := bytes.Index(body[i:], []byte(`"description":"`)); j >= 0 {
-					at := i + j + len(`"description":"`)
-					body = append(body[:at:at], append(pad, body[at:]...)...)
+				if j := bytes.Index(body[i:], []byte(key)); j >= 0 {
+					at := i + j + len(key)
+					p := pad
+					if body[at] == ']' {
+						p = bytes.TrimSuffix(p, []byte(","))
+					}
+					body = append(body[:at:at], append(p, body[at:]...)...)
 				}
 			}
 		}
