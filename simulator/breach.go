@@ -363,3 +363,27 @@ func appendComponent(w *jw, c *darktrace.TriggeredComponent) {
 	})
 	w.endObj()
 }
+
+// AcknowledgeBreach marks a breach acknowledged, hiding it from queries without
+// includeacknowledged=true; false if pbid is unknown.
+func (s *Simulator) AcknowledgeBreach(pbid int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.findLocked(pbid)
+	if b != nil {
+		b.flags |= flagAck
+	}
+	return b != nil
+}
+
+// UnacknowledgeBreach clears a breach's acknowledgement, as an analyst who reopens it does;
+// false if pbid is unknown.
+func (s *Simulator) UnacknowledgeBreach(pbid int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.findLocked(pbid)
+	if b != nil {
+		b.flags &^= flagAck
+	}
+	return b != nil
+}

@@ -410,30 +410,6 @@ func (s *Simulator) findLocked(pbid int64) *breachRec {
 	return &s.breaches[i]
 }
 
-// AcknowledgeBreach marks a breach acknowledged, hiding it from queries without
-// includeacknowledged=true; false if pbid is unknown.
-func (s *Simulator) AcknowledgeBreach(pbid int64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.findLocked(pbid)
-	if b != nil {
-		b.flags |= flagAck
-	}
-	return b != nil
-}
-
-// UnacknowledgeBreach clears a breach's acknowledgement, as an analyst who reopens it does;
-// false if pbid is unknown.
-func (s *Simulator) UnacknowledgeBreach(pbid int64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.findLocked(pbid)
-	if b != nil {
-		b.flags &^= flagAck
-	}
-	return b != nil
-}
-
 // Start listens on addr (e.g. "127.0.0.1:0") and serves until Close. With useTLS it serves
 // HTTPS (HTTP/1.1 only, like the appliance's front end) with Options.CertFile/KeyFile or a
 // generated self-signed certificate for 127.0.0.1, ::1 and localhost, whose PEM is at CAFile.
